@@ -1,0 +1,13 @@
+/**
+ * Errors the gateway raises carry a stable machine-readable code. Codes become metric labels
+ * and log fields, so they never change meaning once released.
+ */
+export class GatewayError<C extends string = string> extends Error {
+  readonly code: C;
+
+  constructor(code: C, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "GatewayError";
+    this.code = code;
+  }
+}
