@@ -1,0 +1,19 @@
+export { formatDuration, parseDuration } from "./duration.js";
+export { type ConfigProblem, ConfigError } from "./errors.js";
+export { type FieldMeta, isDnsName } from "./fields.js";
+export {
+  type ConfigFormat,
+  formatFromPath,
+  loadConfigFile,
+  parseConfigText,
+  parseGatewayConfig,
+  readText,
+  serializeConfig,
+  syntax as parseSyntax,
+  toConfigObject,
+  toRedactedObject,
+} from "./load.js";
+export { type Cidr, cidrContains, cidrWithin, formatIpv4, parseCidr, parseIpv4 } from "./net.js";
+export { referenceTable } from "./reference.js";
+export { type GatewayConfig, type GatewayConfigInput, gatewayConfigSchema } from "./schema.js";
+export { isSecret, Secret } from "./secret.js";

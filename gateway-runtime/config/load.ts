@@ -1,0 +1,103 @@
+import { readFileSync } from "node:fs";
+import { extname } from "node:path";
+import { parse as parseToml, stringify as stringifyToml } from "smol-toml";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
+import type { z } from "zod";
+import { formatDuration } from "./duration.js";
+import { ConfigError, toProblems } from "./errors.js";
+import { type GatewayConfig, gatewayConfigSchema } from "./schema.js";
+import { isSecret } from "./secret.js";
+import { fieldsOf } from "./walk.js";
+
+export type ConfigFormat = "toml" | "json" | "yaml";
+
+/** Validates a config object from any source; throws ConfigError listing every problem. */
+export function parseGatewayConfig(raw: unknown, source: string): GatewayConfig {
+  const result = gatewayConfigSchema.safeParse(raw, { reportInput: true });
+  if (result.success) return result.data;
+  throw new ConfigError(source, toProblems(gatewayConfigSchema, result.error.issues));
+}
+
+export function formatFromPath(path: string): ConfigFormat {
+  const ext = extname(path).toLowerCase();
+  if (ext === ".toml") return "toml";
+  if (ext === ".json") return "json";
+  if (ext === ".yaml" || ext === ".yml") return "yaml";
+  throw new ConfigError(path, [
+    { path: "(file)", message: `unknown config format "${ext}": use .toml, .json, .yaml or .yml` },
+  ]);
+}
+
+export function syntax(text: string, format: ConfigFormat, source: string): unknown {
+  try {
+    if (format === "toml") return parseToml(text);
+    if (format === "json") return JSON.parse(text);
+    return parseYaml(text);
+  } catch (error) {
+    const message = (error as Error).message.split("\n")[0] ?? String(error);
+    throw new ConfigError(source, [
+      { path: "(syntax)", message: `not valid ${format.toUpperCase()}: ${message}` },
+    ]);
+  }
+}
+
+export function parseConfigText(text: string, format: ConfigFormat, source: string): GatewayConfig {
+  return parseGatewayConfig(syntax(text, format, source), source);
+}
+
+export function readText(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    throw new ConfigError(path, [
+      { path: "(file)", message: `cannot read: ${(error as Error).message}` },
+    ]);
+  }
+}
+
+export function loadConfigFile(path: string): GatewayConfig {
+  return parseConfigText(readText(path), formatFromPath(path), path);
+}
+
+type Plain = { [key: string]: unknown };
+
+function mapFields(
+  config: GatewayConfig,
+  schema: z.ZodType,
+  convert: (value: unknown, kind: string | undefined) => unknown,
+): Plain {
+  const out: Plain = {};
+  for (const { path, meta } of fieldsOf(schema)) {
+    const keys = path.split(".");
+    const value = keys.reduce<unknown>((o, k) => (o as Plain | undefined)?.[k], config);
+    if (value === undefined) continue;
+    const parent = keys.slice(0, -1).reduce<Plain>((o, k) => {
+      o[k] ??= {};
+      return o[k] as Plain;
+    }, out);
+    parent[keys[keys.length - 1] as string] = convert(value, meta.kind);
+  }
+  return out;
+}
+
+/** The config as it is written to a file: durations as strings, secrets revealed. For hosts only. */
+export function toConfigObject(config: GatewayConfig): Plain {
+  return mapFields(config, gatewayConfigSchema, (value, kind) => {
+    if (kind === "duration") return formatDuration(value as number);
+    return isSecret(value) ? value.reveal() : value;
+  });
+}
+
+/** The config for people and logs: durations as strings, secrets "[redacted]". */
+export function toRedactedObject(config: GatewayConfig): Plain {
+  return mapFields(config, gatewayConfigSchema, (value, kind) => {
+    if (kind === "duration") return formatDuration(value as number);
+    return isSecret(value) ? String(value) : value;
+  });
+}
+
+export function serializeConfig(config: Plain, format: ConfigFormat): string {
+  if (format === "toml") return `${stringifyToml(config)}\n`;
+  if (format === "json") return `${JSON.stringify(config, null, 2)}\n`;
+  return stringifyYaml(config);
+}

@@ -1,0 +1,17 @@
+import { gatewayConfigSchema } from "./schema.js";
+import { defaultOf, fieldsOf, isOptional } from "./walk.js";
+
+function defaultColumn(schema: Parameters<typeof defaultOf>[0]): string {
+  const value = defaultOf(schema);
+  if (value !== undefined) return `\`${JSON.stringify(value)}\``;
+  return isOptional(schema) ? "none" : "required";
+}
+
+/** The README's configuration reference, generated from the schema (a test keeps README in step). */
+export function referenceTable(): string {
+  const rows = fieldsOf(gatewayConfigSchema).map(({ path, schema, meta }) => {
+    const doc = meta.added ? `${meta.doc} *(added beyond dstack)*` : meta.doc;
+    return `| \`${path}\` | ${meta.type} | ${defaultColumn(schema)} | ${doc} |`;
+  });
+  return ["| key | type | default | meaning |", "|---|---|---|---|", ...rows].join("\n");
+}

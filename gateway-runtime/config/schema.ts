@@ -1,0 +1,182 @@
+import { z } from "zod";
+import { checkConfig } from "./checks.js";
+import { field, section } from "./fields.js";
+
+const added = true as const;
+
+const auth = section({
+  enabled: field.bool(true, { doc: "Ask `url` whether an app may register before admitting it" }),
+  url: field.optional.url({
+    doc: "Authorization endpoint (KmsAuth); required when `enabled`. Only a 2xx answer admits",
+  }),
+  timeout: field.duration("5s", { doc: "Bound on one authorization request; a timeout denies" }),
+});
+
+const admin = section({
+  enabled: field.bool(true, { doc: "Serve the admin API and metrics" }),
+  port: field.port(8001, { doc: "Admin API port" }),
+  address: field.ip("127.0.0.1", { doc: "Admin API listen address; keep it local", added }),
+});
+
+const rfc2136 = section({
+  server: field.optional.endpoint({ doc: "DNS server taking RFC 2136 updates, `ip:port`", added }),
+  zone: field.optional.dnsName(1, { doc: "Zone to update (defaults to the base domain)", added }),
+  tsig_key_name: field.optional.string({ doc: "TSIG key name", added }),
+  tsig_algorithm: field.choice(["hmac-sha256", "hmac-sha512"], "hmac-sha256", {
+    doc: "TSIG algorithm",
+    added,
+  }),
+  tsig_secret: field.optional.secret({ doc: "TSIG key, base64", added }),
+});
+
+const certbot = section({
+  enabled: field.bool(true, { doc: "Obtain and renew the wildcard certificate with ACME DNS-01" }),
+  workdir: field.path("/data/rproxy/certs", { doc: "Account, `live/` certificate and backups" }),
+  acme_url: field.url("https://acme-v02.api.letsencrypt.org/directory", {
+    doc: "ACME directory URL",
+  }),
+  cf_api_token: field.optional.secret({
+    doc: "Cloudflare API token (DNS edit on the zone); required for the cloudflare provider",
+  }),
+  cf_zone_id: field.optional.string({
+    doc: "Cloudflare zone id; required for the cloudflare provider",
+  }),
+  auto_set_caa: field.bool(true, {
+    doc: "Write CAA records pinning issuance to this ACME account and dns-01",
+  }),
+  domain: field.optional.string({
+    doc: "Certificate name, `*.<base_domain>`; required when `enabled`",
+  }),
+  renew_interval: field.duration("1h", { doc: "How often to check whether to renew" }),
+  renew_before_expiration: field.duration("10d", {
+    doc: "Renew when the certificate expires sooner than this",
+  }),
+  renew_timeout: field.duration("5m", { doc: "Give up one renewal attempt after this" }),
+  dns_provider: field.choice(["cloudflare", "rfc2136"], "cloudflare", {
+    doc: "Where DNS-01 TXT and CAA records are written",
+    added,
+  }),
+  rfc2136,
+  account_url: field.optional.url({
+    doc: "Existing ACME account URL (the Pulumi program creates it); else one is created in `workdir`",
+    added,
+  }),
+  account_key: field.optional.secret({ doc: "PEM private key of `account_url`", added }),
+});
+
+const wg = section({
+  public_key: field.required.string({ doc: "This gateway's WireGuard public key (base64)" }),
+  private_key: field.required.secret({ doc: "This gateway's WireGuard private key (base64)" }),
+  listen_port: field.port(51820, { doc: "WireGuard UDP port" }),
+  ip: field.cidr("10.4.0.1/16", { doc: "Gateway address and prefix of the WireGuard network" }),
+  reserved_net: field.cidrList(["10.4.0.0/27"], {
+    doc: "Ranges never given to CVMs; must contain the gateway IP",
+  }),
+  client_ip_range: field.cidr("10.4.0.0/20", {
+    doc: "Range CVM addresses come from; inside the network of `ip`",
+  }),
+  config_path: field.path("/data/wireguard/wg-ds-gw.conf", {
+    doc: "Rendered WireGuard config (mode 0600)",
+  }),
+  interface: field.string("wg-ds-gw", { doc: "WireGuard interface name" }),
+  endpoint: field.required.endpoint({ doc: "Public `host:port` CVMs use to reach this gateway" }),
+});
+
+const timeouts = section({
+  connect: field.duration("5s", { doc: "Bound on connecting to a CVM (all raced candidates)" }),
+  handshake: field.duration("5s", {
+    doc: "Bound on reading the ClientHello and the TLS handshake",
+  }),
+  cache_top_n: field.duration("30s", { doc: "How long the candidate instance list is cached" }),
+  data_timeout_enabled: field.bool(true, { doc: "Enforce `idle` and `write`" }),
+  idle: field.duration("10m", { doc: "Close when neither side sent data for this long" }),
+  write: field.duration("5s", { doc: "Close when a write stays blocked this long" }),
+  shutdown: field.duration("5s", { doc: "Bound on the half-closed phase after one side ends" }),
+  total: field.duration("5h", { doc: "Maximum life of one connection" }),
+});
+
+const proxy = section({
+  cert_chain: field.path("/data/rproxy/certs/live/cert.pem", {
+    doc: "Certificate chain served on `listen_port`",
+  }),
+  cert_key: field.path("/data/rproxy/certs/live/key.pem", { doc: "Private key of `cert_chain`" }),
+  base_domain: field.required.dnsName(2, {
+    doc: "Apps are `<app-id>[-<port>][s|g].<base_domain>`",
+  }),
+  listen_addr: field.ip("0.0.0.0", { doc: "Address of the TLS listener" }),
+  listen_port: field.port(443, { doc: "Port of the TLS listener" }),
+  agent_port: field.port(8090, {
+    doc: "Port of the agent inside each CVM (told to CVMs at registration)",
+  }),
+  connect_top_n: field.int(3, 1, 32, { doc: "Healthy instances raced per connection" }),
+  app_address_ns_prefix: field.string("_dstack-app-address", {
+    doc: "TXT prefix for custom domains: `<prefix>.<domain>` = `<app-id>:<port>`",
+  }),
+  timeouts,
+});
+
+const sync = section({
+  enabled: field.bool(true, { doc: "Run as one node of a gateway cluster" }),
+  interval: field.duration("30s", { doc: "State sync period" }),
+  broadcast_interval: field.duration("10m", { doc: "Full state broadcast period" }),
+  timeout: field.duration("2s", { doc: "Bound on one sync request" }),
+  my_url: field.optional.url({
+    doc: "This node's admin URL as peers reach it; required when `enabled`",
+  }),
+  bootnode: field.optional.url({
+    doc: "A node to join the cluster through; required when `enabled`",
+  }),
+});
+
+const recycle = section({
+  enabled: field.bool(true, { doc: "Remove instances whose WireGuard peer went quiet" }),
+  interval: field.duration("5m", { doc: "How often to look for dead instances" }),
+  timeout: field.duration("10h", {
+    doc: "No handshake for this long: the instance is removed and its IP freed",
+  }),
+  node_timeout: field.duration("10m", {
+    doc: "A gateway node silent this long leaves the cluster",
+  }),
+});
+
+const core = section({
+  state_path: field.path("/data/gateway-state.json", {
+    doc: "Registrations and IP allocations (atomic writes)",
+  }),
+  set_ulimit: field.bool(true, { doc: "Raise the soft open-files limit to the hard limit" }),
+  rpc_domain: field.required.dnsName(2, { doc: "Name CVMs use for the registration RPC" }),
+  run_in_dstack: field.bool(true, {
+    doc: "Accepted for dstack compatibility; this runtime reads no keys from a dstack guest agent",
+  }),
+  auth,
+  admin,
+  certbot,
+  wg,
+  proxy,
+  sync,
+  recycle,
+});
+
+/** The whole gateway config: the keys of dstack's gateway.toml plus documented additions. */
+export const gatewayConfigSchema = z
+  .strictObject({
+    workers: field.int(8, 1, 1024, {
+      doc: "Accepted for dstack compatibility (Rocket worker threads)",
+    }),
+    max_blocking: field.int(64, 1, 65536, {
+      doc: "Accepted for dstack compatibility (Rocket blocking tasks)",
+    }),
+    keep_alive: field.durationOrSeconds("10s", {
+      doc: "HTTP keep-alive of the RPC server; a bare number means seconds, as in dstack",
+    }),
+    log_level: field.choice(["trace", "debug", "info", "warn", "error"], "info", {
+      doc: "Log level",
+    }),
+    address: field.ip("0.0.0.0", { doc: "Listen address of the RPC server", added }),
+    port: field.port(8000, { doc: "Port of the RPC server (CVM registration)" }),
+    core,
+  })
+  .superRefine(checkConfig, { when: () => true });
+
+export type GatewayConfigInput = z.input<typeof gatewayConfigSchema>;
+export type GatewayConfig = z.output<typeof gatewayConfigSchema>;

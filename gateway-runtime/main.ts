@@ -1,0 +1,80 @@
+import { parseArgs } from "node:util";
+import { checkConfigCommand, checkConfigHelp } from "./cli/check-config.js";
+import { runCommand, runHelp } from "./cli/run.js";
+import { ConfigError, type ConfigFormat } from "./config/index.js";
+
+const HELP = `Usage: gateway <command> [options]
+
+TLS gateway for confidential VMs: routes <app-id>[-<port>][s|g].<base-domain> by SNI
+to CVMs over WireGuard.
+
+Commands:
+  check-config FILE      validate a config file and print it normalized, secrets redacted
+  run --config FILE      start the gateway
+
+Run "gateway <command> --help" for a command's options.`;
+
+const EX_USAGE = 64;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+    process.stdout.write(`${HELP}\n`);
+    return command === undefined ? EX_USAGE : 0;
+  }
+  if (command === "check-config") {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: {
+        format: { type: "string", default: "json" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+    if (values.help) return help(checkConfigHelp, 0);
+    const format = values.format as ConfigFormat;
+    if (positionals.length !== 1 || !["json", "toml", "yaml"].includes(format))
+      return help(checkConfigHelp, EX_USAGE);
+    return checkConfigCommand(positionals[0] as string, format);
+  }
+  if (command === "run") {
+    const { values } = parseArgs({
+      args: rest,
+      options: { config: { type: "string", short: "c" }, help: { type: "boolean", short: "h" } },
+    });
+    if (values.help) return help(runHelp, 0);
+    if (!values.config) return help(runHelp, EX_USAGE);
+    return runCommand(values.config);
+  }
+  process.stderr.write(`gateway: unknown command "${command}"\n\n${HELP}\n`);
+  return EX_USAGE;
+}
+
+function help(text: string, code: number): number {
+  (code === 0 ? process.stdout : process.stderr).write(`${text}\n`);
+  return code;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exitCode = 2;
+    } else if (
+      error instanceof TypeError &&
+      "code" in error &&
+      String(error.code).startsWith("ERR_PARSE_ARGS")
+    ) {
+      process.stderr.write(`gateway: ${error.message}\n`);
+      process.exitCode = EX_USAGE;
+    } else {
+      process.stderr.write(
+        `gateway: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+      );
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,94 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse as parseToml } from "smol-toml";
+import { describe, expect, it } from "vitest";
+import { SEED_TOML } from "../helpers/config.js";
+
+const bundle = new URL("../../dist/gateway.mjs", import.meta.url).pathname;
+
+function gateway(...args: string[]) {
+  const r = spawnSync(process.execPath, [bundle, ...args], {
+    encoding: "utf8",
+    timeout: 15_000,
+    cwd: tmpdir(),
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function tempFile(name: string, text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), "cli-")), name);
+  writeFileSync(file, text);
+  return file;
+}
+
+describe("gateway check-config (the bundle, run with plain node)", () => {
+  it("prints the seed normalized, secrets redacted, and exits 0", () => {
+    const r = gateway("check-config", SEED_TOML);
+    expect(r.code).toBe(0);
+    const printed = JSON.parse(r.stdout);
+    expect(printed.core.wg.private_key).toBe("[redacted]");
+    expect(printed.core.certbot.cf_api_token).toBe("[redacted]");
+    expect(printed.core.proxy.timeouts.total).toBe("5h");
+    expect(printed.core.admin.address).toBe("127.0.0.1");
+    expect(r.stdout + r.stderr).not.toMatch(/gateway_private_key|your_cloudflare_token/);
+  });
+
+  it("prints TOML on request, which parses back", () => {
+    const r = gateway("check-config", SEED_TOML, "--format", "toml");
+    expect(r.code).toBe(0);
+    expect((parseToml(r.stdout) as { port: number }).port).toBe(8000);
+  });
+
+  it("prints every problem and exits 2", () => {
+    const file = tempFile(
+      "bad.yaml",
+      "port: 0\ncore:\n  proxy:\n    base_domain: localhost\n  wg:\n    private_key: hunter2-secret\n",
+    );
+    const r = gateway("check-config", file);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain(`invalid gateway config (${file})`);
+    for (const line of [
+      "  - port: expected a port number 1-65535, got 0",
+      '  - core.proxy.base_domain: expected a DNS name of at least 2 labels (lowercase), got "localhost"',
+      "  - core.rpc_domain: is required",
+      "  - core.wg.public_key: is required",
+      "  - core.wg.endpoint: is required",
+      "  - core.auth.url: is required when core.auth.enabled is true",
+    ]) {
+      expect(r.stderr).toContain(line);
+    }
+    expect(r.stderr).not.toContain("hunter2-secret");
+  });
+
+  it("names a missing file and an unknown format", () => {
+    expect(gateway("check-config", "/nonexistent/gateway.toml")).toMatchObject({ code: 2 });
+    expect(gateway("check-config", "/nonexistent/gateway.toml").stderr).toContain(
+      "(file): cannot read",
+    );
+    const ini = tempFile("gateway.ini", "port=1");
+    expect(gateway("check-config", ini).stderr).toContain('unknown config format ".ini"');
+  });
+
+  it("has help for each command, and usage errors exit 64", () => {
+    expect(gateway("--help")).toMatchObject({ code: 0 });
+    expect(gateway("--help").stdout).toContain("check-config FILE");
+    expect(gateway("check-config", "--help").stdout).toContain("Usage: gateway check-config FILE");
+    expect(gateway("run", "--help").stdout).toContain("Usage: gateway run --config FILE");
+    expect(gateway("check-config").code).toBe(64);
+    expect(gateway("run").code).toBe(64);
+    expect(gateway("frobnicate").code).toBe(64);
+    expect(gateway("run", "--bogus").code).toBe(64);
+  });
+});
+
+describe("gateway run", () => {
+  it("refuses a bad config with exit 2 before starting anything", () => {
+    const file = tempFile("bad.json", JSON.stringify({ port: "x" }));
+    const r = gateway("run", "--config", file);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('  - port: expected a port number 1-65535, got "x"');
+  });
+});

@@ -1,0 +1,313 @@
+import { describe, expect, it } from "vitest";
+import {
+  ConfigError,
+  parseConfigText,
+  parseGatewayConfig,
+} from "../../../gateway-runtime/config/index.js";
+import { minimalConfig, withKey } from "../../helpers/config.js";
+
+function problemsOf(raw: unknown): { path: string; message: string }[] {
+  try {
+    parseGatewayConfig(raw, "test");
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return [...(error as ConfigError).problems];
+  }
+  throw new Error("config was accepted");
+}
+
+const base = minimalConfig();
+const set = (path: string, value: unknown) => withKey(base, path, value);
+const certbotCloudflare = withKey(
+  withKey(set("core.certbot.enabled", true), "core.certbot.domain", "*.app.test.example"),
+  "core.certbot.cf_zone_id",
+  "z1",
+);
+
+// [what, config, dotted path of the one problem, text the message must contain]
+const cases: [string, Record<string, unknown>, string, string][] = [
+  ["unknown top-level key", set("prot", 1), "prot", 'unknown key (did you mean "port"?)'],
+  [
+    "unknown nested key",
+    set("core.proxy.lisen_port", 443),
+    "core.proxy.lisen_port",
+    'did you mean "listen_port"',
+  ],
+  ["unknown section", set("core.extra", {}), "core.extra", "unknown key"],
+  ["port above range", set("port", 70000), "port", "got 70000"],
+  ["port zero", set("port", 0), "port", "1-65535"],
+  ["port as string", set("port", "8000"), "port", 'got "8000"'],
+  ["port not integer", set("core.proxy.listen_port", 443.5), "core.proxy.listen_port", "got 443.5"],
+  ["admin port negative", set("core.admin.port", -1), "core.admin.port", "got -1"],
+  ["wg listen port too big", set("core.wg.listen_port", 65536), "core.wg.listen_port", "got 65536"],
+  ["agent port", set("core.proxy.agent_port", 1e6), "core.proxy.agent_port", "got 1000000"],
+  [
+    "bad duration unit",
+    set("core.proxy.timeouts.connect", "5sec"),
+    "core.proxy.timeouts.connect",
+    'got "5sec"',
+  ],
+  [
+    "duration as number",
+    set("core.proxy.timeouts.idle", 600),
+    "core.proxy.timeouts.idle",
+    "got 600",
+  ],
+  ["negative duration", set("core.recycle.timeout", "-1h"), "core.recycle.timeout", 'got "-1h"'],
+  [
+    "empty duration",
+    set("core.certbot.renew_interval", ""),
+    "core.certbot.renew_interval",
+    'got ""',
+  ],
+  ["keep_alive negative seconds", set("keep_alive", -3), "keep_alive", "got -3"],
+  [
+    "log level",
+    set("log_level", "verbose"),
+    "log_level",
+    'expected one of trace, debug, info, warn, error, got "verbose"',
+  ],
+  ["workers zero", set("workers", 0), "workers", "expected an integer 1-1024, got 0"],
+  ["connect_top_n zero", set("core.proxy.connect_top_n", 0), "core.proxy.connect_top_n", "got 0"],
+  [
+    "base domain one label",
+    set("core.proxy.base_domain", "localhost"),
+    "core.proxy.base_domain",
+    'got "localhost"',
+  ],
+  [
+    "base domain uppercase",
+    set("core.proxy.base_domain", "App.Example.com"),
+    "core.proxy.base_domain",
+    "got",
+  ],
+  [
+    "base domain bad label",
+    set("core.proxy.base_domain", "-app.example.com"),
+    "core.proxy.base_domain",
+    "got",
+  ],
+  [
+    "base domain missing",
+    set("core.proxy.base_domain", undefined),
+    "core.proxy.base_domain",
+    "is required",
+  ],
+  [
+    "rpc domain with space",
+    set("core.rpc_domain", "gate way.example.com"),
+    "core.rpc_domain",
+    "got",
+  ],
+  [
+    "listen addr",
+    set("core.proxy.listen_addr", "0.0.0.256"),
+    "core.proxy.listen_addr",
+    'got "0.0.0.256"',
+  ],
+  ["wg ip not a cidr", set("core.wg.ip", "10.4.0.1"), "core.wg.ip", 'got "10.4.0.1"'],
+  ["wg ip prefix 33", set("core.wg.ip", "10.4.0.1/33"), "core.wg.ip", "got"],
+  [
+    "wg ip is the network address",
+    set("core.wg.ip", "10.4.0.0/16"),
+    "core.wg.ip",
+    "network or broadcast",
+  ],
+  [
+    "client range outside network",
+    set("core.wg.client_ip_range", "10.5.0.0/20"),
+    "core.wg.client_ip_range",
+    "inside the WireGuard network 10.4.0.0/16",
+  ],
+  [
+    "client range larger than network",
+    set("core.wg.client_ip_range", "10.0.0.0/8"),
+    "core.wg.client_ip_range",
+    "inside",
+  ],
+  [
+    "gateway ip outside reserved",
+    set("core.wg.reserved_net", ["10.4.1.0/27"]),
+    "core.wg.reserved_net",
+    "must contain the gateway IP 10.4.0.1",
+  ],
+  [
+    "reserved entry not a cidr",
+    set("core.wg.reserved_net", ["10.4.0.0/27", "nope"]),
+    "core.wg.reserved_net[1]",
+    'got "nope"',
+  ],
+  ["endpoint without port", set("core.wg.endpoint", "203.0.113.10"), "core.wg.endpoint", "got"],
+  [
+    "endpoint ipv6 without brackets",
+    set("core.wg.endpoint", "2001:db8::1:51820"),
+    "core.wg.endpoint",
+    "got",
+  ],
+  ["public key missing", set("core.wg.public_key", undefined), "core.wg.public_key", "is required"],
+  [
+    "private key missing",
+    set("core.wg.private_key", undefined),
+    "core.wg.private_key",
+    "is required",
+  ],
+  [
+    "public key of another key",
+    set("core.wg.public_key", "x".repeat(43) + "="),
+    "core.wg.public_key",
+    "does not match core.wg.private_key",
+  ],
+  [
+    "proxy port clashes with rpc port",
+    set("core.proxy.listen_port", 8000),
+    "core.proxy.listen_port",
+    "port 8000 is also used by port",
+  ],
+  [
+    "admin port clashes with proxy port",
+    set("core.admin.port", 443),
+    "core.admin.port",
+    "also used by core.proxy.listen_port",
+  ],
+  [
+    "auth url missing",
+    set("core.auth.enabled", true),
+    "core.auth.url",
+    "is required when core.auth.enabled is true",
+  ],
+  [
+    "auth url not http",
+    withKey(set("core.auth.enabled", true), "core.auth.url", "ftp://kms"),
+    "core.auth.url",
+    'got "ftp://kms"',
+  ],
+  [
+    "sync bootnode missing",
+    withKey(set("core.sync.enabled", true), "core.sync.my_url", "https://a.example:8001"),
+    "core.sync.bootnode",
+    "is required when core.sync.enabled",
+  ],
+  [
+    "certbot token missing",
+    certbotCloudflare,
+    "core.certbot.cf_api_token",
+    'dns_provider is "cloudflare"',
+  ],
+  [
+    "certbot domain not the wildcard",
+    withKey(
+      withKey(certbotCloudflare, "core.certbot.cf_api_token", "t"),
+      "core.certbot.domain",
+      "*.other.example",
+    ),
+    "core.certbot.domain",
+    'must be "*.app.test.example"',
+  ],
+  [
+    "rfc2136 server missing",
+    withKey(
+      withKey(
+        withKey(
+          withKey(certbotCloudflare, "core.certbot.dns_provider", "rfc2136"),
+          "core.certbot.rfc2136.tsig_key_name",
+          "k",
+        ),
+        "core.certbot.rfc2136.tsig_secret",
+        "c2VjcmV0",
+      ),
+      "core.certbot.cf_zone_id",
+      undefined,
+    ),
+    "core.certbot.rfc2136.server",
+    'dns_provider is "rfc2136"',
+  ],
+  [
+    "account url without key",
+    set("core.certbot.account_url", "https://acme.example/acct/1"),
+    "core.certbot.account_key",
+    "required when core.certbot.account_url is set",
+  ],
+  [
+    "acme url not a url",
+    set("core.certbot.acme_url", "letsencrypt"),
+    "core.certbot.acme_url",
+    'got "letsencrypt"',
+  ],
+  [
+    "enabled as string",
+    set("core.recycle.enabled", "yes"),
+    "core.recycle.enabled",
+    'expected true or false, got "yes"',
+  ],
+  ["section as scalar", set("core.proxy.timeouts", 5), "core.proxy.timeouts", "got 5"],
+];
+
+describe("bad configs name the key path", () => {
+  it("has at least 30 cases", () => expect(cases.length).toBeGreaterThanOrEqual(30));
+
+  it.each(cases)("%s", (_what, raw, path, text) => {
+    const problems = problemsOf(raw);
+    expect(problems.map((p) => p.path)).toEqual([path]);
+    expect(problems[0]?.message).toContain(text);
+  });
+
+  it("the minimal config itself is valid", () => {
+    expect(parseGatewayConfig(base, "test").core.proxy.base_domain).toBe("app.test.example");
+  });
+});
+
+describe("error reporting", () => {
+  it("reports every problem at once, field and cross-key checks together", () => {
+    const raw = withKey(
+      withKey(
+        withKey(set("port", 0), "core.proxy.lisen_port", 1),
+        "core.wg.client_ip_range",
+        "10.9.0.0/20",
+      ),
+      "core.admin.port",
+      443,
+    );
+    expect(
+      problemsOf(raw)
+        .map((p) => p.path)
+        .sort(),
+    ).toEqual(
+      ["core.admin.port", "core.proxy.lisen_port", "core.wg.client_ip_range", "port"].sort(),
+    );
+  });
+
+  it("never shows a secret's value", () => {
+    const secretValue = { nested: "s3cr3t-value" };
+    const raw = withKey(
+      set("core.wg.private_key", secretValue),
+      "core.certbot.cf_api_token",
+      12345678,
+    );
+    let message = "";
+    try {
+      parseGatewayConfig(raw, "test");
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain(
+      "core.wg.private_key: expected a non-empty secret string (value not shown: secret)",
+    );
+    expect(message).toContain("core.certbot.cf_api_token:");
+    expect(message).not.toContain("s3cr3t-value");
+    expect(message).not.toContain("12345678");
+  });
+
+  it("formats one message listing each problem with its source", () => {
+    expect(() => parseGatewayConfig(set("port", 0), "stacks/Pulumi.us.yaml")).toThrow(
+      "invalid gateway config (stacks/Pulumi.us.yaml), 1 problem(s):\n  - port: expected a port number 1-65535, got 0",
+    );
+  });
+
+  it.each([
+    ["toml", "port = = 1"],
+    ["json", "{ port: 1 }"],
+    ["yaml", "port: [1"],
+  ] as const)("names a %s syntax error", (format, text) => {
+    expect(() => parseConfigText(text, format, "f")).toThrow(/\(syntax\): not valid/);
+  });
+});
