@@ -1,6 +1,6 @@
 import { generateWgKeyPair } from "../../gateway-runtime/wg/keys.js";
 
-export const SEED_TOML = new URL("../../../shared/seeds/gateway.toml", import.meta.url).pathname;
+export const SEED_TOML = new URL("../fixtures/seed/gateway.toml", import.meta.url).pathname;
 
 const keys = generateWgKeyPair();
 
