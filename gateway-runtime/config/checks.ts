@@ -88,6 +88,10 @@ function checkPorts(root: Obj, core: Obj, ctx: Ctx): void {
     ["port", num(root.port)],
     ["core.proxy.listen_port", num(obj(core.proxy).listen_port)],
     ["core.admin.port", admin.enabled === false ? undefined : num(admin.port)],
+    [
+      "core.proxy.http_port",
+      obj(core.proxy).http_redirect === false ? undefined : num(obj(core.proxy).http_port),
+    ],
   ];
   const seen = new Map<number, string>();
   for (const [path, port] of tcp) {

@@ -83,6 +83,11 @@ export function toProblems(
     );
     const secret = field !== undefined && fieldMeta.get(field)?.kind === "secret";
     const input = (issue as { input?: unknown }).input;
+    if (issue.code === "invalid_key") {
+      const inner = issue.issues[0]?.message ?? "invalid key";
+      problems.push({ path, message: `${inner}, got ${shown(input)}` });
+      continue;
+    }
     if (input === undefined && issue.code !== "custom") {
       problems.push({ path, message: "is required" });
     } else if (secret) {

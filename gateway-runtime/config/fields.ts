@@ -154,6 +154,24 @@ export const field = {
       d,
     ),
   url: (def: string, d: Doc) => withMeta(str.url().default(def), "URL", d),
+  endpointList: (def: string[], d: Doc) =>
+    withMeta(
+      z.array(str.endpoint(), { error: "expected a list of host:port" }).default(def),
+      "list of host:port",
+      d,
+    ),
+  /** A table keyed by app id (lowercase hex). */
+  table: <T extends z.ZodType>(value: T, d: Doc) =>
+    withMeta(
+      z
+        .record(
+          z.string().regex(/^[0-9a-f]{1,64}$/, { error: "expected an app id (lowercase hex)" }),
+          value,
+        )
+        .default({}),
+      "table by app id",
+      d,
+    ),
   choice: <const T extends readonly [string, ...string[]]>(values: T, def: T[number], d: Doc) =>
     withMeta(
       z.enum(values, { error: `expected one of ${values.join(", ")}` }).default(def as never),

@@ -93,6 +93,17 @@ const timeouts = section({
   write: field.duration("5s", { doc: "Close when a write stays blocked this long" }),
   shutdown: field.duration("5s", { doc: "Bound on the half-closed phase after one side ends" }),
   total: field.duration("5h", { doc: "Maximum life of one connection" }),
+  dns_resolve: field.duration("2s", { doc: "Bound on one custom-domain TXT lookup", added }),
+});
+
+const appOverride = z.strictObject({
+  proxy_protocol: z.boolean({ error: "expected true or false" }).optional(),
+  max_connections: z
+    .number({ error: "expected an integer 0-1000000" })
+    .int()
+    .min(0)
+    .max(1_000_000)
+    .optional(),
 });
 
 const proxy = section({
@@ -111,6 +122,47 @@ const proxy = section({
   connect_top_n: field.int(3, 1, 32, { doc: "Healthy instances raced per connection" }),
   app_address_ns_prefix: field.string("_dstack-app-address", {
     doc: "TXT prefix for custom domains: `<prefix>.<domain>` = `<app-id>:<port>`",
+  }),
+  app_address_dns_servers: field.endpointList([], {
+    doc: "DNS servers (`ip:port`) for custom-domain TXT lookups; empty: the system resolver",
+    added,
+  }),
+  app_address_cache_ttl: field.duration("1m", {
+    doc: "How long a custom-domain TXT answer is reused",
+    added,
+  }),
+  app_address_negative_ttl: field.duration("10s", {
+    doc: "How long a missing or malformed TXT answer is reused",
+    added,
+  }),
+  http_redirect: field.bool(true, {
+    doc: "Answer plain HTTP on `http_port` with a redirect to https",
+    added,
+  }),
+  http_port: field.port(80, { doc: "Port of the http-to-https redirect", added }),
+  healthy_handshake_age: field.duration("5m", {
+    doc: "An instance is healthy while its latest WireGuard handshake is younger than this",
+    added,
+  }),
+  balance: field.choice(["least_conn", "random", "round_robin", "ip_hash"], "least_conn", {
+    doc: "How connections spread over an app's healthy instances",
+    added,
+  }),
+  proxy_protocol: field.bool(false, {
+    doc: "Send a PROXY protocol v2 header (client address) to backends",
+    added,
+  }),
+  max_connections_per_app: field.int(0, 0, 1_000_000, {
+    doc: "Open connections allowed per app; 0: no limit",
+    added,
+  }),
+  max_connections_per_ip: field.int(0, 0, 1_000_000, {
+    doc: "Open connections allowed per client IP; 0: no limit",
+    added,
+  }),
+  app_overrides: field.table(appOverride, {
+    doc: "Per app id: `{ proxy_protocol, max_connections }` overriding the gateway-wide settings",
+    added,
   }),
   timeouts,
 });

@@ -153,7 +153,7 @@ const cases: [string, Record<string, unknown>, string, string][] = [
   ],
   [
     "public key of another key",
-    set("core.wg.public_key", "x".repeat(43) + "="),
+    set("core.wg.public_key", `${"x".repeat(43)}=`),
     "core.wg.public_key",
     "does not match core.wg.private_key",
   ],
@@ -239,6 +239,11 @@ const cases: [string, Record<string, unknown>, string, string][] = [
     "core.recycle.enabled",
     'expected true or false, got "yes"',
   ],
+  ["http port clashes with proxy port", set("core.proxy.http_port", 443), "core.proxy.http_port", "also used by core.proxy.listen_port"],
+  ["balance strategy", set("core.proxy.balance", "fastest"), "core.proxy.balance", 'got "fastest"'],
+  ["app override key not an app id", set("core.proxy.app_overrides", { "My-App": { proxy_protocol: true } }), "core.proxy.app_overrides.My-App", "expected an app id"],
+  ["app override unknown field", set("core.proxy.app_overrides", { abc123: { proxy: true } }), "core.proxy.app_overrides.abc123.proxy", "unknown key"],
+  ["dns server not host:port", set("core.proxy.app_address_dns_servers", ["10.0.0.1"]), "core.proxy.app_address_dns_servers[0]", 'got "10.0.0.1"'],
   ["section as scalar", set("core.proxy.timeouts", 5), "core.proxy.timeouts", "got 5"],
 ];
 

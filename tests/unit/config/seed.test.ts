@@ -25,6 +25,7 @@ describe("the seed gateway.toml", () => {
       write: 5_000,
       shutdown: 5_000,
       total: 18_000_000,
+      dns_resolve: 2_000,
     });
     expect(config.core.sync).toEqual({
       enabled: true,
@@ -91,6 +92,17 @@ describe("the seed gateway.toml", () => {
           agent_port: 8090,
           connect_top_n: 3,
           app_address_ns_prefix: "_dstack-app-address",
+          app_address_dns_servers: [],
+          app_address_cache_ttl: "1m",
+          app_address_negative_ttl: "10s",
+          http_redirect: true,
+          http_port: 80,
+          healthy_handshake_age: "5m",
+          balance: "least_conn",
+          proxy_protocol: false,
+          max_connections_per_app: 0,
+          max_connections_per_ip: 0,
+          app_overrides: {},
           timeouts: {
             connect: "5s",
             handshake: "5s",
@@ -100,6 +112,7 @@ describe("the seed gateway.toml", () => {
             write: "5s",
             shutdown: "5s",
             total: "5h",
+            dns_resolve: "2s",
           },
         },
         sync: {
