@@ -7,7 +7,8 @@ const SPKI_X25519_PREFIX_LENGTH = 12;
 export function decodeWgKey(text: string): Buffer | undefined {
   if (!/^[A-Za-z0-9+/]{43}=$/.test(text)) return undefined;
   const raw = Buffer.from(text, "base64");
-  return raw.length === 32 ? raw : undefined;
+  // Only the canonical spelling: two strings must never name the same key.
+  return raw.length === 32 && raw.toString("base64") === text ? raw : undefined;
 }
 
 export function isWgKey(text: string): boolean {

@@ -28,3 +28,18 @@ describe("WireGuard keys", () => {
     },
   );
 });
+
+describe("WireGuard key spelling", () => {
+  it("accepts only canonical base64, so one key has one spelling", () => {
+    const { publicKey } = generateWgKeyPair();
+    const raw = Buffer.from(publicKey, "base64");
+    raw[31] = (raw[31] ?? 0) & 0xf0; // last char then carries 2 unused bits we can set
+    const canonical = raw.toString("base64");
+    const last = canonical.at(-2) ?? "A";
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const sibling = `${canonical.slice(0, -2)}${alphabet[alphabet.indexOf(last) + 1]}=`;
+    expect(Buffer.from(sibling, "base64").equals(raw)).toBe(true);
+    expect(decodeWgKey(canonical)?.equals(raw)).toBe(true);
+    expect(decodeWgKey(sibling)).toBeUndefined();
+  });
+});

@@ -1,0 +1,135 @@
+import type { Instance, InstanceDirectory } from "../registry/index.js";
+
+export type Balance = "least_conn" | "random" | "round_robin" | "ip_hash";
+
+export interface SelectorOptions {
+  /** Candidates raced per connection (`connect_top_n`). */
+  readonly topN: number;
+  /** How long an id's healthy-instance list is reused (`timeouts.cache_top_n`). */
+  readonly cacheMs: number;
+  /** Healthy = latest WireGuard handshake younger than this. */
+  readonly healthyAgeMs: number;
+  readonly balance: Balance;
+  readonly now?: () => number;
+  readonly random?: () => number;
+}
+
+export type Selection =
+  | { readonly kind: "unknown" }
+  | { readonly kind: "unhealthy"; readonly appId: string }
+  | { readonly kind: "ok"; readonly appId: string; readonly candidates: readonly Instance[] };
+
+interface Cached {
+  readonly version: number;
+  readonly until: number;
+  readonly appId: string;
+  readonly healthy: readonly Instance[];
+}
+
+/**
+ * Chooses which instances a connection tries. An id names an instance first, else an app.
+ * A named instance is tried whatever its health (the user asked for it); an app's instances
+ * only while healthy. The healthy list is cached per id; the order is chosen per connection.
+ */
+export class InstanceSelector {
+  readonly #directory: InstanceDirectory;
+  readonly #opts: SelectorOptions;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #cache = new Map<string, Cached>();
+  readonly #active = new Map<string, number>();
+  readonly #turn = new Map<string, number>();
+
+  constructor(directory: InstanceDirectory, opts: SelectorOptions) {
+    this.#directory = directory;
+    this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
+    this.#random = opts.random ?? Math.random;
+  }
+
+  select(id: string, clientIp: string): Selection {
+    const named = this.#directory.instance(id);
+    if (named) return { kind: "ok", appId: named.appId, candidates: [named] };
+    const cached = this.#healthy(id);
+    if (!cached) return { kind: "unknown" };
+    if (cached.healthy.length === 0) return { kind: "unhealthy", appId: cached.appId };
+    return { kind: "ok", appId: cached.appId, candidates: this.#order(cached.healthy, id, clientIp) };
+  }
+
+  /** Counts an open connection to an instance (least_conn); call `release` when it ends. */
+  acquire(instanceId: string): void {
+    this.#active.set(instanceId, (this.#active.get(instanceId) ?? 0) + 1);
+  }
+
+  release(instanceId: string): void {
+    const n = (this.#active.get(instanceId) ?? 0) - 1;
+    if (n > 0) this.#active.set(instanceId, n);
+    else this.#active.delete(instanceId);
+  }
+
+  activeConnections(instanceId: string): number {
+    return this.#active.get(instanceId) ?? 0;
+  }
+
+  #healthy(appId: string): Cached | undefined {
+    const now = this.#now();
+    const version = this.#directory.version;
+    const hit = this.#cache.get(appId);
+    if (hit && hit.version === version && hit.until > now) return hit;
+    const all = this.#directory.appInstances(appId);
+    if (all.length === 0) {
+      this.#cache.delete(appId);
+      return undefined;
+    }
+    const healthy = all
+      .filter((i) => i.lastHandshakeMs > 0 && now - i.lastHandshakeMs < this.#opts.healthyAgeMs)
+      .sort((a, b) => (a.id < b.id ? -1 : 1));
+    const entry = { version, until: now + this.#opts.cacheMs, appId, healthy };
+    this.#cache.set(appId, entry);
+    return entry;
+  }
+
+  #order(healthy: readonly Instance[], appId: string, clientIp: string): Instance[] {
+    const n = Math.min(this.#opts.topN, healthy.length);
+    switch (this.#opts.balance) {
+      case "round_robin":
+        return rotate(healthy, this.#nextTurn(appId), n);
+      case "ip_hash":
+        return rotate(healthy, hash(clientIp), n);
+      case "random":
+        return shuffle([...healthy], this.#random).slice(0, n);
+      case "least_conn": {
+        const keyed = shuffle([...healthy], this.#random).map((i) => [this.activeConnections(i.id), i] as const);
+        return keyed
+          .sort((a, b) => a[0] - b[0])
+          .slice(0, n)
+          .map(([, i]) => i);
+      }
+    }
+  }
+
+  #nextTurn(appId: string): number {
+    const turn = this.#turn.get(appId) ?? 0;
+    this.#turn.set(appId, (turn + 1) % 1_000_000_007);
+    return turn;
+  }
+}
+
+function rotate<T>(list: readonly T[], start: number, n: number): T[] {
+  return Array.from({ length: n }, (_, k) => list[(start + k) % list.length] as T);
+}
+
+function shuffle<T>(list: T[], random: () => number): T[] {
+  for (let i = list.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [list[i], list[j]] = [list[j] as T, list[i] as T];
+  }
+  return list;
+}
+
+/** FNV-1a: a stable spread of client addresses over instances. */
+function hash(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}

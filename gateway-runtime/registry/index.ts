@@ -1,0 +1,72 @@
+/**
+ * What the data plane knows about registered CVM instances. Registration (RPC + WireGuard)
+ * writes it; the proxy only reads it, through `InstanceDirectory`.
+ */
+export interface Instance {
+  /** Instance id (lowercase hex). */
+  readonly id: string;
+  /** App id (lowercase hex) the instance belongs to. */
+  readonly appId: string;
+  /** The instance's WireGuard address: the only address the proxy ever connects to. */
+  readonly ip: string;
+  /** Latest WireGuard handshake, ms since the epoch; 0 when there was none. */
+  readonly lastHandshakeMs: number;
+}
+
+export interface InstanceDirectory {
+  instance(id: string): Instance | undefined;
+  appInstances(appId: string): readonly Instance[];
+  /** Increases whenever instances are added or removed (not on handshakes). */
+  readonly version: number;
+}
+
+/** An in-memory directory; the registration state keeps one up to date. */
+export class MemoryDirectory implements InstanceDirectory {
+  readonly #byId = new Map<string, Instance>();
+  readonly #byApp = new Map<string, Instance[]>();
+  #version = 0;
+
+  get version(): number {
+    return this.#version;
+  }
+
+  instance(id: string): Instance | undefined {
+    return this.#byId.get(id);
+  }
+
+  appInstances(appId: string): readonly Instance[] {
+    return this.#byApp.get(appId) ?? [];
+  }
+
+  upsert(instance: Instance): void {
+    this.remove(instance.id);
+    this.#byId.set(instance.id, instance);
+    const list = this.#byApp.get(instance.appId) ?? [];
+    list.push(instance);
+    this.#byApp.set(instance.appId, list);
+    this.#version++;
+  }
+
+  remove(id: string): void {
+    const old = this.#byId.get(id);
+    if (!old) return;
+    this.#byId.delete(id);
+    const rest = (this.#byApp.get(old.appId) ?? []).filter((i) => i.id !== id);
+    if (rest.length > 0) this.#byApp.set(old.appId, rest);
+    else this.#byApp.delete(old.appId);
+    this.#version++;
+  }
+
+  /** Records a WireGuard handshake time; does not change `version`. */
+  setHandshake(id: string, lastHandshakeMs: number): void {
+    const old = this.#byId.get(id);
+    if (!old || old.lastHandshakeMs === lastHandshakeMs) return;
+    const updated = { ...old, lastHandshakeMs };
+    this.#byId.set(id, updated);
+    const list = this.#byApp.get(old.appId) ?? [];
+    this.#byApp.set(
+      old.appId,
+      list.map((i) => (i.id === id ? updated : i)),
+    );
+  }
+}

@@ -1,0 +1,236 @@
+/**
+ * The registration state as a value: who holds which address and key, the rules for changing it,
+ * and its versioned JSON form. Pure (no I/O), so any store (a file, etcd) applies the same rules.
+ */
+import { z } from "zod";
+import { formatIpv4, parseIpv4 } from "../config/net.js";
+import { GatewayError } from "../errors.js";
+import { decodeWgKey } from "../wg/keys.js";
+import { allocateIp, capacity, formatCidr, type IpPlan, isAllocatable } from "./allocate.js";
+import type { InstanceRecord, RegisterRequest } from "./store.js";
+
+export const STATE_VERSION = 1;
+
+const ID = /^[0-9A-Za-z_.-]{1,128}$/;
+
+const recordSchema = z.strictObject({
+  instanceId: z.string().regex(ID),
+  appId: z.string().regex(ID),
+  publicKey: z.string(),
+  ip: z.string(),
+  registeredAt: z.number().int().nonnegative(),
+  updatedAt: z.number().int().nonnegative(),
+});
+const fileSchema = z.strictObject({
+  version: z.literal(STATE_VERSION),
+  instances: z.array(recordSchema),
+});
+
+/** A WireGuard key in its one canonical base64 spelling (so one key cannot pass as two). */
+function isCanonicalWgKey(text: string): boolean {
+  return decodeWgKey(text)?.toString("base64") === text;
+}
+
+function ipOf(record: InstanceRecord): number {
+  const ip = parseIpv4(record.ip);
+  if (ip === undefined)
+    throw new Error(`invariant: instance ${record.instanceId} has IP ${record.ip}`);
+  return ip;
+}
+
+export class RegistryState {
+  readonly #plan: IpPlan;
+  readonly #byId: Map<string, InstanceRecord>;
+  /** Public key → instance id. */
+  readonly #byKey: Map<string, string>;
+  readonly #taken: Set<number>;
+  /** No address below this one is free: where the next allocation starts looking. */
+  #from: number;
+  #version: number;
+
+  private constructor(plan: IpPlan, copyOf?: RegistryState) {
+    this.#plan = plan;
+    this.#byId = new Map(copyOf === undefined ? [] : copyOf.#byId);
+    this.#byKey = new Map(copyOf === undefined ? [] : copyOf.#byKey);
+    this.#taken = new Set(copyOf === undefined ? [] : copyOf.#taken);
+    this.#from = copyOf === undefined ? plan.range.network : copyOf.#from;
+    this.#version = copyOf === undefined ? 0 : copyOf.#version;
+  }
+
+  static empty(plan: IpPlan): RegistryState {
+    return new RegistryState(plan);
+  }
+
+  /** A copy to apply a batch of changes to; the original stays as it was. */
+  clone(): RegistryState {
+    return new RegistryState(this.#plan, this);
+  }
+
+  /** Increases with every change. */
+  get version(): number {
+    return this.#version;
+  }
+
+  get(instanceId: string): InstanceRecord | undefined {
+    return this.#byId.get(instanceId);
+  }
+
+  list(): InstanceRecord[] {
+    return [...this.#byId.values()];
+  }
+
+  /** Registers or re-registers: an instance keeps its address, its public key may change. */
+  register(req: RegisterRequest, now: number): InstanceRecord {
+    for (const [field, value] of [
+      ["instanceId", req.instanceId],
+      ["appId", req.appId],
+    ] as const) {
+      if (!ID.test(value)) {
+        throw new GatewayError(
+          "E_REGISTRY_BAD_REQUEST",
+          `${field} ${JSON.stringify(value)} is not an id`,
+        );
+      }
+    }
+    if (!isCanonicalWgKey(req.publicKey)) {
+      throw new GatewayError(
+        "E_REGISTRY_BAD_REQUEST",
+        `public key ${JSON.stringify(req.publicKey)} is not a base64 WireGuard key`,
+      );
+    }
+    const holder = this.#byKey.get(req.publicKey);
+    if (holder !== undefined && holder !== req.instanceId) {
+      throw new GatewayError(
+        "E_REGISTRY_KEY_IN_USE",
+        `public key ${req.publicKey} is already registered to instance ${holder}`,
+      );
+    }
+    const old = this.#byId.get(req.instanceId);
+    if (old && old.appId !== req.appId) {
+      throw new GatewayError(
+        "E_REGISTRY_APP_MISMATCH",
+        `instance ${req.instanceId} is registered for app ${old.appId}, not ${req.appId}`,
+      );
+    }
+    let ip = old?.ip;
+    if (ip === undefined) {
+      const n = allocateIp({ ...this.#plan, taken: this.#taken, from: this.#from });
+      if (n === undefined) {
+        throw new GatewayError(
+          "E_REGISTRY_FULL",
+          `no free address in core.wg.client_ip_range ${formatCidr(this.#plan.range)}: all ${capacity(this.#plan)} allocatable addresses are in use`,
+        );
+      }
+      this.#from = n + 1;
+      ip = formatIpv4(n);
+    }
+    const record: InstanceRecord = Object.freeze({
+      instanceId: req.instanceId,
+      appId: req.appId,
+      publicKey: req.publicKey,
+      ip,
+      registeredAt: old?.registeredAt ?? now,
+      updatedAt: now,
+    });
+    if (old) this.#byKey.delete(old.publicKey);
+    this.#insert(record);
+    return record;
+  }
+
+  /** Removes an instance and frees its address; false when there was no such instance. */
+  remove(instanceId: string): boolean {
+    const old = this.#byId.get(instanceId);
+    if (!old) return false;
+    const ip = ipOf(old);
+    this.#byId.delete(instanceId);
+    this.#byKey.delete(old.publicKey);
+    this.#taken.delete(ip);
+    this.#from = Math.min(this.#from, ip);
+    this.#version++;
+    return true;
+  }
+
+  #insert(record: InstanceRecord): void {
+    this.#byId.set(record.instanceId, record);
+    this.#byKey.set(record.publicKey, record.instanceId);
+    this.#taken.add(ipOf(record));
+    this.#version++;
+  }
+
+  /** The file form: versioned JSON, one instance per line. */
+  serialize(): string {
+    const lines = this.list().map((r) => JSON.stringify(r));
+    return `{"version":${STATE_VERSION},"instances":[\n${lines.join(",\n")}\n]}\n`;
+  }
+
+  /**
+   * Reads the file form. Anything wrong (syntax, version, shape, duplicates, an address this
+   * plan would never hand out) is an `E_STATE_CORRUPT` naming `file` and the reason: records are
+   * never dropped silently, since a dropped record means an address handed out twice.
+   */
+  static parse(text: string, plan: IpPlan, file: string): RegistryState {
+    const corrupt = (reason: string, cause?: unknown) =>
+      new GatewayError(
+        "E_STATE_CORRUPT",
+        `state file ${file} is unusable: ${reason}; the file was left untouched`,
+        cause === undefined ? undefined : { cause },
+      );
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      throw corrupt(`not valid JSON (${(err as Error).message})`, err);
+    }
+    const version = (json as { version?: unknown } | null)?.version;
+    if (version !== STATE_VERSION) {
+      throw corrupt(
+        `version ${JSON.stringify(version)} where this gateway reads version ${STATE_VERSION}`,
+      );
+    }
+    const parsed = fileSchema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const at = issue?.path
+        .map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`))
+        .join("");
+      throw corrupt(`${at ? at.replace(/^\./, "") : "file"}: ${issue?.message ?? "invalid"}`);
+    }
+    const state = RegistryState.empty(plan);
+    const range = formatCidr(plan.range);
+    for (const record of parsed.data.instances) {
+      const id = record.instanceId;
+      const ip = parseIpv4(record.ip);
+      if (!isCanonicalWgKey(record.publicKey)) {
+        throw corrupt(
+          `instance ${id} has public key ${JSON.stringify(record.publicKey)}, not a WireGuard key`,
+        );
+      }
+      if (ip === undefined || formatIpv4(ip) !== record.ip) {
+        throw corrupt(`instance ${id} has IP ${JSON.stringify(record.ip)}, not an IPv4 address`);
+      }
+      if (state.#byId.has(id)) throw corrupt(`instance ${id} appears twice`);
+      if (!isAllocatable(plan, ip)) {
+        const where =
+          ip < plan.range.network || ip > plan.range.broadcast
+            ? `outside core.wg.client_ip_range ${range}`
+            : `which ${range} never hands out (network, broadcast, gateway IP or core.wg.reserved_net)`;
+        throw corrupt(
+          `instance ${id} has IP ${record.ip}, ${where}; did the WireGuard config change?`,
+        );
+      }
+      if (state.#taken.has(ip)) {
+        const holder = state.list().find((r) => r.ip === record.ip)?.instanceId;
+        throw corrupt(`instances ${holder} and ${id} share IP ${record.ip}`);
+      }
+      const keyHolder = state.#byKey.get(record.publicKey);
+      if (keyHolder !== undefined) {
+        throw corrupt(`instances ${keyHolder} and ${id} share public key ${record.publicKey}`);
+      }
+      const { appId, publicKey, registeredAt, updatedAt } = record;
+      state.#insert(
+        Object.freeze({ instanceId: id, appId, publicKey, ip: record.ip, registeredAt, updatedAt }),
+      );
+    }
+    return state;
+  }
+}

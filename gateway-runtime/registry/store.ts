@@ -1,0 +1,226 @@
+/**
+ * Registration state behind an interface a clustered store (etcd transactions) can implement
+ * too; `FileRegistrationStore` is the single-node one (DESIGN §3): one JSON file, replaced
+ * atomically, with concurrent changes group-committed into one write.
+ */
+import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { GatewayError } from "../errors.js";
+import type { IpPlan } from "./allocate.js";
+import { ensureDir, removeStrayTemps, writeFileAtomic } from "./atomic-file.js";
+import { RegistryState } from "./state.js";
+
+export interface InstanceRecord {
+  readonly instanceId: string;
+  readonly appId: string;
+  /** WireGuard public key, base64. */
+  readonly publicKey: string;
+  /** Dotted IPv4 address inside `core.wg.client_ip_range`. */
+  readonly ip: string;
+  /** ms since the epoch. */
+  readonly registeredAt: number;
+  readonly updatedAt: number;
+}
+
+export interface RegisterRequest {
+  readonly instanceId: string;
+  readonly appId: string;
+  readonly publicKey: string;
+}
+
+export interface RegistrationStore {
+  /**
+   * Registers or re-registers; the same instanceId keeps its IP (its public key may change).
+   * Errors: a public key held by another instance is `E_REGISTRY_KEY_IN_USE`; a full range is
+   * `E_REGISTRY_FULL`; an instance re-registering under another app is
+   * `E_REGISTRY_APP_MISMATCH`; a malformed id or key is `E_REGISTRY_BAD_REQUEST`.
+   * Resolves only once the new state is durable.
+   */
+  register(req: RegisterRequest): Promise<InstanceRecord>;
+  /** Removes an instance and frees its IP; resolves true if it existed, once durable. */
+  remove(instanceId: string): Promise<boolean>;
+  /** The durable state: never shows a change whose write has not completed. */
+  list(): readonly InstanceRecord[];
+  get(instanceId: string): InstanceRecord | undefined;
+}
+
+export type RegistryErrorCode =
+  | "E_REGISTRY_KEY_IN_USE"
+  | "E_REGISTRY_FULL"
+  | "E_REGISTRY_APP_MISMATCH"
+  | "E_REGISTRY_BAD_REQUEST"
+  | "E_STATE_CORRUPT"
+  | "E_STATE_READ"
+  | "E_STATE_WRITE"
+  | "E_STATE_CLOSED";
+
+export interface FileStoreOptions {
+  /** Clock for `registeredAt`/`updatedAt`, ms since the epoch. @default Date.now */
+  readonly now?: () => number;
+  /** Called after each durable write with what it committed (metrics, tests). */
+  readonly onWrite?: (write: { operations: number; bytes: number }) => void;
+}
+
+interface Operation {
+  run(state: RegistryState, now: number): unknown;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+export class FileRegistrationStore implements RegistrationStore {
+  readonly #path: string;
+  readonly #now: () => number;
+  readonly #onWrite: FileStoreOptions["onWrite"];
+  /** The durable state: what the file holds. */
+  #state: RegistryState;
+  #list: readonly InstanceRecord[] | undefined;
+  /** Operations waiting for the next write. */
+  #queue: Operation[] = [];
+  /** Set while a drain is scheduled or running. */
+  #draining: Promise<void> | undefined;
+  #closed = false;
+
+  private constructor(path: string, state: RegistryState, options: FileStoreOptions) {
+    this.#path = path;
+    this.#state = state;
+    this.#now = options.now ?? Date.now;
+    this.#onWrite = options.onWrite;
+  }
+
+  /**
+   * Loads the state at `path` (missing = empty; its directory is created with mode 0700) and
+   * removes temp files a crashed writer left. A file that cannot be used as it is (bad JSON,
+   * other version, duplicate IPs or keys, an IP the current `net` would not hand out) is an
+   * `E_STATE_CORRUPT` and is left untouched.
+   */
+  static async open(
+    path: string,
+    net: IpPlan,
+    options: FileStoreOptions = {},
+  ): Promise<FileRegistrationStore> {
+    const file = resolve(path);
+    const plan: IpPlan = {
+      range: net.range,
+      gatewayIp: net.gatewayIp,
+      reserved: [...net.reserved],
+    };
+    await ensureDir(dirname(file));
+    await removeStrayTemps(file);
+    let text: string | undefined;
+    try {
+      text = await readFile(file, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+        throw new GatewayError(
+          "E_STATE_READ",
+          `could not read state file ${file}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+    }
+    const state =
+      text === undefined ? RegistryState.empty(plan) : RegistryState.parse(text, plan, file);
+    return new FileRegistrationStore(file, state, options);
+  }
+
+  get path(): string {
+    return this.#path;
+  }
+
+  register(req: RegisterRequest): Promise<InstanceRecord> {
+    const { instanceId, appId, publicKey } = req;
+    return this.#enqueue((state, now) => state.register({ instanceId, appId, publicKey }, now));
+  }
+
+  remove(instanceId: string): Promise<boolean> {
+    return this.#enqueue((state) => state.remove(instanceId));
+  }
+
+  list(): readonly InstanceRecord[] {
+    this.#list ??= Object.freeze(this.#state.list());
+    return this.#list;
+  }
+
+  get(instanceId: string): InstanceRecord | undefined {
+    return this.#state.get(instanceId);
+  }
+
+  /** Refuses new operations and waits until those already accepted are written. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    while (this.#draining) await this.#draining;
+  }
+
+  #enqueue<T>(run: (state: RegistryState, now: number) => T): Promise<T> {
+    if (this.#closed) {
+      return Promise.reject(
+        new GatewayError("E_STATE_CLOSED", `registration store ${this.#path} is closed`),
+      );
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ run, resolve: resolve as (value: unknown) => void, reject });
+      // Group commit: everything queued until the next macrotask, or while a write is in
+      // flight, goes into one write.
+      this.#draining ??= new Promise<void>((done) => {
+        setImmediate(() => void this.#drain().then(done));
+      });
+    });
+  }
+
+  async #drain(): Promise<void> {
+    for (;;) {
+      const batch = this.#queue.splice(0);
+      if (batch.length === 0) {
+        // Same synchronous step as the emptiness check: a later enqueue schedules a new drain.
+        this.#draining = undefined;
+        return;
+      }
+      try {
+        await this.#commit(batch);
+      } catch (error) {
+        // Only a bug gets here (`now` or `onWrite` wiring); never leave a caller waiting.
+        for (const op of batch) op.reject(error);
+      }
+    }
+  }
+
+  /** Applies `batch` to a copy of the state, writes it once, then settles every operation. */
+  async #commit(batch: Operation[]): Promise<void> {
+    const draft = this.#state.clone();
+    const now = this.#now();
+    const outcomes = batch.map((op) => {
+      try {
+        return { ok: true as const, value: op.run(draft, now) };
+      } catch (error) {
+        return { ok: false as const, error };
+      }
+    });
+    if (draft.version !== this.#state.version) {
+      let data: string;
+      try {
+        data = draft.serialize();
+        await writeFileAtomic(this.#path, data);
+      } catch (cause) {
+        const error = new GatewayError(
+          "E_STATE_WRITE",
+          `could not write state file ${this.#path}: ${(cause as Error).message}`,
+          { cause },
+        );
+        for (const op of batch) op.reject(error);
+        return;
+      }
+      this.#state = draft;
+      this.#list = undefined;
+      const onWrite = this.#onWrite;
+      if (onWrite) {
+        const write = { operations: batch.length, bytes: Buffer.byteLength(data) };
+        queueMicrotask(() => onWrite(write));
+      }
+    }
+    batch.forEach((op, k) => {
+      const outcome = outcomes[k];
+      if (outcome?.ok) op.resolve(outcome.value);
+      else op.reject(outcome?.error);
+    });
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Throwaway certificates for TLS tests, made with the `openssl` CLI in a temp dir: a CA and
+ * leaf certificates (ECDSA P-256 by default, or RSA 2048) for `*.app.test.example` and
+ * `app.test.example`. Every function is synchronous; `cleanup()` removes the dir.
+ */
+import { spawnSync } from "node:child_process";
+import { randomBytes, X509Certificate } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const TEST_DOMAIN = "app.test.example";
+export const TEST_SANS = [`*.${TEST_DOMAIN}`, TEST_DOMAIN] as const;
+
+export type KeyType = "ec" | "rsa";
+
+export interface TestCa {
+  readonly dir: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly certPem: string;
+  cleanup(): void;
+}
+
+export interface LeafCert {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+  /** As `X509Certificate.serialNumber` and `getPeerCertificate().serialNumber` spell it. */
+  readonly serial: string;
+}
+
+export interface LeafOptions {
+  /** @default "ec" */
+  readonly key?: KeyType;
+  /** DNS names for subjectAltName. @default TEST_SANS */
+  readonly sans?: readonly string[];
+  /** Days of validity; a negative number gives a certificate that has already expired. @default 2 */
+  readonly days?: number;
+}
+
+function openssl(args: readonly string[], cwd: string): void {
+  const r = spawnSync("openssl", args, { cwd, encoding: "utf8", timeout: 15_000 });
+  if (r.status !== 0) {
+    throw new Error(`openssl ${args.join(" ")} failed (${r.status}): ${r.stderr}${r.error ?? ""}`);
+  }
+}
+
+function newKeyArgs(key: KeyType): string[] {
+  return key === "ec"
+    ? ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+    : ["-newkey", "rsa:2048"];
+}
+
+/** A self-signed ECDSA P-256 CA in a fresh temp dir. */
+export function createCa(): TestCa {
+  const dir = mkdtempSync(join(tmpdir(), "gw-certs-"));
+  const certFile = join(dir, "ca.pem");
+  const keyFile = join(dir, "ca.key");
+  openssl(
+    [
+      "req",
+      "-x509",
+      ...newKeyArgs("ec"),
+      "-nodes",
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+      "-subj",
+      "/CN=gateway test CA",
+      "-days",
+      "3",
+    ],
+    dir,
+  );
+  return {
+    dir,
+    certFile,
+    keyFile,
+    certPem: readFileSync(certFile, "utf8"),
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** A leaf certificate signed by `ca`, with a random serial, written next to the CA. */
+export function issueLeaf(ca: TestCa, opts: LeafOptions = {}): LeafCert {
+  const id = randomBytes(6).toString("hex");
+  const certFile = join(ca.dir, `leaf-${id}.pem`);
+  const keyFile = join(ca.dir, `leaf-${id}.key`);
+  const csr = join(ca.dir, `leaf-${id}.csr`);
+  const ext = join(ca.dir, `leaf-${id}.ext`);
+  const sans = (opts.sans ?? TEST_SANS).map((n) => `DNS:${n}`).join(",");
+  writeFileSync(ext, `subjectAltName=${sans}\nextendedKeyUsage=serverAuth\n`);
+  const req = ["req", "-new", ...newKeyArgs(opts.key ?? "ec"), "-nodes", "-keyout", keyFile];
+  openssl([...req, "-out", csr, "-subj", `/CN=${TEST_DOMAIN}`], ca.dir);
+  openssl(
+    [
+      "x509",
+      "-req",
+      "-in",
+      csr,
+      "-CA",
+      ca.certFile,
+      "-CAkey",
+      ca.keyFile,
+      "-set_serial",
+      `0x1${randomBytes(8).toString("hex")}`, // a leading 1: positive, no leading zero
+      "-days",
+      String(opts.days ?? 2),
+      "-extfile",
+      ext,
+      "-out",
+      certFile,
+    ],
+    ca.dir,
+  );
+  const certPem = readFileSync(certFile, "utf8");
+  return {
+    certFile,
+    keyFile,
+    certPem,
+    keyPem: readFileSync(keyFile, "utf8"),
+    serial: new X509Certificate(certPem).serialNumber,
+  };
+}

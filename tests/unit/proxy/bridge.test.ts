@@ -1,0 +1,634 @@
+// The bridge over real sockets on 127.0.0.1: a test client, the gateway's two sockets, a test
+// backend. Gateway-side sockets keep Node's default allowHalfOpen (false), as a gateway's
+// listener and backend connects would; the test peers are half-open so they can answer late.
+import { Buffer } from "node:buffer";
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import tls from "node:tls";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type BridgeEnd,
+  type BridgeResult,
+  type BridgeTimeouts,
+  bridge,
+} from "../../../gateway-runtime/proxy/bridge.js";
+import { openFdCount, waitForFds } from "../../helpers/fds.js";
+
+const HOST = "127.0.0.1";
+const LONG: BridgeTimeouts = {
+  idleMs: 10_000,
+  writeMs: 10_000,
+  shutdownMs: 10_000,
+  totalMs: 30_000,
+  dataTimeouts: true,
+};
+const timeouts = (change: Partial<BridgeTimeouts>): BridgeTimeouts => ({ ...LONG, ...change });
+const ignore = (): void => {};
+
+/** Both ends of one bridged connection. */
+interface Link {
+  /** The test's client. */
+  readonly client: net.Socket;
+  /** The client's TCP socket (the same as `client` unless TLS). */
+  readonly clientTcp: net.Socket;
+  /** Accepted by the gateway's listener: the bridge's `client`. */
+  readonly gwClient: net.Socket;
+  /** The gateway's connection to the backend: the bridge's `backend`. */
+  readonly gwBackend: net.Socket;
+  /** Accepted by the test backend. */
+  readonly backend: net.Socket;
+}
+
+/** Accepted sockets, handed to whoever waits for the peer port they came from. */
+class Accepted {
+  private readonly ready = new Map<number, net.Socket>();
+  private readonly waiting = new Map<number, (socket: net.Socket) => void>();
+
+  readonly put = (socket: net.Socket): void => {
+    const port = socket.remotePort ?? -1;
+    const waiter = this.waiting.get(port);
+    this.waiting.delete(port);
+    if (waiter === undefined) this.ready.set(port, socket);
+    else waiter(socket);
+  };
+
+  take(port: number): Promise<net.Socket> {
+    const socket = this.ready.get(port);
+    this.ready.delete(port);
+    if (socket !== undefined) return Promise.resolve(socket);
+    return new Promise((resolve) => this.waiting.set(port, resolve));
+  }
+}
+
+/** A gateway listener (plain or TLS) and a backend server on loopback, port 0. */
+class Loopback {
+  private readonly fronts = new Accepted();
+  private readonly backs = new Accepted();
+  private front!: net.Server;
+  private back!: net.Server;
+  private readonly peers = new Set<net.Socket>();
+
+  constructor(private readonly tlsFiles?: { key: Buffer; cert: Buffer }) {}
+
+  async start(): Promise<this> {
+    this.front = this.tlsFiles
+      ? tls.createServer({ ...this.tlsFiles }).on("secureConnection", this.fronts.put)
+      : net.createServer(this.fronts.put);
+    this.back = net.createServer({ allowHalfOpen: true }, this.backs.put);
+    for (const server of [this.front, this.back]) {
+      server.listen(0, HOST);
+      await once(server, "listening");
+    }
+    return this;
+  }
+
+  async link(): Promise<Link> {
+    const clientTcp = net.connect({ host: HOST, port: portOf(this.front), allowHalfOpen: true });
+    clientTcp.on("error", ignore);
+    this.peers.add(clientTcp);
+    await within(once(clientTcp, "connect"), 2000, "client connect");
+    const client = this.tlsFiles
+      ? tls.connect({ socket: clientTcp, ca: this.tlsFiles.cert, servername: "bridge.test" })
+      : clientTcp;
+    client.on("error", ignore);
+    if (client !== clientTcp) await within(once(client, "secureConnect"), 2000, "handshake");
+    const gwClient = await within(this.fronts.take(clientTcp.localPort ?? -1), 2000, "accept");
+    const gwBackend = net.connect({ host: HOST, port: portOf(this.back) });
+    await within(once(gwBackend, "connect"), 2000, "backend connect");
+    const backend = await within(this.backs.take(gwBackend.localPort ?? -1), 2000, "accept");
+    backend.on("error", ignore);
+    this.peers.add(backend);
+    for (const socket of [clientTcp, backend]) socket.on("close", () => this.peers.delete(socket));
+    return { client, clientTcp, gwClient, gwBackend, backend };
+  }
+
+  /** Closes the servers; test peers a failed test left open go first. */
+  async stop(): Promise<void> {
+    for (const socket of this.peers) socket.destroy();
+    for (const server of [this.front, this.back]) {
+      server.close();
+      await once(server, "close");
+    }
+  }
+}
+
+function portOf(server: net.Server): number {
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("not listening on TCP");
+  return address.port;
+}
+
+/** Rejects when `promise` takes longer than `ms`: every wait in these tests is bounded. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function until(check: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!check()) {
+    if (performance.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(5);
+  }
+}
+
+/** Every byte `socket` reads until its peer ends. */
+function collect(socket: net.Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+  return new Promise((resolve, reject) => {
+    socket.once("end", () => resolve(Buffer.concat(chunks)));
+    socket.once("error", reject);
+  });
+}
+
+/** Resolves when the other end of `socket` is gone (FIN or RST seen). */
+function peerGone(socket: net.Socket): Promise<void> {
+  if (socket.readableEnded || socket.destroyed) return Promise.resolve();
+  socket.resume();
+  return new Promise((resolve) => {
+    socket.once("end", resolve);
+    socket.once("close", resolve);
+  });
+}
+
+/** Writes `chunk` over and over, respecting backpressure, until `socket` closes. */
+function flood(socket: net.Socket, chunk: Buffer): void {
+  const pump = (): void => {
+    while (!socket.destroyed && socket.writable) {
+      if (!socket.write(chunk)) return;
+    }
+  };
+  socket.on("drain", pump);
+  pump();
+}
+
+/** Writes one byte every `everyMs` until `socket` closes. */
+function trickle(socket: net.Socket, everyMs: number): NodeJS.Timeout {
+  const ticker = setInterval(() => {
+    if (socket.destroyed || !socket.writable) clearInterval(ticker);
+    else socket.write("x");
+  }, everyMs);
+  return ticker;
+}
+
+function destroyPeers(link: Link): void {
+  link.client.destroy();
+  link.clientTcp.destroy();
+  link.backend.destroy();
+}
+
+/** Settles within `ms`, both gateway sockets destroyed. */
+async function settled(link: Link, done: Promise<BridgeResult>, ms = 3000): Promise<BridgeResult> {
+  const result = await within(done, ms, "bridge settles");
+  expect(link.gwClient.destroyed).toBe(true);
+  expect(link.gwBackend.destroyed).toBe(true);
+  return result;
+}
+
+let loop: Loopback;
+beforeAll(async () => {
+  loop = await new Loopback().start();
+});
+afterAll(async () => {
+  await loop.stop();
+});
+
+describe("bridge: bytes", () => {
+  it("carries random payloads byte-exact both ways and ends closed", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 300_000, size: "max" }),
+        fc.integer({ min: 1, max: 70_000 }),
+        async (payload, chunkSize) => {
+          const link = await loop.link();
+          link.backend.on("data", (chunk: Buffer) => link.backend.write(chunk));
+          link.backend.on("end", () => link.backend.end());
+          const done = bridge(link.gwClient, link.gwBackend, LONG);
+          const echoed = collect(link.client);
+          for (let at = 0; at < payload.length; at += chunkSize) {
+            link.client.write(payload.subarray(at, at + chunkSize));
+          }
+          link.client.end();
+          const got = await within(echoed, 5000, "echo");
+          expect(got.length).toBe(payload.length);
+          expect(got.equals(payload)).toBe(true);
+          expect(await settled(link, done)).toEqual({
+            end: "closed",
+            bytesToBackend: payload.length,
+            bytesToClient: payload.length,
+          });
+          destroyPeers(link);
+        },
+      ),
+      { numRuns: 8 },
+    );
+  });
+
+  it("sends initial bytes before the client's own, even ones already buffered", async () => {
+    const link = await loop.link();
+    const atBackend = collect(link.backend);
+    link.client.write("client-bytes");
+    await until(() => link.gwClient.readableLength > 0, 2000, "bytes buffered at the gateway");
+    const done = bridge(link.gwClient, link.gwBackend, LONG, {
+      initial: Buffer.from("PROXY-HEADER|"),
+    });
+    link.client.end("|more");
+    expect((await within(atBackend, 2000, "backend reads")).toString()).toBe(
+      "PROXY-HEADER|client-bytes|more",
+    );
+    link.backend.end();
+    expect(await settled(link, done)).toEqual({
+      end: "closed",
+      bytesToBackend: 30,
+      bytesToClient: 0,
+    });
+    destroyPeers(link);
+  });
+
+  it.each(["client", "backend"] as const)(
+    "keeps buffering bounded while 50 MB flow to a slow %s",
+    async (slow) => {
+      const link = await loop.link();
+      const [writer, reader, gwSrc, gwDst] =
+        slow === "client"
+          ? [link.backend, link.client, link.gwBackend, link.gwClient]
+          : [link.client, link.backend, link.gwClient, link.gwBackend];
+      const done = bridge(link.gwClient, link.gwBackend, LONG);
+      let maxWritable = 0;
+      let maxReadable = 0;
+      let drains = 0;
+      // runs right after the bridge's own 'data' listener wrote the chunk
+      gwSrc.on("data", () => {
+        maxWritable = Math.max(maxWritable, gwDst.writableLength);
+        maxReadable = Math.max(maxReadable, gwSrc.readableLength);
+      });
+      gwDst.on("drain", () => {
+        drains += 1;
+      });
+      const total = 50 * 1024 * 1024;
+      const sent = createHash("sha256");
+      const got = createHash("sha256");
+      let received = 0;
+      let nextPause = 1024 * 1024;
+      reader.on("data", (chunk: Buffer) => {
+        got.update(chunk);
+        received += chunk.length;
+        if (received >= nextPause) {
+          nextPause += 1024 * 1024;
+          reader.pause();
+          setTimeout(() => reader.resume(), 10);
+        }
+      });
+      const readerDone = once(reader, "end");
+      const chunk = randomBytes(64 * 1024);
+      for (let n = 0; n < total; n += chunk.length) {
+        sent.update(chunk);
+        if (!writer.write(chunk)) await within(once(writer, "drain"), 5000, "writer drain");
+      }
+      writer.end();
+      await within(readerDone, 8000, "reader sees the end");
+      reader.end();
+      const result = await settled(link, done);
+      expect(result).toEqual({
+        end: "closed",
+        bytesToBackend: slow === "backend" ? total : 0,
+        bytesToClient: slow === "client" ? total : 0,
+      });
+      expect(received).toBe(total);
+      expect(got.digest("hex")).toBe(sent.digest("hex"));
+      expect(drains).toBeGreaterThan(0); // the slow side really pushed back
+      expect(maxWritable).toBeLessThan(256 * 1024);
+      expect(maxReadable).toBeLessThan(256 * 1024);
+      destroyPeers(link);
+    },
+  );
+});
+
+describe("bridge: half-close", () => {
+  it.each(["client", "backend"] as const)(
+    "%s ends first: the other side still answers, then both close",
+    async (first) => {
+      const link = await loop.link();
+      const [a, b] = first === "client" ? [link.client, link.backend] : [link.backend, link.client];
+      const done = bridge(link.gwClient, link.gwBackend, LONG);
+      const atA = collect(a);
+      const atB = collect(b);
+      a.end("request");
+      expect((await within(atB, 2000, "request and FIN")).toString()).toBe("request");
+      await sleep(50); // answer well after the FIN arrived
+      b.write("reply-1 ");
+      await sleep(20);
+      b.end("reply-2");
+      expect((await within(atA, 2000, "reply")).toString()).toBe("reply-1 reply-2");
+      expect(await settled(link, done)).toEqual({
+        end: "closed",
+        bytesToBackend: first === "client" ? 7 : 15,
+        bytesToClient: first === "client" ? 15 : 7,
+      });
+      destroyPeers(link);
+    },
+  );
+});
+
+describe("bridge: timeouts", () => {
+  /** Runs a bridge and reports how it ended and after how long. */
+  async function timed(
+    link: Link,
+    limits: Partial<BridgeTimeouts>,
+  ): Promise<{ result: BridgeResult; elapsed: number }> {
+    const started = performance.now();
+    const result = await settled(link, bridge(link.gwClient, link.gwBackend, timeouts(limits)));
+    return { result, elapsed: performance.now() - started };
+  }
+
+  it("ends idle when no byte moves", async () => {
+    const link = await loop.link();
+    const { result, elapsed } = await timed(link, { idleMs: 150 });
+    expect(result).toEqual({ end: "idle", bytesToBackend: 0, bytesToClient: 0 });
+    expect(elapsed).toBeGreaterThanOrEqual(148);
+    expect(elapsed).toBeLessThan(1000);
+    await within(peerGone(link.client), 2000, "client sees the close");
+    await within(peerGone(link.backend), 2000, "backend sees the close");
+    destroyPeers(link);
+  });
+
+  it("counts traffic as activity and ends idle once it stops", async () => {
+    const link = await loop.link();
+    link.backend.resume();
+    const started = performance.now();
+    const done = bridge(link.gwClient, link.gwBackend, timeouts({ idleMs: 250 }));
+    for (let i = 0; i < 10; i++) {
+      link.client.write("x");
+      await sleep(40);
+    }
+    const result = await settled(link, done);
+    const elapsed = performance.now() - started;
+    expect(result).toEqual({ end: "idle", bytesToBackend: 10, bytesToClient: 0 });
+    expect(elapsed).toBeGreaterThanOrEqual(9 * 40 + 248); // from the last byte on
+    expect(elapsed).toBeLessThan(2000);
+    destroyPeers(link);
+  });
+
+  it("ends on a write that stays blocked", async () => {
+    const link = await loop.link();
+    link.client.pause(); // never reads
+    flood(link.backend, Buffer.alloc(256 * 1024, 1));
+    const { result, elapsed } = await timed(link, { writeMs: 200 });
+    expect(result.end).toBe("write");
+    expect(result.bytesToClient).toBeGreaterThan(0);
+    expect(elapsed).toBeGreaterThanOrEqual(198);
+    expect(elapsed).toBeLessThan(4000);
+    destroyPeers(link);
+  });
+
+  it("bounds the half-closed phase", async () => {
+    const link = await loop.link();
+    const atBackend = collect(link.backend);
+    link.client.end("bye");
+    const { result, elapsed } = await timed(link, { shutdownMs: 200 });
+    expect(result).toEqual({ end: "shutdown", bytesToBackend: 3, bytesToClient: 0 });
+    expect((await within(atBackend, 1000, "FIN passed on")).toString()).toBe("bye");
+    expect(elapsed).toBeGreaterThanOrEqual(198);
+    expect(elapsed).toBeLessThan(1000);
+    destroyPeers(link);
+  });
+
+  it("caps the total life of a busy connection", async () => {
+    const link = await loop.link();
+    link.backend.resume();
+    trickle(link.client, 30);
+    const { result, elapsed } = await timed(link, { totalMs: 300 });
+    expect(result.end).toBe("total");
+    expect(result.bytesToBackend).toBeGreaterThanOrEqual(5);
+    expect(elapsed).toBeGreaterThanOrEqual(298);
+    expect(elapsed).toBeLessThan(1000);
+    destroyPeers(link);
+  });
+
+  it("turns idle and write off when data timeouts are disabled", async () => {
+    const link = await loop.link();
+    link.client.pause();
+    flood(link.backend, Buffer.alloc(256 * 1024, 2));
+    const { result, elapsed } = await timed(link, {
+      idleMs: 50,
+      writeMs: 50,
+      totalMs: 400,
+      dataTimeouts: false,
+    });
+    expect(result.end).toBe("total");
+    expect(elapsed).toBeGreaterThanOrEqual(398);
+    expect(elapsed).toBeLessThan(1500);
+    destroyPeers(link);
+  });
+});
+
+describe("bridge: abrupt ends", () => {
+  async function exchanged(
+    options: { signal?: AbortSignal } = {},
+  ): Promise<{ link: Link; done: Promise<BridgeResult> }> {
+    const link = await loop.link();
+    const done = bridge(link.gwClient, link.gwBackend, LONG, options);
+    link.client.write("c");
+    link.backend.write("b");
+    await within(Promise.all([once(link.backend, "data"), once(link.client, "data")]), 2000, "hi");
+    return { link, done };
+  }
+
+  it.each(["client", "backend"] as const)(
+    "an RST from the %s settles the bridge and closes the other side",
+    async (side) => {
+      const { link, done } = await exchanged();
+      const [reset, other] =
+        side === "client" ? [link.client, link.backend] : [link.backend, link.client];
+      reset.resetAndDestroy();
+      const result = await settled(link, done);
+      expect(result).toMatchObject({ end: `${side}-error`, bytesToBackend: 1, bytesToClient: 1 });
+      expect((result.error as NodeJS.ErrnoException | undefined)?.code).toBe("ECONNRESET");
+      await within(peerGone(other), 2000, "other side sees the close");
+      destroyPeers(link);
+    },
+  );
+
+  it.each(["gwClient", "gwBackend"] as const)(
+    "a gateway socket destroyed from outside (%s) settles the bridge",
+    async (which) => {
+      const { link, done } = await exchanged();
+      link[which].destroy();
+      expect(await settled(link, done)).toEqual({
+        end: which === "gwClient" ? "client-error" : "backend-error",
+        bytesToBackend: 1,
+        bytesToClient: 1,
+      });
+      await within(peerGone(which === "gwClient" ? link.backend : link.client), 2000, "close");
+      destroyPeers(link);
+    },
+  );
+
+  it("a backend that goes away while the client is paused by backpressure frees both", async () => {
+    // the pipe() leak (DESIGN §7): the paused client's own close was never read
+    const link = await loop.link();
+    link.backend.pause(); // never reads
+    const done = bridge(link.gwClient, link.gwBackend, LONG);
+    flood(link.client, Buffer.alloc(256 * 1024, 3));
+    await until(() => link.gwClient.isPaused(), 3000, "bridge pauses the client");
+    link.backend.destroy(); // unread data: the kernel answers with RST
+    expect((await settled(link, done)).end).toBe("backend-error");
+    await within(peerGone(link.client), 2000, "client sees the close");
+    destroyPeers(link);
+  });
+
+  it("ends with aborted when the signal fires", async () => {
+    const controller = new AbortController();
+    const { link, done } = await exchanged({ signal: controller.signal });
+    controller.abort();
+    expect(await settled(link, done)).toEqual({
+      end: "aborted",
+      bytesToBackend: 1,
+      bytesToClient: 1,
+    });
+    await within(peerGone(link.client), 2000, "client sees the close");
+    await within(peerGone(link.backend), 2000, "backend sees the close");
+    destroyPeers(link);
+  });
+
+  it("ends at once for a signal aborted before the start", async () => {
+    const link = await loop.link();
+    const done = bridge(link.gwClient, link.gwBackend, LONG, { signal: AbortSignal.abort() });
+    expect(await settled(link, done, 100)).toEqual({
+      end: "aborted",
+      bytesToBackend: 0,
+      bytesToClient: 0,
+    });
+    destroyPeers(link);
+  });
+});
+
+describe("bridge: TLS client socket (after termination)", () => {
+  let secure: Loopback;
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "bridge-tls-"));
+    const [key, cert] = [join(dir, "key.pem"), join(dir, "cert.pem")];
+    execFileSync(
+      "openssl",
+      [
+        ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
+        ...["-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=bridge.test"],
+        ...["-addext", "subjectAltName=DNS:bridge.test"],
+      ],
+      { stdio: "ignore" },
+    );
+    secure = await new Loopback({ key: readFileSync(key), cert: readFileSync(cert) }).start();
+  });
+  afterAll(async () => {
+    await secure.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("echoes byte-exact through a half-close from the client", async () => {
+    const link = await secure.link();
+    expect(link.gwClient).toBeInstanceOf(tls.TLSSocket);
+    const atBackend = collect(link.backend);
+    const atClient = collect(link.client);
+    const done = bridge(link.gwClient, link.gwBackend, LONG);
+    const payload = randomBytes(300_000);
+    link.client.end(payload);
+    expect((await within(atBackend, 3000, "backend reads")).equals(payload)).toBe(true);
+    await sleep(20); // reply after the client's close_notify and FIN arrived
+    link.backend.end(payload.subarray(0, 1000));
+    expect((await within(atClient, 3000, "client reads")).equals(payload.subarray(0, 1000))).toBe(
+      true,
+    );
+    expect(await settled(link, done)).toEqual({
+      end: "closed",
+      bytesToBackend: 300_000,
+      bytesToClient: 1000,
+    });
+    destroyPeers(link);
+  });
+
+  it("settles on a TCP reset under TLS", async () => {
+    const link = await secure.link();
+    const done = bridge(link.gwClient, link.gwBackend, LONG);
+    link.client.write("x");
+    await within(once(link.backend, "data"), 2000, "data");
+    link.clientTcp.resetAndDestroy();
+    expect((await settled(link, done)).end).toBe("client-error");
+    await within(peerGone(link.backend), 2000, "backend sees the close");
+    destroyPeers(link);
+  });
+});
+
+describe("bridge: descriptors", () => {
+  /** How a test connection ends; all end by events, none waits for a bridge timer. */
+  const scenarios = [
+    "clean",
+    "client-rst",
+    "backend-rst",
+    "client-destroy",
+    "backend-destroy-while-blocked",
+  ] as const;
+  type Scenario = (typeof scenarios)[number];
+
+  async function run(scenario: Scenario): Promise<BridgeEnd> {
+    const link = await loop.link();
+    // peers behave like ordinary programs: answer a FIN with their own
+    for (const peer of [link.client, link.backend]) peer.on("end", () => peer.end());
+    const done = bridge(link.gwClient, link.gwBackend, LONG);
+    if (scenario === "backend-destroy-while-blocked") {
+      link.backend.pause();
+      flood(link.client, Buffer.alloc(64 * 1024, 4));
+      await until(() => link.gwClient.isPaused(), 3000, "blocked");
+      link.backend.destroy();
+    } else {
+      link.client.write("ping");
+      await within(once(link.backend, "data"), 2000, "ping");
+      link.backend.write("pong");
+      await within(once(link.client, "data"), 2000, "pong");
+      if (scenario === "clean") link.client.end();
+      else if (scenario === "client-rst") link.client.resetAndDestroy();
+      else if (scenario === "backend-rst") link.backend.resetAndDestroy();
+      else link.client.destroy();
+    }
+    const result = await within(done, 5000, `bridge settles (${scenario})`);
+    destroyPeers(link);
+    return result.end;
+  }
+
+  it("returns to the starting fd count after 1,000 bridged connections", async () => {
+    const before = openFdCount();
+    const ends = new Map<BridgeEnd, number>();
+    for (let batch = 0; batch < 20; batch++) {
+      const round = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          run(scenarios[(batch * 50 + i) % scenarios.length] ?? "clean"),
+        ),
+      );
+      for (const end of round) ends.set(end, (ends.get(end) ?? 0) + 1);
+    }
+    const total = [...ends.values()].reduce((a, b) => a + b, 0);
+    expect(total).toBe(1000);
+    expect(
+      [...ends.keys()].every((end) => ["closed", "client-error", "backend-error"].includes(end)),
+    ).toBe(true);
+    expect(ends.get("closed") ?? 0).toBeGreaterThanOrEqual(200);
+    expect(ends.get("client-error") ?? 0).toBeGreaterThanOrEqual(200);
+    expect(ends.get("backend-error") ?? 0).toBeGreaterThanOrEqual(400); // both backend scenarios
+    expect(await waitForFds(before, 5, 3000)).toBeLessThanOrEqual(before + 5);
+  });
+});

@@ -1,0 +1,128 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
+import { type Balance, InstanceSelector } from "../../../gateway-runtime/proxy/select.js";
+
+const NOW = 1_000_000_000;
+const MIN = 60_000;
+
+function directory(instances: [id: string, app: string, handshakeAgeMs: number | null][]) {
+  const d = new MemoryDirectory();
+  instances.forEach(([id, appId, age], k) => {
+    d.upsert({ id, appId, ip: `10.4.0.${k + 40}`, lastHandshakeMs: age === null ? 0 : NOW - age });
+  });
+  return d;
+}
+
+function selector(d: MemoryDirectory, balance: Balance = "least_conn", extra: { topN?: number; cacheMs?: number } = {}) {
+  let now = NOW;
+  const s = new InstanceSelector(d, {
+    topN: extra.topN ?? 3,
+    cacheMs: extra.cacheMs ?? 30_000,
+    healthyAgeMs: 5 * MIN,
+    balance,
+    now: () => now,
+  });
+  return { s, advance: (ms: number) => (now += ms) };
+}
+
+/** Candidate ids in order; empty when the selection is not "ok" (other tests check the kind). */
+const ids = (sel: ReturnType<InstanceSelector["select"]>): string[] => (sel.kind === "ok" ? sel.candidates.map((i) => i.id) : []);
+
+describe("instance selection", () => {
+  const d = directory([
+    ["a1", "aaa", 1_000],
+    ["a2", "aaa", 4 * MIN],
+    ["a3", "aaa", 6 * MIN], // stale
+    ["a4", "aaa", null], // never shook hands
+    ["b1", "bbb", 10 * MIN],
+  ]);
+
+  it("an unknown id is unknown", () => {
+    expect(selector(d).s.select("ccc", "1.2.3.4")).toEqual({ kind: "unknown" });
+  });
+
+  it("an app with no healthy instance is reported as such", () => {
+    expect(selector(d).s.select("bbb", "1.2.3.4")).toEqual({ kind: "unhealthy", appId: "bbb" });
+  });
+
+  it("only healthy instances of the app are candidates", () => {
+    expect(ids(selector(d).s.select("aaa", "1.2.3.4")).sort()).toEqual(["a1", "a2"]);
+  });
+
+  it("a named instance is tried whatever its health, and belongs to its app", () => {
+    expect(selector(d).s.select("a3", "1.2.3.4")).toMatchObject({ kind: "ok", appId: "aaa", candidates: [{ id: "a3" }] });
+  });
+
+  it("takes at most topN candidates", () => {
+    const many = directory(Array.from({ length: 10 }, (_, k) => [`i${k}`, "app", 1000] as [string, string, number]));
+    expect(ids(selector(many, "random", { topN: 3 }).s.select("app", "x"))).toHaveLength(3);
+  });
+
+  it("least_conn puts the instance with the fewest open connections first", () => {
+    const { s } = selector(d);
+    s.acquire("a1");
+    s.acquire("a1");
+    s.acquire("a2");
+    expect(ids(s.select("aaa", "x"))).toEqual(["a2", "a1"]);
+    s.release("a1");
+    s.release("a1");
+    expect(ids(s.select("aaa", "x"))).toEqual(["a1", "a2"]);
+  });
+
+  it("least_conn spreads sequential connections evenly", () => {
+    const many = directory(Array.from({ length: 4 }, (_, k) => [`i${k}`, "app", 1000] as [string, string, number]));
+    const { s } = selector(many);
+    for (let k = 0; k < 40; k++) s.acquire(ids(s.select("app", "x"))[0] ?? "");
+    expect([0, 1, 2, 3].map((k) => s.activeConnections(`i${k}`))).toEqual([10, 10, 10, 10]);
+  });
+
+  it("round_robin rotates the first candidate", () => {
+    const { s } = selector(d, "round_robin", { topN: 1 });
+    expect([1, 2, 3, 4].map(() => ids(s.select("aaa", "x"))[0])).toEqual(["a1", "a2", "a1", "a2"]);
+  });
+
+  it("ip_hash keeps one client on one instance and spreads clients", () => {
+    const many = directory(Array.from({ length: 8 }, (_, k) => [`i${k}`, "app", 1000] as [string, string, number]));
+    const { s } = selector(many, "ip_hash", { topN: 1 });
+    const first = ids(s.select("app", "192.0.2.7"))[0];
+    for (let k = 0; k < 5; k++) expect(ids(s.select("app", "192.0.2.7"))[0]).toBe(first);
+    const spread = new Set(Array.from({ length: 100 }, (_, k) => ids(s.select("app", `198.51.100.${k}`))[0]));
+    expect(spread.size).toBeGreaterThanOrEqual(6);
+  });
+
+  it("caches the healthy list for cacheMs, and drops it when instances change", () => {
+    const live = directory([["x1", "app", 1000]]);
+    const { s, advance } = selector(live, "least_conn", { cacheMs: 30_000 });
+    expect(ids(s.select("app", "c"))).toEqual(["x1"]);
+    live.setHandshake("x1", 0); // goes unhealthy, but the cached list holds for 30 s
+    expect(ids(s.select("app", "c"))).toEqual(["x1"]);
+    advance(30_001);
+    expect(s.select("app", "c")).toEqual({ kind: "unhealthy", appId: "app" });
+    live.upsert({ id: "x2", appId: "app", ip: "10.4.0.99", lastHandshakeMs: NOW + 30_000 });
+    expect(ids(s.select("app", "c"))).toEqual(["x2"]);
+  });
+
+  it("never returns an unhealthy, foreign or duplicate instance (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom("aa", "bb"), fc.option(fc.integer({ min: 0, max: 20 * MIN }))), { minLength: 1, maxLength: 12 }),
+        fc.constantFrom<Balance>("least_conn", "random", "round_robin", "ip_hash"),
+        fc.integer({ min: 1, max: 5 }),
+        (spec, balance, topN) => {
+          const dir = directory(spec.map(([app, age], k) => [`i${k}`, app, age] as [string, string, number | null]));
+          const { s } = selector(dir, balance, { topN });
+          const sel = s.select("aa", "203.0.113.1");
+          if (sel.kind !== "ok") return;
+          const got = sel.candidates;
+          expect(new Set(got.map((i) => i.id)).size).toBe(got.length);
+          expect(got.length).toBeLessThanOrEqual(topN);
+          for (const i of got) {
+            expect(i.appId).toBe("aa");
+            expect(NOW - i.lastHandshakeMs).toBeLessThan(5 * MIN);
+          }
+        },
+      ),
+    );
+  });
+});
