@@ -1,45 +1,77 @@
-import { type GatewayConfig, loadConfigFile } from "../config/index.js";
+import { type GatewayConfig, loadConfigFile, toRedactedObject } from "../config/index.js";
+import { createLogger, type Logger } from "../log/index.js";
+import { ProxyStats, startDataPlane } from "../proxy/index.js";
+import { MemoryDirectory } from "../registry/index.js";
 
 export const runHelp = `Usage: gateway run --config FILE
 
 Starts the gateway with the config in FILE (.toml, .json, .yaml).
-Stops cleanly on SIGTERM or SIGINT.`;
+SIGHUP reloads the TLS certificate; SIGTERM or SIGINT stops cleanly.`;
 
-/** A part of the gateway the run command starts; each part arrives with its own issue. */
+/** What every part of a running gateway shares. */
+export interface RunContext {
+  readonly config: GatewayConfig;
+  readonly log: Logger;
+  readonly directory: MemoryDirectory;
+  readonly stats: ProxyStats;
+}
+
+/** A part of the gateway; parts start in order and stop in reverse. */
 export interface Part {
   readonly name: string;
-  start(config: GatewayConfig): Promise<{ stop(): Promise<void> }>;
+  start(ctx: RunContext): Promise<{ stop(): Promise<void> }>;
 }
 
-/** Parts not yet built into this runtime, named so `run` can say what is missing. */
-const MISSING = [
-  "TLS proxy (data plane)",
-  "registration RPC and WireGuard",
-  "certificate manager (ACME)",
-  "admin API and metrics",
-];
+const dataPlane: Part = {
+  name: "TLS proxy (data plane)",
+  async start(ctx) {
+    const plane = await startDataPlane(ctx.config, ctx);
+    const reload = () => {
+      void plane.terminator.reload();
+    };
+    process.on("SIGHUP", reload);
+    return {
+      async stop() {
+        process.off("SIGHUP", reload);
+        await plane.stop();
+      },
+    };
+  },
+};
 
-export async function runCommand(file: string, parts: readonly Part[] = []): Promise<number> {
+export const PARTS: readonly Part[] = [dataPlane];
+
+/** Parts not yet built into this runtime, named so `run` says what is missing. */
+const MISSING = ["registration RPC and WireGuard", "certificate manager (ACME)", "admin API and metrics"];
+
+export async function runCommand(file: string, parts: readonly Part[] = PARTS): Promise<number> {
   const config = loadConfigFile(file);
-  log(`config ${file} is valid (base domain ${config.core.proxy.base_domain})`);
-  for (const name of MISSING) log(`not in this build yet: ${name}`);
-  if (parts.length === 0) {
-    log("nothing to start: no gateway part is built into this runtime yet");
+  const log = createLogger(config.log_level);
+  log.info({ config: toRedactedObject(config) }, `config ${file} loaded`);
+  for (const name of MISSING) log.warn(`not in this build yet: ${name}`);
+  const ctx: RunContext = { config, log, directory: new MemoryDirectory(), stats: new ProxyStats() };
+  const running: { name: string; stop(): Promise<void> }[] = [];
+  const stopAll = async () => {
+    for (const part of running.reverse()) {
+      await part.stop().catch((error: unknown) => log.error({ err: error }, `stopping ${part.name} failed`));
+    }
+  };
+  try {
+    for (const part of parts) {
+      running.push({ name: part.name, ...(await part.start(ctx)) });
+      log.info(`started ${part.name}`);
+    }
+  } catch (error) {
+    log.error({ err: error }, "start-up failed");
+    await stopAll();
     return 1;
   }
-  const running = [];
-  for (const part of parts) {
-    running.push(await part.start(config));
-    log(`started ${part.name}`);
-  }
-  await new Promise<void>((resolve) => {
-    process.once("SIGTERM", resolve);
-    process.once("SIGINT", resolve);
+  const signal = await new Promise<string>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
   });
-  for (const part of running.reverse()) await part.stop();
+  log.info(`${signal}: stopping`);
+  await stopAll();
+  log.info("stopped");
   return 0;
-}
-
-function log(message: string): void {
-  process.stderr.write(`gateway: ${message}\n`);
 }

@@ -30,7 +30,12 @@ export function raceConnect(
     };
     const onAbort = () => finish(new ConnectError("E_CONNECT_FAILED", "connect cancelled"));
     const timer = setTimeout(() => {
-      finish(new ConnectError("E_CONNECT_TIMEOUT", `no instance answered on port ${port} within ${timeoutMs} ms`));
+      finish(
+        new ConnectError(
+          "E_CONNECT_TIMEOUT",
+          `no instance answered on port ${port} within ${timeoutMs} ms`,
+        ),
+      );
     }, timeoutMs);
     signal?.addEventListener("abort", onAbort, { once: true });
 
@@ -48,7 +53,9 @@ export function raceConnect(
         socket.destroy();
         errors.push(`${instance.id}@${instance.ip}:${port}: ${error.message}`);
         if (!done && pending.size === 0) {
-          finish(new ConnectError("E_CONNECT_FAILED", `every instance refused: ${errors.join("; ")}`));
+          finish(
+            new ConnectError("E_CONNECT_FAILED", `every instance refused: ${errors.join("; ")}`),
+          );
         }
       });
     }

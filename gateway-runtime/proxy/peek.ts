@@ -10,7 +10,10 @@ export class PeekError extends GatewayError<"E_HELLO_TIMEOUT" | "E_HELLO_TRUNCAT
  * hello and every byte read so far (which the caller forwards or replays); the socket is left
  * paused with no listeners of ours. Rejects with ClientHelloError on bad input, PeekError on timeout or early end.
  */
-export function readClientHello(socket: Socket, timeoutMs: number): Promise<{ hello: ClientHello; data: Buffer }> {
+export function readClientHello(
+  socket: Socket,
+  timeoutMs: number,
+): Promise<{ hello: ClientHello; data: Buffer }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let length = 0;
@@ -40,10 +43,14 @@ export function readClientHello(socket: Socket, timeoutMs: number): Promise<{ he
         fail(error as Error);
       }
     };
-    const onEnd = () => fail(new PeekError("E_HELLO_TRUNCATED", "connection ended before the ClientHello was complete"));
+    const onEnd = () =>
+      fail(
+        new PeekError("E_HELLO_TRUNCATED", "connection ended before the ClientHello was complete"),
+      );
     const onError = (error: Error) => fail(error);
     const timer = setTimeout(
-      () => fail(new PeekError("E_HELLO_TIMEOUT", `no complete ClientHello within ${timeoutMs} ms`)),
+      () =>
+        fail(new PeekError("E_HELLO_TIMEOUT", `no complete ClientHello within ${timeoutMs} ms`)),
       timeoutMs,
     );
     socket.on("data", onData);

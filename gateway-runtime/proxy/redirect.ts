@@ -7,16 +7,29 @@ const HOST = /^[a-z0-9.-]{1,253}$/;
  * Plain HTTP on port 80: every request gets a permanent redirect to the same host and path on
  * https (308 keeps the method). Bounded header and request times; no keep-alive.
  */
-export function startRedirect(opts: { address: string; port: number; httpsPort: number; timeoutMs: number }): Promise<Server> {
+export function startRedirect(opts: {
+  address: string;
+  port: number;
+  httpsPort: number;
+  timeoutMs: number;
+}): Promise<Server> {
   const server = createServer((req, res) => {
     const host = (req.headers.host ?? "").toLowerCase().replace(/:\d+$/, "").replace(/\.$/, "");
     if (!HOST.test(host)) {
-      res.writeHead(400, { "content-type": "text/plain", connection: "close" }).end("missing or bad Host header\n");
+      res
+        .writeHead(400, { "content-type": "text/plain", connection: "close" })
+        .end("missing or bad Host header\n");
       return;
     }
     const port = opts.httpsPort === 443 ? "" : `:${opts.httpsPort}`;
     const path = req.url?.startsWith("/") ? req.url : "/";
-    res.writeHead(308, { location: `https://${host}${port}${path}`, "content-length": 0, connection: "close" }).end();
+    res
+      .writeHead(308, {
+        location: `https://${host}${port}${path}`,
+        "content-length": 0,
+        connection: "close",
+      })
+      .end();
   });
   server.headersTimeout = opts.timeoutMs;
   server.requestTimeout = opts.timeoutMs;

@@ -53,7 +53,11 @@ export class InstanceSelector {
     const cached = this.#healthy(id);
     if (!cached) return { kind: "unknown" };
     if (cached.healthy.length === 0) return { kind: "unhealthy", appId: cached.appId };
-    return { kind: "ok", appId: cached.appId, candidates: this.#order(cached.healthy, id, clientIp) };
+    return {
+      kind: "ok",
+      appId: cached.appId,
+      candidates: this.#order(cached.healthy, id, clientIp),
+    };
   }
 
   /** Counts an open connection to an instance (least_conn); call `release` when it ends. */
@@ -99,7 +103,9 @@ export class InstanceSelector {
       case "random":
         return shuffle([...healthy], this.#random).slice(0, n);
       case "least_conn": {
-        const keyed = shuffle([...healthy], this.#random).map((i) => [this.activeConnections(i.id), i] as const);
+        const keyed = shuffle([...healthy], this.#random).map(
+          (i) => [this.activeConnections(i.id), i] as const,
+        );
         return keyed
           .sort((a, b) => a[0] - b[0])
           .slice(0, n)

@@ -1,10 +1,13 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { type AddressInfo, createServer } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { describe, expect, it } from "vitest";
-import { SEED_TOML } from "../helpers/config.js";
+import { createCa, issueLeaf, TEST_DOMAIN } from "../helpers/certs.js";
+import { minimalConfig, SEED_TOML, withKey } from "../helpers/config.js";
 
 const bundle = new URL("../../dist/gateway.mjs", import.meta.url).pathname;
 
@@ -84,7 +87,69 @@ describe("gateway check-config (the bundle, run with plain node)", () => {
   });
 });
 
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
 describe("gateway run", () => {
+  it("starts the data plane, reloads its certificate on SIGHUP and stops on SIGTERM", async () => {
+    const ca = createCa();
+    const leaf = issueLeaf(ca);
+    const [https, http] = [await freePort(), await freePort()];
+    let raw = minimalConfig();
+    for (const [k, v] of Object.entries({
+      "core.proxy.listen_addr": "127.0.0.1",
+      "core.proxy.listen_port": https,
+      "core.proxy.http_port": http,
+      "core.proxy.cert_chain": leaf.certFile,
+      "core.proxy.cert_key": leaf.keyFile,
+      "core.proxy.base_domain": TEST_DOMAIN,
+      "core.admin.enabled": false,
+    })) raw = withKey(raw, k, v);
+    const file = tempFile("gateway.json", JSON.stringify(raw));
+    const child = spawn(process.execPath, [bundle, "run", "--config", file], { stdio: ["ignore", "pipe", "pipe"] });
+    let log = "";
+    child.stderr.on("data", (d: Buffer) => (log += d.toString()));
+    const waitFor = async (text: string) => {
+      const deadline = Date.now() + 10_000;
+      while (!log.includes(text)) {
+        if (Date.now() > deadline) throw new Error(`no "${text}" in:\n${log}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    try {
+      await waitFor("data plane listening");
+      expect(log).toContain("not in this build yet: registration RPC and WireGuard");
+      expect(log).toContain('"private_key":"[redacted]"');
+      const { private_key } = (raw.core as { wg: { private_key: string } }).wg;
+      expect(log).not.toContain(private_key);
+      const s = tlsConnect({ port: https, host: "127.0.0.1", servername: `cafe.${TEST_DOMAIN}`, ca: ca.certPem });
+      s.on("error", () => {});
+      await new Promise((r) => s.once("close", r));
+      child.kill("SIGHUP");
+      await waitFor("certificate loaded");
+      child.kill("SIGTERM");
+      const code = await new Promise<number | null>((r) => child.once("exit", r));
+      expect(code).toBe(0);
+      expect(log).toContain("SIGTERM: stopping");
+    } finally {
+      child.kill("SIGKILL");
+      ca.cleanup();
+    }
+  });
+
+  it("names the missing certificate file and exits 1", () => {
+    let raw = withKey(minimalConfig(), "core.proxy.cert_chain", "/nonexistent/cert.pem");
+    raw = withKey(raw, "core.proxy.listen_addr", "127.0.0.1");
+    const r = gateway("run", "--config", tempFile("gateway.json", JSON.stringify(raw)));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("/nonexistent/cert.pem");
+  });
+
   it("refuses a bad config with exit 2 before starting anything", () => {
     const file = tempFile("bad.json", JSON.stringify({ port: "x" }));
     const r = gateway("run", "--config", file);

@@ -1,0 +1,259 @@
+import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+import type { GatewayConfig } from "../config/index.js";
+import { GatewayError } from "../errors.js";
+import type { Logger } from "../log/index.js";
+import type { InstanceDirectory } from "../registry/index.js";
+import { bridge, type BridgeResult, type BridgeTimeouts } from "./bridge.js";
+import { raceConnect } from "./connect.js";
+import type { CustomDomainResolver } from "./custom-domain.js";
+import { readClientHello } from "./peek.js";
+import { encodeProxyV2 } from "./proxy-protocol.js";
+import { compileRouter, type RouteMode, type Router } from "./route.js";
+import { InstanceSelector } from "./select.js";
+import { ProxyStats } from "./stats.js";
+import type { TlsTerminator } from "./terminate.js";
+
+export interface ProxyDeps {
+  readonly directory: InstanceDirectory;
+  readonly terminator: TlsTerminator;
+  readonly customDomains: CustomDomainResolver;
+  readonly log: Logger;
+  readonly stats?: ProxyStats;
+}
+
+type ProxyConfig = GatewayConfig["core"]["proxy"];
+
+/** Why the proxy refused a connection before it reached a backend; counted and logged. */
+export class RejectError extends GatewayError<
+  | "E_ROUTE_UNKNOWN_APP"
+  | "E_CUSTOM_UNKNOWN_APP"
+  | "E_NO_HEALTHY_INSTANCE"
+  | "E_LIMIT_APP"
+  | "E_LIMIT_IP"
+> {}
+
+interface Target {
+  readonly appId: string;
+  readonly port: number;
+  readonly mode: RouteMode;
+  readonly id: string;
+  /** Chosen by a custom domain's TXT record rather than by the SNI itself. */
+  readonly custom: boolean;
+}
+
+/**
+ * The :443 listener. Per connection: read the ClientHello, route its SNI, pick instances,
+ * then either pass every byte through or terminate TLS, and bridge bytes to the instance.
+ */
+export class TlsProxy {
+  readonly stats: ProxyStats;
+  readonly #server: Server;
+  readonly #deps: ProxyDeps;
+  readonly #config: ProxyConfig;
+  readonly #route: Router;
+  readonly #selector: InstanceSelector;
+  readonly #timeouts: BridgeTimeouts;
+  readonly #shutdown = new AbortController();
+  readonly #sockets = new Set<Socket>();
+  /**
+   * A terminated connection's raw socket shares its native handle with the TLS socket; Node 20
+   * can then write to a reused descriptor if the raw one is destroyed first. So once wrapped,
+   * only the TLS socket is ever destroyed.
+   */
+  readonly #tlsOf = new WeakMap<Socket, TLSSocket>();
+
+  private constructor(config: ProxyConfig, deps: ProxyDeps) {
+    this.#config = config;
+    this.#deps = deps;
+    this.stats = deps.stats ?? new ProxyStats();
+    this.#route = compileRouter({ baseDomain: config.base_domain });
+    this.#selector = new InstanceSelector(deps.directory, {
+      topN: config.connect_top_n,
+      cacheMs: config.timeouts.cache_top_n,
+      healthyAgeMs: config.healthy_handshake_age,
+      balance: config.balance,
+    });
+    const t = config.timeouts;
+    this.#timeouts = {
+      idleMs: t.idle,
+      writeMs: t.write,
+      shutdownMs: t.shutdown,
+      totalMs: t.total,
+      dataTimeouts: t.data_timeout_enabled,
+    };
+    this.#server = createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (socket) =>
+      this.#accept(socket),
+    );
+  }
+
+  static async start(
+    config: ProxyConfig,
+    deps: ProxyDeps,
+    port = config.listen_port,
+  ): Promise<TlsProxy> {
+    const proxy = new TlsProxy(config, deps);
+    await new Promise<void>((resolve, reject) => {
+      proxy.#server.once("error", reject);
+      proxy.#server.listen({ port, host: config.listen_addr, backlog: 4096 }, () => {
+        proxy.#server.off("error", reject);
+        resolve();
+      });
+    });
+    return proxy;
+  }
+
+  address(): AddressInfo {
+    return this.#server.address() as AddressInfo;
+  }
+
+  /** Stops accepting, ends every open connection, and resolves when the listener is closed. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#shutdown.abort();
+    for (const socket of this.#sockets) this.#destroy(socket);
+    await closed;
+  }
+
+  #accept(socket: Socket): void {
+    this.#sockets.add(socket);
+    socket.once("close", () => this.#sockets.delete(socket));
+    socket.on("error", () => {});
+    const ip = socket.remoteAddress ?? "";
+    const perIp = this.stats.ipOpened(ip);
+    this.#handle(socket, ip, perIp)
+      .catch((error: unknown) => this.#reject(socket, error))
+      .finally(() => this.stats.ipClosed(ip));
+  }
+
+  async #handle(socket: Socket, ip: string, perIp: number): Promise<void> {
+    const maxPerIp = this.#config.max_connections_per_ip;
+    if (maxPerIp > 0 && perIp > maxPerIp) {
+      throw new RejectError("E_LIMIT_IP", `client ${ip} has ${maxPerIp} open connections already`);
+    }
+    const { hello, data } = await readClientHello(socket, this.#config.timeouts.handshake);
+    const target = await this.#target(hello.serverName);
+    const selection = this.#selector.select(target.id, ip);
+    if (selection.kind === "unknown") {
+      const code = target.custom ? "E_CUSTOM_UNKNOWN_APP" : "E_ROUTE_UNKNOWN_APP";
+      throw new RejectError(code, `no app or instance "${target.id}" (SNI ${hello.serverName})`);
+    }
+    if (selection.kind === "unhealthy") {
+      throw withApp(
+        new RejectError("E_NO_HEALTHY_INSTANCE", `app ${selection.appId} has no healthy instance`),
+        selection.appId,
+      );
+    }
+    const appId = selection.appId;
+    const override = this.#config.app_overrides[appId];
+    const maxPerApp = override?.max_connections ?? this.#config.max_connections_per_app;
+    if (maxPerApp > 0 && this.stats.activeForApp(appId) >= maxPerApp) {
+      throw withApp(
+        new RejectError("E_LIMIT_APP", `app ${appId} has ${maxPerApp} open connections already`),
+        appId,
+      );
+    }
+
+    this.stats.opened(appId);
+    let instanceId: string | undefined;
+    let moved: Pick<BridgeResult, "bytesToBackend" | "bytesToClient"> & { end?: BridgeResult["end"] } = {
+      bytesToBackend: 0,
+      bytesToClient: 0,
+    };
+    try {
+      const signal = this.#shutdown.signal;
+      const connecting = raceConnect(
+        selection.candidates,
+        target.port,
+        this.#config.timeouts.connect,
+        signal,
+      );
+      const header =
+        (override?.proxy_protocol ?? this.#config.proxy_protocol)
+          ? this.#proxyHeader(socket)
+          : undefined;
+      if (target.mode === "passthrough") {
+        const { socket: backend, instance } = await connecting;
+        instanceId = instance.id;
+        this.#selector.acquire(instance.id);
+        const initial = header ? Buffer.concat([header, data]) : data;
+        moved = await bridge(socket, backend, this.#timeouts, { initial, signal });
+      } else {
+        const mode = target.mode === "h2" ? "h2" : "http1";
+        const terminating = this.#deps.terminator.terminate(socket, data, mode).then((tls) => {
+          this.#tlsOf.set(socket, tls);
+          return tls;
+        });
+        const [tls, connected] = await settleBoth(terminating, connecting);
+        instanceId = connected.instance.id;
+        this.#selector.acquire(instanceId);
+        moved = await bridge(
+          tls,
+          connected.socket,
+          this.#timeouts,
+          header ? { initial: header, signal } : { signal },
+        );
+      }
+    } catch (error) {
+      throw withApp(error, appId);
+    } finally {
+      if (instanceId !== undefined) this.#selector.release(instanceId);
+      this.stats.closed(appId, moved.bytesToBackend, moved.bytesToClient);
+      this.#deps.log.debug({ appId, instanceId, ...moved }, "connection closed");
+    }
+  }
+
+  async #target(sni: string): Promise<Target> {
+    const route = this.#route(sni);
+    if (route.kind === "app")
+      return { appId: route.id, id: route.id, port: route.port, mode: route.mode, custom: false };
+    const address = await this.#deps.customDomains.resolve(route.name);
+    return {
+      appId: address.appId,
+      id: address.appId,
+      port: address.port,
+      mode: "passthrough",
+      custom: true,
+    };
+  }
+
+  #proxyHeader(socket: Socket): Buffer {
+    return encodeProxyV2({
+      sourceAddress: socket.remoteAddress ?? "0.0.0.0",
+      sourcePort: socket.remotePort ?? 0,
+      destAddress: socket.localAddress ?? "0.0.0.0",
+      destPort: socket.localPort ?? 0,
+    });
+  }
+
+  #destroy(socket: Socket): void {
+    (this.#tlsOf.get(socket) ?? socket).destroy();
+  }
+
+  #reject(socket: Socket, error: unknown): void {
+    this.#destroy(socket);
+    const code = error instanceof GatewayError ? error.code : "E_INTERNAL";
+    const appId = (error as { appId?: string }).appId;
+    this.stats.rejected(code, appId);
+    const fields = { code, appId, client: socket.remoteAddress };
+    if (code === "E_INTERNAL") this.#deps.log.error({ ...fields, err: error }, "connection failed");
+    else this.#deps.log.debug(fields, (error as Error).message);
+  }
+}
+
+function withApp(error: unknown, appId: string): unknown {
+  if (error instanceof Error && !("appId" in error)) Object.assign(error, { appId });
+  return error;
+}
+
+/** Awaits both; if either fails, the other's socket is destroyed and the first error thrown. */
+async function settleBoth<
+  A extends { destroy(): unknown },
+  B extends { socket: { destroy(): unknown } },
+>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [ra, rb] = await Promise.allSettled([a, b]);
+  if (ra.status === "fulfilled" && rb.status === "fulfilled") return [ra.value, rb.value];
+  if (ra.status === "fulfilled") ra.value.destroy();
+  if (rb.status === "fulfilled") rb.value.socket.destroy();
+  throw ra.status === "rejected" ? ra.reason : (rb as PromiseRejectedResult).reason;
+}

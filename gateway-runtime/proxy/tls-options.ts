@@ -1,0 +1,216 @@
+/**
+ * The TLS policy of the terminating :443 listener (DESIGN.md §2, §7): versions, AEAD-only
+ * ciphers, key-exchange groups, no renegotiation, ALPN per route mode, the session ticket
+ * keys, and the checks a certificate and key pass before use. Pure values and small pieces with
+ * no I/O; `terminate.ts` puts them together.
+ */
+import { Buffer } from "node:buffer";
+import { constants, createPrivateKey, randomBytes, X509Certificate } from "node:crypto";
+import type { SecureContext, SecureContextOptions } from "node:tls";
+import { parseClientHello } from "./clienthello.js";
+
+export type AlpnMode = "http1" | "h2";
+
+/**
+ * TLS 1.3 suites (all AEAD), then for TLS 1.2 only ECDHE with AES-GCM or ChaCha20-Poly1305.
+ * Node puts the `TLS_` names into the TLS 1.3 list and the rest into the TLS 1.2 list; the
+ * client's order decides (all of these are strong; clients without AES hardware pick ChaCha).
+ */
+export const CIPHERS = [
+  "TLS_AES_128_GCM_SHA256",
+  "TLS_AES_256_GCM_SHA384",
+  "TLS_CHACHA20_POLY1305_SHA256",
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
+/** X25519 first: clients send an X25519 key share, and anything else costs a HelloRetryRequest. */
+export const GROUPS = "X25519:P-256:P-384";
+
+/** Ties sessions and tickets to this gateway (OpenSSL's sid_ctx, at most 32 bytes). */
+export const SESSION_ID_CONTEXT = "cvm-tls-gateway";
+
+/** RFC 8446 §4.6.1: a ticket lifetime never exceeds 7 days. */
+const MAX_TICKET_LIFETIME_S = 7 * 24 * 3600;
+
+/**
+ * Options for `tls.createSecureContext`, without cert and key. Client-initiated renegotiation
+ * (TLS 1.2 only; TLS 1.3 has none) is refused with `SSL_OP_NO_RENEGOTIATION`: OpenSSL answers
+ * the renegotiating ClientHello with a no_renegotiation alert and the client gives up. Node's
+ * own guard (`tls.CLIENT_RENEG_LIMIT`, 3 per 10 min, then ERR_TLS_SESSION_ATTACK) stays as a
+ * backstop; it is process-global, so we leave it alone.
+ *
+ * A session lives as long as one ticket key period: the previous key stays usable for one more
+ * period (see TicketKeyRing), so every ticket can be decrypted for its whole lifetime.
+ */
+export function contextOptions(ticketRotationMs: number, ticketKeys: Buffer): SecureContextOptions {
+  return {
+    minVersion: "TLSv1.2",
+    maxVersion: "TLSv1.3",
+    ciphers: CIPHERS,
+    ecdhCurve: GROUPS,
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
+    sessionIdContext: SESSION_ID_CONTEXT,
+    sessionTimeout: Math.min(
+      MAX_TICKET_LIFETIME_S,
+      Math.max(1, Math.round(ticketRotationMs / 1000)),
+    ),
+    ticketKeys,
+  };
+}
+
+/** The ALPN names in the ClientHello at the start of `initial`; undefined when unreadable. */
+export function offeredAlpn(initial: Uint8Array): readonly string[] | undefined {
+  try {
+    const result = parseClientHello(initial);
+    return result.status === "done" ? result.hello.alpn : undefined;
+  } catch {
+    return undefined; // not a ClientHello: OpenSSL will say why, with its own alert
+  }
+}
+
+/**
+ * The server's ALPN list for one connection. Mode "h2" offers h2 then http/1.1, mode "http1"
+ * only http/1.1, so h2 is never selected in http1 mode. Node (20) answers a ClientHello with
+ * no overlap with a fatal no_application_protocol alert, so when the client offers none of our
+ * names (e.g. only h2 in http1 mode) we configure no ALPN at all: the handshake completes
+ * without an ALPN answer and the client decides whether it can go on. Unreadable input (the
+ * caller passed a partial hello) also gets no ALPN rather than a spurious alert.
+ */
+export function alpnFor(mode: AlpnMode, offered: readonly string[] | undefined): string[] {
+  const ours = mode === "h2" ? ["h2", "http/1.1"] : ["http/1.1"];
+  return offered === undefined ? [] : ours.filter((p) => offered.includes(p));
+}
+
+interface TicketKey {
+  readonly name: Buffer;
+  readonly hmac: Buffer;
+  readonly aes: Buffer;
+}
+
+/**
+ * Undocumented hook of Node's native SecureContext (`secureContext.context`), present in Node
+ * 20 and used by Node's own test-https-resume-after-renew. OpenSSL's ticket key callback calls
+ * `onticketkeycallback(name, iv, encrypt)`, which returns `[result, hmacKey, aesKey]` plus,
+ * when encrypting, `name, iv` (16 bytes each; AES-128-CBC and HMAC-SHA256 as Node's own keys).
+ * result: 1 = use this key, 2 = decrypted and issue a fresh ticket, 0 = unknown key (full
+ * handshake), negative = fatal.
+ */
+interface NativeTicketHook {
+  enableTicketKeyCallback(): void;
+  onticketkeycallback(name: Buffer, iv: Buffer, encrypt: boolean): unknown[];
+}
+
+function isHookable(native: unknown): native is NativeTicketHook {
+  return (
+    typeof native === "object" &&
+    native !== null &&
+    typeof (native as Partial<NativeTicketHook>).enableTicketKeyCallback === "function"
+  );
+}
+
+const newKey = (): TicketKey => ({
+  name: randomBytes(16),
+  hmac: randomBytes(16),
+  aes: randomBytes(16),
+});
+const ZERO16 = Buffer.alloc(16);
+
+/**
+ * Session ticket encryption keys: tickets are sealed with the current key; tickets sealed with
+ * the current or the previous key are accepted, and either one is answered with a fresh ticket.
+ * The fresh ticket matters for TLS 1.3: by default Node (OpenSSL) sends no new ticket after a
+ * resumed handshake, so clients that use each ticket once get a full handshake every other
+ * time (DESIGN.md §7). Node's public `ticketKeys` takes exactly one 48-byte key, with no
+ * previous key; when the native hook is missing (a future Node) `attach` returns false and the
+ * caller falls back to `currentKeys()` in the context options and a new context at rotation.
+ */
+export class TicketKeyRing {
+  #current: TicketKey = newKey();
+  #previous: TicketKey | undefined;
+
+  rotate(): void {
+    this.#previous = this.#current;
+    this.#current = newKey();
+  }
+
+  /** The current key in Node's 48-byte `ticketKeys` layout (name, HMAC key, AES key). */
+  currentKeys(): Buffer {
+    return Buffer.concat([this.#current.name, this.#current.hmac, this.#current.aes]);
+  }
+
+  /** Routes `ctx`'s ticket encryption through this ring; false when Node lacks the hook. */
+  attach(ctx: SecureContext): boolean {
+    const native: unknown = ctx.context;
+    if (!isHookable(native)) return false;
+    native.onticketkeycallback = (name, _iv, encrypt) => this.#callback(name, encrypt);
+    native.enableTicketKeyCallback();
+    return true;
+  }
+
+  #callback(name: Buffer, encrypt: boolean): unknown[] {
+    if (encrypt) {
+      const k = this.#current;
+      return [1, k.hmac, k.aes, k.name, randomBytes(16)];
+    }
+    const k = [this.#current, this.#previous].find((key) => key?.name.equals(name));
+    return k === undefined ? [0, ZERO16, ZERO16] : [2, k.hmac, k.aes];
+  }
+}
+
+export interface CertInfo {
+  /** Hex, upper case, as `X509Certificate.serialNumber`. */
+  serial: string;
+  notAfter: Date;
+  /** The DNS names of subjectAltName (other entry types are left out). */
+  subjectAltNames: string[];
+  /** SHA-256 of the DER, colon-separated hex, as `X509Certificate.fingerprint256`. */
+  fingerprint256: string;
+}
+
+const reasonOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+function dnsNames(san: string | undefined): string[] {
+  return (san ?? "")
+    .split(", ")
+    .filter((entry) => entry.startsWith("DNS:"))
+    .map((entry) => entry.slice(4));
+}
+
+/** Parses and checks a certificate and key; throws an Error whose message is the reason. */
+export function verifyPair(
+  cert: string,
+  key: string,
+  now: number,
+): { info: CertInfo; notBefore: Date } {
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch (e) {
+    throw new Error(`certificate is not a PEM X.509 certificate (${reasonOf(e)})`);
+  }
+  let privateKey: ReturnType<typeof createPrivateKey>;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch (e) {
+    throw new Error(`private key is unparsable (${reasonOf(e)})`);
+  }
+  if (!x509.checkPrivateKey(privateKey)) {
+    throw new Error(`private key does not match certificate ${x509.serialNumber}`);
+  }
+  const notAfter = new Date(x509.validTo);
+  if (!(notAfter.getTime() > now)) {
+    throw new Error(`certificate ${x509.serialNumber} expired at ${notAfter.toISOString()}`);
+  }
+  const info: CertInfo = {
+    serial: x509.serialNumber,
+    notAfter,
+    subjectAltNames: dnsNames(x509.subjectAltName),
+    fingerprint256: x509.fingerprint256,
+  };
+  return { info, notBefore: new Date(x509.validFrom) };
+}

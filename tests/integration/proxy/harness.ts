@@ -1,0 +1,162 @@
+import { spawn } from "node:child_process";
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from "node:http";
+import { createServer as createTcpServer, type Server, type Socket } from "node:net";
+import { createHash } from "node:crypto";
+import { parseGatewayConfig, type GatewayConfig } from "../../../gateway-runtime/config/index.js";
+import { createLogger, silentLogger } from "../../../gateway-runtime/log/index.js";
+import { type DataPlane, startDataPlane } from "../../../gateway-runtime/proxy/index.js";
+import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
+import { createCa, issueLeaf, TEST_DOMAIN, type TestCa } from "../../helpers/certs.js";
+import { minimalConfig, withKey } from "../../helpers/config.js";
+import { startDnsServer, type TestDnsServer } from "../../helpers/dns-server.js";
+
+export { TEST_DOMAIN };
+
+/** Ids are hex, like dstack's app and instance ids. */
+export const APP_A = "a1a1a1";
+export const APP_B = "b2b2b2";
+
+export interface ProxyLab {
+  readonly port: number;
+  readonly httpPort: number;
+  readonly ca: TestCa;
+  readonly dns: TestDnsServer;
+  readonly directory: MemoryDirectory;
+  readonly plane: DataPlane;
+  readonly config: GatewayConfig;
+  /** Registers an instance at a loopback address standing in for its WireGuard IP. */
+  addInstance(id: string, appId: string, ip: string, healthy?: boolean): void;
+  close(): Promise<void>;
+}
+
+/** The real data plane (same factory as `gateway run`), on 127.0.0.1 with ephemeral ports. */
+export async function startProxyLab(overrides: Record<string, unknown> = {}): Promise<ProxyLab> {
+  const ca = createCa();
+  const leaf = issueLeaf(ca);
+  const dns = await startDnsServer();
+  let raw = minimalConfig();
+  const settings: Record<string, unknown> = {
+    "core.proxy.listen_addr": "127.0.0.1",
+    "core.proxy.cert_chain": leaf.certFile,
+    "core.proxy.cert_key": leaf.keyFile,
+    "core.proxy.base_domain": TEST_DOMAIN,
+    "core.proxy.app_address_dns_servers": [`127.0.0.1:${dns.port}`],
+    "core.proxy.timeouts.handshake": "2s",
+    "core.proxy.timeouts.connect": "2s",
+    "core.admin.enabled": false,
+    ...overrides,
+  };
+  for (const [path, value] of Object.entries(settings)) raw = withKey(raw, path, value);
+  const config = parseGatewayConfig(raw, "proxy lab");
+  const directory = new MemoryDirectory();
+  // GATEWAY_TEST_LOG=debug shows the proxy's own log while debugging a test.
+  const log = process.env.GATEWAY_TEST_LOG ? createLogger(process.env.GATEWAY_TEST_LOG as "debug") : silentLogger();
+  const plane = await startDataPlane(config, { directory, log }, { https: 0, http: 0 });
+  const httpAddress = plane.redirect?.address();
+  return {
+    port: plane.proxy.address().port,
+    httpPort: typeof httpAddress === "object" && httpAddress ? httpAddress.port : 0,
+    ca,
+    dns,
+    directory,
+    plane,
+    config,
+    addInstance(id, appId, ip, healthy = true) {
+      directory.upsert({ id, appId, ip, lastHandshakeMs: healthy ? Date.now() : 0 });
+    },
+    async close() {
+      await plane.stop();
+      await dns.close();
+      ca.cleanup();
+    },
+  };
+}
+
+export interface Backend {
+  /** Accepted TCP connections so far. */
+  readonly accepted: number;
+  close(): Promise<void>;
+}
+
+function track(server: Server | HttpServer, ip: string, port: number): Promise<Backend> {
+  let accepted = 0;
+  const sockets = new Set<Socket>();
+  server.on("connection", (s: Socket) => {
+    accepted++;
+    sockets.add(s);
+    s.once("close", () => sockets.delete(s));
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, ip, () =>
+      resolve({
+        get accepted() {
+          return accepted;
+        },
+        close: () =>
+          new Promise<void>((done) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => done());
+          }),
+      }),
+    );
+  });
+}
+
+/** HTTP/1.1 backend: answers `<name> <method> <path> <body bytes> <body sha256>`. */
+export function httpBackend(name: string, ip: string, port: number): Promise<Backend> {
+  const server = createHttpServer((req: IncomingMessage, res) => {
+    const hash = createHash("sha256");
+    let bytes = 0;
+    req.on("data", (chunk: Buffer) => {
+      bytes += chunk.length;
+      hash.update(chunk);
+    });
+    req.on("end", () => res.end(`${name} ${req.method} ${req.url} ${bytes} ${hash.digest("hex")}\n`));
+  });
+  server.keepAliveTimeout = 5_000;
+  return track(server, ip, port);
+}
+
+/** A raw TCP backend that runs `onSocket` for each connection. */
+export function tcpBackend(ip: string, port: number, onSocket: (s: Socket) => void): Promise<Backend> {
+  return track(createTcpServer(onSocket), ip, port);
+}
+
+export interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a real client (curl, openssl, ssh) with a hard time bound and stdin closed or given. */
+export function run(cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 15_000);
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? "");
+  });
+}
+
+/** curl through the proxy for `host`, resolving it to 127.0.0.1:<proxy port>. */
+export function curl(lab: ProxyLab, host: string, path = "/", extra: readonly string[] = []): Promise<Run> {
+  return run("curl", [
+    "-sS",
+    "--max-time",
+    "20",
+    "--cacert",
+    lab.ca.certFile,
+    "--resolve",
+    `${host}:${lab.port}:127.0.0.1`,
+    ...extra,
+    `https://${host}:${lab.port}${path}`,
+  ]);
+}
