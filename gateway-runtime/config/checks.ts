@@ -122,6 +122,7 @@ function checkRequiredWhenEnabled(core: Obj, ctx: Ctx): void {
     issue(ctx, `core.certbot.${missing}`, `is required when core.certbot.${present} is set`);
   }
   if (certbot.enabled === false) return;
+  checkLivePaths(certbot, obj(core.proxy), ctx);
   requireKeys(ctx, certbot, "core.certbot", ["domain"], "core.certbot.enabled is true");
   const provider = certbot.dns_provider ?? "cloudflare";
   if (provider === "cloudflare") {
@@ -156,5 +157,27 @@ function checkCertificateDomain(core: Obj, ctx: Ctx): void {
       `must be "*.${base}" to cover every app under core.proxy.base_domain`,
       domain,
     );
+  }
+}
+
+/** The certificate manager writes `<workdir>/live/`; the proxy must serve exactly those files. */
+function checkLivePaths(certbot: Obj, proxy: Obj, ctx: Ctx): void {
+  const workdir = txt(certbot.workdir);
+  if (workdir === undefined) return;
+  const live = workdir.replace(/\/+$/, "");
+  for (const [key, file] of [
+    ["cert_chain", "cert.pem"],
+    ["cert_key", "key.pem"],
+  ] as const) {
+    const expected = `${live}/live/${file}`;
+    const actual = txt(proxy[key]);
+    if (actual !== undefined && actual !== expected) {
+      issue(
+        ctx,
+        `core.proxy.${key}`,
+        `must be "${expected}" while core.certbot.enabled is true (the certificate manager writes there)`,
+        actual,
+      );
+    }
   }
 }

@@ -62,6 +62,22 @@ const certbot = section({
     added,
   }),
   account_key: field.optional.secret({ doc: "PEM private key of `account_url`", added }),
+  acme_ca_file: field.optional.string({
+    doc: "PEM file of extra CAs trusted for `acme_url` (a private CA such as pebble)",
+    added,
+  }),
+  contact_email: field.optional.string({
+    doc: "Contact address registered with a new ACME account",
+    added,
+  }),
+  dns_check_servers: field.endpointList([], {
+    doc: "DNS servers (`ip:port`) asked whether a challenge TXT is visible; empty: the rfc2136 server, or the zone's NS",
+    added,
+  }),
+  dns_check_timeout: field.duration("2m", {
+    doc: "Give up waiting for a challenge TXT to be visible after this",
+    added,
+  }),
 });
 
 const wg = section({

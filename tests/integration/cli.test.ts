@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { type AddressInfo, createServer } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
@@ -9,7 +9,9 @@ import { describe, expect, it } from "vitest";
 import { createCa, issueLeaf, TEST_DOMAIN } from "../helpers/certs.js";
 import { minimalConfig, SEED_TOML, withKey } from "../helpers/config.js";
 
-const bundle = new URL("../../dist/gateway.mjs", import.meta.url).pathname;
+// A copy outside the repository: the bundle must run with plain node and no node_modules near it.
+const bundle = join(mkdtempSync(join(tmpdir(), "bundle-")), "gateway.mjs");
+copyFileSync(new URL("../../dist/gateway.mjs", import.meta.url).pathname, bundle);
 
 function gateway(...args: string[]) {
   const r = spawnSync(process.execPath, [bundle, ...args], {

@@ -222,6 +222,12 @@ const cases: [string, Record<string, unknown>, string, string][] = [
     'dns_provider is "rfc2136"',
   ],
   [
+    "served certificate is not the managed one",
+    withKey(withKey(certbotCloudflare, "core.certbot.cf_api_token", "t"), "core.proxy.cert_chain", "/etc/ssl/other.pem"),
+    "core.proxy.cert_chain",
+    'must be "/data/rproxy/certs/live/cert.pem" while core.certbot.enabled is true',
+  ],
+  [
     "account url without key",
     set("core.certbot.account_url", "https://acme.example/acct/1"),
     "core.certbot.account_key",

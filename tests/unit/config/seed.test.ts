@@ -71,6 +71,8 @@ describe("the seed gateway.toml", () => {
           renew_timeout: "5m",
           dns_provider: "cloudflare",
           rfc2136: { tsig_algorithm: "hmac-sha256" },
+          dns_check_servers: [],
+          dns_check_timeout: "2m",
         },
         wg: {
           public_key: "gateway_public_key",
