@@ -82,7 +82,7 @@ export class TlsProxy {
       totalMs: t.total,
       dataTimeouts: t.data_timeout_enabled,
     };
-    this.#server = createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (socket) =>
+    this.#server = createServer({ noDelay: true, pauseOnConnect: true }, (socket) =>
       this.#accept(socket),
     );
   }

@@ -180,9 +180,6 @@ export class TlsTerminator {
           secureContext: context,
           ...(alpn.length > 0 ? { ALPNProtocols: alpn } : {}),
         });
-        // A client may send data and close_notify before the bridge takes over; without this
-        // Node would end our writing side on its own and the backend's reply would be lost.
-        secure.allowHalfOpen = true;
       } catch (e) {
         socket.destroy();
         reject(new TerminateError("E_TLS_HANDSHAKE", reasonOf(e), { cause: e }));

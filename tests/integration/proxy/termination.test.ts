@@ -161,3 +161,26 @@ describe("TLS termination through the proxy, with real clients", () => {
     }
   });
 });
+
+describe("half-close through termination", () => {
+  it("a client that sends its request and closes its side at once still gets the whole reply", async () => {
+    const { connect } = await import("node:tls");
+    const host = `${APP_A}-8080.${TEST_DOMAIN}`;
+    const replies = await Promise.all(
+      Array.from(
+        { length: 20 },
+        (_, k) =>
+          new Promise<string>((resolve, reject) => {
+            const s = connect({ host: "127.0.0.1", port: lab.port, servername: host, ca: lab.ca.certPem });
+            let text = "";
+            s.on("data", (d: Buffer) => (text += d.toString()));
+            s.once("secureConnect", () => s.end(`GET /half/${k} HTTP/1.1\r\nhost: ${host}\r\n\r\n`));
+            s.once("close", () => resolve(text));
+            s.once("error", reject);
+            setTimeout(() => s.destroy(), 5_000);
+          }),
+      ),
+    );
+    replies.forEach((reply, k) => expect(reply).toMatch(new RegExp(`a-8080 GET /half/${k} 0 `)));
+  });
+});
