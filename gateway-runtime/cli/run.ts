@@ -1,6 +1,7 @@
 import { type GatewayConfig, loadConfigFile, toRedactedObject } from "../config/index.js";
 import { createLogger, type Logger } from "../log/index.js";
 import { ProxyStats, startDataPlane } from "../proxy/index.js";
+import { startRegistration } from "../registration/index.js";
 import { MemoryDirectory } from "../registry/index.js";
 
 export const runHelp = `Usage: gateway run --config FILE
@@ -39,21 +40,47 @@ const dataPlane: Part = {
   },
 };
 
-export const PARTS: readonly Part[] = [dataPlane];
+const registration: Part = {
+  name: "registration RPC and WireGuard",
+  async start(ctx) {
+    const started = await startRegistration(ctx.config, ctx);
+    const reload = () => {
+      started.rpc
+        .reloadCertificate()
+        .catch((error: unknown) => ctx.log.error({ err: error }, "RPC certificate reload failed"));
+    };
+    process.on("SIGHUP", reload);
+    return {
+      async stop() {
+        process.off("SIGHUP", reload);
+        await started.stop();
+      },
+    };
+  },
+};
+
+export const PARTS: readonly Part[] = [dataPlane, registration];
 
 /** Parts not yet built into this runtime, named so `run` says what is missing. */
-const MISSING = ["registration RPC and WireGuard", "certificate manager (ACME)", "admin API and metrics"];
+const MISSING = ["certificate manager (ACME)", "admin API and metrics"];
 
 export async function runCommand(file: string, parts: readonly Part[] = PARTS): Promise<number> {
   const config = loadConfigFile(file);
   const log = createLogger(config.log_level);
   log.info({ config: toRedactedObject(config) }, `config ${file} loaded`);
   for (const name of MISSING) log.warn(`not in this build yet: ${name}`);
-  const ctx: RunContext = { config, log, directory: new MemoryDirectory(), stats: new ProxyStats() };
+  const ctx: RunContext = {
+    config,
+    log,
+    directory: new MemoryDirectory(),
+    stats: new ProxyStats(),
+  };
   const running: { name: string; stop(): Promise<void> }[] = [];
   const stopAll = async () => {
     for (const part of running.reverse()) {
-      await part.stop().catch((error: unknown) => log.error({ err: error }, `stopping ${part.name} failed`));
+      await part
+        .stop()
+        .catch((error: unknown) => log.error({ err: error }, `stopping ${part.name} failed`));
     }
   };
   try {

@@ -109,6 +109,16 @@ function requireKeys(ctx: Ctx, section: Obj, base: string, keys: string[], why: 
 }
 
 function checkRequiredWhenEnabled(core: Obj, ctx: Ctx): void {
+  const attestation = obj(core.attestation);
+  if (attestation.mode === "tdx") {
+    requireKeys(
+      ctx,
+      attestation,
+      "core.attestation",
+      ["pccs_url"],
+      'core.attestation.mode is "tdx"',
+    );
+  }
   const auth = obj(core.auth);
   if (auth.enabled !== false)
     requireKeys(ctx, auth, "core.auth", ["url"], "core.auth.enabled is true");

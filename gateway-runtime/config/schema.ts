@@ -95,6 +95,10 @@ const wg = section({
     doc: "Rendered WireGuard config (mode 0600)",
   }),
   interface: field.string("wg-ds-gw", { doc: "WireGuard interface name" }),
+  handshake_poll_interval: field.duration("10s", {
+    doc: "How often WireGuard handshakes are read to update instance health",
+    added,
+  }),
   endpoint: field.required.endpoint({ doc: "Public `host:port` CVMs use to reach this gateway" }),
 });
 
@@ -207,6 +211,22 @@ const recycle = section({
   }),
 });
 
+const attestation = section({
+  mode: field.choice(["ca", "tdx"], "ca", {
+    doc: "How CVM client certificates are verified: `ca` trusts `ca_file` (KMS-issued RA-TLS certificates, or a CA of your own for development); `tdx` verifies the TDX quote inside the certificate",
+    added,
+  }),
+  ca_file: field.path("/data/gateway/client-ca.pem", {
+    doc: "PEM CA bundle CVM client certificates must chain to (mode `ca`)",
+    added,
+  }),
+  pccs_url: field.optional.url({
+    doc: "PCCS serving DCAP collateral; required for mode `tdx`",
+    added,
+  }),
+  pccs_timeout: field.duration("10s", { doc: "Bound on one PCCS request", added }),
+});
+
 const core = section({
   state_path: field.path("/data/gateway-state.json", {
     doc: "Registrations and IP allocations (atomic writes)",
@@ -217,6 +237,7 @@ const core = section({
     doc: "Accepted for dstack compatibility; this runtime reads no keys from a dstack guest agent",
   }),
   auth,
+  attestation,
   admin,
   certbot,
   wg,

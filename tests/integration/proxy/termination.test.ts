@@ -181,6 +181,6 @@ describe("half-close through termination", () => {
           }),
       ),
     );
-    replies.forEach((reply, k) => expect(reply).toMatch(new RegExp(`a-8080 GET /half/${k} 0 `)));
+    for (const [k, reply] of replies.entries()) expect(reply).toMatch(new RegExp(`a-8080 GET /half/${k} 0 `));
   });
 });

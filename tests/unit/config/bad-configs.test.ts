@@ -223,9 +223,19 @@ const cases: [string, Record<string, unknown>, string, string][] = [
   ],
   [
     "served certificate is not the managed one",
-    withKey(withKey(certbotCloudflare, "core.certbot.cf_api_token", "t"), "core.proxy.cert_chain", "/etc/ssl/other.pem"),
+    withKey(
+      withKey(certbotCloudflare, "core.certbot.cf_api_token", "t"),
+      "core.proxy.cert_chain",
+      "/etc/ssl/other.pem",
+    ),
     "core.proxy.cert_chain",
     'must be "/data/rproxy/certs/live/cert.pem" while core.certbot.enabled is true',
+  ],
+  [
+    "tdx without a PCCS",
+    set("core.attestation.mode", "tdx"),
+    "core.attestation.pccs_url",
+    'required when core.attestation.mode is "tdx"',
   ],
   [
     "account url without key",
@@ -245,11 +255,31 @@ const cases: [string, Record<string, unknown>, string, string][] = [
     "core.recycle.enabled",
     'expected true or false, got "yes"',
   ],
-  ["http port clashes with proxy port", set("core.proxy.http_port", 443), "core.proxy.http_port", "also used by core.proxy.listen_port"],
+  [
+    "http port clashes with proxy port",
+    set("core.proxy.http_port", 443),
+    "core.proxy.http_port",
+    "also used by core.proxy.listen_port",
+  ],
   ["balance strategy", set("core.proxy.balance", "fastest"), "core.proxy.balance", 'got "fastest"'],
-  ["app override key not an app id", set("core.proxy.app_overrides", { "My-App": { proxy_protocol: true } }), "core.proxy.app_overrides.My-App", "expected an app id"],
-  ["app override unknown field", set("core.proxy.app_overrides", { abc123: { proxy: true } }), "core.proxy.app_overrides.abc123.proxy", "unknown key"],
-  ["dns server not host:port", set("core.proxy.app_address_dns_servers", ["10.0.0.1"]), "core.proxy.app_address_dns_servers[0]", 'got "10.0.0.1"'],
+  [
+    "app override key not an app id",
+    set("core.proxy.app_overrides", { "My-App": { proxy_protocol: true } }),
+    "core.proxy.app_overrides.My-App",
+    "expected an app id",
+  ],
+  [
+    "app override unknown field",
+    set("core.proxy.app_overrides", { abc123: { proxy: true } }),
+    "core.proxy.app_overrides.abc123.proxy",
+    "unknown key",
+  ],
+  [
+    "dns server not host:port",
+    set("core.proxy.app_address_dns_servers", ["10.0.0.1"]),
+    "core.proxy.app_address_dns_servers[0]",
+    'got "10.0.0.1"',
+  ],
   ["section as scalar", set("core.proxy.timeouts", 5), "core.proxy.timeouts", "got 5"],
 ];
 

@@ -11,9 +11,9 @@ describe("README configuration reference", () => {
 
   it("lists every seed key and the secrets as required-or-none, never with a value", () => {
     const table = readme.slice(readme.indexOf(START), readme.indexOf(END));
-    expect(table).toContain("| `core.proxy.timeouts.total` | duration | `\"5h\"` |");
+    expect(table).toContain('| `core.proxy.timeouts.total` | duration | `"5h"` |');
     expect(table).toContain("| `core.wg.private_key` | secret | required |");
     expect(table).toContain("| `core.certbot.cf_api_token` | secret | none |");
-    expect(table.split("\n").filter((l) => l.startsWith("| `")).length).toBe(85);
+    expect(table.split("\n").filter((l) => l.startsWith("| `")).length).toBe(90);
   });
 });

@@ -57,6 +57,7 @@ describe("the seed gateway.toml", () => {
         rpc_domain: "gateway.example.com",
         run_in_dstack: true,
         auth: { enabled: true, url: "https://kms.example.com/app-auth", timeout: "5s" },
+        attestation: { mode: "ca", ca_file: "/data/gateway/client-ca.pem", pccs_timeout: "10s" },
         admin: { enabled: true, port: 8001, address: "127.0.0.1" },
         certbot: {
           enabled: true,
@@ -83,6 +84,7 @@ describe("the seed gateway.toml", () => {
           client_ip_range: "10.4.0.0/20",
           config_path: "/data/wireguard/wg-ds-gw.conf",
           interface: "wg-ds-gw",
+          handshake_poll_interval: "10s",
           endpoint: "203.0.113.10:51820",
         },
         proxy: {

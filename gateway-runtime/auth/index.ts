@@ -1,0 +1,7 @@
+export {
+  type AuthErrorCode,
+  type AuthorizeOptions,
+  type Authorizer,
+  authorize,
+  authorizerFromConfig,
+} from "./authorize.js";

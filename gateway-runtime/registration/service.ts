@@ -1,0 +1,243 @@
+/**
+ * CVM registration (DESIGN §3): attestation → authorization (when enabled) → durable store →
+ * WireGuard peers → the directory the data plane reads → dstack's RegisterCvm response. Also
+ * recycling: instances whose WireGuard peer stayed quiet for `core.recycle.timeout` are removed
+ * from the store, the directory and WireGuard, which frees their addresses.
+ *
+ * Ordering: store changes (register, recycle removals) are serialized here, so a recycle never
+ * removes an instance that re-registered after it was judged stale. WireGuard updates are
+ * coalesced: one `setPeers` at a time, each with every record durable when it starts.
+ */
+import { appInfoJson } from "../attest/app-info.js";
+import type { Attestation, VerifiedPeer } from "../attest/types.js";
+import type { Authorizer } from "../auth/authorize.js";
+import type { GatewayConfig } from "../config/schema.js";
+import { GatewayError } from "../errors.js";
+import type { Logger } from "../log/index.js";
+import type { Instance } from "../registry/index.js";
+import type { InstanceRecord, RegistrationStore } from "../registry/store.js";
+import type {
+  GatewayNodeInfo,
+  GuestAgentConfig,
+  InfoResponse,
+  PortPolicy,
+  RegisterCvmRequest,
+  RegisterCvmResponse,
+  WireGuardPeer,
+} from "./wire.js";
+
+/** One CVM as a WireGuard peer of this gateway (`AllowedIPs = <ip>/32`). */
+export interface WgPeer {
+  readonly publicKey: string;
+  readonly ip: string;
+}
+
+/** Applies the complete peer list to WireGuard (the wg manager implements it). */
+export interface PeerApplier {
+  setPeers(peers: readonly WgPeer[]): Promise<void>;
+}
+
+/** The part of `MemoryDirectory` registration writes. */
+export interface DirectoryWriter {
+  instance(id: string): Instance | undefined;
+  upsert(instance: Instance): void;
+  remove(id: string): void;
+  setHandshake(id: string, lastHandshakeMs: number): void;
+}
+
+/** The client certificate of the TLS connection a request came in on. */
+export interface PeerCertificate {
+  readonly der: Buffer;
+  /** Certificates the client sent after its own, leaf first. */
+  readonly chain: readonly Buffer[];
+}
+
+export interface RegistrationSettings {
+  readonly agent: GuestAgentConfig;
+  /** This gateway as a WireGuard peer of CVMs. */
+  readonly server: WireGuardPeer;
+  /** `core.recycle.timeout`, ms. */
+  readonly recycleTimeoutMs: number;
+}
+
+/** The response settings and recycle timeout a config implies. */
+export function registrationSettings(config: GatewayConfig): RegistrationSettings {
+  const { proxy, wg, recycle } = config.core;
+  return {
+    agent: {
+      external_port: proxy.listen_port,
+      internal_port: proxy.agent_port,
+      domain: proxy.base_domain,
+      app_address_ns_prefix: proxy.app_address_ns_prefix,
+    },
+    server: { pk: wg.public_key, ip: wg.ip, endpoint: wg.endpoint },
+    recycleTimeoutMs: recycle.timeout,
+  };
+}
+
+export interface RegistrationServiceOptions extends RegistrationSettings {
+  readonly attestation: Attestation;
+  /** Asked before admitting an app; undefined = `core.auth.enabled = false`. */
+  readonly authorizer?: Authorizer | undefined;
+  readonly store: RegistrationStore;
+  readonly directory: DirectoryWriter;
+  readonly peers: PeerApplier;
+  /** All gateway nodes, for `servers` and `gateways` in clustered deployments. */
+  readonly cluster?: () => { servers: WireGuardPeer[]; gateways: GatewayNodeInfo[] };
+  /** Reported by Info. @default "unknown" */
+  readonly version?: string;
+  /** @default Date.now */
+  readonly now?: () => number;
+  readonly log?: Logger;
+}
+
+export interface RegisterOutcome {
+  readonly response: RegisterCvmResponse;
+  readonly record: InstanceRecord;
+  readonly peer: VerifiedPeer;
+}
+
+export class RegistrationService {
+  readonly #o: RegistrationServiceOptions;
+  readonly #now: () => number;
+  /** Tail of the store-change queue. */
+  #mutex: Promise<unknown> = Promise.resolve();
+  /** The next `setPeers` not started yet, which later callers join. */
+  #queuedSync: Promise<void> | undefined;
+  #syncTail: Promise<void> = Promise.resolve();
+  /** Latest WireGuard handshake per public key, ms since the epoch. */
+  #handshakes: ReadonlyMap<string, number> = new Map();
+  /** Port policies reported at registration (not persisted; re-reported on re-registration). */
+  readonly #portPolicies = new Map<string, PortPolicy>();
+
+  constructor(options: RegistrationServiceOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Loads every stored instance into the directory and applies the peers once. */
+  async start(): Promise<void> {
+    for (const r of this.#o.store.list()) this.#o.directory.upsert(this.#instance(r));
+    await this.#syncPeers();
+  }
+
+  async register(cert: PeerCertificate, req: RegisterCvmRequest): Promise<RegisterOutcome> {
+    const peer = await this.#o.attestation.verify(cert.der, cert.chain);
+    if (this.#o.authorizer) await this.#o.authorizer(appInfoJson(peer.appInfo));
+    const record = await this.#exclusive(() =>
+      this.#o.store.register({
+        instanceId: peer.instanceId,
+        appId: peer.appId,
+        publicKey: req.client_public_key,
+      }),
+    );
+    if (req.port_policy) this.#portPolicies.set(record.instanceId, req.port_policy);
+    await this.#syncPeers();
+    // Publish only what is still registered (a recycle may have run meanwhile).
+    const current = this.#o.store.get(record.instanceId);
+    if (current?.publicKey === record.publicKey && current.ip === record.ip) {
+      this.#o.directory.upsert(this.#instance(current));
+    }
+    this.#o.log?.info(
+      { appId: peer.appId, instanceId: peer.instanceId, ip: record.ip, via: peer.via },
+      "cvm registered",
+    );
+    return { response: this.#response(record.ip), record, peer };
+  }
+
+  /** dstack's `Info`. */
+  info(): InfoResponse {
+    const { agent } = this.#o;
+    return {
+      base_domain: agent.domain,
+      external_port: agent.external_port,
+      app_address_ns_prefix: agent.app_address_ns_prefix,
+      version: this.#o.version ?? "unknown",
+    };
+  }
+
+  /** The port policy an instance reported at its latest registration, if any. */
+  portPolicy(instanceId: string): PortPolicy | undefined {
+    return this.#portPolicies.get(instanceId);
+  }
+
+  /** Records the latest handshakes (public key → ms since the epoch) for the directory and recycling. */
+  applyHandshakes(handshakes: ReadonlyMap<string, number>): void {
+    this.#handshakes = new Map(handshakes);
+    for (const r of this.#o.store.list()) {
+      const at = handshakes.get(r.publicKey);
+      if (at !== undefined) this.#o.directory.setHandshake(r.instanceId, at);
+    }
+  }
+
+  /**
+   * Removes instances not seen for longer than the recycle timeout: "seen" is the later of the
+   * latest handshake and the latest (re-)registration. Returns the removed instance ids.
+   */
+  async recycle(now: number = this.#now()): Promise<string[]> {
+    const removed = await this.#exclusive(async () => {
+      const stale = this.#o.store.list().filter((r) => {
+        const seen = Math.max(this.#handshakes.get(r.publicKey) ?? 0, r.updatedAt);
+        return now - seen > this.#o.recycleTimeoutMs;
+      });
+      const gone = await Promise.all(stale.map((r) => this.#o.store.remove(r.instanceId)));
+      const ids = stale.filter((_, k) => gone[k]).map((r) => r.instanceId);
+      for (const id of ids) {
+        this.#o.directory.remove(id);
+        this.#portPolicies.delete(id);
+      }
+      return ids;
+    });
+    if (removed.length > 0) {
+      this.#o.log?.info({ instances: removed }, `recycled ${removed.length} stale instances`);
+      await this.#syncPeers();
+    }
+    return removed;
+  }
+
+  #instance(r: InstanceRecord): Instance {
+    return {
+      id: r.instanceId,
+      appId: r.appId,
+      ip: r.ip,
+      lastHandshakeMs: this.#handshakes.get(r.publicKey) ?? 0,
+    };
+  }
+
+  #response(clientIp: string): RegisterCvmResponse {
+    const cluster = this.#o.cluster?.();
+    return {
+      wg: { client_ip: clientIp, servers: cluster?.servers ?? [{ ...this.#o.server }] },
+      agent: { ...this.#o.agent },
+      ...(cluster ? { gateways: cluster.gateways } : {}),
+    };
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#mutex.then(fn);
+    this.#mutex = run.catch(() => {});
+    return run;
+  }
+
+  #syncPeers(): Promise<void> {
+    if (this.#queuedSync) return this.#queuedSync;
+    const run = this.#syncTail
+      .catch(() => {})
+      .then(() => {
+        this.#queuedSync = undefined;
+        const peers = this.#o.store.list().map((r) => ({ publicKey: r.publicKey, ip: r.ip }));
+        return this.#o.peers.setPeers(peers);
+      })
+      .catch((cause: unknown) => {
+        if (cause instanceof GatewayError) throw cause;
+        throw new GatewayError(
+          "E_REGISTRATION_PEERS",
+          `could not apply WireGuard peers: ${(cause as Error).message}`,
+          { cause },
+        );
+      });
+    this.#queuedSync = run;
+    this.#syncTail = run;
+    return run;
+  }
+}
