@@ -5,3 +5,5 @@ const outputs = gatewayProgram();
 
 export const baseDomain = outputs.baseDomain;
 export const rpcDomain = outputs.rpcDomain;
+export const acmeAccountUrl = outputs.acmeAccountUrl;
+export const hosts = outputs.hosts;

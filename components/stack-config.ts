@@ -67,16 +67,48 @@ export function loadStackFile(stackFile: string): GatewayConfig {
   return parseStackConfig(raw, `${stackFile} ${STACK_CONFIG_KEY}`);
 }
 
+/** Keys the program fills for every host; a stack that sets them is refused, not silently overridden. */
+export const PROGRAM_FILLED_KEYS = [
+  ...GENERATED_KEYS,
+  "core.certbot.account_url",
+  "core.certbot.account_key",
+] as const;
+
+/** The program-filled keys a raw stack config sets anyway. */
+export function programKeysSetByStack(raw: unknown): string[] {
+  return PROGRAM_FILLED_KEYS.filter((path) => {
+    const value = path
+      .split(".")
+      .reduce<unknown>(
+        (node, key) =>
+          node !== null && typeof node === "object"
+            ? (node as Record<string, unknown>)[key]
+            : undefined,
+        raw,
+      );
+    return value !== undefined;
+  });
+}
+
 /**
  * The running stack's gateway config. A bad config ends the program with a RunError, so
  * `pulumi preview` prints the same problem list as `gateway check-config`, without a stack trace.
  */
 export function readGatewayConfig(): GatewayConfig {
   const raw = new pulumi.Config("gateway").requireObject<unknown>("config");
+  const source = `stack ${pulumi.getStack()} ${STACK_CONFIG_KEY}`;
+  let config: GatewayConfig;
   try {
-    return parseStackConfig(raw, `stack ${pulumi.getStack()} ${STACK_CONFIG_KEY}`);
+    config = parseStackConfig(raw, source);
   } catch (error) {
     if (error instanceof ConfigError) throw new pulumi.RunError(error.message);
     throw error;
   }
+  const filled = programKeysSetByStack(raw);
+  if (filled.length > 0) {
+    throw new pulumi.RunError(
+      `invalid gateway config (${source}): the program generates ${filled.join(", ")} for each host; remove them from the stack`,
+    );
+  }
+  return config;
 }

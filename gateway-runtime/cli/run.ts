@@ -1,3 +1,4 @@
+import { CertificateManager } from "../certs/index.js";
 import { type GatewayConfig, loadConfigFile, toRedactedObject } from "../config/index.js";
 import { createLogger, type Logger } from "../log/index.js";
 import { ProxyStats, startDataPlane } from "../proxy/index.js";
@@ -15,54 +16,67 @@ export interface RunContext {
   readonly log: Logger;
   readonly directory: MemoryDirectory;
   readonly stats: ProxyStats;
+  /** Parts that serve the certificate re-read it when it changes (renewal or SIGHUP). */
+  readonly certificateListeners: (() => Promise<void>)[];
 }
 
 /** A part of the gateway; parts start in order and stop in reverse. */
 export interface Part {
   readonly name: string;
+  enabled(config: GatewayConfig): boolean;
   start(ctx: RunContext): Promise<{ stop(): Promise<void> }>;
 }
 
-const dataPlane: Part = {
-  name: "TLS proxy (data plane)",
+const certificates: Part = {
+  name: "certificate manager (ACME)",
+  enabled: (config) => config.core.certbot.enabled,
   async start(ctx) {
-    const plane = await startDataPlane(ctx.config, ctx);
-    const reload = () => {
-      void plane.terminator.reload();
-    };
-    process.on("SIGHUP", reload);
+    const manager = new CertificateManager({ config: ctx.config, log: ctx.log });
+    await manager.start();
+    ctx.log.info("waiting for a valid certificate before serving");
+    await manager.whenReady();
+    const unsubscribe = manager.onCertificate(() => notify(ctx));
     return {
       async stop() {
-        process.off("SIGHUP", reload);
-        await plane.stop();
+        unsubscribe();
+        await manager.stop();
       },
     };
+  },
+};
+
+const dataPlane: Part = {
+  name: "TLS proxy (data plane)",
+  enabled: () => true,
+  async start(ctx) {
+    const plane = await startDataPlane(ctx.config, ctx);
+    ctx.certificateListeners.push(async () => {
+      await plane.terminator.reload();
+    });
+    return { stop: () => plane.stop() };
   },
 };
 
 const registration: Part = {
   name: "registration RPC and WireGuard",
+  enabled: () => true,
   async start(ctx) {
     const started = await startRegistration(ctx.config, ctx);
-    const reload = () => {
-      started.rpc
-        .reloadCertificate()
-        .catch((error: unknown) => ctx.log.error({ err: error }, "RPC certificate reload failed"));
-    };
-    process.on("SIGHUP", reload);
-    return {
-      async stop() {
-        process.off("SIGHUP", reload);
-        await started.stop();
-      },
-    };
+    ctx.certificateListeners.push(() => started.rpc.reloadCertificate());
+    return { stop: () => started.stop() };
   },
 };
 
-export const PARTS: readonly Part[] = [dataPlane, registration];
+export const PARTS: readonly Part[] = [certificates, dataPlane, registration];
 
 /** Parts not yet built into this runtime, named so `run` says what is missing. */
-const MISSING = ["certificate manager (ACME)", "admin API and metrics"];
+const MISSING = ["admin API and metrics"];
+
+function notify(ctx: RunContext): void {
+  for (const reload of ctx.certificateListeners) {
+    reload().catch((error: unknown) => ctx.log.error({ err: error }, "certificate reload failed"));
+  }
+}
 
 export async function runCommand(file: string, parts: readonly Part[] = PARTS): Promise<number> {
   const config = loadConfigFile(file);
@@ -74,17 +88,31 @@ export async function runCommand(file: string, parts: readonly Part[] = PARTS): 
     log,
     directory: new MemoryDirectory(),
     stats: new ProxyStats(),
+    certificateListeners: [],
   };
+  const onHup = () => {
+    log.info("SIGHUP: reloading the certificate");
+    notify(ctx);
+  };
+  process.on("SIGHUP", onHup);
   const running: { name: string; stop(): Promise<void> }[] = [];
   const stopAll = async () => {
+    process.off("SIGHUP", onHup);
     for (const part of running.reverse()) {
-      await part
-        .stop()
-        .catch((error: unknown) => log.error({ err: error }, `stopping ${part.name} failed`));
+      await part.stop().catch((error: unknown) => log.error({ err: error }, `stopping ${part.name} failed`));
     }
   };
+  const stopped = new Promise<string>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
   try {
     for (const part of parts) {
+      if (!part.enabled(config)) {
+        log.info(`${part.name}: disabled in the config`);
+        continue;
+      }
+      log.info(`starting ${part.name}`);
       running.push({ name: part.name, ...(await part.start(ctx)) });
       log.info(`started ${part.name}`);
     }
@@ -93,10 +121,7 @@ export async function runCommand(file: string, parts: readonly Part[] = PARTS): 
     await stopAll();
     return 1;
   }
-  const signal = await new Promise<string>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
+  const signal = await stopped;
   log.info(`${signal}: stopping`);
   await stopAll();
   log.info("stopped");

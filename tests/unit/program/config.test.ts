@@ -1,28 +1,26 @@
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../../../gateway-runtime/config/index.js";
+import { planMocks } from "../../../scripts/plan.js";
 import { minimalConfig, withKey } from "../../helpers/config.js";
 
 // Mocks must be in place before the program builds anything.
 beforeAll(() => {
-  pulumi.runtime.setMocks(
-    {
-      newResource: (args) => ({ id: `${args.name}-id`, state: args.inputs }),
-      call: (args) => args.inputs,
-    },
-    "cvm-tls-gateway",
-    "us",
-    false,
-  );
+  // The plan's mocks: deterministic WireGuard keys and ACME account, like a real run's outputs.
+  pulumi.runtime.setMocks(planMocks("us"), "cvm-tls-gateway", "us", false);
 });
 
 async function program() {
   const { gatewayProgram } = await import("../../../program.js");
-  return gatewayProgram;
+  return () => gatewayProgram({ bundle: { path: "dist/gateway.mjs", sha256: "0".repeat(64) } });
 }
 
 function useStackConfig(raw: unknown): void {
-  pulumi.runtime.setAllConfig({ "gateway:config": JSON.stringify(raw) });
+  pulumi.runtime.setAllConfig({
+    "gateway:config": JSON.stringify(raw),
+    "gateway:hosts": JSON.stringify([{ name: "gw1", address: "192.0.2.1" }]),
+    "gateway:dns": "none",
+  });
 }
 
 describe("the Pulumi program reads gateway:config through the runtime's schema", () => {
@@ -34,7 +32,14 @@ describe("the Pulumi program reads gateway:config through the runtime's schema",
     );
     useStackConfig(withKey(raw, "core.wg.endpoint", undefined));
     const outputs = (await program())();
-    expect(outputs).toEqual({ baseDomain: "app.test.example", rpcDomain: "gateway.test.example" });
+    expect([outputs.baseDomain, outputs.rpcDomain, outputs.acmeAccountUrl]).toEqual([
+      "app.test.example",
+      "gateway.test.example",
+      undefined,
+    ]);
+    expect(outputs.hosts.map((h) => [h.name, h.address, h.wireguardEndpoint])).toEqual([
+      ["gw1", "192.0.2.1", "192.0.2.1:51820"],
+    ]);
   });
 
   it("fails a bad stack config with a RunError carrying the runtime's problem list", async () => {
@@ -66,6 +71,43 @@ describe("the Pulumi program reads gateway:config through the runtime's schema",
     expect((thrown as Error).message.split("\n")[0]).toBe(
       "invalid gateway config (stack us gateway:config), 2 problem(s):",
     );
+  });
+
+  it("refuses a stack that sets keys the program generates for each host", async () => {
+    useStackConfig(minimalConfig());
+    await expect(async () => (await program())()).rejects.toThrow(
+      "invalid gateway config (stack us gateway:config): the program generates core.wg.private_key, core.wg.public_key, core.wg.endpoint for each host; remove them from the stack",
+    );
+  });
+
+  it("fails bad program settings with a RunError listing each problem", async () => {
+    const raw = withKey(
+      withKey(minimalConfig(), "core.wg.private_key", undefined),
+      "core.wg.public_key",
+      undefined,
+    );
+    pulumi.runtime.setAllConfig({
+      "gateway:config": JSON.stringify(withKey(raw, "core.wg.endpoint", undefined)),
+      "gateway:hosts": JSON.stringify([
+        { name: "GW 1", address: "2001:db8::1" },
+        { name: "gw2", address: "192.0.2.2", sshPort: 0 },
+      ]),
+      "gateway:dns": "route53",
+    });
+    let thrown: unknown;
+    try {
+      (await program())();
+    } catch (error) {
+      thrown = error;
+    }
+    expect(pulumi.RunError.isInstance(thrown)).toBe(true);
+    expect((thrown as Error).message.split("\n")).toEqual([
+      "invalid program settings (stack us), 4 problem(s):",
+      "  - gateway:hosts.0.name: expected a short lowercase name like gw1",
+      "  - gateway:hosts.0.address: expected an IPv4 address",
+      "  - gateway:hosts.1.sshPort: Too small: expected number to be >=1",
+      '  - gateway:dns: Invalid option: expected one of "cloudflare"|"none"',
+    ]);
   });
 
   it("fails when the stack has no gateway:config at all", async () => {

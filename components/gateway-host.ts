@@ -1,0 +1,116 @@
+import * as command from "@pulumi/command";
+import type { types } from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import { configDigest, hostFiles } from "./host-files.js";
+import { HOST_PATHS, type HostLayout } from "./host-layout.js";
+
+export interface GatewayHostArgs {
+  /** Address SSH reaches the host at. */
+  address: pulumi.Input<string>;
+  /** SSH port; also kept open by the host firewall. @default 22 */
+  sshPort?: pulumi.Input<number>;
+  /** SSH user; the scripts need root. @default "root" */
+  sshUser?: pulumi.Input<string>;
+  /** SSH private key (PEM or OpenSSH), kept secret. @default none: the SSH agent is used */
+  sshPrivateKey?: pulumi.Input<string>;
+  /** The host's public key (`ssh-ed25519 AAAA...`); when set, any other key is refused. @default not checked */
+  sshHostKey?: pulumi.Input<string>;
+  /** The host's gateway.toml; a secret, sent on stdin only, written 0600. */
+  configToml: pulumi.Input<string>;
+  /** Ports and writable paths of this gateway, from `hostLayout(config)`. */
+  layout: pulumi.Input<HostLayout>;
+  /** The bundled runtime on the deployer's machine. @default "dist/gateway.mjs" */
+  bundlePath?: pulumi.Input<string>;
+  /** sha256 of the bundle: a new value copies it again and restarts the gateway. */
+  bundleSha256: pulumi.Input<string>;
+  /** PEM of extra CAs the runtime trusts for the ACME directory (a private CA). @default none */
+  acmeCaPem?: pulumi.Input<string>;
+  /** Node.js major version installed from NodeSource when the host has no node >= 20. @default 22 */
+  nodeMajor?: pulumi.Input<number>;
+  /** Bound on the wait for the restarted gateway to accept connections. @default 60 */
+  readyTimeoutSeconds?: pulumi.Input<number>;
+}
+
+/**
+ * One gateway host over SSH: idempotent setup (packages, user, directories, firewall), the
+ * bundle, the config (0600, via stdin), a hardened systemd unit, and a restart that waits until
+ * the gateway accepts connections. Steps run again only when their content hash changes.
+ */
+export class GatewayHost extends pulumi.ComponentResource {
+  /** Completes once the restarted gateway accepts connections. */
+  readonly ready: command.remote.Command;
+  readonly setup: command.remote.Command;
+  /** Installs the config from stdin (a secret). */
+  readonly config: command.remote.Command;
+
+  constructor(name: string, args: GatewayHostArgs, opts: pulumi.ComponentResourceOptions = {}) {
+    super("gateway:index:GatewayHost", name, {}, opts);
+    const connection: types.input.remote.ConnectionArgs = {
+      host: args.address,
+      port: args.sshPort ?? 22,
+      user: args.sshUser ?? "root",
+      dialErrorLimit: 20,
+      ...(args.sshPrivateKey === undefined
+        ? {}
+        : { privateKey: pulumi.secret(args.sshPrivateKey) }),
+      ...(args.sshHostKey === undefined ? {} : { hostKey: args.sshHostKey }),
+    };
+    const files = pulumi
+      .all([args.layout, args.acmeCaPem, args.nodeMajor, args.readyTimeoutSeconds])
+      .apply(([layout, acmeCaPem, nodeMajor, readyTimeoutSeconds]) =>
+        hostFiles({
+          layout,
+          ...(acmeCaPem === undefined ? {} : { acmeCaPem }),
+          ...(nodeMajor === undefined ? {} : { nodeMajor }),
+          ...(readyTimeoutSeconds === undefined ? {} : { readyTimeoutSeconds }),
+        }),
+      );
+    const toml = pulumi.secret(args.configToml);
+    // A digest of the whole config, public on purpose: the hashed text holds a 256-bit WireGuard
+    // private key, so the digest reveals nothing, and previews show when the config changes.
+    const configHash = pulumi.unsecret(
+      pulumi.all([toml, files.configScript]).apply(([text, script]) => configDigest(text, script)),
+    );
+    const child = { parent: this };
+    const step = (
+      suffix: string,
+      props: Omit<command.remote.CommandArgs, "connection" | "addPreviousOutputInEnv">,
+      extra: pulumi.CustomResourceOptions = {},
+    ) =>
+      new command.remote.Command(
+        `${name}-${suffix}`,
+        { connection, addPreviousOutputInEnv: false, ...props },
+        { ...child, ...extra },
+      );
+
+    this.setup = step("setup", { create: files.setup });
+    const bundle = new command.remote.CopyToRemote(
+      `${name}-bundle`,
+      {
+        connection,
+        source: pulumi
+          .output(args.bundlePath ?? "dist/gateway.mjs")
+          .apply((path) => new pulumi.asset.FileAsset(path)),
+        remotePath: HOST_PATHS.bundle,
+        triggers: [args.bundleSha256],
+      },
+      { ...child, dependsOn: [this.setup] },
+    );
+    const config = step(
+      "config",
+      { create: files.configScript, stdin: toml, logging: "none", triggers: [configHash] },
+      { dependsOn: [this.setup, bundle], additionalSecretOutputs: ["stdin", "stdout", "stderr"] },
+    );
+    const unit = step("unit", { create: files.unitScript }, { dependsOn: [this.setup] });
+    this.ready = step(
+      "restart",
+      {
+        create: files.restart,
+        triggers: [configHash, args.bundleSha256, files.unitDigest],
+      },
+      { dependsOn: [config, bundle, unit] },
+    );
+    this.config = config;
+    this.registerOutputs({ ready: this.ready.stdout });
+  }
+}

@@ -1,0 +1,183 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { GatewayConfig } from "../gateway-runtime/config/index.js";
+import { AcmeAccount } from "./acme-account.js";
+import { type CustomDomain, GatewayDns } from "./gateway-dns.js";
+import { GatewayHost } from "./gateway-host.js";
+import { hostConfigToml, wgEndpoint } from "./host-config.js";
+import { HOST_PATHS, hostLayout } from "./host-layout.js";
+import { WireGuardKey } from "./wireguard-key.js";
+
+/** One gateway host of a region. */
+export interface RegionHost {
+  /** Short name, used in resource names (`<region>-<name>`). */
+  readonly name: string;
+  /** Public IPv4 address: SSH, DNS A records and the WireGuard endpoint. */
+  readonly address: string;
+  /** Public IPv6 address for AAAA records. */
+  readonly ipv6?: string | undefined;
+  readonly sshPort?: number | undefined;
+  readonly sshHostKey?: string | undefined;
+  /** Change to rotate this host's WireGuard key pair. */
+  readonly wgKeyRotation?: string | undefined;
+}
+
+export interface GatewayRegionArgs {
+  /** The stack's validated gateway config. Not an Input: it shapes the resources. */
+  config: GatewayConfig;
+  /** The region's hosts. Not an Input: one `GatewayHost` each. */
+  hosts: readonly RegionHost[];
+  /** SSH user of every host. @default "root" */
+  sshUser?: pulumi.Input<string>;
+  /** SSH private key, a secret. @default none: the SSH agent is used */
+  sshPrivateKey?: pulumi.Input<string>;
+  /** Write the region's records to Cloudflare, or leave DNS to someone else (the lab's RFC 2136 server). @default "cloudflare" */
+  dns?: "cloudflare" | "none";
+  /** Cloudflare zone name of the base domain. @default the zone `core.certbot.cf_zone_id` */
+  dnsZone?: pulumi.Input<string>;
+  /** Custom domains whose TXT records point at apps. @default [] */
+  customDomains?: readonly CustomDomain[];
+  /** PEM of a private ACME CA (pebble) trusted by the account registration and the runtime. @default none */
+  acmeCaPem?: pulumi.Input<string>;
+  /** CAA issuer domain. @default derived from `core.certbot.acme_url` */
+  caaIssuer?: pulumi.Input<string>;
+  /** Node.js major installed when a host has no node >= 20. @default 22 */
+  nodeMajor?: pulumi.Input<number>;
+  /** The bundled runtime. @default "dist/gateway.mjs" */
+  bundlePath?: pulumi.Input<string>;
+  /** sha256 of the bundle. */
+  bundleSha256: pulumi.Input<string>;
+}
+
+export interface RegionHostOutputs {
+  readonly name: string;
+  readonly address: string;
+  readonly wgPublicKey: pulumi.Output<string>;
+  readonly wgEndpoint: string;
+}
+
+/** A whole region: ACME account, a WireGuard key and a `GatewayHost` per host, and its DNS. */
+export class GatewayRegion extends pulumi.ComponentResource {
+  readonly acmeAccountUrl: pulumi.Output<string> | undefined;
+  readonly hosts: readonly RegionHostOutputs[];
+
+  constructor(name: string, args: GatewayRegionArgs, opts: pulumi.ComponentResourceOptions = {}) {
+    super("gateway:index:GatewayRegion", name, {}, opts);
+    const { config } = args;
+    const { certbot } = config.core;
+    if (args.hosts.length > 1 && !config.core.sync.enabled) {
+      throw new pulumi.RunError(
+        `region ${name}: ${args.hosts.length} hosts need core.sync.enabled (shared registrations); list one host until then`,
+      );
+    }
+    const child = { parent: this };
+
+    let account: AcmeAccount | undefined;
+    if (certbot.enabled) {
+      if (certbot.contact_email === undefined) {
+        throw new pulumi.RunError(
+          `region ${name}: core.certbot.contact_email is required: the program registers the ACME account with it`,
+        );
+      }
+      account = new AcmeAccount(
+        `${name}-acme`,
+        {
+          directoryUrl: certbot.acme_url,
+          email: certbot.contact_email,
+          ...(args.acmeCaPem === undefined ? {} : { caPem: args.acmeCaPem }),
+        },
+        child,
+      );
+    }
+
+    this.hosts = args.hosts.map((host) => {
+      const key = new WireGuardKey(
+        `${name}-${host.name}-wg`,
+        { rotation: host.wgKeyRotation ?? "" },
+        child,
+      );
+      const endpoint = wgEndpoint(host.address, config.core.wg.listen_port);
+      const toml = pulumi
+        .all([key.privateKey, key.publicKey, account?.accountUrl, account?.accountKey])
+        .apply(([wgPrivateKey, wgPublicKey, acmeAccountUrl, acmeAccountKey]) =>
+          hostConfigToml(
+            config,
+            {
+              wgPrivateKey,
+              wgPublicKey,
+              wgEndpoint: endpoint,
+              ...(acmeAccountUrl === undefined ? {} : { acmeAccountUrl }),
+              ...(acmeAccountKey === undefined ? {} : { acmeAccountKey }),
+              ...(args.acmeCaPem === undefined ? {} : { acmeCaFile: HOST_PATHS.acmeCa }),
+            },
+            `host ${host.name} of region ${name}`,
+          ),
+        );
+      const optional = {
+        ...(args.sshUser === undefined ? {} : { sshUser: args.sshUser }),
+        ...(args.sshPrivateKey === undefined ? {} : { sshPrivateKey: args.sshPrivateKey }),
+        ...(host.sshHostKey === undefined ? {} : { sshHostKey: host.sshHostKey }),
+        ...(args.acmeCaPem === undefined ? {} : { acmeCaPem: args.acmeCaPem }),
+        ...(args.nodeMajor === undefined ? {} : { nodeMajor: args.nodeMajor }),
+        ...(args.bundlePath === undefined ? {} : { bundlePath: args.bundlePath }),
+      };
+      new GatewayHost(
+        `${name}-${host.name}`,
+        {
+          address: host.address,
+          sshPort: host.sshPort ?? 22,
+          configToml: pulumi.secret(toml),
+          layout: hostLayout(config, host.sshPort ?? 22),
+          bundleSha256: args.bundleSha256,
+          ...optional,
+        },
+        child,
+      );
+      return {
+        name: host.name,
+        address: host.address,
+        wgPublicKey: key.publicKey,
+        wgEndpoint: endpoint,
+      };
+    });
+
+    if ((args.dns ?? "cloudflare") === "cloudflare") {
+      const zone =
+        args.dnsZone !== undefined
+          ? { zoneName: args.dnsZone }
+          : certbot.cf_zone_id !== undefined
+            ? { zoneId: certbot.cf_zone_id }
+            : undefined;
+      if (zone === undefined) {
+        throw new pulumi.RunError(
+          `region ${name}: Cloudflare DNS needs gateway:dnsZone or core.certbot.cf_zone_id`,
+        );
+      }
+      new GatewayDns(
+        `${name}-dns`,
+        {
+          ...zone,
+          baseDomain: config.core.proxy.base_domain,
+          rpcDomain: config.core.rpc_domain,
+          hosts: args.hosts.map((h) => ({
+            name: h.name,
+            ipv4: h.address,
+            ...(h.ipv6 === undefined ? {} : { ipv6: h.ipv6 }),
+          })),
+          ...(account === undefined || !certbot.auto_set_caa
+            ? {}
+            : { accountUrl: account.accountUrl, acmeDirectoryUrl: certbot.acme_url }),
+          ...(args.caaIssuer === undefined ? {} : { caaIssuer: args.caaIssuer }),
+          customDomains: args.customDomains ?? [],
+          appAddressPrefix: config.core.proxy.app_address_ns_prefix,
+        },
+        child,
+      );
+    }
+
+    this.acmeAccountUrl = account?.accountUrl;
+    this.registerOutputs({
+      acmeAccountUrl: this.acmeAccountUrl,
+      hosts: this.hosts.map((h) => ({ name: h.name, wgPublicKey: h.wgPublicKey })),
+    });
+  }
+}

@@ -1,0 +1,288 @@
+/**
+ * Everything a gateway host runs, as text: pure functions of the host layout. `GatewayHost`
+ * sends these as `remote.Command` scripts (config on stdin), and the local lab runs exactly the
+ * same text, so each script is self-contained POSIX sh with no environment of its own.
+ */
+import {
+  HOST_PATHS,
+  type HostLayout,
+  heredoc,
+  probeAddress,
+  SERVICE_NAME,
+  SERVICE_USER,
+  serviceDirectories,
+  sha256,
+} from "./host-layout.js";
+
+const HEADER = "# Managed by Pulumi (cvm-tls-gateway): local changes are overwritten.";
+
+/** nftables rules: one table of our own, replaced atomically; other tables are left alone. */
+export function firewallRules(layout: HostLayout): string {
+  const rule = (proto: "tcp" | "udp", port: number, what: string) =>
+    `\t\t${proto} dport ${port} accept comment "${what}"`;
+  return [
+    "#!/usr/sbin/nft -f",
+    HEADER,
+    "table inet gateway",
+    "delete table inet gateway",
+    "table inet gateway {",
+    "\tchain input {",
+    "\t\ttype filter hook input priority filter; policy drop;",
+    "\t\tct state established,related accept",
+    "\t\tct state invalid drop",
+    '\t\tiif "lo" accept',
+    "\t\tmeta l4proto { icmp, ipv6-icmp } accept",
+    '\t\tudp dport { 68, 546 } accept comment "DHCP replies"',
+    rule("tcp", layout.sshPort, "ssh"),
+    rule("tcp", layout.tlsPort, "TLS proxy"),
+    ...(layout.httpPort === undefined ? [] : [rule("tcp", layout.httpPort, "http redirect")]),
+    rule("tcp", layout.rpcPort, "registration RPC"),
+    rule("udp", layout.wireguardPort, "WireGuard"),
+    ...(layout.adminPort === undefined
+      ? []
+      : [`\t\ttcp dport ${layout.adminPort} counter drop comment "admin API: this host only"`]),
+    "\t}",
+    "}",
+    "",
+  ].join("\n");
+}
+
+const FIREWALL_UNIT = `${HEADER}
+[Unit]
+Description=Firewall of the TLS gateway (nftables table inet gateway)
+DefaultDependencies=no
+Before=network-pre.target
+Wants=network-pre.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/nft -f ${HOST_PATHS.firewall}
+ExecStop=/usr/sbin/nft delete table inet gateway
+
+[Install]
+WantedBy=multi-user.target
+`;
+
+/**
+ * The idempotent host setup: packages (Node >= 20 from NodeSource only when missing or older),
+ * the service user, 0700 directories, the firewall. A second run changes nothing.
+ */
+export function setupScript(layout: HostLayout, nodeMajor = 22): string {
+  if (!Number.isInteger(nodeMajor) || nodeMajor < 20) {
+    throw new Error(`nodeMajor must be an integer >= 20, got ${nodeMajor}`);
+  }
+  const dirs = serviceDirectories(layout).join(" ");
+  return `#!/bin/sh
+set -eu
+# Gateway host setup (cvm-tls-gateway). Idempotent: a second run changes nothing.
+[ "$(id -u)" -eq 0 ] || { echo "gateway setup must run as root" >&2; exit 1; }
+command -v apt-get >/dev/null 2>&1 || { echo "gateway setup supports Debian and Ubuntu hosts (apt) only" >&2; exit 1; }
+export DEBIAN_FRONTEND=noninteractive
+apt_updated=no
+apt_install() {
+  missing=""
+  for pkg in "$@"; do
+    dpkg-query -W -f='\${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+  done
+  [ -n "$missing" ] || return 0
+  if [ "$apt_updated" = no ]; then apt-get update -q; apt_updated=yes; fi
+  # shellcheck disable=SC2086
+  apt-get install -y -q --no-install-recommends $missing
+}
+apt_install ca-certificates curl gnupg iproute2 nftables wireguard-tools
+if modprobe wireguard 2>/dev/null || [ -d /sys/module/wireguard ]; then
+  echo wireguard > /etc/modules-load.d/gateway-wireguard.conf
+else
+  echo "no WireGuard kernel module: using wireguard-go"
+  apt_install wireguard-go
+fi
+node_major=0
+if command -v node >/dev/null 2>&1; then node_major=$(node -p 'process.versions.node.split(".")[0]'); fi
+if [ "$node_major" -lt 20 ]; then
+  echo "node $node_major is missing or older than 20: installing Node.js ${nodeMajor} from NodeSource"
+  install -d -m 0755 /etc/apt/keyrings
+  curl -fsSL https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key | gpg --dearmor --yes -o /etc/apt/keyrings/nodesource.gpg
+  echo "deb [signed-by=/etc/apt/keyrings/nodesource.gpg] https://deb.nodesource.com/node_${nodeMajor}.x nodistro main" > /etc/apt/sources.list.d/nodesource.list
+  apt-get update -q
+  apt-get install -y -q nodejs
+fi
+id -u ${SERVICE_USER} >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/gateway --no-create-home --shell /usr/sbin/nologin ${SERVICE_USER}
+install -d -m 0700 -o ${SERVICE_USER} -g ${SERVICE_USER} ${dirs}
+install -d -m 0755 -o root -g root ${HOST_PATHS.installDir}
+tmp=$(mktemp ${HOST_PATHS.installDir}/.firewall.XXXXXX)
+cat > "$tmp" ${heredoc(firewallRules(layout), "GATEWAY_NFT")}
+chmod 0644 "$tmp"
+mv -f "$tmp" ${HOST_PATHS.firewall}
+nft -f ${HOST_PATHS.firewall}
+cat > ${HOST_PATHS.firewallUnit} ${heredoc(FIREWALL_UNIT, "GATEWAY_UNIT")}
+systemctl daemon-reload
+systemctl enable gateway-firewall.service
+echo "gateway host setup done"
+`;
+}
+
+/** The hardened systemd unit of the gateway: only the two capabilities it needs, a read-only system. */
+export function unitFile(layout: HostLayout): string {
+  return `${HEADER}
+[Unit]
+Description=TLS gateway for confidential VMs
+Wants=network-online.target
+After=network-online.target gateway-firewall.service
+
+[Service]
+Type=simple
+User=${SERVICE_USER}
+Group=${SERVICE_USER}
+ExecStart=/usr/bin/env node ${HOST_PATHS.bundle} run --config ${HOST_PATHS.config}
+ExecReload=/bin/kill -HUP $MAINPID
+Restart=on-failure
+RestartSec=2s
+TimeoutStopSec=30s
+LimitNOFILE=524288
+UMask=0077
+AmbientCapabilities=CAP_NET_BIND_SERVICE CAP_NET_ADMIN
+CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_NET_ADMIN
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths=${layout.writablePaths.join(" ")}
+ProtectHome=yes
+PrivateTmp=yes
+RuntimeDirectory=wireguard
+RuntimeDirectoryMode=0700
+DevicePolicy=closed
+DeviceAllow=/dev/net/tun rw
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+LockPersonality=yes
+SystemCallArchitectures=native
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+/** Writes the unit atomically and enables it; the restart step starts it. */
+export function unitScript(layout: HostLayout): string {
+  return `#!/bin/sh
+set -eu
+tmp=$(mktemp /etc/systemd/system/.gateway.XXXXXX)
+cat > "$tmp" ${heredoc(unitFile(layout), "GATEWAY_UNIT")}
+chmod 0644 "$tmp"
+mv -f "$tmp" ${HOST_PATHS.unit}
+systemctl daemon-reload
+systemctl enable ${SERVICE_NAME}
+`;
+}
+
+const PEM_CERTS =
+  /^(?:-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?)+$/;
+
+/**
+ * Installs the config read from stdin (mode 0600, owned by the service user) once the runtime's
+ * own `check-config` accepts it; a rejected config leaves the running one in place. The config
+ * never appears in the script text; the problem list is printed without values.
+ */
+export function configScript(acmeCaPem?: string): string {
+  let ca = "";
+  if (acmeCaPem !== undefined) {
+    const pem = `${acmeCaPem.replaceAll("\r\n", "\n").trim()}\n`;
+    if (!PEM_CERTS.test(pem)) throw new Error("acmeCaPem must be PEM CERTIFICATE blocks only");
+    ca = `ca=$(mktemp ${HOST_PATHS.configDir}/.acme-ca.XXXXXX)
+cat > "$ca" ${heredoc(pem, "GATEWAY_PEM")}
+chown ${SERVICE_USER}:${SERVICE_USER} "$ca"
+mv -f "$ca" ${HOST_PATHS.acmeCa}
+`;
+  }
+  return `#!/bin/sh
+set -eu
+umask 077
+${ca}tmp=$(mktemp --suffix=.toml ${HOST_PATHS.configDir}/.gateway-new.XXXXXX)
+trap 'rm -f "$tmp"' EXIT
+cat > "$tmp"
+chown ${SERVICE_USER}:${SERVICE_USER} "$tmp"
+if ! problems=$(node ${HOST_PATHS.bundle} check-config "$tmp" 2>&1 >/dev/null); then
+  echo "check-config rejected the new gateway config; the installed one stays:" >&2
+  printf '%s\\n' "$problems" | sed 's/, got .*$//' >&2
+  exit 1
+fi
+mv -f "$tmp" ${HOST_PATHS.config}
+trap - EXIT
+echo "gateway config installed"
+`;
+}
+
+/**
+ * Restarts the gateway, then waits (bounded) until it accepts TCP connections on the TLS port;
+ * on failure prints the unit's status and last log lines. Until the runtime has an admin health
+ * endpoint, an accepted connection on the TLS listener is the readiness signal.
+ */
+export function restartScript(layout: HostLayout, readyTimeoutSeconds = 60): string {
+  const host = probeAddress(layout);
+  const probe =
+    'const s=require("node:net").connect({host:process.argv[1],port:Number(process.argv[2]),timeout:2000});' +
+    's.on("connect",()=>{s.destroy();process.exit(0)});s.on("error",()=>process.exit(1));' +
+    's.on("timeout",()=>process.exit(1))';
+  return `#!/bin/sh
+set -eu
+systemctl restart ${SERVICE_NAME}
+echo "waiting up to ${readyTimeoutSeconds} s for the gateway to accept connections on ${host} port ${layout.tlsPort}"
+deadline=$(( $(date +%s) + ${readyTimeoutSeconds} ))
+while :; do
+  if systemctl is-active --quiet ${SERVICE_NAME} && node -e '${probe}' ${host} ${layout.tlsPort}; then
+    echo "gateway is up"
+    exit 0
+  fi
+  if [ "$(date +%s)" -ge "$deadline" ]; then break; fi
+  sleep 1
+done
+echo "the gateway did not accept connections on ${host} port ${layout.tlsPort} within ${readyTimeoutSeconds} s" >&2
+systemctl status ${SERVICE_NAME} --no-pager >&2 || true
+echo "last log lines:" >&2
+journalctl -u ${SERVICE_NAME} -n 50 --no-pager >&2 || true
+exit 1
+`;
+}
+
+/** Every script and file of one host, with the digests that decide what runs again. */
+export interface HostFiles {
+  readonly setup: string;
+  readonly unit: string;
+  readonly unitScript: string;
+  readonly configScript: string;
+  readonly restart: string;
+  /** Changes when the unit text changes: the gateway restarts. */
+  readonly unitDigest: string;
+}
+
+export interface HostFilesOptions {
+  readonly layout: HostLayout;
+  readonly acmeCaPem?: string;
+  readonly nodeMajor?: number;
+  readonly readyTimeoutSeconds?: number;
+}
+
+export function hostFiles(opts: HostFilesOptions): HostFiles {
+  const unit = unitFile(opts.layout);
+  return {
+    setup: setupScript(opts.layout, opts.nodeMajor),
+    unit,
+    unitScript: unitScript(opts.layout),
+    configScript: configScript(opts.acmeCaPem),
+    restart: restartScript(opts.layout, opts.readyTimeoutSeconds),
+    unitDigest: sha256(unit),
+  };
+}
+
+/** Changes when the config or the CA file the config step writes changes: the gateway restarts. */
+export function configDigest(configToml: string, configStepScript: string): string {
+  return sha256(`${configStepScript}\0${configToml}`);
+}

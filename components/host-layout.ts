@@ -1,0 +1,125 @@
+import { createHash } from "node:crypto";
+import { posix } from "node:path";
+import type { GatewayConfig } from "../gateway-runtime/config/index.js";
+
+/** Where things live on a gateway host. The lab runs the same scripts, so these are fixed. */
+export const HOST_PATHS = {
+  /** The bundled runtime (`dist/gateway.mjs`), root-owned, world-readable: it holds no secret. */
+  bundle: "/opt/gateway/gateway.mjs",
+  installDir: "/opt/gateway",
+  /** nftables rules loaded by `gateway-firewall.service`; root-owned so the service user cannot widen them. */
+  firewall: "/opt/gateway/firewall.nft",
+  configDir: "/etc/gateway",
+  /** The host's gateway config, mode 0600, owned by the service user. */
+  config: "/etc/gateway/gateway.toml",
+  /** Extra CA certificates the runtime trusts for the ACME directory (`core.certbot.acme_ca_file`). */
+  acmeCa: "/etc/gateway/acme-ca.pem",
+  unit: "/etc/systemd/system/gateway.service",
+  firewallUnit: "/etc/systemd/system/gateway-firewall.service",
+} as const;
+
+export const SERVICE_USER = "gateway";
+export const SERVICE_NAME = "gateway.service";
+
+/** What the host scripts and the systemd unit need to know about one gateway's config. */
+export interface HostLayout {
+  /** TLS proxy (`core.proxy.listen_port`), open to everyone. */
+  readonly tlsPort: number;
+  /** Address the proxy listens on; the readiness probe connects there (0.0.0.0 → 127.0.0.1). */
+  readonly tlsAddress: string;
+  /** The http-to-https redirect, when `core.proxy.http_redirect`; open to everyone. */
+  readonly httpPort?: number;
+  /** Registration RPC (`port`), open to everyone: CVMs authenticate with RA-TLS. */
+  readonly rpcPort: number;
+  /** WireGuard (`core.wg.listen_port`, UDP), open to everyone. */
+  readonly wireguardPort: number;
+  /** Admin API (`core.admin.port`) when enabled: never opened, reachable from the host only. */
+  readonly adminPort?: number;
+  /** SSH, kept open so the deployer can come back. */
+  readonly sshPort: number;
+  /** Directories the service writes (state, certificates, WireGuard config): 0700, the unit's ReadWritePaths. */
+  readonly writablePaths: readonly string[];
+}
+
+/** A path that is safe to put in a shell script and a unit file unquoted. */
+const SAFE_PATH = /^\/[A-Za-z0-9._/-]+$/;
+/** Directories the service must never own or write as a whole. */
+const SYSTEM_DIRS = new Set(
+  "/ /bin /boot /dev /etc /home /lib /lib64 /opt /proc /root /run /sbin /srv /sys /tmp /usr /var /var/lib /var/log /usr/local".split(
+    " ",
+  ),
+);
+const SYSTEM_TREES = ["/boot/", "/dev/", "/etc/", "/proc/", "/sys/", "/usr/"];
+
+function checkedDir(path: string, key: string): string {
+  const normal = posix.normalize(path).replace(/(.)\/+$/, "$1");
+  if (
+    !SAFE_PATH.test(path) ||
+    SYSTEM_DIRS.has(normal) ||
+    SYSTEM_TREES.some((tree) => normal.startsWith(tree))
+  ) {
+    throw new Error(
+      `${key}: the service would own and write "${normal}": use a directory of its own such as /var/lib/gateway (letters, digits, . _ - /)`,
+    );
+  }
+  return normal;
+}
+
+/** Drops paths inside another listed path: `/var/lib/gateway/certs` is covered by `/var/lib/gateway`. */
+export function outermostPaths(paths: readonly string[]): string[] {
+  const unique = [...new Set(paths)].sort();
+  return unique.filter((p) => !unique.some((q) => q !== p && p.startsWith(`${q}/`)));
+}
+
+/** The host's ports and writable directories, read from its validated gateway config. */
+export function hostLayout(config: GatewayConfig, sshPort = 22): HostLayout {
+  const { core } = config;
+  const writable = [
+    checkedDir(posix.dirname(core.state_path), "core.state_path"),
+    checkedDir(posix.dirname(core.wg.config_path), "core.wg.config_path"),
+  ];
+  if (core.certbot.enabled) writable.push(checkedDir(core.certbot.workdir, "core.certbot.workdir"));
+  return {
+    tlsPort: core.proxy.listen_port,
+    tlsAddress: core.proxy.listen_addr,
+    ...(core.proxy.http_redirect ? { httpPort: core.proxy.http_port } : {}),
+    rpcPort: config.port,
+    wireguardPort: core.wg.listen_port,
+    ...(core.admin.enabled ? { adminPort: core.admin.port } : {}),
+    sshPort,
+    writablePaths: outermostPaths(writable),
+  };
+}
+
+/** Every directory the setup script creates 0700 for the service user (the config dir included). */
+export function serviceDirectories(layout: HostLayout): string[] {
+  return [HOST_PATHS.configDir, ...layout.writablePaths];
+}
+
+/** The address the readiness probe dials: a wildcard listen address is probed on loopback. */
+export function probeAddress(layout: HostLayout): string {
+  if (layout.tlsAddress === "0.0.0.0") return "127.0.0.1";
+  if (layout.tlsAddress === "::") return "::1";
+  return layout.tlsAddress;
+}
+
+export function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** Quotes a string for POSIX sh. */
+export function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'"'"'`)}'`;
+}
+
+/**
+ * A here-document that writes `content` verbatim (quoted delimiter: no expansion). Refuses
+ * content containing the delimiter line, which would end the document early.
+ */
+export function heredoc(content: string, delimiter: string): string {
+  if (content.split("\n").includes(delimiter)) {
+    throw new Error(`content contains the here-document delimiter ${delimiter}`);
+  }
+  const body = content.endsWith("\n") ? content : `${content}\n`;
+  return `<<'${delimiter}'\n${body}${delimiter}`;
+}

@@ -1,0 +1,171 @@
+import * as pulumi from "@pulumi/pulumi";
+import { describe, expect, it } from "vitest";
+import {
+  appAddressRecord,
+  caaIssuerFor,
+  caaValue,
+  nameSlug,
+} from "../../../components/dns-records.js";
+import { GatewayDns } from "../../../components/gateway-dns.js";
+import { hostConfigObject, wgEndpoint } from "../../../components/host-config.js";
+import { loadStackFile } from "../../../components/stack-config.js";
+import { Secret } from "../../../gateway-runtime/config/index.js";
+import { generateWgKeyPair } from "../../../gateway-runtime/wg/keys.js";
+import { capturePlan, planMocks } from "../../../scripts/plan.js";
+
+const ROOT = new URL("../../../", import.meta.url).pathname;
+
+describe("CAA and TXT values", () => {
+  it.each([
+    ["https://acme-v02.api.letsencrypt.org/directory", "letsencrypt.org"],
+    ["https://acme-staging-v02.api.letsencrypt.org/directory", "letsencrypt.org"],
+    ["https://dv.acme-v02.api.pki.goog/directory", "pki.goog"],
+    ["https://acme.zerossl.com/v2/DV90", "sectigo.com"],
+    ["https://api.buypass.com/acme/directory", "buypass.com"],
+  ])("the CA of %s is %s", (url, issuer) => {
+    expect(caaIssuerFor(url)).toBe(issuer);
+  });
+
+  it("an unknown CA needs the issuer set", () => {
+    expect(() => caaIssuerFor("https://10.99.0.1:14000/dir")).toThrow(
+      "no CAA issuer is known for the ACME directory https://10.99.0.1:14000/dir: set gateway:caaIssuer",
+    );
+  });
+
+  it("pins issuance to the account and dns-01 (RFC 8657)", () => {
+    expect(caaValue("letsencrypt.org", "https://acme-v02.api.letsencrypt.org/acme/acct/42")).toBe(
+      "letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/42; validationmethods=dns-01",
+    );
+    expect(() => caaValue("letsencrypt.org", "https://x/acct/1; evil")).toThrow(
+      "bad ACME account URL",
+    );
+  });
+
+  it("custom-domain TXT: quoted <app-id>:<port> under the prefix", () => {
+    expect(appAddressRecord("_dstack-app-address", "shop.example.org", "ab12", 443)).toEqual({
+      name: "_dstack-app-address.shop.example.org",
+      content: '"ab12:443"',
+    });
+    expect(() => appAddressRecord("_p", "a.example", "AB", 443)).toThrow("must be lowercase hex");
+    expect(() => appAddressRecord("_p", "a.example", "ab", 0)).toThrow("must be 1-65535");
+    expect(nameSlug("*.a.example")).toBe("wildcard-a-example");
+  });
+});
+
+describe("per-host config", () => {
+  it("fills the generated keys and validates the result with the runtime's schema", () => {
+    const config = loadStackFile(`${ROOT}stacks/Pulumi.lab.yaml`);
+    const keys = generateWgKeyPair();
+    const other = generateWgKeyPair();
+    const values = {
+      wgPrivateKey: keys.privateKey,
+      wgPublicKey: keys.publicKey,
+      wgEndpoint: wgEndpoint("2001:db8::2", 51820),
+      acmeCaFile: "/etc/gateway/acme-ca.pem",
+    };
+    // The lab stack's TSIG secret is still encrypted offline: give it a value first.
+    const withTsig = structuredClone(config);
+    const plain = { ...withTsig.core.certbot.rfc2136, tsig_secret: Secret.of("bGFiLXRzaWc=") };
+    const obj = hostConfigObject(
+      {
+        ...withTsig,
+        core: { ...withTsig.core, certbot: { ...withTsig.core.certbot, rfc2136: plain } },
+      },
+      values,
+      "host gw1",
+    ) as { core: { wg: Record<string, unknown>; certbot: Record<string, unknown> } };
+    expect(obj.core.wg.endpoint).toBe("[2001:db8::2]:51820");
+    expect(obj.core.wg.private_key).toBe(keys.privateKey);
+    expect(obj.core.certbot.acme_ca_file).toBe("/etc/gateway/acme-ca.pem");
+    const lab = {
+      ...withTsig,
+      core: { ...withTsig.core, certbot: { ...withTsig.core.certbot, rfc2136: plain } },
+    };
+    expect(() =>
+      hostConfigObject(lab, { ...values, wgPublicKey: other.publicKey }, "host gw1"),
+    ).toThrow("core.wg.public_key: does not match core.wg.private_key");
+  });
+});
+
+describe("GatewayDns", () => {
+  it("two hosts, a zone found by name, an explicit CAA issuer: records per host and name", async () => {
+    const registered: { type: string; name: string; inputs: Record<string, unknown> }[] = [];
+    const base = planMocks("dns");
+    await pulumi.runtime.setMocks(
+      {
+        ...base,
+        newResource: async (args) => {
+          if (args.type === "cloudflare:index/dnsRecord:DnsRecord")
+            registered.push({ type: args.type, name: args.name, inputs: args.inputs });
+          return base.newResource(args);
+        },
+      },
+      "cvm-tls-gateway",
+      "dns",
+      false,
+    );
+    const dns = new GatewayDns("r-dns", {
+      zoneName: "example.com",
+      baseDomain: "r.gw.example.com",
+      rpcDomain: "rpc.r.gw.example.com",
+      hosts: [
+        { name: "gw1", ipv4: "192.0.2.1" },
+        { name: "gw2", ipv4: "192.0.2.2", ipv6: "2001:db8::2" },
+      ],
+      accountUrl: "https://ca.example/acct/9",
+      acmeDirectoryUrl: "https://ca.example/dir",
+      caaIssuer: "ca.example",
+      customDomains: [{ domain: "a.example.com", appId: "ab", port: 443, zone: "example.com" }],
+    });
+    const records = await new Promise<typeof registered>((resolve) =>
+      pulumi.all(Object.values(dns.records).map((r) => r.urn)).apply(() => resolve(registered)),
+    );
+    await pulumi.runtime.disconnect();
+    const summary = records
+      .map(
+        (r) =>
+          `${r.name} ${r.inputs.type} ${r.inputs.name} ${r.inputs.content ?? (r.inputs.data as { value: string }).value} ${r.inputs.zoneId}`,
+      )
+      .sort();
+    expect(summary).toEqual([
+      "r-dns-apex-a-gw1 A r.gw.example.com 192.0.2.1 zone-id-of-example.com",
+      "r-dns-apex-a-gw2 A r.gw.example.com 192.0.2.2 zone-id-of-example.com",
+      "r-dns-apex-aaaa-gw2 AAAA r.gw.example.com 2001:db8::2 zone-id-of-example.com",
+      'r-dns-app-a-example-com TXT _dstack-app-address.a.example.com "ab:443" zone-id-of-example.com',
+      "r-dns-caa-issue CAA r.gw.example.com ca.example; accounturi=https://ca.example/acct/9; validationmethods=dns-01 zone-id-of-example.com",
+      "r-dns-caa-issuewild CAA r.gw.example.com ca.example; accounturi=https://ca.example/acct/9; validationmethods=dns-01 zone-id-of-example.com",
+      "r-dns-rpc-a-gw1 A rpc.r.gw.example.com 192.0.2.1 zone-id-of-example.com",
+      "r-dns-rpc-a-gw2 A rpc.r.gw.example.com 192.0.2.2 zone-id-of-example.com",
+      "r-dns-rpc-aaaa-gw2 AAAA rpc.r.gw.example.com 2001:db8::2 zone-id-of-example.com",
+      "r-dns-wildcard-a-gw1 A *.r.gw.example.com 192.0.2.1 zone-id-of-example.com",
+      "r-dns-wildcard-a-gw2 A *.r.gw.example.com 192.0.2.2 zone-id-of-example.com",
+      "r-dns-wildcard-aaaa-gw2 AAAA *.r.gw.example.com 2001:db8::2 zone-id-of-example.com",
+    ]);
+  });
+
+  it("needs a zone, and each custom domain needs its zone", async () => {
+    await pulumi.runtime.setMocks(planMocks("dns"), "cvm-tls-gateway", "dns", false);
+    const args = { baseDomain: "b.example", rpcDomain: "rpc.b.example", hosts: [] };
+    expect(() => new GatewayDns("x", args)).toThrow("GatewayDns x: give zoneId or zoneName");
+    expect(
+      () =>
+        new GatewayDns("y", {
+          ...args,
+          zoneId: "z",
+          customDomains: [{ domain: "c.example", appId: "a", port: 1 }],
+        }),
+    ).toThrow("GatewayDns y: custom domain c.example needs zoneId or zone");
+    await pulumi.runtime.disconnect();
+  });
+
+  it("a region with several hosts needs shared registrations (core.sync)", async () => {
+    const { config, secretKeys } = await import("../../../scripts/plan.js").then((m) =>
+      m.stackConfig("us"),
+    );
+    const hosts = JSON.parse(config["gateway:hosts"] as string) as object[];
+    config["gateway:hosts"] = JSON.stringify([...hosts, { name: "gw2", address: "192.0.2.11" }]);
+    await expect(capturePlan("us", { config: { config, secretKeys } })).rejects.toThrow(
+      "region us: 2 hosts need core.sync.enabled (shared registrations); list one host until then",
+    );
+  });
+});

