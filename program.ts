@@ -46,6 +46,9 @@ export function gatewayProgram(options: ProgramOptions = {}) {
     ...(settings.dnsZone === undefined ? {} : { dnsZone: settings.dnsZone }),
     customDomains: settings.customDomains,
     ...(settings.acmeCaPem === undefined ? {} : { acmeCaPem: settings.acmeCaPem }),
+    ...(settings.attestationCaPem === undefined
+      ? {}
+      : { attestationCaPem: settings.attestationCaPem }),
     ...(settings.caaIssuer === undefined ? {} : { caaIssuer: settings.caaIssuer }),
     nodeMajor: settings.nodeMajor,
     bundlePath: bundle.path,

@@ -25,6 +25,8 @@ export interface GatewayHostArgs {
   bundleSha256: pulumi.Input<string>;
   /** PEM of extra CAs the runtime trusts for the ACME directory (a private CA). @default none */
   acmeCaPem?: pulumi.Input<string>;
+  /** PEM CA bundle CVM client certificates must chain to (attestation mode "ca"). @default none */
+  attestationCaPem?: pulumi.Input<string>;
   /** Node.js major version installed from NodeSource when the host has no node >= 20. @default 22 */
   nodeMajor?: pulumi.Input<number>;
   /** Bound on the wait for the restarted gateway to accept connections. @default 60 */
@@ -56,11 +58,18 @@ export class GatewayHost extends pulumi.ComponentResource {
       ...(args.sshHostKey === undefined ? {} : { hostKey: args.sshHostKey }),
     };
     const files = pulumi
-      .all([args.layout, args.acmeCaPem, args.nodeMajor, args.readyTimeoutSeconds])
-      .apply(([layout, acmeCaPem, nodeMajor, readyTimeoutSeconds]) =>
+      .all([
+        args.layout,
+        args.acmeCaPem,
+        args.attestationCaPem,
+        args.nodeMajor,
+        args.readyTimeoutSeconds,
+      ])
+      .apply(([layout, acmeCaPem, attestationCaPem, nodeMajor, readyTimeoutSeconds]) =>
         hostFiles({
           layout,
           ...(acmeCaPem === undefined ? {} : { acmeCaPem }),
+          ...(attestationCaPem === undefined ? {} : { attestationCaPem }),
           ...(nodeMajor === undefined ? {} : { nodeMajor }),
           ...(readyTimeoutSeconds === undefined ? {} : { readyTimeoutSeconds }),
         }),

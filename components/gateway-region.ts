@@ -38,6 +38,8 @@ export interface GatewayRegionArgs {
   customDomains?: readonly CustomDomain[];
   /** PEM of a private ACME CA (pebble) trusted by the account registration and the runtime. @default none */
   acmeCaPem?: pulumi.Input<string>;
+  /** PEM CA bundle CVM client certificates must chain to (attestation mode "ca": the KMS root, or a development CA). @default none */
+  attestationCaPem?: pulumi.Input<string>;
   /** CAA issuer domain. @default derived from `core.certbot.acme_url` */
   caaIssuer?: pulumi.Input<string>;
   /** Node.js major installed when a host has no node >= 20. @default 22 */
@@ -108,6 +110,9 @@ export class GatewayRegion extends pulumi.ComponentResource {
               ...(acmeAccountUrl === undefined ? {} : { acmeAccountUrl }),
               ...(acmeAccountKey === undefined ? {} : { acmeAccountKey }),
               ...(args.acmeCaPem === undefined ? {} : { acmeCaFile: HOST_PATHS.acmeCa }),
+              ...(args.attestationCaPem === undefined
+                ? {}
+                : { attestationCaFile: HOST_PATHS.attestationCa }),
             },
             `host ${host.name} of region ${name}`,
           ),
@@ -117,6 +122,7 @@ export class GatewayRegion extends pulumi.ComponentResource {
         ...(args.sshPrivateKey === undefined ? {} : { sshPrivateKey: args.sshPrivateKey }),
         ...(host.sshHostKey === undefined ? {} : { sshHostKey: host.sshHostKey }),
         ...(args.acmeCaPem === undefined ? {} : { acmeCaPem: args.acmeCaPem }),
+        ...(args.attestationCaPem === undefined ? {} : { attestationCaPem: args.attestationCaPem }),
         ...(args.nodeMajor === undefined ? {} : { nodeMajor: args.nodeMajor }),
         ...(args.bundlePath === undefined ? {} : { bundlePath: args.bundlePath }),
       };

@@ -16,6 +16,8 @@ export interface GeneratedValues {
   readonly acmeAccountKey?: string;
   /** Path of the extra CA file on the host, when the stack trusts a private ACME CA. */
   readonly acmeCaFile?: string;
+  /** Path of the CVM client CA on the host, when the stack ships one (attestation mode "ca"). */
+  readonly attestationCaFile?: string;
 }
 
 type Plain = Record<string, unknown>;
@@ -44,6 +46,8 @@ export function hostConfigObject(config: GatewayConfig, values: GeneratedValues,
   if (values.acmeAccountUrl !== undefined) certbot.account_url = values.acmeAccountUrl;
   if (values.acmeAccountKey !== undefined) certbot.account_key = values.acmeAccountKey;
   if (values.acmeCaFile !== undefined) certbot.acme_ca_file = values.acmeCaFile;
+  if (values.attestationCaFile !== undefined)
+    section(obj, "core", "attestation").ca_file = values.attestationCaFile;
   parseGatewayConfig(obj, source);
   return obj;
 }

@@ -191,17 +191,22 @@ const PEM_CERTS =
  * own `check-config` accepts it; a rejected config leaves the running one in place. The config
  * never appears in the script text; the problem list is printed without values.
  */
-export function configScript(acmeCaPem?: string): string {
-  let ca = "";
-  if (acmeCaPem !== undefined) {
-    const pem = `${acmeCaPem.replaceAll("\r\n", "\n").trim()}\n`;
-    if (!PEM_CERTS.test(pem)) throw new Error("acmeCaPem must be PEM CERTIFICATE blocks only");
-    ca = `ca=$(mktemp ${HOST_PATHS.configDir}/.acme-ca.XXXXXX)
+/** Shell lines installing a public CA bundle (validated PEM) at `path`, readable by the service only. */
+function caFileLines(what: string, pemText: string | undefined, path: string): string {
+  if (pemText === undefined) return "";
+  const pem = `${pemText.replaceAll("\r\n", "\n").trim()}\n`;
+  if (!PEM_CERTS.test(pem)) throw new Error(`${what} must be PEM CERTIFICATE blocks only`);
+  return `ca=$(mktemp ${HOST_PATHS.configDir}/.ca.XXXXXX)
 cat > "$ca" ${heredoc(pem, "GATEWAY_PEM")}
 chown ${SERVICE_USER}:${SERVICE_USER} "$ca"
-mv -f "$ca" ${HOST_PATHS.acmeCa}
+mv -f "$ca" ${path}
 `;
-  }
+}
+
+export function configScript(acmeCaPem?: string, attestationCaPem?: string): string {
+  const ca =
+    caFileLines("acmeCaPem", acmeCaPem, HOST_PATHS.acmeCa) +
+    caFileLines("attestationCaPem", attestationCaPem, HOST_PATHS.attestationCa);
   return `#!/bin/sh
 set -eu
 umask 077
@@ -266,6 +271,7 @@ export interface HostFiles {
 export interface HostFilesOptions {
   readonly layout: HostLayout;
   readonly acmeCaPem?: string;
+  readonly attestationCaPem?: string;
   readonly nodeMajor?: number;
   readonly readyTimeoutSeconds?: number;
 }
@@ -276,7 +282,7 @@ export function hostFiles(opts: HostFilesOptions): HostFiles {
     setup: setupScript(opts.layout, opts.nodeMajor),
     unit,
     unitScript: unitScript(opts.layout),
-    configScript: configScript(opts.acmeCaPem),
+    configScript: configScript(opts.acmeCaPem, opts.attestationCaPem),
     restart: restartScript(opts.layout, opts.readyTimeoutSeconds),
     unitDigest: sha256(unit),
   };

@@ -14,6 +14,8 @@ export const HOST_PATHS = {
   config: "/etc/gateway/gateway.toml",
   /** Extra CA certificates the runtime trusts for the ACME directory (`core.certbot.acme_ca_file`). */
   acmeCa: "/etc/gateway/acme-ca.pem",
+  /** CA bundle CVM client certificates must chain to (`core.attestation.ca_file`, mode "ca"). */
+  attestationCa: "/etc/gateway/client-ca.pem",
   unit: "/etc/systemd/system/gateway.service",
   firewallUnit: "/etc/systemd/system/gateway-firewall.service",
 } as const;

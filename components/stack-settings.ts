@@ -52,6 +52,7 @@ const settingsSchema = z.strictObject({
   dnsZone: dnsName.optional(),
   customDomains: z.array(customDomainSchema).default([]),
   acmeCaPem: z.string().min(1).optional(),
+  attestationCaPem: z.string().min(1).optional(),
   caaIssuer: z.string().min(1).optional(),
   nodeMajor: z.number().int().min(20).default(22),
 });
@@ -64,7 +65,14 @@ export type StackSettings = z.output<typeof settingsSchema> & {
 };
 
 const OBJECT_KEYS = ["hosts", "customDomains"] as const;
-const STRING_KEYS = ["sshUser", "dns", "dnsZone", "acmeCaPem", "caaIssuer"] as const;
+const STRING_KEYS = [
+  "sshUser",
+  "dns",
+  "dnsZone",
+  "acmeCaPem",
+  "attestationCaPem",
+  "caaIssuer",
+] as const;
 
 /** The program-level keys, as `gateway:<key>` in the stack file. */
 export const SETTING_KEYS = [...OBJECT_KEYS, ...STRING_KEYS, "nodeMajor", "sshPrivateKey"] as const;

@@ -136,7 +136,10 @@ describe("systemd unit", () => {
   });
 
   it("passes systemd-analyze verify", async () => {
-    expect(existsSync("/usr/bin/systemd-analyze"), "systemd-analyze missing: apt-get install systemd").toBe(true);
+    expect(
+      existsSync("/usr/bin/systemd-analyze"),
+      "systemd-analyze missing: apt-get install systemd",
+    ).toBe(true);
     const file = join(mkdtempSync(join(tmpdir(), "unit-")), "gateway.service");
     writeFileSync(file, unitFile(us));
     const { stderr } = await run("systemd-analyze", ["verify", file]);
@@ -192,6 +195,17 @@ describe("host scripts", () => {
     );
     expect(() => configScript("not a pem")).toThrow(
       "acmeCaPem must be PEM CERTIFICATE blocks only",
+    );
+  });
+
+  it("config: ships the CVM client CA next to the config when the stack gives one", () => {
+    const pem = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----";
+    const script = configScript(undefined, pem);
+    expect(script).toContain("cat > \"$ca\" <<'GATEWAY_PEM'\n-----BEGIN CERTIFICATE-----\nMIIC\n");
+    expect(script).toContain('mv -f "$ca" /etc/gateway/client-ca.pem');
+    expect(script).not.toContain("/etc/gateway/acme-ca.pem");
+    expect(() => configScript(undefined, "nope")).toThrow(
+      "attestationCaPem must be PEM CERTIFICATE blocks only",
     );
   });
 

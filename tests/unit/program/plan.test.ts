@@ -12,6 +12,7 @@ import {
   planJson,
   ROOT,
   STAND_IN_BUNDLE,
+  stackConfig,
 } from "../../../scripts/plan.js";
 
 const plans = new Map<string, Plan>();
@@ -92,8 +93,23 @@ describe("offline plans: the resource graph per stack", () => {
     );
   });
 
-  it("lab: gateway:dns none skips GatewayDns entirely", async () => {
-    expect(shape(await plan("lab"))).toEqual(regionShape("lab", []));
+  it("lab: its records go to the lab's BIND, written from the same GatewayDns inputs", async () => {
+    expect(shape(await plan("lab"))).toEqual(
+      regionShape("lab", [
+        "apex-a-gw1",
+        "app-shop-customer-lab-test",
+        "caa-issue",
+        "caa-issuewild",
+        "rpc-a-gw1",
+        "wildcard-a-gw1",
+      ]),
+    );
+  });
+
+  it("gateway:dns none skips GatewayDns entirely", async () => {
+    const lab = stackConfig("lab");
+    const none = { ...lab, config: { ...lab.config, "gateway:dns": "none" } };
+    expect(shape(await capturePlan("lab", { config: none }))).toEqual(regionShape("lab", []));
   });
 
   it("the committed plans/*.json are current (npm run plan writes them)", async () => {
