@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { agentCommand, agentHelp, parseAgentArgs } from "./agent/index.js";
 import { checkConfigCommand, checkConfigHelp } from "./cli/check-config.js";
 import { runCommand, runHelp } from "./cli/run.js";
 import { ConfigError, type ConfigFormat } from "./config/index.js";
@@ -11,6 +12,7 @@ to CVMs over WireGuard.
 Commands:
   check-config FILE      validate a config file and print it normalized, secrets redacted
   run --config FILE      start the gateway
+  agent --gateway URL    run on a CVM: register with a gateway and keep the WireGuard tunnel up
 
 Run "gateway <command> --help" for a command's options.`;
 
@@ -45,6 +47,15 @@ async function main(argv: string[]): Promise<number> {
     if (values.help) return help(runHelp, 0);
     if (!values.config) return help(runHelp, EX_USAGE);
     return runCommand(values.config);
+  }
+  if (command === "agent") {
+    const parsed = parseAgentArgs(rest);
+    if (parsed.kind === "help") return help(agentHelp, 0);
+    if (parsed.kind === "usage") {
+      process.stderr.write(`gateway agent: ${parsed.problem}\n`);
+      return help(agentHelp, EX_USAGE);
+    }
+    return agentCommand(parsed.options);
   }
   process.stderr.write(`gateway: unknown command "${command}"\n\n${HELP}\n`);
   return EX_USAGE;

@@ -8,7 +8,8 @@ import { MemoryDirectory } from "../registry/index.js";
 export const runHelp = `Usage: gateway run --config FILE
 
 Starts the gateway with the config in FILE (.toml, .json, .yaml).
-SIGHUP reloads the TLS certificate; SIGTERM or SIGINT stops cleanly.`;
+SIGHUP reloads the TLS certificate from its files; SIGUSR2 renews it now (ACME);
+SIGTERM or SIGINT stops cleanly.`;
 
 /** What every part of a running gateway shares. */
 export interface RunContext {
@@ -36,8 +37,22 @@ const certificates: Part = {
     ctx.log.info("waiting for a valid certificate before serving");
     await manager.whenReady();
     const unsubscribe = manager.onCertificate(() => notify(ctx));
+    // SIGUSR2: renew now, whatever the expiry (an operator's "renew now"; rate limits still apply).
+    const renewNow = () => {
+      ctx.log.info("SIGUSR2: renewing the certificate now");
+      manager.checkNow({ force: true }).then(
+        (outcome) =>
+          ctx.log.info(
+            { outcome: outcome.action, reason: outcome.reason },
+            "forced renewal finished",
+          ),
+        (error: unknown) => ctx.log.error({ err: error }, "forced renewal failed"),
+      );
+    };
+    process.on("SIGUSR2", renewNow);
     return {
       async stop() {
+        process.off("SIGUSR2", renewNow);
         unsubscribe();
         await manager.stop();
       },
@@ -97,11 +112,17 @@ export async function runCommand(file: string, parts: readonly Part[] = PARTS): 
   process.on("SIGHUP", onHup);
   const running: { name: string; stop(): Promise<void> }[] = [];
   const stopAll = async () => {
+    clearInterval(keepAlive);
     process.off("SIGHUP", onHup);
     for (const part of running.reverse()) {
-      await part.stop().catch((error: unknown) => log.error({ err: error }, `stopping ${part.name} failed`));
+      await part
+        .stop()
+        .catch((error: unknown) => log.error({ err: error }, `stopping ${part.name} failed`));
     }
   };
+  // The gateway lives until a signal, also while a part waits on unref'd timers (the first
+  // certificate, say); without this Node would exit with nothing left to do.
+  const keepAlive = setInterval(() => {}, 1 << 30);
   const stopped = new Promise<string>((resolve) => {
     process.once("SIGTERM", () => resolve("SIGTERM"));
     process.once("SIGINT", () => resolve("SIGINT"));

@@ -1,0 +1,141 @@
+import { cpSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { alive, daemon, ok, sh, step, stopDaemon, waitUntil } from "./exec.js";
+import { LAB, labDir, labPath, readJson, writeJson } from "./state.js";
+
+export interface LabHost {
+  readonly address: string;
+  readonly user: "root";
+  readonly keyFile: string;
+  readonly pid: number;
+}
+
+const stateFile = () => labPath("host.json");
+
+/** The gateway host: a namespace running sshd, which the deploy step reaches like any server. */
+export async function hostUp(): Promise<LabHost> {
+  const dir = labDir("host");
+  const keyFile = join(dir, "deploy_key");
+  if (!existsSync(keyFile))
+    await sh("ssh-keygen", [
+      "-q",
+      "-t",
+      "ed25519",
+      "-N",
+      "",
+      "-C",
+      "gateway-lab-deploy",
+      "-f",
+      keyFile,
+    ]);
+  if (!existsSync(join(dir, "host_key")))
+    await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "host_key")]);
+  const previous = readJson<LabHost>(stateFile());
+  const reachable = () =>
+    ok("ssh", [...sshOptions(keyFile), `root@${LAB.gateway.address}`, "true"]);
+  if (previous && alive(previous.pid) && (await reachable())) {
+    step(`gateway host: sshd already up at ${LAB.gateway.address}`);
+    return previous;
+  }
+  await stopDaemon(previous?.pid);
+  writeFileSync(join(dir, "authorized_keys"), `${(await sh("cat", [`${keyFile}.pub`])).trim()}\n`, {
+    mode: 0o600,
+  });
+  writeFileSync(
+    join(dir, "sshd_config"),
+    [
+      `ListenAddress ${LAB.gateway.address}:22`,
+      `HostKey ${join(dir, "host_key")}`,
+      `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
+      `PidFile ${join(dir, "sshd.pid")}`,
+      "PermitRootLogin prohibit-password",
+      "PasswordAuthentication no",
+      "KbdInteractiveAuthentication no",
+      "UsePAM no",
+      "StrictModes no",
+      "Subsystem sftp internal-sftp",
+      "",
+    ].join("\n"),
+  );
+  mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
+  step(`gateway host: starting sshd in ${LAB.gateway.ns} at ${LAB.gateway.address}:22`);
+  const pid = daemon(
+    "unshare",
+    ["--mount", "--propagation", "private", "sh", "-c", hostMounts(dir)],
+    {
+      ns: LAB.gateway.ns,
+      logFile: join(dir, "sshd.log"),
+    },
+  );
+  await waitUntil("sshd on the gateway host", reachable, 15_000);
+  const host: LabHost = { address: LAB.gateway.address, user: "root", keyFile, pid };
+  writeJson(stateFile(), host);
+  return host;
+}
+
+/** Paths the Pulumi program's scripts write on a host; they get private copies in the host's mount namespace. */
+export const HOST_MOUNT_POINTS = ["/opt/gateway", "/var/lib/gateway"] as const;
+
+/**
+ * The gateway host is a network namespace plus a mount namespace: its own /etc (a copy), /run,
+ * /opt/gateway and /var/lib/gateway, so the setup script's users, units and files stay inside
+ * the lab; and the lab's systemctl/journalctl stand-ins first in PATH (/usr/local/sbin), since a
+ * namespace has no systemd. Everything else (packages, node) is this machine's.
+ */
+function hostMounts(dir: string): string {
+  const root = join(dir, "root");
+  mkdirSync(join(root, "opt-gateway"), { recursive: true });
+  mkdirSync(join(root, "var-lib-gateway"), { recursive: true });
+  if (!existsSync(join(root, "etc")))
+    cpSync("/etc", join(root, "etc"), { recursive: true, verbatimSymlinks: true });
+  for (const point of HOST_MOUNT_POINTS) mkdirSync(point, { recursive: true });
+  const shims = join(import.meta.dirname, "shims");
+  return [
+    "set -e",
+    "mount -t tmpfs -o mode=0755 lab-run /run",
+    "mkdir -p /run/sshd",
+    // Debian hosts have /dev/net/tun 0666 (the service user opens it for wireguard-go); this
+    // machine's is 0600, so the host gets a node of its own with the usual mode.
+    "mknod -m 0666 /run/lab-tun c 10 200",
+    "mount --bind /run/lab-tun /dev/net/tun",
+    `mount --bind ${join(root, "etc")} /etc`,
+    `mount --bind ${join(root, "opt-gateway")} /opt/gateway`,
+    `mount --bind ${join(root, "var-lib-gateway")} /var/lib/gateway`,
+    `mount --bind ${shims} /usr/local/sbin`,
+    `exec /usr/sbin/sshd -D -e -f ${join(dir, "sshd_config")}`,
+  ].join("\n");
+}
+
+export function sshOptions(keyFile: string): string[] {
+  return [
+    "-i",
+    keyFile,
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "ConnectTimeout=5",
+  ];
+}
+
+/** Runs a shell command on the gateway host over SSH, with `stdin` fed to it. */
+export function ssh(
+  host: LabHost,
+  command: string,
+  stdin = "",
+  timeoutMs = 300_000,
+): Promise<string> {
+  return sh("ssh", [...sshOptions(host.keyFile), `${host.user}@${host.address}`, command], {
+    input: stdin,
+    timeoutMs,
+  });
+}
+
+export async function hostDown(): Promise<void> {
+  await stopDaemon(readJson<LabHost>(stateFile())?.pid);
+}
