@@ -60,7 +60,8 @@ export async function networkDown(): Promise<void> {
       for (const pid of pids) await sh("kill", ["-9", pid]).catch(() => undefined);
       await sh("ip", ["netns", "delete", host.ns]);
     }
-    if (await ok("ip", ["link", "show", host.veth])) await sh("ip", ["link", "delete", host.veth]);
+    // Deleting the namespace takes the veth pair with it; this only catches a half-made one.
+    await ok("ip", ["link", "delete", host.veth]);
   }
-  if (await ok("ip", ["link", "show", LAB.bridge])) await sh("ip", ["link", "delete", LAB.bridge]);
+  await ok("ip", ["link", "delete", LAB.bridge]);
 }

@@ -2,6 +2,7 @@ import { sh, step } from "./exec.js";
 
 /** Debian packages the lab needs; installed only when missing. */
 export const LAB_PACKAGES = [
+  "gnupg",
   "bind9",
   "bind9-dnsutils",
   "pebble",
@@ -18,7 +19,9 @@ export const LAB_PACKAGES = [
 ] as const;
 
 async function installed(pkg: string): Promise<boolean> {
-  const out = await sh("dpkg-query", ["-W", "-f=${Status}", pkg]).catch(() => "");
+  // dpkg-query's own format syntax, not a template string.
+  const format = "-f=$" + "{Status}";
+  const out = await sh("dpkg-query", ["-W", format, pkg]).catch(() => "");
   return out.includes("install ok installed");
 }
 

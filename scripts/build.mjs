@@ -1,13 +1,16 @@
 // Bundles the gateway runtime into one ESM file a host runs with plain `node`, no npm needed.
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, renameSync } from "node:fs";
 import { build } from "esbuild";
 
 const outfile = "dist/gateway.mjs";
 
+// Written beside the target and renamed over it: a gateway or test starting meanwhile never
+// reads a half-written bundle.
+const temp = `${outfile}.${process.pid}.tmp`;
 await build({
   entryPoints: ["gateway-runtime/main.ts"],
-  outfile,
+  outfile: temp,
   bundle: true,
   platform: "node",
   target: "node20",
@@ -22,6 +25,7 @@ await build({
   logLevel: "warning",
 });
 
+renameSync(temp, outfile);
 const bytes = readFileSync(outfile);
 const sha256 = createHash("sha256").update(bytes).digest("hex");
 console.log(`${outfile}  ${(bytes.length / 1024).toFixed(1)} KiB  sha256 ${sha256}`);

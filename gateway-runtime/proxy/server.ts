@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { GatewayConfig } from "../config/index.js";
@@ -82,6 +83,8 @@ export class TlsProxy {
       totalMs: t.total,
       dataTimeouts: t.data_timeout_enabled,
     };
+    // Every open connection listens on the shutdown signal: no listener cap applies.
+    setMaxListeners(0, this.#shutdown.signal);
     this.#server = createServer({ noDelay: true, pauseOnConnect: true }, (socket) =>
       this.#accept(socket),
     );
@@ -156,7 +159,9 @@ export class TlsProxy {
 
     this.stats.opened(appId);
     let instanceId: string | undefined;
-    let moved: Pick<BridgeResult, "bytesToBackend" | "bytesToClient"> & { end?: BridgeResult["end"] } = {
+    let moved: Pick<BridgeResult, "bytesToBackend" | "bytesToClient"> & {
+      end?: BridgeResult["end"];
+    } = {
       bytesToBackend: 0,
       bytesToClient: 0,
     };

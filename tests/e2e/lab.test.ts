@@ -1,0 +1,329 @@
+// End to end on the local lab (npm run lab): the region the Pulumi program deploys, exercised
+// with real clients from this machine. Brings the lab up if it is not, and down again after.
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { connect as tlsConnect, type TLSSocket } from "node:tls";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const LAB_JSON = `${ROOT}.lab/lab.json`;
+
+interface LabInfo {
+  baseDomain: string;
+  caFile: string;
+  cvmCaFile: string;
+  gateway: { https: string; http: string; rpc: string };
+  apps: { appId: string; instanceIds: string[] }[];
+  customDomain: string;
+}
+
+let lab: LabInfo;
+let wasUp = false;
+let app = "";
+let gw = "";
+
+function run(
+  cmd: string,
+  args: readonly string[],
+  opts: { input?: string; timeoutMs?: number } = {},
+) {
+  return new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+    const child = spawn(cmd, args, { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 20_000);
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, err });
+    });
+    child.stdin.on("error", () => {});
+    child.stdin.end(opts.input ?? "");
+  });
+}
+
+const lab$ = (...args: string[]) =>
+  run(process.execPath, ["--import", "tsx", "lab/main.ts", ...args], { timeoutMs: 300_000 });
+const host = (label: string) => `${label}.${lab.baseDomain}`;
+const curl = (label: string, path = "/", extra: string[] = [], ca = lab.caFile) =>
+  run("curl", [
+    "-sS",
+    "--max-time",
+    "10",
+    "--cacert",
+    ca,
+    "--resolve",
+    `${host(label)}:443:${gw}`,
+    ...extra,
+    `https://${host(label)}${path}`,
+  ]);
+const ssh = (command: string) =>
+  run("ssh", [
+    "-i",
+    `${ROOT}.lab/host/deploy_key`,
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    `root@${gw}`,
+    command,
+  ]);
+
+function openTls(label: string): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({
+      host: gw,
+      port: 443,
+      servername: host(label),
+      ca: readFileSync(lab.caFile),
+    });
+    s.once("secureConnect", () => resolve(s));
+    s.once("error", reject);
+  });
+}
+
+function request(s: TLSSocket, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    const onData = (d: Buffer) => {
+      text += d.toString();
+      if (/\r\n\r\n[\s\S]*\n$/.test(text)) {
+        s.off("data", onData);
+        resolve(text);
+      }
+    };
+    s.on("data", onData);
+    s.once("error", reject);
+    s.write(`GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`);
+  });
+}
+
+async function eventually(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+beforeAll(async () => {
+  wasUp = existsSync(LAB_JSON);
+  const r = await lab$("up");
+  if (r.code !== 0) throw new Error(`npm run lab failed:\n${r.out}\n${r.err}`);
+  expect(r.out).toMatch(/lab: up in [\d.]+ s/);
+  lab = JSON.parse(readFileSync(LAB_JSON, "utf8")) as LabInfo;
+  app = lab.apps[0]?.appId ?? "";
+  gw = lab.gateway.https.split(":")[0] ?? "";
+  // A redeploy restarts the gateway; its tunnels come back with the CVMs' next handshakes.
+  await eventually(
+    "the gateway to route to both instances",
+    async () => {
+      const seen = new Set<string>();
+      for (let k = 0; k < 6; k++) seen.add((await curl(`${app}-8080`)).out.split(" ")[0] ?? "");
+      return seen.size === 2;
+    },
+    200_000,
+  );
+}, 520_000);
+
+afterAll(async () => {
+  if (!wasUp) {
+    const r = await lab$("down");
+    expect(r.code).toBe(0);
+    expect(existsSync(LAB_JSON)).toBe(false);
+  }
+}, 120_000);
+
+describe("the lab region, deployed by the Pulumi program", () => {
+  it("wrote lab.json with the gateway's addresses and both instances", () => {
+    expect(lab.gateway).toEqual({
+      https: `${gw}:443`,
+      http: `${gw}:80`,
+      rpc: `${gw}:8000`,
+      admin: expect.any(String),
+    });
+    expect(lab.apps[0]?.instanceIds).toHaveLength(2);
+  });
+
+  it("<app-id> and <app-id>-<port>: termination with the pebble-issued wildcard certificate", async () => {
+    expect((await curl(app, "/a")).out).toMatch(/^c[12]\S+ 80 GET \/a 0/);
+    expect((await curl(`${app}-8080`, "/b")).out).toMatch(/^c[12]\S+ 8080 GET \/b 0/);
+  });
+
+  it("<instance-id>-<port>: that instance", async () => {
+    const [i1, i2] = lab.apps[0]?.instanceIds ?? [];
+    expect((await curl(`${i1}-8080`)).out).toMatch(new RegExp(`^${i1} 8080`));
+    expect((await curl(`${i2}-8080`)).out).toMatch(new RegExp(`^${i2} 8080`));
+  });
+
+  it("<app-id>s and <app-id>-<port>s: passthrough to the CVM's own certificate", async () => {
+    const r = await run(
+      "openssl",
+      [
+        "s_client",
+        "-connect",
+        `${gw}:443`,
+        "-servername",
+        host(`${app}-8443s`),
+        "-CAfile",
+        lab.cvmCaFile,
+        "-verify_return_error",
+        "-ign_eof",
+      ],
+      { input: "ping\n" },
+    );
+    expect(r.out).toContain("Verification: OK");
+    expect(r.out).toMatch(/c[12]\S+ tls 8443 \S+: ping/);
+    const d = await run(
+      "openssl",
+      [
+        "s_client",
+        "-connect",
+        `${gw}:443`,
+        "-servername",
+        host(`${app}s`),
+        "-CAfile",
+        lab.cvmCaFile,
+        "-ign_eof",
+      ],
+      { input: "x\n" },
+    );
+    expect(d.out).toMatch(/tls 443 /);
+  });
+
+  it("<app-id>-<port>g: HTTP/2 (curl)", async () => {
+    const r = await curl(`${app}-50051g`, "/pkg.Svc/Call", ["--http2", "-w", " %{http_version}"]);
+    expect(r.out).toMatch(/h2 \/pkg\.Svc\/Call\n 2$/);
+  });
+
+  it("a WebSocket echoes through termination", async () => {
+    const name = host(`${app}-8080`);
+    const options = { ca: readFileSync(lab.caFile), servername: name, headers: { host: name } };
+    const ws = new WebSocket(
+      `wss://${gw}/ws`,
+      options as ConstructorParameters<typeof WebSocket>[2],
+    );
+    const echoed = await new Promise<string>((resolve, reject) => {
+      ws.once("open", () => ws.send("through the lab"));
+      ws.once("message", (d) => resolve(d.toString()));
+      ws.once("error", reject);
+    });
+    ws.close();
+    expect(echoed).toBe("through the lab");
+  });
+
+  it("<app-id>-22: ssh to a CVM with openssl s_client as ProxyCommand", async () => {
+    const proxy = `openssl s_client -quiet -verify_return_error -connect ${gw}:443 -servername ${host(`${app}-22`)} -CAfile ${lab.caFile}`;
+    const r = await run("ssh", [
+      "-o",
+      `ProxyCommand=${proxy}`,
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "StrictHostKeyChecking=no",
+      "-o",
+      "UserKnownHostsFile=/dev/null",
+      "-i",
+      `${ROOT}.lab/host/deploy_key`,
+      "root@cvm",
+      "echo ssh-ok",
+    ]);
+    expect(r.out.trim()).toBe("ssh-ok");
+  });
+
+  it("port 80 redirects to https", async () => {
+    const r = await run("curl", [
+      "-si",
+      "--max-time",
+      "5",
+      "-H",
+      `host: ${host(app)}`,
+      `http://${gw}/p?q=1`,
+    ]);
+    expect(r.out).toMatch(/^HTTP\/1\.1 308/);
+    expect(r.out).toContain(`location: https://${host(app)}/p?q=1`);
+  });
+
+  it("a custom domain routes by the TXT record GatewayDns wrote to the lab DNS", async () => {
+    const r = await run(
+      "openssl",
+      [
+        "s_client",
+        "-connect",
+        `${gw}:443`,
+        "-servername",
+        lab.customDomain,
+        "-CAfile",
+        lab.cvmCaFile,
+        "-verify_return_error",
+        "-ign_eof",
+      ],
+      { input: "order\n" },
+    );
+    expect(r.out).toContain("Verification: OK");
+    expect(r.out).toMatch(new RegExp(`tls 8443 ${lab.customDomain.replaceAll(".", "\\.")}: order`));
+  });
+});
+
+describe("operations on the lab", () => {
+  it("a forced renewal swaps the certificate and drops none of 20 open connections", async () => {
+    const open = await Promise.all(Array.from({ length: 20 }, () => openTls(`${app}-8080`)));
+    const before = open[0]?.getPeerCertificate().serialNumber;
+    const r = await ssh("kill -USR2 $(cat /run/lab-units/gateway.service.pid)");
+    expect(r.code).toBe(0);
+    let fresh = "";
+    await eventually("a new serial on new connections", async () => {
+      const s = await openTls(`${app}-8080`);
+      fresh = s.getPeerCertificate().serialNumber;
+      s.destroy();
+      return fresh !== before;
+    });
+    const replies = await Promise.all(open.map((s, k) => request(s, `/still/${k}`)));
+    for (const [k, reply] of replies.entries())
+      expect(reply).toMatch(new RegExp(`8080 GET /still/${k} 0`));
+    for (const s of open) s.destroy();
+  }, 60_000);
+
+  it("the gateway restarted keeps its state: the instances answer again without registering anew", async () => {
+    const before = await ssh("cat /var/lib/gateway/state.json");
+    const r = await ssh("systemctl restart gateway.service");
+    expect(r.code).toBe(0);
+    await eventually(
+      "the restarted gateway to route again",
+      async () => (await curl(`${app}-8080`)).out.includes("8080 GET"),
+      60_000,
+    );
+    const after = await ssh("cat /var/lib/gateway/state.json");
+    const ips = (text: string) =>
+      (JSON.parse(text) as { instances: { ip: string }[] }).instances.map((i) => i.ip).sort();
+    expect(ips(after.out)).toEqual(ips(before.out));
+  }, 90_000);
+
+  it("failover: with one CVM's tunnel down, all traffic goes to the other", async () => {
+    const [i1, i2] = lab.apps[0]?.instanceIds ?? [];
+    const cvms = JSON.parse(readFileSync(`${ROOT}.lab/cvms.json`, "utf8")) as {
+      instanceId: string;
+      agentPid: number;
+    }[];
+    const first = cvms.find((c) => c.instanceId === i1);
+    process.kill(first?.agentPid ?? 0, "SIGTERM"); // the agent takes its tunnel down as it stops
+    await new Promise((r) => setTimeout(r, 1_000));
+    for (let k = 0; k < 6; k++)
+      expect((await curl(`${app}-8080`, `/f${k}`)).out).toMatch(
+        new RegExp(`^${i2} 8080 GET /f${k}`),
+      );
+    const again = await lab$("up"); // idempotent: only the stopped agent starts again
+    expect(again.code).toBe(0);
+    expect(again.out).toContain("starting the agent");
+  }, 120_000);
+});
