@@ -100,8 +100,10 @@ export interface RegisterOutcome {
 export class RegistrationService {
   readonly #o: RegistrationServiceOptions;
   readonly #now: () => number;
-  /** Tail of the store-change queue. */
+  /** Tail of the recycle queue; registrations wait for it. */
   #mutex: Promise<unknown> = Promise.resolve();
+  /** Registrations writing to the store right now; a recycle waits for them. */
+  readonly #inflight = new Set<Promise<unknown>>();
   /** The next `setPeers` not started yet, which later callers join. */
   #queuedSync: Promise<void> | undefined;
   #syncTail: Promise<void> = Promise.resolve();
@@ -124,7 +126,7 @@ export class RegistrationService {
   async register(cert: PeerCertificate, req: RegisterCvmRequest): Promise<RegisterOutcome> {
     const peer = await this.#o.attestation.verify(cert.der, cert.chain);
     if (this.#o.authorizer) await this.#o.authorizer(appInfoJson(peer.appInfo));
-    const record = await this.#exclusive(() =>
+    const record = await this.#shared(() =>
       this.#o.store.register({
         instanceId: peer.instanceId,
         appId: peer.appId,
@@ -213,8 +215,28 @@ export class RegistrationService {
     };
   }
 
+  /**
+   * Registrations run side by side (so the store can group-commit them); a recycle runs alone:
+   * it waits for the registrations in flight, and new ones wait for it.
+   */
+  async #shared<T>(fn: () => Promise<T>): Promise<T> {
+    for (;;) {
+      const recycling = this.#mutex;
+      await recycling;
+      if (recycling === this.#mutex) break;
+    }
+    const run = fn();
+    this.#inflight.add(run);
+    try {
+      return await run;
+    } finally {
+      this.#inflight.delete(run);
+    }
+  }
+
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#mutex.then(fn);
+    const inflight = [...this.#inflight];
+    const run = this.#mutex.then(() => Promise.allSettled(inflight)).then(fn);
     this.#mutex = run.catch(() => {});
     return run;
   }

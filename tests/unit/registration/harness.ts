@@ -55,6 +55,8 @@ export interface Harness {
   readonly kms: TestCert;
   readonly appCa: TestCert;
   readonly clock: { now: number };
+  /** Store writes (fsynced files) so far. */
+  readonly writes: { count: number };
   /** A KMS-issued client certificate for an instance (hex id) of `app`. */
   cert(instanceHex: string, app?: string): TestCert;
   /** The `PeerCertificate` the RPC server would pass for `cert`. */
@@ -66,7 +68,13 @@ export async function harness(opts: { authorizer?: Authorizer } = {}): Promise<H
   const { dir, cleanup } = await tempDir();
   const clock = { now: Date.parse("2026-01-01T00:00:00Z") };
   const now = () => clock.now;
-  const store = await FileRegistrationStore.open(`${dir}/state.json`, DEFAULT_PLAN, { now });
+  const writes = { count: 0 };
+  const store = await FileRegistrationStore.open(`${dir}/state.json`, DEFAULT_PLAN, {
+    now,
+    onWrite: () => {
+      writes.count++;
+    },
+  });
   const directory = new MemoryDirectory();
   const peers = new FakePeers();
   const kms = createTestCa("KMS root");
@@ -83,6 +91,7 @@ export async function harness(opts: { authorizer?: Authorizer } = {}): Promise<H
   });
   return {
     service,
+    writes,
     store,
     directory,
     peers,

@@ -90,6 +90,27 @@ describe("RegistrationService.register", () => {
     expect(h.peers.last?.map((p) => p.ip).sort()).toEqual([...ips].sort());
   });
 
+  it("lets concurrent registrations share store writes (group commit), not one fsync each", async () => {
+    const ids = Array.from({ length: 60 }, (_, k) => (k + 64).toString(16).repeat(20));
+    const certs = ids.map((id) => h.peer(h.cert(id)));
+    const before = h.writes.count;
+    await Promise.all(
+      certs.map((peer, k) => h.service.register(peer, { client_public_key: wgKey(300 + k) })),
+    );
+    expect(h.store.list()).toHaveLength(60);
+    expect(h.writes.count - before).toBeLessThanOrEqual(6);
+  });
+
+  it("a re-registration racing a recycle ends registered and published", async () => {
+    await register(I1, 1);
+    h.clock.now += 11 * HOUR; // I1 is now stale
+    const again = register(I1, 1);
+    const recycled = h.service.recycle();
+    await Promise.all([again, recycled]);
+    expect(h.store.get(I1)?.instanceId).toBe(I1);
+    expect(h.directory.instance(I1)?.id).toBe(I1);
+  });
+
   it("asks the authorizer with dstack's AppInfo JSON and stores nothing when denied", async () => {
     const asked: AppInfoJson[] = [];
     await h.cleanup();
