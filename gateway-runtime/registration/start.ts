@@ -85,6 +85,8 @@ export async function startRegistration(
       log,
     });
     await service.start();
+    const woken = await wg.wakePeers();
+    if (woken > 0) log.info({ peers: woken }, "asked known peers for fresh WireGuard handshakes");
     const rpc = await RpcServer.start({
       handler: service,
       certFile: config.core.proxy.cert_chain,

@@ -1,3 +1,5 @@
+import { createSocket } from "node:dgram";
+import { readFile } from "node:fs/promises";
 /**
  * The gateway's WireGuard interface: creates it (kernel module, else wireguard-go), applies the
  * peer set with `wg syncconf` (which keeps the sessions of unchanged peers), reads handshakes.
@@ -14,6 +16,8 @@ import { decodeWgKey } from "./keys.js";
 import {
   checkWgPeers,
   parseWgDump,
+  isWgEndpoint,
+  parseWgConfigEndpoints,
   renderWgConfig,
   type WgPeer,
   type WgPeerStatus,
@@ -70,8 +74,10 @@ export class WireGuardManager {
   #userspace: WireguardGoProcess | undefined;
   readonly #pollers = new Set<{ stop(): void }>();
   #closed: Promise<void> | undefined;
+  /** Last endpoint seen per peer (from `wg show dump`, or an earlier run's config file). */
+  readonly #endpoints: Map<string, string>;
 
-  private constructor(opts: WireGuardManagerOptions) {
+  private constructor(opts: WireGuardManagerOptions, endpoints: Map<string, string>) {
     this.#opts = {
       interface: opts.interface,
       configPath: opts.configPath,
@@ -86,6 +92,7 @@ export class WireGuardManager {
     };
     this.#exec = opts.exec ?? execRunner();
     this.#desired = [...(opts.peers ?? [])];
+    this.#endpoints = endpoints;
     this.#updates = new SerialCoalescer(this.#opts.batchMs, (peers) => this.#apply(peers));
   }
 
@@ -104,7 +111,10 @@ export class WireGuardManager {
     checkWgPeers(opts.peers ?? []);
     await ensureDir(dirname(opts.configPath));
     await removeStrayTemps(opts.configPath);
-    return new WireGuardManager(opts);
+    // Endpoints the previous run learnt: with them this side can re-establish sessions at once
+    // after a restart instead of waiting minutes for every peer's next handshake.
+    const previous = await readFile(opts.configPath, "utf8").catch(() => "");
+    return new WireGuardManager(opts, parseWgConfigEndpoints(previous));
   }
 
   /** `wg syncconf` runs so far (attempted, failed ones included). */
@@ -150,6 +160,27 @@ export class WireGuardManager {
     return this.#updates.submit(snapshot);
   }
 
+  /**
+   * Sends one datagram (to the discard port) to every peer whose endpoint is known, so WireGuard
+   * starts a handshake now. After a restart that lost the sessions (wireguard-go), instances look
+   * unhealthy until they shake hands again, which otherwise waits for the peers' own timers
+   * (minutes). Returns how many peers were woken.
+   */
+  async wakePeers(): Promise<number> {
+    const targets = this.#desired.filter((p) => this.#endpoints.has(p.publicKey));
+    if (targets.length === 0) return 0;
+    const socket = createSocket("udp4");
+    socket.on("error", () => {});
+    await Promise.all(
+      targets.map(
+        (p) =>
+          new Promise<void>((resolve) => socket.send(Buffer.alloc(1), 9, p.ip, () => resolve())),
+      ),
+    );
+    socket.close();
+    return targets.length;
+  }
+
   /** Every peer's status from `wg show <if> dump`. */
   async peerStatus(): Promise<Map<string, WgPeerStatus>> {
     const { stdout } = await this.#command("E_WG_SHOW", "wg", [
@@ -157,7 +188,25 @@ export class WireGuardManager {
       this.#opts.interface,
       "dump",
     ]);
-    return parseWgDump(stdout);
+    const status = parseWgDump(stdout);
+    let moved = false;
+    for (const [key, s] of status) {
+      if (
+        s.endpoint !== undefined &&
+        isWgEndpoint(s.endpoint) &&
+        this.#endpoints.get(key) !== s.endpoint
+      ) {
+        this.#endpoints.set(key, s.endpoint);
+        moved = true;
+      }
+    }
+    // Keep the config file's endpoints current, so a restart can reach every peer at once.
+    if (moved && !this.#closed) {
+      this.#updates
+        .submit(this.#desired)
+        .catch((err: unknown) => this.#opts.log.warn({ err }, "recording peer endpoints failed"));
+    }
+    return status;
   }
 
   /** Latest handshake per public key, ms since the epoch (0 = never). */
@@ -218,7 +267,10 @@ export class WireGuardManager {
     const text = renderWgConfig({
       privateKey: this.#opts.privateKey.reveal(),
       listenPort: this.#opts.listenPort,
-      peers,
+      peers: peers.map((p) => {
+        const endpoint = this.#endpoints.get(p.publicKey);
+        return endpoint === undefined ? p : { ...p, endpoint };
+      }),
     });
     try {
       await writeFileAtomic(this.#opts.configPath, text, 0o600);

@@ -11,6 +11,29 @@ export interface WgPeer {
   readonly publicKey: string;
   /** The peer's single WireGuard address (IPv4); it becomes `AllowedIPs = <ip>/32`. */
   readonly ip: string;
+  /**
+   * Where the peer was last seen (`ipv4:port` or `[ipv6]:port`). Rendered so this side can
+   * start a handshake itself, e.g. after a restart of a userspace interface lost its sessions.
+   */
+  readonly endpoint?: string;
+}
+
+export const isWgEndpoint = (text: string): boolean => ENDPOINT.test(text);
+
+const ENDPOINT = /^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/;
+
+/** Peer endpoints found in a config this module rendered (an earlier run's file). */
+export function parseWgConfigEndpoints(text: string): Map<string, string> {
+  const found = new Map<string, string>();
+  let key: string | undefined;
+  for (const line of text.split("\n")) {
+    const [name, value] = line.split(" = ");
+    if (line.startsWith("[")) key = undefined;
+    else if (name === "PublicKey" && value) key = value.trim();
+    else if (name === "Endpoint" && value && key && ENDPOINT.test(value.trim()))
+      found.set(key, value.trim());
+  }
+  return found;
 }
 
 export interface WgInterfaceConfig {
@@ -53,6 +76,9 @@ export function checkWgPeers(peers: readonly WgPeer[]): void {
         `peer ${i}: public key ${peer.publicKey} repeats`,
       );
     }
+    if (peer.endpoint !== undefined && !ENDPOINT.test(peer.endpoint)) {
+      throw new GatewayError("E_WG_PEER_INVALID", `peer ${i}: endpoint is not ip:port`);
+    }
     if (ips.has(peer.ip)) {
       throw new GatewayError("E_WG_PEER_INVALID", `peer ${i}: ip ${peer.ip} repeats`);
     }
@@ -80,6 +106,7 @@ export function renderWgConfig(config: WgInterfaceConfig): string {
   const lines = ["[Interface]", `PrivateKey = ${config.privateKey}`, `ListenPort = ${port}`];
   for (const peer of sortedPeers(config.peers)) {
     lines.push("", "[Peer]", `PublicKey = ${peer.publicKey}`, `AllowedIPs = ${peer.ip}/32`);
+    if (peer.endpoint !== undefined) lines.push(`Endpoint = ${peer.endpoint}`);
   }
   return `${lines.join("\n")}\n`;
 }

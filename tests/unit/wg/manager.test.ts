@@ -4,7 +4,7 @@
  * against real wireguard-go is in tests/integration/wg/manager.test.ts.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -93,6 +93,34 @@ describe("WireGuardManager (scripted runner)", () => {
       "ip link set dev wg-t up",
     ]);
     expect(runner.calls.join("\n")).not.toContain(keys.privateKey);
+  });
+
+  it("remembers where peers were: seen endpoints, and a previous run's file, go into the config", async () => {
+    const conf = join(dir, "wg", "wg-t.conf");
+    const dump = (endpoint: string) =>
+      `priv\tpub\t51820\toff\n${peerA.publicKey}\t(none)\t${endpoint}\t10.4.0.2/32\t1700000000\t1\t2\toff\n`;
+    const runner = new ScriptedRunner((cmd) =>
+      cmd.startsWith("wg show") ? dump("192.0.2.9:40009") : noLink(cmd),
+    );
+    const first = await manager(runner);
+    await first.ensureInterface();
+    await first.setPeers([peerA, peerB]);
+    expect(await readFile(conf, "utf8")).not.toContain("Endpoint");
+    await first.peerStatus();
+    await sleep(100); // a newly seen endpoint is written to the file on its own
+    expect(await readFile(conf, "utf8")).toContain("Endpoint = 192.0.2.9:40009");
+    const written = await readFile(conf, "utf8");
+    expect(written).toContain(
+      `PublicKey = ${peerA.publicKey}\nAllowedIPs = 10.4.0.2/32\nEndpoint = 192.0.2.9:40009\n`,
+    );
+    expect(written).not.toMatch(
+      new RegExp(`${peerB.publicKey.replace(/[+/]/g, ".")}\\nAllowedIPs = 10.4.0.3/32\\nEndpoint`),
+    );
+    await first.close();
+    // A restarted gateway (a new manager on the same file) starts with those endpoints.
+    const second = await manager(new ScriptedRunner(noLink), {});
+    await second.setPeers([peerA]);
+    expect(await readFile(conf, "utf8")).toContain("Endpoint = 192.0.2.9:40009");
   });
 
   it("falls back to wireguard-go under setpriv, owns it and stops it on close", async () => {

@@ -1,7 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { formatIpv4 } from "../../../gateway-runtime/config/net.js";
-import { parseWgDump, renderWgConfig, type WgPeer } from "../../../gateway-runtime/wg/render.js";
+import { generateWgKeyPair } from "../../../gateway-runtime/wg/keys.js";
+import {
+  parseWgConfigEndpoints,
+  parseWgDump,
+  renderWgConfig,
+  type WgPeer,
+} from "../../../gateway-runtime/wg/render.js";
 
 const key = (byte: number) => Buffer.alloc(32, byte).toString("base64");
 const PRIVATE = key(0x11); // "ERERERERERERERERERERERERERERERERERERERERERE="
@@ -213,4 +219,34 @@ describe("ordering properties", () => {
       }),
     );
   });
+});
+
+describe("peer endpoints", () => {
+  const key = generateWgKeyPair();
+  const peer = { publicKey: generateWgKeyPair().publicKey, ip: "10.4.0.7" };
+
+  it("renders a known endpoint so this side can start the handshake, and reads it back", () => {
+    const text = renderWgConfig({
+      privateKey: key.privateKey,
+      listenPort: 51820,
+      peers: [{ ...peer, endpoint: "192.0.2.7:40001" }],
+    });
+    expect(text).toContain(
+      `PublicKey = ${peer.publicKey}\nAllowedIPs = 10.4.0.7/32\nEndpoint = 192.0.2.7:40001\n`,
+    );
+    expect(parseWgConfigEndpoints(text)).toEqual(new Map([[peer.publicKey, "192.0.2.7:40001"]]));
+  });
+
+  it.each(["192.0.2.7", "host:1", "192.0.2.7:1\nPublicKey = x", "[fe80::1%eth0]:1"])(
+    "refuses endpoint %j",
+    (endpoint) => {
+      expect(() =>
+        renderWgConfig({
+          privateKey: key.privateKey,
+          listenPort: 51820,
+          peers: [{ ...peer, endpoint }],
+        }),
+      ).toThrow("endpoint is not ip:port");
+    },
+  );
 });
