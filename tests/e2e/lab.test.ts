@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
+import { sshOptions } from "../../lab/host.js";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const LAB_JSON = `${ROOT}.lab/lab.json`;
@@ -59,21 +60,8 @@ const curl = (label: string, path = "/", extra: string[] = [], ca = lab.caFile) 
     ...extra,
     `https://${host(label)}${path}`,
   ]);
-const ssh = (command: string) =>
-  run("ssh", [
-    "-i",
-    `${ROOT}.lab/host/deploy_key`,
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "LogLevel=ERROR",
-    `root@${gw}`,
-    command,
-  ]);
+const deployKey = `${ROOT}.lab/host/deploy_key`;
+const ssh = (command: string) => run("ssh", [...sshOptions(deployKey), `root@${gw}`, command]);
 
 function openTls(label: string): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
@@ -227,14 +215,7 @@ describe("the lab region, deployed by the Pulumi program", () => {
     const r = await run("ssh", [
       "-o",
       `ProxyCommand=${proxy}`,
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "StrictHostKeyChecking=no",
-      "-o",
-      "UserKnownHostsFile=/dev/null",
-      "-i",
-      `${ROOT}.lab/host/deploy_key`,
+      ...sshOptions(deployKey),
       "root@cvm",
       "echo ssh-ok",
     ]);
