@@ -8,6 +8,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { once } from "node:events";
+import { stopChild } from "./process.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -150,12 +151,7 @@ zone "${zone}" { type primary; file "${dir}/zone.db"; allow-update { key "${keyN
   const stop = async (): Promise<void> => {
     const proc = child;
     child = undefined;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = once(proc, "exit");
-    proc.kill("SIGTERM");
-    const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
-    await exited;
-    clearTimeout(timer);
+    await stopChild(proc);
   };
 
   for (let attempt = 0; ; attempt++) {

@@ -6,10 +6,9 @@
  * the management port (`/roots/0`; new at every start) to verify issued chains.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { once } from "node:events";
+import { freePort, stopChild } from "./process.js";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { get } from "node:https";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -40,15 +39,6 @@ export interface Pebble {
 function openssl(args: string[], cwd: string): void {
   const r = spawnSync("openssl", args, { cwd, encoding: "utf8", timeout: 15_000 });
   if (r.status !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  await new Promise<void>((r) => server.close(() => r()));
-  return typeof address === "object" && address ? address.port : 0;
 }
 
 function fetchText(
@@ -182,12 +172,7 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   const stop = async (): Promise<void> => {
     const proc = child;
     child = undefined;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = once(proc, "exit");
-    proc.kill("SIGTERM");
-    const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
-    await exited;
-    clearTimeout(timer);
+    await stopChild(proc);
   };
 
   for (let attempt = 0; ; attempt++) {

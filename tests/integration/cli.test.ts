@@ -1,11 +1,12 @@
 import { spawn, spawnSync } from "node:child_process";
-import { type AddressInfo, createServer } from "node:net";
+import { createServer } from "node:net";
 import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { describe, expect, it } from "vitest";
 import { createCa, issueLeaf, TEST_DOMAIN } from "../helpers/certs.js";
+import { freePort } from "../helpers/process.js";
 import { minimalConfig, SEED_TOML, withKey } from "../helpers/config.js";
 
 // A copy outside the repository: the bundle must run with plain node and no node_modules near it.
@@ -87,14 +88,6 @@ describe("gateway check-config (the bundle, run with plain node)", () => {
     expect(gateway("run", "--bogus").code).toBe(64);
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 describe("gateway run", () => {
   it("starts the data plane, then stops it again when a later part cannot start", async () => {

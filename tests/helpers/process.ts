@@ -1,0 +1,22 @@
+import { type AddressInfo, createServer } from "node:net";
+import type { ChildProcess } from "node:child_process";
+import { once } from "node:events";
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
+export async function stopChild(proc: ChildProcess | undefined, graceMs = 5000): Promise<void> {
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = once(proc, "exit");
+  proc.kill("SIGTERM");
+  const timer = setTimeout(() => proc.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (the caller binds it next). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
