@@ -1,0 +1,82 @@
+/**
+ * Bench-only entry: the real data plane (`startDataPlane`) with one static instance in a
+ * `MemoryDirectory`, since instances otherwise come only from the registry. Bundled by
+ * `bench/lib/build.ts` the way `scripts/build.mjs` bundles the gateway, and run with plain
+ * `node`. Prints `{"port": N}` on stdout once listening; SIGTERM or SIGINT stops it cleanly (so
+ * `--cpu-prof` gets to write its profile); with `--memory-file F`, SIGUSR2 writes
+ * `process.memoryUsage()` to F.
+ *
+ *   node bench/.build/gateway-bench.mjs --cert F --key F --app HEX [--backend 127.0.0.1]
+ */
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { parseGatewayConfig } from "../gateway-runtime/config/index.js";
+import { createLogger } from "../gateway-runtime/log/index.js";
+import { startDataPlane } from "../gateway-runtime/proxy/index.js";
+import { MemoryDirectory } from "../gateway-runtime/registry/index.js";
+import { minimalConfig, withKey } from "../tests/helpers/config.js";
+
+/** Well inside `healthy_handshake_age` (5 min by default). */
+const HANDSHAKE_REFRESH_MS = 30_000;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      cert: { type: "string" },
+      key: { type: "string" },
+      app: { type: "string" },
+      backend: { type: "string", default: "127.0.0.1" },
+      "log-level": { type: "string", default: "info" },
+      "memory-file": { type: "string" },
+    },
+  });
+  const { cert, key, app } = values;
+  if (!cert || !key || !app) throw new Error("--cert, --key and --app are required");
+
+  let raw = minimalConfig();
+  for (const [path, value] of [
+    ["log_level", values["log-level"]],
+    ["core.proxy.cert_chain", cert],
+    ["core.proxy.cert_key", key],
+    ["core.proxy.listen_addr", "127.0.0.1"],
+    ["core.proxy.http_redirect", false],
+  ] as const) {
+    raw = withKey(raw, path, value);
+  }
+  const config = parseGatewayConfig(raw, "gateway-bench");
+  const log = createLogger(config.log_level);
+
+  const directory = new MemoryDirectory();
+  const instance = { id: `${app}01`, appId: app, ip: values.backend };
+  directory.upsert({ ...instance, lastHandshakeMs: Date.now() });
+  const refresh = setInterval(
+    () => directory.setHandshake(instance.id, Date.now()),
+    HANDSHAKE_REFRESH_MS,
+  ).unref();
+
+  const plane = await startDataPlane(config, { directory, log }, { https: 0 });
+  const memoryFile = values["memory-file"];
+  if (memoryFile) {
+    // Scenario (g) asks for the JS heap's share of the memory per connection.
+    process.on("SIGUSR2", () => writeFileSync(memoryFile, JSON.stringify(process.memoryUsage())));
+  }
+  process.stdout.write(`${JSON.stringify({ port: plane.proxy.address().port })}\n`);
+
+  const signal = await new Promise<string>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+  log.info(`${signal}: stopping`);
+  clearInterval(refresh);
+  await plane.stop();
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(
+      `gateway-bench: ${error instanceof Error ? error.stack : String(error)}\n`,
+    );
+    process.exit(1);
+  },
+);

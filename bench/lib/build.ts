@@ -1,0 +1,63 @@
+/**
+ * Builds what the bench runs: the bench entries bundled with esbuild exactly as
+ * `scripts/build.mjs` bundles the gateway (one ESM file per entry, node20, a `require` shim for
+ * bundled CommonJS), and the LD_PRELOAD shim for the load generators, into `bench/.build/`.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { build } from "esbuild";
+
+export interface BuildOutput {
+  readonly gateway: string;
+  readonly idleClient: string;
+  readonly routeBench: string;
+  readonly shim: string;
+}
+
+const ENTRIES = ["gateway-bench", "idle-client", "route-bench"] as const;
+
+export async function buildBench(root: string): Promise<BuildOutput> {
+  const outdir = join(root, "bench", ".build");
+  mkdirSync(outdir, { recursive: true });
+  await build({
+    entryPoints: ENTRIES.map((name) => join(root, "bench", `${name}.ts`)),
+    outdir,
+    outExtension: { ".js": ".mjs" },
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "esm",
+    minify: false,
+    sourcemap: false,
+    legalComments: "inline",
+    banner: {
+      js: 'import { createRequire as __gatewayRequire } from "node:module";\nconst require = __gatewayRequire(import.meta.url);',
+    },
+    logLevel: "warning",
+  });
+  const shim = join(outdir, "tlsshim.so");
+  const cc = spawnSync(
+    "gcc",
+    [
+      "-O2",
+      "-Wall",
+      "-Wextra",
+      "-Werror",
+      "-shared",
+      "-fPIC",
+      "-o",
+      shim,
+      join(root, "bench", "lib", "tlsshim.c"),
+      "-ldl",
+    ],
+    { encoding: "utf8", timeout: 60_000 },
+  );
+  if (cc.status !== 0) throw new Error(`gcc tlsshim.c failed: ${cc.stderr}${cc.error ?? ""}`);
+  return {
+    gateway: join(outdir, "gateway-bench.mjs"),
+    idleClient: join(outdir, "idle-client.mjs"),
+    routeBench: join(outdir, "route-bench.mjs"),
+    shim,
+  };
+}

@@ -1,0 +1,158 @@
+/**
+ * Scenario (g): memory per idle terminated connection. Per proxy and run: a fresh proxy
+ * process, a warm-up (100 connections opened and closed), the RSS of its whole process group,
+ * then `count` connections that each did one request and now sit idle, RSS again after a
+ * settle time. bytes per connection = RSS delta / connections still open.
+ */
+import { readFileSync, rmSync } from "node:fs";
+import { readLineUntil } from "./net.js";
+import { groupRssBytes, type ProcessSet, sleep } from "./procs.js";
+import type { Target } from "./targets.js";
+
+export interface IdleSample {
+  readonly connections: number;
+  readonly rssBefore: number;
+  readonly rssAfter: number;
+  readonly bytesPerConn: number;
+  /**
+   * Ours only, per connection: growth of live JS objects (V8 heap used), of the V8 heap as
+   * committed (used plus slack), and of everything outside the V8 heap (RSS minus heap total:
+   * OpenSSL, libuv and Node's native objects, Buffers, malloc slack).
+   */
+  readonly heapPerConn?: number;
+  readonly heapTotalPerConn?: number;
+  readonly outsideHeapPerConn?: number;
+}
+
+interface MemoryUsage {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+}
+
+/** Asks our gateway for `process.memoryUsage()` (SIGUSR2, see gateway-bench.ts). */
+async function memoryUsage(target: Target): Promise<MemoryUsage | undefined> {
+  if (!target.memoryFile || !target.proc) return undefined;
+  rmSync(target.memoryFile, { force: true });
+  process.kill(target.proc.pid, "SIGUSR2");
+  for (let i = 0; i < 40; i++) {
+    await sleep(50);
+    try {
+      return JSON.parse(readFileSync(target.memoryFile, "utf8")) as MemoryUsage;
+    } catch {
+      // not written yet
+    }
+  }
+  return undefined;
+}
+
+export interface IdleContext {
+  readonly ps: ProcessSet;
+  readonly dir: string;
+  readonly clientCpus: string;
+  /** Bundled `bench/idle-client.ts`. */
+  readonly idleClient: string;
+}
+
+interface Status {
+  open: number;
+  failed: number;
+  done?: boolean;
+}
+
+async function holdConnections(
+  ctx: IdleContext,
+  target: Target,
+  count: number,
+  then: (status: Status) => Promise<number>,
+): Promise<{ status: Status; value: number }> {
+  const proc = ctx.ps.spawn(
+    `idle-${target.name}`,
+    process.execPath,
+    [
+      ctx.idleClient,
+      "--port",
+      String(target.term.port),
+      "--servername",
+      target.term.sni,
+      "--count",
+      String(count),
+    ],
+    { cpus: ctx.clientCpus, stdout: "pipe", logDir: ctx.dir },
+  );
+  try {
+    const stdout = proc.child.stdout;
+    if (!stdout) throw new Error("idle client has no stdout");
+    const parse = (line: string): Status | undefined => {
+      try {
+        return JSON.parse(line) as Status;
+      } catch {
+        return undefined;
+      }
+    };
+    const first = await readLineUntil(
+      stdout,
+      (line) => {
+        const s = parse(line);
+        return s?.done ? s : undefined;
+      },
+      Math.max(30_000, count * 20),
+      `idle client for ${target.name}`,
+    );
+    if (first.failed > 0) {
+      throw new Error(`${target.name}: ${first.failed} of ${count} idle connections failed`);
+    }
+    let latest = first;
+    stdout.on("data", (chunk: Buffer) => {
+      for (const line of chunk.toString("utf8").split("\n")) {
+        const s = parse(line);
+        if (s) latest = s;
+      }
+    });
+    const value = await then(first);
+    await sleep(600); // one more status line after the measurement
+    if (latest.open < first.open) {
+      throw new Error(`${target.name}: ${first.open - latest.open} idle connections dropped`);
+    }
+    return { status: latest, value };
+  } finally {
+    await ctx.ps.stop(proc, 2000);
+  }
+}
+
+export async function measureIdle(
+  ctx: IdleContext,
+  target: Target,
+  count: number,
+  settleMs: number,
+): Promise<IdleSample> {
+  const pgid = target.proc?.pid;
+  if (pgid === undefined) throw new Error("scenario (g) needs a proxy process");
+  await holdConnections(ctx, target, 100, async () => 0);
+  await sleep(500);
+  const rssBefore = groupRssBytes(pgid);
+  const memBefore = await memoryUsage(target);
+  let memAfter: MemoryUsage | undefined;
+  const { status, value: rssAfter } = await holdConnections(ctx, target, count, async () => {
+    await sleep(settleMs);
+    const rss = groupRssBytes(pgid);
+    memAfter = await memoryUsage(target);
+    return rss;
+  });
+  const per = (f: (m: MemoryUsage) => number): number | undefined =>
+    memBefore && memAfter ? (f(memAfter) - f(memBefore)) / status.open : undefined;
+  const heapPerConn = per((m) => m.heapUsed);
+  const heapTotalPerConn = per((m) => m.heapTotal);
+  const outsideHeapPerConn = per((m) => m.rss - m.heapTotal);
+  return {
+    connections: status.open,
+    rssBefore,
+    rssAfter,
+    bytesPerConn: (rssAfter - rssBefore) / status.open,
+    ...(heapPerConn === undefined ||
+    heapTotalPerConn === undefined ||
+    outsideHeapPerConn === undefined
+      ? {}
+      : { heapPerConn, heapTotalPerConn, outsideHeapPerConn }),
+  };
+}

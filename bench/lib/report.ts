@@ -1,0 +1,233 @@
+/**
+ * Turns samples into result rows (median and spread per scenario and target, ratios to
+ * HAProxy and to direct), prints them as a table, and judges the goals of the issue.
+ *
+ * The main figure, the one `ratioToHaproxy` compares, depends on the scenario:
+ * (a)-(e) proxy CPU µs per operation, (f) added p50 latency over direct, (g) bytes per idle
+ * connection. `ratioToDirect` compares throughput, except (f) where it compares p50.
+ */
+import type { IdleSample } from "./idle.js";
+import type { LoadScenario, Sample, ScenarioId } from "./scenarios.js";
+
+export interface Row {
+  readonly scenario: ScenarioId;
+  readonly target: string;
+  /** Operations per second (connections, requests, MiB or lookups: see `unit`). */
+  readonly throughput: number | null;
+  readonly cpuUsPerOp: number | null;
+  readonly p50Us: number | null;
+  readonly p99Us: number | null;
+  readonly bytesPerConn: number | null;
+  readonly ratioToHaproxy: number | null;
+  readonly ratioToDirect: number | null;
+  readonly title: string;
+  readonly unit: string;
+  readonly runs: number;
+  /** (max - min) / median of the main figure over the runs. */
+  readonly spread: number | null;
+  readonly throughputSpread: number | null;
+  /** (f): p50/p99 minus direct's. */
+  readonly addedP50Us?: number | null;
+  readonly addedP99Us?: number | null;
+  /** Share of handshakes that resumed a session. */
+  readonly reuseRate?: number | null;
+  readonly proxyUtil?: number | null;
+  readonly proxyCoreBusy?: number | null;
+  readonly clientCoreBusy?: number | null;
+  readonly errors?: number;
+  readonly routeOnlyOpsPerSec?: number;
+  /** (g), ours: live JS objects, V8 heap committed, and memory outside the V8 heap, per conn. */
+  readonly heapBytesPerConn?: number | null;
+  readonly heapTotalBytesPerConn?: number | null;
+  readonly outsideHeapBytesPerConn?: number | null;
+}
+
+export function median(xs: readonly number[]): number {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return Number.NaN;
+  const mid = v.length >> 1;
+  return v.length % 2 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
+}
+
+function spreadOf(xs: readonly number[]): number | null {
+  const v = xs.filter((x) => Number.isFinite(x));
+  if (v.length < 2) return v.length === 1 ? 0 : null;
+  const m = median(v);
+  return m === 0 ? null : (Math.max(...v) - Math.min(...v)) / Math.abs(m);
+}
+
+const num = (x: number): number | null => (Number.isFinite(x) ? x : null);
+const ratio = (a: number | null | undefined, b: number | null | undefined): number | null =>
+  a == null || b == null || b === 0 ? null : a / b;
+
+export function loadRows(
+  scenario: LoadScenario,
+  samples: ReadonlyMap<string, readonly Sample[]>,
+): Row[] {
+  const med = (name: string, f: (s: Sample) => number): number =>
+    median((samples.get(name) ?? []).map(f));
+  const directP50 = med("direct", (s) => s.p50Us);
+  const directP99 = med("direct", (s) => s.p99Us);
+  const base = [...samples.entries()].map(([target, list]): Row => {
+    const p50 = med(target, (s) => s.p50Us);
+    const p99 = med(target, (s) => s.p99Us);
+    const handshakes = list.reduce((n, s) => n + s.handshakes, 0);
+    const isF = scenario.id === "f";
+    return {
+      scenario: scenario.id,
+      target,
+      throughput: num(med(target, (s) => s.throughput)),
+      cpuUsPerOp: num(med(target, (s) => s.cpuUsPerOp)),
+      p50Us: num(p50),
+      p99Us: num(p99),
+      bytesPerConn: null,
+      ratioToHaproxy: null,
+      ratioToDirect: null,
+      title: scenario.title,
+      unit: scenario.unit,
+      runs: list.length,
+      spread: isF ? spreadOf(list.map((s) => s.p50Us)) : spreadOf(list.map((s) => s.cpuUsPerOp)),
+      throughputSpread: spreadOf(list.map((s) => s.throughput)),
+      ...(isF ? { addedP50Us: num(p50 - directP50), addedP99Us: num(p99 - directP99) } : {}),
+      reuseRate:
+        scenario.load.closeEach && handshakes > 0
+          ? list.reduce((n, s) => n + s.resumed, 0) / handshakes
+          : null,
+      proxyUtil: num(med(target, (s) => s.proxyUtil)),
+      proxyCoreBusy: num(med(target, (s) => s.proxyCoreBusy)),
+      clientCoreBusy: num(med(target, (s) => s.clientCoreBusy)),
+      errors: list.reduce((n, s) => n + s.errors, 0),
+    };
+  });
+  const find = (name: string): Row | undefined => base.find((r) => r.target === name);
+  const haproxy = find("haproxy");
+  const directRow = find("direct");
+  return base.map((r) =>
+    scenario.id === "f"
+      ? {
+          ...r,
+          ratioToHaproxy: r.target === "direct" ? null : ratio(r.addedP50Us, haproxy?.addedP50Us),
+          ratioToDirect: ratio(r.p50Us, directRow?.p50Us),
+        }
+      : {
+          ...r,
+          ratioToHaproxy: ratio(r.cpuUsPerOp, haproxy?.cpuUsPerOp),
+          ratioToDirect: ratio(r.throughput, directRow?.throughput),
+        },
+  );
+}
+
+export function idleRows(samples: ReadonlyMap<string, readonly IdleSample[]>): Row[] {
+  const base = [...samples.entries()].map(([target, list]): Row => {
+    const bytes = list.map((s) => s.bytesPerConn);
+    return {
+      scenario: "g",
+      target,
+      throughput: null,
+      cpuUsPerOp: null,
+      p50Us: null,
+      p99Us: null,
+      bytesPerConn: num(median(bytes)),
+      ratioToHaproxy: null,
+      ratioToDirect: null,
+      title: `${list[0]?.connections ?? 0} idle terminated connections: RSS delta per connection`,
+      unit: "conn",
+      runs: list.length,
+      spread: spreadOf(bytes),
+      throughputSpread: null,
+      ...(list.some((s) => s.heapPerConn !== undefined)
+        ? {
+            heapBytesPerConn: num(median(list.map((s) => s.heapPerConn ?? Number.NaN))),
+            heapTotalBytesPerConn: num(median(list.map((s) => s.heapTotalPerConn ?? Number.NaN))),
+            outsideHeapBytesPerConn: num(
+              median(list.map((s) => s.outsideHeapPerConn ?? Number.NaN)),
+            ),
+          }
+        : {}),
+    };
+  });
+  const haproxy = base.find((r) => r.target === "haproxy");
+  return base.map((r) => ({ ...r, ratioToHaproxy: ratio(r.bytesPerConn, haproxy?.bytesPerConn) }));
+}
+
+export function routeRow(routeSelect: readonly number[], routeOnly: readonly number[]): Row {
+  return {
+    scenario: "h",
+    target: "ours",
+    throughput: num(median(routeSelect)),
+    cpuUsPerOp: num(1e6 / median(routeSelect)),
+    p50Us: null,
+    p99Us: null,
+    bytesPerConn: null,
+    ratioToHaproxy: null,
+    ratioToDirect: null,
+    title: "route lookup alone: SNI label → instance set (route + select)",
+    unit: "lookup",
+    runs: routeSelect.length,
+    spread: spreadOf(routeSelect),
+    throughputSpread: spreadOf(routeSelect),
+    routeOnlyOpsPerSec: median(routeOnly),
+  };
+}
+
+export interface Goal {
+  readonly text: string;
+  readonly value: number | null;
+  readonly limit: string;
+  readonly met: boolean | null;
+}
+
+export function goals(rows: readonly Row[]): Goal[] {
+  const get = (s: ScenarioId, t: string): Row | undefined =>
+    rows.find((r) => r.scenario === s && r.target === t);
+  const le = (
+    text: string,
+    value: number | null | undefined,
+    max: number,
+    limit: string,
+  ): Goal => ({
+    text,
+    value: value ?? null,
+    limit,
+    met: value == null ? null : value <= max,
+  });
+  const f = get("f", "ours");
+  const fNginx = get("f", "nginx");
+  const h = get("h", "ours");
+  return [
+    le("(a) CPU per full handshake vs HAProxy", get("a", "ours")?.ratioToHaproxy, 1.0, "≤ 1.0×"),
+    le("(b) CPU per resumed handshake vs HAProxy", get("b", "ours")?.ratioToHaproxy, 1.0, "≤ 1.0×"),
+    le(
+      "(c) CPU per keep-alive request vs HAProxy",
+      get("c", "ours")?.ratioToHaproxy,
+      0.8,
+      "≤ 0.8×",
+    ),
+    le(
+      "(d) passthrough CPU per GB vs HAProxy mode tcp",
+      get("d", "ours")?.ratioToHaproxy,
+      1.0,
+      "≤ 1.0×",
+    ),
+    le(
+      "(f) added p50 latency vs nginx's (µs)",
+      f?.addedP50Us == null || fNginx?.addedP50Us == null ? null : f.addedP50Us - fNginx.addedP50Us,
+      0,
+      "≤ +0 µs",
+    ),
+    le(
+      "(g) memory per idle terminated connection (KiB)",
+      get("g", "ours")?.bytesPerConn == null
+        ? null
+        : (get("g", "ours")?.bytesPerConn as number) / 1024,
+      16,
+      "≤ 16 KiB",
+    ),
+    {
+      text: "(h) route lookups per second (millions)",
+      value: h?.throughput == null ? null : h.throughput / 1e6,
+      limit: "≥ 2.0 M/s",
+      met: h?.throughput == null ? null : h.throughput >= 2e6,
+    },
+  ];
+}

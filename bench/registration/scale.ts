@@ -1,0 +1,269 @@
+/**
+ * Control-plane scale: 4,000 CVMs (a full /20 minus the reserved /27) registered through the
+ * real RegistrationService, FileRegistrationStore (atomic JSON, fsync) and WireGuardManager
+ * (real `wg syncconf` on a wireguard-go interface inside a network namespace this script makes
+ * and removes). Attestation is a stub that returns the ids it is handed: TLS and certificate
+ * checks are not measured here (the RPC and attestation have their own tests).
+ *
+ *   npx tsx bench/registration/scale.ts [--count 4000] [--concurrency 128]
+ *
+ * Prints a table and writes bench/results/registration.json. Needs root, wireguard-go and wg.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import type { AppInfo } from "../../gateway-runtime/attest/app-info.js";
+import type { Attestation } from "../../gateway-runtime/attest/types.js";
+import { parseCidr } from "../../gateway-runtime/config/net.js";
+import { Secret } from "../../gateway-runtime/config/secret.js";
+import { silentLogger } from "../../gateway-runtime/log/index.js";
+import { RegistrationService } from "../../gateway-runtime/registration/service.js";
+import { MemoryDirectory } from "../../gateway-runtime/registry/index.js";
+import { FileRegistrationStore } from "../../gateway-runtime/registry/store.js";
+import { prefixedRunner } from "../../gateway-runtime/wg/exec.js";
+import { generateWgKeyPair } from "../../gateway-runtime/wg/keys.js";
+import { WireGuardManager } from "../../gateway-runtime/wg/manager.js";
+import { parseWgDump } from "../../gateway-runtime/wg/render.js";
+import { cleanupStale, NetnsHarness } from "../../tests/helpers/netns.js";
+import { print, round } from "./print.js";
+
+const { values: args } = parseArgs({
+  options: {
+    count: { type: "string", default: "4000" },
+    concurrency: { type: "string", default: "128" },
+    apps: { type: "string", default: "100" },
+  },
+});
+const COUNT = Number(args.count);
+const CONCURRENCY = Number(args.concurrency);
+const APPS = Number(args.apps);
+const SAMPLES = 7;
+
+const WG_IP = "10.4.0.1/16";
+const RANGE = "10.4.0.0/20";
+const RESERVED = "10.4.0.0/27";
+
+/** Returns the ids encoded in the "certificate": `<app-id>:<instance-id>`. No crypto. */
+const stubAttestation: Attestation = {
+  async verify(der) {
+    const [appId = "", instanceId = ""] = der.toString("utf8").split(":");
+    return { appId, instanceId, appInfo: {} as AppInfo, via: "ca" };
+  },
+};
+
+const quantile = (sorted: readonly number[], q: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+const median = (xs: readonly number[]): number =>
+  quantile(
+    [...xs].sort((a, b) => a - b),
+    0.5,
+  );
+
+async function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const start = performance.now();
+  const value = await fn();
+  return [performance.now() - start, value];
+}
+
+async function samples(fn: () => Promise<unknown>, n = SAMPLES): Promise<number> {
+  const out: number[] = [];
+  for (let k = 0; k < n; k++) out.push((await time(fn))[0]);
+  return median(out);
+}
+
+async function main(): Promise<void> {
+  const net = new NetnsHarness();
+  const dir = await mkdtemp(join(tmpdir(), "bench-registration-"));
+  let manager: WireGuardManager | undefined;
+  let store: FileRegistrationStore | undefined;
+  try {
+    await cleanupStale();
+    const ns = await net.add("bench");
+    const iface = net.linkName("bench");
+    const exec = prefixedRunner(["ip", "netns", "exec", ns]);
+    const plan = {
+      range: parseCidr(RANGE) ?? fail(),
+      gatewayIp: parseCidr(WG_IP)?.address ?? fail(),
+      reserved: [parseCidr(RESERVED) ?? fail()],
+    };
+    const statePath = join(dir, "state", "gateway-state.json");
+    const configPath = join(dir, "wireguard", "wg.conf");
+    const writes = { count: 0, operations: 0, bytes: 0 };
+    store = await FileRegistrationStore.open(statePath, plan, {
+      onWrite: (w) => {
+        writes.count += 1;
+        writes.operations += w.operations;
+        writes.bytes += w.bytes;
+      },
+    });
+    manager = await WireGuardManager.create({
+      interface: iface,
+      configPath,
+      privateKey: Secret.of(generateWgKeyPair().privateKey),
+      listenPort: 51820,
+      address: WG_IP,
+      implementation: "userspace",
+      log: silentLogger(),
+      exec,
+    });
+    await manager.ensureInterface();
+    const service = new RegistrationService({
+      agent: {
+        external_port: 443,
+        internal_port: 8090,
+        domain: "bench.example",
+        app_address_ns_prefix: "_dstack-app-address",
+      },
+      server: { pk: generateWgKeyPair().publicKey, ip: WG_IP, endpoint: "192.0.2.1:51820" },
+      recycleTimeoutMs: 36_000_000,
+      attestation: stubAttestation,
+      store,
+      directory: new MemoryDirectory(),
+      peers: manager,
+    });
+    await service.start();
+
+    const apps = Array.from({ length: APPS }, () => randomBytes(20).toString("hex"));
+    const cvms = Array.from({ length: COUNT }, (_, k) => ({
+      appId: apps[k % APPS] as string,
+      instanceId: randomBytes(20).toString("hex"),
+      publicKey: generateWgKeyPair().publicKey,
+    }));
+    const register = async (c: (typeof cvms)[number]) => {
+      const der = Buffer.from(`${c.appId}:${c.instanceId}`);
+      const [ms] = await time(() =>
+        service.register({ der, chain: [] }, { client_public_key: c.publicKey }),
+      );
+      return ms;
+    };
+
+    // 1. Everyone at once, `CONCURRENCY` requests in flight (a fleet booting).
+    const latencies: number[] = [];
+    let next = 0;
+    const appliesBefore = manager.applies;
+    const [totalMs] = await time(() =>
+      Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          for (let k = next++; k < cvms.length; k = next++) {
+            latencies.push(await register(cvms[k] as (typeof cvms)[number]));
+          }
+        }),
+      ),
+    );
+    const bulkApplies = manager.applies - appliesBefore;
+    const bulkWrites = { ...writes };
+    latencies.sort((a, b) => a - b);
+    const ips = new Set(store.list().map((r) => r.ip));
+    if (ips.size !== COUNT) throw new Error(`expected ${COUNT} distinct IPs, got ${ips.size}`);
+
+    // 2. One at a time against the full table (re-registration of known instances).
+    const single: number[] = [];
+    for (const c of cvms.slice(0, 30)) single.push(await register(c));
+    single.sort((a, b) => a - b);
+
+    // 3. wg itself at COUNT peers, through `ip netns exec` (its own cost measured apart).
+    const run = (file: string, argv: string[]) => exec.run(file, argv, 60_000);
+    const nsExecMs = await samples(() => run("true", []));
+    const syncNoopMs = await samples(() => run("wg", ["syncconf", iface, configPath]));
+    const dumpMs = await samples(() => run("wg", ["show", iface, "dump"]));
+    const { stdout: dump } = await run("wg", ["show", iface, "dump"]);
+    const peersInWg = parseWgDump(dump).size;
+    const parseMs = await samples(async () => parseWgDump(dump));
+    const emptyPath = join(dir, "wireguard", "empty.conf");
+    await writeFile(emptyPath, `[Interface]\nPrivateKey = ${generateWgKeyPair().privateKey}\n`, {
+      mode: 0o600,
+    });
+    const cold: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      await run("wg", ["setconf", iface, emptyPath]);
+      cold.push((await time(() => run("wg", ["syncconf", iface, configPath])))[0]);
+    }
+    const syncColdMs = median(cold);
+
+    // 3b. The store alone, same requests and concurrency: what its group commit allows.
+    const storeOnly = { count: 0, operations: 0 };
+    const bare = await FileRegistrationStore.open(join(dir, "bare", "state.json"), plan, {
+      onWrite: (w) => {
+        storeOnly.count += 1;
+        storeOnly.operations += w.operations;
+      },
+    });
+    let cursor = 0;
+    const [storeOnlyMs] = await time(() =>
+      Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          for (let k = cursor++; k < cvms.length; k = cursor++) {
+            const c = cvms[k] as (typeof cvms)[number];
+            await bare.register(c);
+          }
+        }),
+      ),
+    );
+    await bare.close();
+
+    // 4. The state file.
+    const stateBytes = (await stat(statePath)).size;
+    const loadMs = await samples(async () => {
+      const again = await FileRegistrationStore.open(statePath, plan);
+      if (again.list().length !== COUNT) throw new Error("state did not load every instance");
+      await again.close();
+    });
+
+    const result = {
+      date: new Date().toISOString(),
+      attestation: "stub (returns the ids it is given; no certificate or quote checks)",
+      wireguard: "wireguard-go (userspace) in a network namespace",
+      count: COUNT,
+      apps: APPS,
+      concurrency: CONCURRENCY,
+      batchMs: 200,
+      registration: {
+        totalMs: round(totalMs),
+        perSecond: round((COUNT / totalMs) * 1000),
+        p50Ms: round(quantile(latencies, 0.5)),
+        p99Ms: round(quantile(latencies, 0.99)),
+        maxMs: round(latencies.at(-1) ?? Number.NaN),
+        wgApplies: bulkApplies,
+        stateWrites: bulkWrites.count,
+        stateOperationsPerWrite: round(bulkWrites.operations / bulkWrites.count),
+        stateMiBWritten: round(bulkWrites.bytes / 1024 / 1024),
+      },
+      storeAlone: {
+        totalMs: round(storeOnlyMs),
+        writes: storeOnly.count,
+        operationsPerWrite: round(storeOnly.operations / storeOnly.count),
+      },
+      singleAtFullTable: {
+        p50Ms: round(quantile(single, 0.5)),
+        maxMs: round(single.at(-1) ?? Number.NaN),
+      },
+      wg: {
+        peers: peersInWg,
+        nsExecOverheadMs: round(nsExecMs),
+        syncconfNoChangeMs: round(syncNoopMs),
+        syncconfFromEmptyMs: round(syncColdMs),
+        showDumpMs: round(dumpMs),
+        parseDumpMs: round(parseMs),
+      },
+      state: { bytes: stateBytes, loadMs: round(loadMs) },
+    };
+    print(result);
+    const out = new URL("../results/registration.json", import.meta.url).pathname;
+    await mkdir(join(out, ".."), { recursive: true });
+    await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
+    console.log(`\nwrote ${out}`);
+  } finally {
+    await manager?.close().catch(() => undefined);
+    await store?.close().catch(() => undefined);
+    await net.teardown();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function fail(): never {
+  throw new Error("bad built-in CIDR");
+}
+
+await main();

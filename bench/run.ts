@@ -1,0 +1,315 @@
+/**
+ * `npm run bench [-- --quick] [-- --only a,c] [-- --targets haproxy,ours] [-- --runs N --seconds S]
+ *   [-- --ours-flags=--single-threaded-gc] [-- --no-profile] [-- --keep]`
+ *
+ * Builds the bench gateway bundle, starts the backend and the proxies (HAProxy, nginx, ours,
+ * each pinned to core 0; load generators and backend on the other cores), checks every route,
+ * runs scenarios (a)-(h) and prints the table; writes `bench/results/latest.json` and
+ * `latest.svg` (`quick.*` with --quick). BENCHMARKS.md explains method and limits.
+ * Every process started here is killed at the end, also on failure or Ctrl-C.
+ */
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { createCa, issueLeaf } from "../tests/helpers/certs.js";
+import { buildBench } from "./lib/build.js";
+import { ratioChart } from "./lib/chart.js";
+import { measureIdle, type IdleSample } from "./lib/idle.js";
+import { cpuList, machineInfo, pinSelf, preflight } from "./lib/machine.js";
+import { probe } from "./lib/net.js";
+import { ProcessSet } from "./lib/procs.js";
+import { profileScenarios } from "./lib/profile-run.js";
+import { idleRows, loadRows, type Row, routeRow, goals as judge } from "./lib/report.js";
+import { LOAD_SCENARIOS, runScenario, type ScenarioId } from "./lib/scenarios.js";
+import { goalLines, markdownTable, scenarioLegend, textTable } from "./lib/table.js";
+import {
+  direct,
+  type Env,
+  LARGE_BYTES,
+  LARGE_PATH,
+  PROXIES,
+  SMALL_BODY,
+  startBackend,
+  startHaproxy,
+  startNginx,
+  startOurs,
+  type Target,
+} from "./lib/targets.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const RESULTS = join(ROOT, "bench", "results");
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    targets: { type: "string" },
+    "ours-flags": { type: "string" },
+    runs: { type: "string" },
+    seconds: { type: "string" },
+    "idle-connections": { type: "string" },
+    "no-profile": { type: "boolean", default: false },
+    keep: { type: "boolean", default: false },
+  },
+});
+const quick = args.quick ?? false;
+const timing = {
+  runs: Number(args.runs ?? (quick ? 1 : 3)),
+  seconds: Number(args.seconds ?? (quick ? 2 : 10)),
+  warmupSeconds: quick ? 0.5 : 3,
+};
+const idleConnections = Number(args["idle-connections"] ?? (quick ? 1000 : 5000));
+const targetNames = new Set(
+  (args.targets ?? "direct,haproxy,nginx,ours").split(",").map((s) => s.trim()),
+);
+/** Node flags for our gateway, to compare tunings (`--ours-flags="--max-semi-space-size=32 --x"`). */
+const oursFlags = (args["ours-flags"] ?? "").split(" ").filter((s) => s !== "");
+const only = new Set(
+  (args.only ?? "a,b,c,d,e,f,g,h").split(",").map((s) => s.trim()) as ScenarioId[],
+);
+const wantProfile = !quick && !args["no-profile"];
+/** Upper bound on the whole bench; the watchdog kills everything past it. */
+const DEADLINE_MS = (quick ? 6 : 90) * 60_000;
+
+const started = Date.now();
+/** Progress lines carry the elapsed time; the final table does not. */
+const log = (line: string): void => {
+  process.stdout.write(`${line}\n`);
+};
+const progress = (line: string): void =>
+  log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}`);
+const kib = (bytes: number | undefined): string => ((bytes ?? Number.NaN) / 1024).toFixed(1);
+const round = (x: unknown): unknown =>
+  typeof x === "number" ? (Number.isFinite(x) ? Number(x.toPrecision(5)) : null) : x;
+
+async function checkRoutes(targets: readonly Target[]): Promise<void> {
+  for (const t of targets) {
+    const term = await probe(t.term.port, t.term.sni, "/");
+    const pass = await probe(t.pass.port, t.pass.sni, "/");
+    const large = await probe(t.pass.port, t.pass.sni, LARGE_PATH);
+    const ok =
+      term.status.includes(" 200") &&
+      term.bodyBytes === SMALL_BODY.length &&
+      pass.status.includes(" 200") &&
+      large.bodyBytes === LARGE_BYTES;
+    if (!ok) {
+      throw new Error(`${t.name}: route check failed: ${JSON.stringify({ term, pass, large })}`);
+    }
+    log(
+      `  ${t.name.padEnd(7)} term ${term.protocol} ${term.cipher}; passthrough ${pass.protocol} ok`,
+    );
+  }
+}
+
+async function main(): Promise<number> {
+  const cores = preflight();
+  pinSelf(cores.client);
+  const ps = new ProcessSet();
+  process.once("exit", () => ps.killAllNow());
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(signal, () => {
+      ps.killAllNow();
+      process.stderr.write(`\nbench: ${signal}, every process stopped\n`);
+      process.exit(130);
+    });
+  }
+  const watchdog = setTimeout(() => {
+    ps.killAllNow();
+    process.stderr.write(`bench: over ${DEADLINE_MS / 60_000} min, stopped\n`);
+    process.exit(3);
+  }, DEADLINE_MS);
+  watchdog.unref();
+
+  const dir = mkdtempSync(join(tmpdir(), "gw-bench-"));
+  chmodSync(dir, 0o755); // nginx workers run as nobody and read the 1 MiB file from here
+  const ca = createCa();
+  let failed = true;
+  try {
+    const machine = machineInfo();
+    log(`machine: ${machine.nproc} CPUs, ${machine.cpuModel}, Linux ${machine.kernel}`);
+    log(`proxy core ${cpuList(cores.proxy)}, client and backend cores ${cpuList(cores.client)}`);
+    for (const [k, v] of Object.entries(machine.versions)) log(`  ${k}: ${v}`);
+    const leaf = issueLeaf(ca, { key: "ec" });
+    const built = await buildBench(ROOT);
+    const env: Env = {
+      ps,
+      dir,
+      certFile: leaf.certFile,
+      keyFile: leaf.keyFile,
+      proxyCpus: cpuList(cores.proxy),
+      clientCpus: cpuList(cores.client),
+      clientCpuCount: cores.client.length,
+    };
+    const loadCtx = {
+      ps,
+      dir,
+      clientCpus: env.clientCpus,
+      shim: built.shim,
+      luaScript: join(ROOT, "bench", "lib", "wrk-report.lua"),
+    };
+    const backend = await startBackend(env);
+    const rows: Row[] = [];
+
+    const loadScenarios = LOAD_SCENARIOS.filter((s) => only.has(s.id));
+    if (loadScenarios.length > 0) {
+      const targets: Target[] = [];
+      if (targetNames.has("direct")) targets.push(direct(backend));
+      if (targetNames.has("haproxy")) targets.push(await startHaproxy(env, backend));
+      if (targetNames.has("nginx")) targets.push(await startNginx(env, backend));
+      if (targetNames.has("ours")) {
+        targets.push(await startOurs(env, backend, { entry: built.gateway, nodeFlags: oursFlags }));
+      }
+      log("route check:");
+      await checkRoutes(targets);
+      for (const scenario of loadScenarios) {
+        progress(`(${scenario.id}) ${scenario.title}`);
+        const samples = await runScenario(loadCtx, cores, scenario, targets, timing, progress);
+        rows.push(...loadRows(scenario, samples));
+      }
+      for (const t of targets) if (t.proc) await ps.stop(t.proc);
+    }
+
+    if (only.has("g")) {
+      progress(`(g) ${idleConnections} idle terminated connections per proxy`);
+      const proxies = PROXIES.filter((p) => targetNames.has(p));
+      const idle = new Map<string, IdleSample[]>(proxies.map((p) => [p, []]));
+      const idleCtx = { ps, dir, clientCpus: env.clientCpus, idleClient: built.idleClient };
+      for (let run = 0; run < timing.runs; run++) {
+        for (const name of proxies) {
+          const target =
+            name === "haproxy"
+              ? await startHaproxy(env, backend)
+              : name === "nginx"
+                ? await startNginx(env, backend)
+                : await startOurs(env, backend, { entry: built.gateway, nodeFlags: oursFlags });
+          try {
+            const s = await measureIdle(idleCtx, target, idleConnections, quick ? 1000 : 3000);
+            idle.get(name)?.push(s);
+            progress(
+              `  (g) run ${run + 1}/${timing.runs} ${name.padEnd(7)} ${s.connections} conns, ` +
+                `RSS ${(s.rssBefore / 2 ** 20).toFixed(1)} → ${(s.rssAfter / 2 ** 20).toFixed(1)} MiB, ` +
+                `${(s.bytesPerConn / 1024).toFixed(1)} KiB/conn` +
+                (s.heapPerConn === undefined
+                  ? ""
+                  : ` (JS objects ${kib(s.heapPerConn)}, V8 heap committed ${kib(s.heapTotalPerConn)}, outside the V8 heap ${kib(s.outsideHeapPerConn)} KiB)`),
+            );
+          } finally {
+            if (target.proc) await ps.stop(target.proc);
+          }
+        }
+      }
+      rows.push(...idleRows(idle));
+    }
+
+    if (only.has("h")) {
+      progress("(h) route lookup alone");
+      const r = spawnSync(
+        "taskset",
+        [
+          "-c",
+          env.proxyCpus,
+          process.execPath,
+          built.routeBench,
+          "--seconds",
+          quick ? "0.3" : "1",
+          "--runs",
+          String(Math.max(timing.runs, 3)),
+        ],
+        { encoding: "utf8", timeout: 120_000 },
+      );
+      if (r.status !== 0) throw new Error(`route bench failed: ${r.stderr}`);
+      const out = JSON.parse(r.stdout) as { routeSelect: number[]; routeOnly: number[] };
+      rows.push(routeRow(out.routeSelect, out.routeOnly));
+    }
+
+    const profiles = wantProfile
+      ? await profileScenarios(
+          { env, backend, loadCtx, cores, gateway: built.gateway, seconds: timing.seconds },
+          LOAD_SCENARIOS.filter((s) => s.id === "a" || s.id === "c" || s.id === "d"),
+          progress,
+        )
+      : [];
+
+    const order = ["direct", "haproxy", "nginx", "ours"];
+    rows.sort((a, b) =>
+      a.scenario === b.scenario
+        ? order.indexOf(a.target) - order.indexOf(b.target)
+        : a.scenario.localeCompare(b.scenario),
+    );
+    const goalList = judge(rows);
+    const subtitle = `${timing.runs} run(s) × ${timing.seconds} s, median; ${machine.nproc} CPUs ${machine.cpuModel}; ${new Date().toISOString().slice(0, 10)}${oursFlags.length > 0 ? `; ours with node ${oursFlags.join(" ")}` : ""}`;
+    log("");
+    log(textTable(rows));
+    log("");
+    for (const line of scenarioLegend(rows)) log(line);
+    log(
+      "main figure: (a)-(e) proxy CPU per operation, (f) added p50 over direct, (g) RSS per idle connection",
+    );
+    log("");
+    log("goals:");
+    for (const line of goalLines(goalList)) log(`  ${line}`);
+
+    // Only a complete run may replace the committed results.
+    const complete =
+      !quick &&
+      oursFlags.length === 0 &&
+      ["a", "b", "c", "d", "e", "f", "g", "h"].every((s) => only.has(s as ScenarioId)) &&
+      ["direct", ...PROXIES].every((t) => targetNames.has(t));
+    const name = quick ? "quick" : complete ? "latest" : "partial";
+    const json = JSON.stringify(rows, (_k, v: unknown) => round(v), 2);
+    writeFileSync(join(RESULTS, `${name}.json`), `${json}\n`);
+    writeFileSync(join(RESULTS, `${name}.svg`), ratioChart(rows, subtitle));
+    const md = [
+      `<!-- written by npm run bench${quick ? " -- --quick" : ""} -->`,
+      `${subtitle}`,
+      "",
+      markdownTable(rows),
+      "",
+      ...scenarioLegend(rows).map((l) => `- ${l}`),
+      "",
+      ...goalLines(goalList).map((l) => `- ${l}`),
+      "",
+      "Machine:",
+      "",
+      `- ${machine.nproc} CPUs, ${machine.cpuModel}, Linux ${machine.kernel}`,
+      ...Object.entries(machine.versions).map(([k, v]) => `- ${k}: ${v}`),
+      ...profiles.flatMap((p) => ["", ...p.markdown]),
+    ].join("\n");
+    writeFileSync(join(RESULTS, `${name}.md`), `${md}\n`);
+    if (complete && profiles.length > 0) {
+      writeFileSync(
+        join(RESULTS, "profile.json"),
+        `${JSON.stringify(
+          profiles.map((p) => p.summary),
+          (_k, v: unknown) => round(v),
+          2,
+        )}\n`,
+      );
+    }
+    log(
+      `\nwrote bench/results/${name}.json, ${name}.svg, ${name}.md${complete && profiles.length > 0 ? ", profile.json" : ""}`,
+    );
+    failed = false;
+    return 0;
+  } finally {
+    await ps.stopAll();
+    ca.cleanup();
+    if (failed || args.keep) log(`logs and configs kept in ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(
+      `bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exitCode = 1;
+  },
+);
