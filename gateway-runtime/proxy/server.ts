@@ -1,4 +1,3 @@
-import { setMaxListeners } from "node:events";
 import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { GatewayConfig } from "../config/index.js";
@@ -55,7 +54,6 @@ export class TlsProxy {
   readonly #route: Router;
   readonly #selector: InstanceSelector;
   readonly #timeouts: BridgeTimeouts;
-  readonly #shutdown = new AbortController();
   readonly #sockets = new Set<Socket>();
   /**
    * A terminated connection's raw socket shares its native handle with the TLS socket; Node 20
@@ -83,8 +81,6 @@ export class TlsProxy {
       totalMs: t.total,
       dataTimeouts: t.data_timeout_enabled,
     };
-    // Every open connection listens on the shutdown signal: no listener cap applies.
-    setMaxListeners(0, this.#shutdown.signal);
     this.#server = createServer({ noDelay: true, pauseOnConnect: true }, (socket) =>
       this.#accept(socket),
     );
@@ -113,7 +109,9 @@ export class TlsProxy {
   /** Stops accepting, ends every open connection, and resolves when the listener is closed. */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    this.#shutdown.abort();
+    // Destroying the client side ends every bridge; a connect still in flight finds its client
+    // gone and closes what it opened. (No shared AbortSignal: a listener per connection on
+    // one EventTarget costs time that grows with the number of open connections.)
     for (const socket of this.#sockets) this.#destroy(socket);
     await closed;
   }
@@ -166,12 +164,10 @@ export class TlsProxy {
       bytesToClient: 0,
     };
     try {
-      const signal = this.#shutdown.signal;
       const connecting = raceConnect(
         selection.candidates,
         target.port,
         this.#config.timeouts.connect,
-        signal,
       );
       const header =
         (override?.proxy_protocol ?? this.#config.proxy_protocol)
@@ -179,10 +175,14 @@ export class TlsProxy {
           : undefined;
       if (target.mode === "passthrough") {
         const { socket: backend, instance } = await connecting;
+        if (socket.destroyed) {
+          backend.destroy();
+          return;
+        }
         instanceId = instance.id;
         this.#selector.acquire(instance.id);
         const initial = header ? Buffer.concat([header, data]) : data;
-        moved = await bridge(socket, backend, this.#timeouts, { initial, signal });
+        moved = await bridge(socket, backend, this.#timeouts, { initial });
       } else {
         const mode = target.mode === "h2" ? "h2" : "http1";
         const terminating = this.#deps.terminator.terminate(socket, data, mode).then((tls) => {
@@ -190,13 +190,17 @@ export class TlsProxy {
           return tls;
         });
         const [tls, connected] = await settleBoth(terminating, connecting);
+        if (tls.destroyed) {
+          connected.socket.destroy();
+          return;
+        }
         instanceId = connected.instance.id;
         this.#selector.acquire(instanceId);
         moved = await bridge(
           tls,
           connected.socket,
           this.#timeouts,
-          header ? { initial: header, signal } : { signal },
+          header ? { initial: header } : {},
         );
       }
     } catch (error) {

@@ -4,7 +4,17 @@ import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeProxyV2 } from "../../../gateway-runtime/proxy/proxy-protocol.js";
 import { issueLeaf } from "../../helpers/certs.js";
-import { APP_A, APP_B, type Backend, curl, httpBackend, type ProxyLab, startProxyLab, TEST_DOMAIN, tcpBackend } from "./harness.js";
+import {
+  APP_A,
+  APP_B,
+  type Backend,
+  curl,
+  httpBackend,
+  type ProxyLab,
+  startProxyLab,
+  TEST_DOMAIN,
+  tcpBackend,
+} from "./harness.js";
 
 let lab: ProxyLab;
 const backends: Backend[] = [];
@@ -19,7 +29,10 @@ beforeAll(async () => {
   lab.addInstance("aa01", APP_A, "127.0.4.2");
   lab.addInstance("aa02", APP_A, "127.0.4.3");
   lab.addInstance("bb01", APP_B, "127.0.4.4");
-  backends.push(await httpBackend("i1", "127.0.4.2", 8080), await httpBackend("i2", "127.0.4.3", 8080));
+  backends.push(
+    await httpBackend("i1", "127.0.4.2", 8080),
+    await httpBackend("i2", "127.0.4.3", 8080),
+  );
   backends.push(
     await tcpBackend("127.0.4.4", 8080, (s) => {
       s.once("data", (d: Buffer) => {
@@ -67,7 +80,8 @@ describe("instance choice", () => {
 
   it("races the candidates: an instance that refuses does not fail the connection", async () => {
     lab.addInstance("aa03", APP_A, "127.0.4.9"); // nothing listens there
-    for (let k = 0; k < 8; k++) expect(["i1", "i2"]).toContain(await instanceOf(`${APP_A}-8080.${TEST_DOMAIN}`));
+    for (let k = 0; k < 8; k++)
+      expect(["i1", "i2"]).toContain(await instanceOf(`${APP_A}-8080.${TEST_DOMAIN}`));
     lab.directory.remove("aa03");
   });
 
@@ -85,7 +99,11 @@ describe("PROXY protocol v2 and per-app limits", () => {
     await new Promise((r) => s.once("data", r));
     s.destroy();
     const header = decodeProxyV2(headers.at(-1) ?? Buffer.alloc(0));
-    expect(header).toMatchObject({ sourceAddress: "127.0.0.1", destAddress: "127.0.0.1", destPort: lab.port });
+    expect(header).toMatchObject({
+      sourceAddress: "127.0.0.1",
+      destAddress: "127.0.0.1",
+      destPort: lab.port,
+    });
     expect(headers.at(-1)?.subarray(header?.headerLength).toString()).toBe("hello");
   });
 
@@ -94,7 +112,10 @@ describe("PROXY protocol v2 and per-app limits", () => {
   });
 
   it("refuses the third connection of an app limited to two, and counts why", async () => {
-    const open = [await openTls(`${APP_B}-8080.${TEST_DOMAIN}`), await openTls(`${APP_B}-8080.${TEST_DOMAIN}`)];
+    const open = [
+      await openTls(`${APP_B}-8080.${TEST_DOMAIN}`),
+      await openTls(`${APP_B}-8080.${TEST_DOMAIN}`),
+    ];
     await new Promise((r) => setTimeout(r, 50));
     await expect(openTls(`${APP_B}-8080.${TEST_DOMAIN}`)).rejects.toThrow();
     expect(lab.plane.proxy.stats.app(APP_B)?.rejected.get("E_LIMIT_APP")).toBe(1);
@@ -117,15 +138,28 @@ describe("per-app counters", () => {
 
 describe("port 80", () => {
   it("redirects every request to https, same host and path", async () => {
-    const res = await new Promise<{ status: number | undefined; location: string | undefined }>((resolve, reject) => {
-      const req = request({ host: "127.0.0.1", port: lab.httpPort, path: "/a/b?c=1", headers: { host: `${APP_A}.${TEST_DOMAIN}` } }, (r) => {
-        r.resume();
-        resolve({ status: r.statusCode, location: r.headers.location });
-      });
-      req.once("error", reject);
-      req.end();
+    const res = await new Promise<{ status: number | undefined; location: string | undefined }>(
+      (resolve, reject) => {
+        const req = request(
+          {
+            host: "127.0.0.1",
+            port: lab.httpPort,
+            path: "/a/b?c=1",
+            headers: { host: `${APP_A}.${TEST_DOMAIN}` },
+          },
+          (r) => {
+            r.resume();
+            resolve({ status: r.statusCode, location: r.headers.location });
+          },
+        );
+        req.once("error", reject);
+        req.end();
+      },
+    );
+    expect(res).toEqual({
+      status: 308,
+      location: `https://${APP_A}.${TEST_DOMAIN}:${lab.port}/a/b?c=1`,
     });
-    expect(res).toEqual({ status: 308, location: `https://${APP_A}.${TEST_DOMAIN}:${lab.port}/a/b?c=1` });
   });
 });
 
@@ -163,11 +197,19 @@ describe("per-client-IP limit", () => {
       const open: TLSSocket[] = [];
       const connectTo = (servername: string) =>
         new Promise<TLSSocket>((resolve, reject) => {
-          const s = tlsConnect({ port: limited.port, host: "127.0.0.1", servername, ca: limited.ca.certPem });
+          const s = tlsConnect({
+            port: limited.port,
+            host: "127.0.0.1",
+            servername,
+            ca: limited.ca.certPem,
+          });
           s.once("secureConnect", () => resolve(s));
           s.once("error", reject);
         });
-      open.push(await connectTo(`${APP_A}-8080.${TEST_DOMAIN}`), await connectTo(`${APP_A}-8080.${TEST_DOMAIN}`));
+      open.push(
+        await connectTo(`${APP_A}-8080.${TEST_DOMAIN}`),
+        await connectTo(`${APP_A}-8080.${TEST_DOMAIN}`),
+      );
       await expect(connectTo(`${APP_A}-8080.${TEST_DOMAIN}`)).rejects.toThrow();
       expect(limited.plane.proxy.stats.rejections().get("E_LIMIT_IP")).toBe(1);
       for (const s of open) s.destroy();
@@ -176,6 +218,45 @@ describe("per-client-IP limit", () => {
       again.destroy();
     } finally {
       await limited.close();
+    }
+  });
+});
+
+describe("stopping the data plane", () => {
+  it("ends open connections, bridged and still connecting, and refuses new ones", async () => {
+    const lab2 = await startProxyLab();
+    try {
+      lab2.addInstance("aa01", APP_A, "127.0.4.2");
+      const open = await new Promise<TLSSocket>((resolve, reject) => {
+        const s = tlsConnect({
+          port: lab2.port,
+          host: "127.0.0.1",
+          servername: `${APP_A}-8080.${TEST_DOMAIN}`,
+          ca: lab2.ca.certPem,
+        });
+        s.once("secureConnect", () => resolve(s));
+        s.once("error", reject);
+      });
+      open.on("error", () => {});
+      const closed = new Promise((r) => open.once("close", r));
+      const started = Date.now();
+      await lab2.plane.stop();
+      await closed;
+      expect(Date.now() - started).toBeLessThan(1_000);
+      await expect(
+        new Promise((resolve, reject) => {
+          const s = tlsConnect({
+            port: lab2.port,
+            host: "127.0.0.1",
+            servername: `${APP_A}-8080.${TEST_DOMAIN}`,
+            ca: lab2.ca.certPem,
+          });
+          s.once("secureConnect", resolve);
+          s.once("error", reject);
+        }),
+      ).rejects.toThrow(/ECONNREFUSED/);
+    } finally {
+      await lab2.close();
     }
   });
 });
