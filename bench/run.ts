@@ -4,8 +4,9 @@
  *
  * Builds the bench gateway bundle, starts the backend and the proxies (HAProxy, nginx, ours,
  * each pinned to core 0; load generators and backend on the other cores), checks every route,
- * runs scenarios (a)-(h) and prints the table; writes `bench/results/latest.json` and
- * `latest.svg` (`quick.*` with --quick). BENCHMARKS.md explains method and limits.
+ * runs scenarios (a)-(h) and prints the table; writes `bench/results/latest.{json,svg,md}` and
+ * `profile.json` (`quick.*` with --quick, `partial.*` for a subset or with --ours-flags).
+ * BENCHMARKS.md explains method and limits.
  * Every process started here is killed at the end, also on failure or Ctrl-C.
  */
 import { spawnSync } from "node:child_process";
@@ -71,9 +72,29 @@ const only = new Set(
   (args.only ?? "a,b,c,d,e,f,g,h").split(",").map((s) => s.trim()) as ScenarioId[],
 );
 const wantProfile = !quick && !args["no-profile"];
+{
+  const problems: string[] = [];
+  for (const s of only)
+    if (!"abcdefgh".includes(s) || s.length !== 1) problems.push(`unknown scenario "${s}"`);
+  for (const t of targetNames)
+    if (!["direct", ...PROXIES].includes(t)) problems.push(`unknown target "${t}"`);
+  for (const [name, v] of Object.entries({
+    runs: timing.runs,
+    seconds: timing.seconds,
+    "idle-connections": idleConnections,
+  })) {
+    if (!(Number.isFinite(v) && v > 0)) problems.push(`--${name} must be a positive number`);
+  }
+  if (problems.length > 0) {
+    process.stderr.write(`bench: ${problems.join("; ")}\n`);
+    process.exit(64);
+  }
+}
 /** Upper bound on the whole bench; the watchdog kills everything past it. */
 const DEADLINE_MS = (quick ? 6 : 90) * 60_000;
 
+/** Temp dirs to remove even when a signal ends the bench. */
+const tempDirs: string[] = [];
 const started = Date.now();
 /** Progress lines carry the elapsed time; the final table does not. */
 const log = (line: string): void => {
@@ -112,6 +133,7 @@ async function main(): Promise<number> {
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.once(signal, () => {
       ps.killAllNow();
+      for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
       process.stderr.write(`\nbench: ${signal}, every process stopped\n`);
       process.exit(130);
     });
@@ -126,6 +148,7 @@ async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "gw-bench-"));
   chmodSync(dir, 0o755); // nginx workers run as nobody and read the 1 MiB file from here
   const ca = createCa();
+  tempDirs.push(dir, ca.dir);
   let failed = true;
   try {
     const machine = machineInfo();
