@@ -3,6 +3,9 @@ import { join } from "node:path";
 import { sh } from "./exec.js";
 import { labDir } from "./state.js";
 
+/** openssl req arguments for a new unencrypted ECDSA P-256 key. */
+const NEW_P256_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+
 /**
  * The lab's throwaway CA for things that are not ACME-issued: pebble's own listener. Kept in
  * `.lab/pki` so a re-run reuses it.
@@ -15,11 +18,7 @@ export async function labCa(): Promise<{ certFile: string; keyFile: string }> {
     await sh("openssl", [
       "req",
       "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
+      ...NEW_P256_KEY,
       "-keyout",
       keyFile,
       "-out",
@@ -47,11 +46,7 @@ export async function labLeaf(
   await sh("openssl", [
     "req",
     "-new",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
+    ...NEW_P256_KEY,
     "-keyout",
     keyFile,
     "-out",
