@@ -78,18 +78,26 @@ const SUFFIX: Readonly<Record<RouteMode, string>> = { terminate: "", passthrough
 
 const MAX_NAME_LENGTH = 253;
 const LABEL = /^[a-z0-9_-]{1,63}$/;
-const ID = /^[0-9a-f]{1,63}$/;
-const PORT = /^[1-9][0-9]{0,4}$/;
 
 /** True for a lowercase-hex app or instance id (what dstack's `hex::encode` produces). */
 export function isValidId(id: string): boolean {
-  return ID.test(id);
+  if (id.length === 0 || id.length > 63) return false;
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false; // 0-9, a-f
+  }
+  return true;
 }
 
 /** Canonical decimal port 1-65535 (no sign, no leading zero), else `undefined`. */
 export function parsePort(text: string): number | undefined {
-  if (!PORT.test(text)) return undefined;
-  const port = Number(text);
+  if (text.length === 0 || text.length > 5 || text.charCodeAt(0) === 48) return undefined;
+  let port = 0;
+  for (let i = 0; i < text.length; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return undefined;
+    port = port * 10 + d;
+  }
   return port <= 65535 ? port : undefined;
 }
 
@@ -128,7 +136,7 @@ export function parseAppLabel(label: string): AppRoute {
   if (id.length === 0) {
     throw new RouteError("E_ROUTE_EMPTY_ID", `label "${label}": empty id`);
   }
-  if (!ID.test(id)) {
+  if (!isValidId(id)) {
     throw new RouteError("E_ROUTE_BAD_ID", `label "${label}": id "${id}" is not lowercase hex`);
   }
   let port = DEFAULT_PORT[mode];
@@ -161,7 +169,7 @@ export function compileRouter(opts: { baseDomain: string }): Router {
   const base = normaliseName(raw, "base domain");
   const dottedBase = `.${base}`;
 
-  return (sni: string): Route => {
+  const general = (sni: string): Route => {
     const name = normaliseName(sni, "SNI");
     if (name === base) {
       throw new RouteError("E_ROUTE_BASE_DOMAIN", `SNI "${name}" is the base domain itself`);
@@ -172,5 +180,21 @@ export function compileRouter(opts: { baseDomain: string }): Router {
       throw new RouteError("E_ROUTE_TOO_DEEP", `SNI "${name}": more than one label under base`);
     }
     return parseAppLabel(label);
+  };
+
+  // The common case, checked in one pass without copies: already lowercase, one plain label
+  // under the base domain. What it accepts, `general` would read the same way (the base's own
+  // labels were checked above); anything else goes to `general` for its checks and errors.
+  const labelMax = MAX_NAME_LENGTH - dottedBase.length;
+  return (sni: string): Route => {
+    const labelLength = sni.length - dottedBase.length;
+    if (labelLength < 1 || labelLength > 63 || labelLength > labelMax) return general(sni);
+    if (!sni.endsWith(dottedBase)) return general(sni);
+    for (let i = 0; i < labelLength; i++) {
+      const c = sni.charCodeAt(i);
+      // a-z, 0-9, '-'
+      if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45)) return general(sni);
+    }
+    return parseAppLabel(sni.slice(0, labelLength));
   };
 }

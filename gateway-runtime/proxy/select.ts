@@ -102,16 +102,40 @@ export class InstanceSelector {
         return rotate(healthy, hash(clientIp), n);
       case "random":
         return shuffle([...healthy], this.#random).slice(0, n);
-      case "least_conn": {
-        const keyed = shuffle([...healthy], this.#random).map(
-          (i) => [this.activeConnections(i.id), i] as const,
-        );
-        return keyed
-          .sort((a, b) => a[0] - b[0])
-          .slice(0, n)
-          .map(([, i]) => i);
-      }
+      case "least_conn":
+        return this.#fewestFirst(healthy, n);
     }
+  }
+
+  /**
+   * The `n` instances with the fewest open connections, fewest first; ties broken uniformly at
+   * random (reservoir sampling over the tied ones), as a shuffle followed by a stable sort
+   * would, without the copies. O(n × healthy.length), called per connection, no allocation
+   * beyond the result.
+   */
+  #fewestFirst(healthy: readonly Instance[], n: number): Instance[] {
+    if (healthy.length === 1) return [healthy[0] as Instance];
+    const rest = healthy.slice();
+    const counts: number[] = [];
+    for (const i of rest) counts.push(this.#active.get(i.id) ?? 0);
+    for (let p = 0; p < n; p++) {
+      let best = p;
+      let ties = 1;
+      for (let k = p + 1; k < rest.length; k++) {
+        const c = counts[k] as number;
+        const b = counts[best] as number;
+        if (c < b) {
+          best = k;
+          ties = 1;
+        } else if (c === b && this.#random() * ++ties < 1) {
+          best = k;
+        }
+      }
+      swap(rest, p, best);
+      swap(counts, p, best);
+    }
+    rest.length = n;
+    return rest;
   }
 
   #nextTurn(appId: string): number {
@@ -126,11 +150,14 @@ function rotate<T>(list: readonly T[], start: number, n: number): T[] {
 }
 
 function shuffle<T>(list: T[], random: () => number): T[] {
-  for (let i = list.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [list[i], list[j]] = [list[j] as T, list[i] as T];
-  }
+  for (let i = list.length - 1; i > 0; i--) swap(list, i, Math.floor(random() * (i + 1)));
   return list;
+}
+
+function swap<T>(list: T[], i: number, j: number): void {
+  const t = list[i] as T;
+  list[i] = list[j] as T;
+  list[j] = t;
 }
 
 /** FNV-1a: a stable spread of client addresses over instances. */

@@ -208,4 +208,28 @@ describe("grammar properties", () => {
       ),
     );
   });
+
+  it("reads a plain lowercase name as it reads the same name with a trailing dot or upper case", () => {
+    // The router checks plain lowercase names in a single pass and sends everything else
+    // through the general normalising path; both must agree, errors included.
+    const outcome = (name: string): unknown => {
+      try {
+        return route(name);
+      } catch (error) {
+        return (error as RouteError).code;
+      }
+    };
+    fc.assert(
+      fc.property(
+        fc.string({ unit: fc.constantFrom(..."0123456789abcdefgsxyz-._."), maxLength: 70 }),
+        (label) => {
+          const name = `${label}.${BASE}`;
+          const expected = outcome(name);
+          expect(outcome(`${name}.`)).toEqual(expected);
+          expect(outcome(name.toUpperCase())).toEqual(expected);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
 });
