@@ -1,11 +1,11 @@
 /**
  * `npm run bench [-- --quick] [-- --only a,c] [-- --targets haproxy,ours] [-- --runs N --seconds S]
- *   [-- --ours-flags=--single-threaded-gc] [-- --no-profile] [-- --keep]`
+ *   [-- --ours-flags="node flags", default the unit's NODE_FLAGS] [-- --no-profile] [-- --keep]`
  *
  * Builds the bench gateway bundle, starts the backend and the proxies (HAProxy, nginx, ours,
  * each pinned to core 0; load generators and backend on the other cores), checks every route,
  * runs scenarios (a)-(h) and prints the table; writes `bench/results/latest.{json,svg,md}` and
- * `profile.json` (`quick.*` with --quick, `partial.*` for a subset or with --ours-flags).
+ * `profile.json` (`quick.*` with --quick, `partial.*` for a subset or other --ours-flags).
  * BENCHMARKS.md explains method and limits.
  * Every process started here is killed at the end, also on failure or Ctrl-C.
  */
@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { NODE_FLAGS } from "../components/host-layout.js";
 import { createCa, issueLeaf } from "../tests/helpers/certs.js";
 import { buildBench } from "./lib/build.js";
 import { ratioChart } from "./lib/chart.js";
@@ -66,8 +67,15 @@ const idleConnections = Number(args["idle-connections"] ?? (quick ? 1000 : 5000)
 const targetNames = new Set(
   (args.targets ?? "direct,haproxy,nginx,ours").split(",").map((s) => s.trim()),
 );
-/** Node flags for our gateway, to compare tunings (`--ours-flags="--max-semi-space-size=32 --x"`). */
-const oursFlags = (args["ours-flags"] ?? "").split(" ").filter((s) => s !== "");
+/**
+ * Node flags for our gateway: by default the systemd unit's (`NODE_FLAGS`); `--ours-flags="..."`
+ * replaces them to compare tunings (`--ours-flags=` for none).
+ */
+const oursFlags =
+  args["ours-flags"] === undefined
+    ? [...NODE_FLAGS]
+    : args["ours-flags"].split(" ").filter((s) => s !== "");
+const unitFlags = oursFlags.join(" ") === NODE_FLAGS.join(" ");
 const only = new Set(
   (args.only ?? "a,b,c,d,e,f,g,h").split(",").map((s) => s.trim()) as ScenarioId[],
 );
@@ -250,7 +258,15 @@ async function main(): Promise<number> {
 
     const profiles = wantProfile
       ? await profileScenarios(
-          { env, backend, loadCtx, cores, gateway: built.gateway, seconds: timing.seconds },
+          {
+            env,
+            backend,
+            loadCtx,
+            cores,
+            gateway: built.gateway,
+            seconds: timing.seconds,
+            nodeFlags: oursFlags,
+          },
           LOAD_SCENARIOS.filter((s) => s.id === "a" || s.id === "c" || s.id === "d"),
           progress,
         )
@@ -263,7 +279,7 @@ async function main(): Promise<number> {
         : a.scenario.localeCompare(b.scenario),
     );
     const goalList = judge(rows);
-    const subtitle = `${timing.runs} run(s) × ${timing.seconds} s, median; ${machine.nproc} CPUs ${machine.cpuModel}; ${new Date().toISOString().slice(0, 10)}${oursFlags.length > 0 ? `; ours with node ${oursFlags.join(" ")}` : ""}`;
+    const subtitle = `${timing.runs} run(s) × ${timing.seconds} s, median; ${machine.nproc} CPUs ${machine.cpuModel}; ${new Date().toISOString().slice(0, 10)}; ours with node ${oursFlags.join(" ") || "(no flags)"}${unitFlags ? " (the unit's)" : ""}`;
     log("");
     log(textTable(rows));
     log("");
@@ -278,7 +294,7 @@ async function main(): Promise<number> {
     // Only a complete run may replace the committed results.
     const complete =
       !quick &&
-      oursFlags.length === 0 &&
+      unitFlags &&
       ["a", "b", "c", "d", "e", "f", "g", "h"].every((s) => only.has(s as ScenarioId)) &&
       ["direct", ...PROXIES].every((t) => targetNames.has(t));
     const name = quick ? "quick" : complete ? "latest" : "partial";

@@ -5,6 +5,7 @@
  */
 import {
   HOST_PATHS,
+  NODE_FLAGS,
   type HostLayout,
   heredoc,
   probeAddress,
@@ -134,7 +135,7 @@ After=network-online.target gateway-firewall.service
 Type=simple
 User=${SERVICE_USER}
 Group=${SERVICE_USER}
-ExecStart=/usr/bin/env node ${HOST_PATHS.bundle} run --config ${HOST_PATHS.config}
+ExecStart=/usr/bin/env node ${NODE_FLAGS.join(" ")} ${HOST_PATHS.bundle} run --config ${HOST_PATHS.config}
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 RestartSec=2s

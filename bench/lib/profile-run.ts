@@ -16,6 +16,8 @@ export interface ProfileContext {
   readonly cores: CoreSets;
   readonly gateway: string;
   readonly seconds: number;
+  /** The measured gateway's node flags; the profiler's own flags are added to them. */
+  readonly nodeFlags: readonly string[];
 }
 
 export interface ProfileResult {
@@ -29,7 +31,11 @@ async function underLoad(
   name: string,
   nodeFlags: string[],
 ): Promise<void> {
-  const target = await startOurs(ctx.env, ctx.backend, { entry: ctx.gateway, nodeFlags, name });
+  const target = await startOurs(ctx.env, ctx.backend, {
+    entry: ctx.gateway,
+    nodeFlags: [...ctx.nodeFlags, ...nodeFlags],
+    name,
+  });
   try {
     await measureOnce(ctx.loadCtx, ctx.cores, scenario, target, 1);
     await measureOnce(ctx.loadCtx, ctx.cores, scenario, target, ctx.seconds);

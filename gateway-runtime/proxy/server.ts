@@ -185,7 +185,9 @@ export class TlsProxy {
         moved = await bridge(socket, backend, this.#timeouts, { initial });
       } else {
         const mode = target.mode === "h2" ? "h2" : "http1";
-        const terminating = this.#deps.terminator.terminate(socket, data, mode).then((tls) => {
+        const terminating = this.#deps.terminator
+          .terminate(socket, data, mode, hello.alpn)
+          .then((tls) => {
           this.#tlsOf.set(socket, tls);
           return tls;
         });

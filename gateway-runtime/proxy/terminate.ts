@@ -151,7 +151,8 @@ export class TlsTerminator {
 
   /**
    * Runs the server side of the TLS handshake on `socket`, whose first bytes `initial` the
-   * caller has already read (and whose own listeners it has removed). Resolves with the TLS
+   * caller has already read (and whose own listeners it has removed); `offered` is the ALPN list
+   * of that ClientHello when the caller parsed it already. Resolves with the TLS
    * socket once the handshake is complete; the caller then owns it. On a failed handshake or
    * after `handshakeTimeoutMs`, destroys the sockets and rejects with a TerminateError.
    *
@@ -162,8 +163,13 @@ export class TlsTerminator {
    * descriptor, which the next accepted connection may already own: we saw that connection's
    * handshake fail with garbage bytes, and segfaults.
    */
-  terminate(socket: Socket, initial: Buffer, mode: AlpnMode): Promise<tls.TLSSocket> {
-    const alpn = alpnFor(mode, offeredAlpn(initial));
+  terminate(
+    socket: Socket,
+    initial: Buffer,
+    mode: AlpnMode,
+    offered: readonly string[] | undefined = offeredAlpn(initial),
+  ): Promise<tls.TLSSocket> {
+    const alpn = alpnFor(mode, offered);
     const context = this.#loaded.context;
     const timeoutMs = this.#opts.handshakeTimeoutMs;
     return new Promise((resolve, reject) => {

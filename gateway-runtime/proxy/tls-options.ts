@@ -5,7 +5,13 @@
  * no I/O; `terminate.ts` puts them together.
  */
 import { Buffer } from "node:buffer";
-import { constants, createPrivateKey, randomBytes, X509Certificate } from "node:crypto";
+import {
+  constants,
+  createPrivateKey,
+  randomBytes,
+  randomFillSync,
+  X509Certificate,
+} from "node:crypto";
 import type { SecureContext, SecureContextOptions } from "node:tls";
 import { parseClientHello } from "./clienthello.js";
 
@@ -121,6 +127,26 @@ const newKey = (): TicketKey => ({
 const ZERO16 = Buffer.alloc(16);
 
 /**
+ * Fresh random 16-byte IVs, cut from a pool refilled in one call every 256 IVs (a
+ * `randomBytes(16)` per ticket showed in the handshake profile). Each IV is handed out once;
+ * OpenSSL copies it before the pool is refilled.
+ */
+class IvPool {
+  #pool = Buffer.alloc(0);
+  #at = 0;
+
+  next(): Buffer {
+    if (this.#at === this.#pool.length) {
+      this.#pool = randomFillSync(Buffer.allocUnsafe(16 * 256));
+      this.#at = 0;
+    }
+    const iv = this.#pool.subarray(this.#at, this.#at + 16);
+    this.#at += 16;
+    return iv;
+  }
+}
+
+/**
  * Session ticket encryption keys: tickets are sealed with the current key; tickets sealed with
  * the current or the previous key are accepted, and either one is answered with a fresh ticket.
  * The fresh ticket matters for TLS 1.3: by default Node (OpenSSL) sends no new ticket after a
@@ -132,6 +158,7 @@ const ZERO16 = Buffer.alloc(16);
 export class TicketKeyRing {
   #current: TicketKey = newKey();
   #previous: TicketKey | undefined;
+  readonly #ivs = new IvPool();
 
   rotate(): void {
     this.#previous = this.#current;
@@ -155,7 +182,7 @@ export class TicketKeyRing {
   #callback(name: Buffer, encrypt: boolean): unknown[] {
     if (encrypt) {
       const k = this.#current;
-      return [1, k.hmac, k.aes, k.name, randomBytes(16)];
+      return [1, k.hmac, k.aes, k.name, this.#ivs.next()];
     }
     const k = [this.#current, this.#previous].find((key) => key?.name.equals(name));
     return k === undefined ? [0, ZERO16, ZERO16] : [2, k.hmac, k.aes];

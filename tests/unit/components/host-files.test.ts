@@ -116,7 +116,7 @@ describe("systemd unit", () => {
   it("is hardened: two capabilities, read-only system, writes only its state", () => {
     for (const line of [
       "User=gateway",
-      "ExecStart=/usr/bin/env node /opt/gateway/gateway.mjs run --config /etc/gateway/gateway.toml",
+      "ExecStart=/usr/bin/env node --single-threaded-gc /opt/gateway/gateway.mjs run --config /etc/gateway/gateway.toml",
       "ExecReload=/bin/kill -HUP $MAINPID",
       "Restart=on-failure",
       "LimitNOFILE=524288",
