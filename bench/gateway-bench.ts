@@ -8,13 +8,13 @@
  *
  *   node bench/.build/gateway-bench.mjs --cert F --key F --app HEX [--backend 127.0.0.1]
  */
-import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { parseGatewayConfig } from "../gateway-runtime/config/index.js";
 import { createLogger } from "../gateway-runtime/log/index.js";
 import { startDataPlane } from "../gateway-runtime/proxy/index.js";
 import { MemoryDirectory } from "../gateway-runtime/registry/index.js";
 import { minimalConfig, withKey } from "../tests/helpers/config.js";
+import { reportMemoryOnSignal, stopSignal } from "./lib/entry.js";
 
 /** Well inside `healthy_handshake_age` (5 min by default). */
 const HANDSHAKE_REFRESH_MS = 30_000;
@@ -55,17 +55,10 @@ async function main(): Promise<void> {
   ).unref();
 
   const plane = await startDataPlane(config, { directory, log }, { https: 0 });
-  const memoryFile = values["memory-file"];
-  if (memoryFile) {
-    // Scenario (g) asks for the JS heap's share of the memory per connection.
-    process.on("SIGUSR2", () => writeFileSync(memoryFile, JSON.stringify(process.memoryUsage())));
-  }
+  reportMemoryOnSignal(values["memory-file"]);
   process.stdout.write(`${JSON.stringify({ port: plane.proxy.address().port })}\n`);
 
-  const signal = await new Promise<string>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
+  const signal = await stopSignal();
   log.info(`${signal}: stopping`);
   clearInterval(refresh);
   await plane.stop();

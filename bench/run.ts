@@ -37,6 +37,7 @@ import {
   startBackend,
   startHaproxy,
   startNginx,
+  startNodeFloor,
   startOurs,
   type Target,
 } from "./lib/targets.js";
@@ -65,7 +66,7 @@ const timing = {
 };
 const idleConnections = Number(args["idle-connections"] ?? (quick ? 1000 : 5000));
 const targetNames = new Set(
-  (args.targets ?? "direct,haproxy,nginx,ours").split(",").map((s) => s.trim()),
+  (args.targets ?? "direct,haproxy,nginx,ours,node").split(",").map((s) => s.trim()),
 );
 /**
  * Node flags for our gateway: by default the systemd unit's (`NODE_FLAGS`); `--ours-flags="..."`
@@ -183,6 +184,20 @@ async function main(): Promise<number> {
     };
     const backend = await startBackend(env);
     const rows: Row[] = [];
+    /** A fresh process of one proxy; ours and the Node floor run with the same node flags. */
+    const startProxy = (name: (typeof PROXIES)[number]): Promise<Target> => {
+      const node = { nodeFlags: oursFlags };
+      switch (name) {
+        case "haproxy":
+          return startHaproxy(env, backend);
+        case "nginx":
+          return startNginx(env, backend);
+        case "ours":
+          return startOurs(env, backend, { ...node, entry: built.gateway });
+        case "node":
+          return startNodeFloor(env, backend, { ...node, entry: built.nodeFloor });
+      }
+    };
 
     const loadScenarios = LOAD_SCENARIOS.filter((s) => only.has(s.id));
     if (loadScenarios.length > 0) {
@@ -190,8 +205,8 @@ async function main(): Promise<number> {
       if (targetNames.has("direct")) targets.push(direct(backend));
       if (targetNames.has("haproxy")) targets.push(await startHaproxy(env, backend));
       if (targetNames.has("nginx")) targets.push(await startNginx(env, backend));
-      if (targetNames.has("ours")) {
-        targets.push(await startOurs(env, backend, { entry: built.gateway, nodeFlags: oursFlags }));
+      for (const name of ["ours", "node"] as const) {
+        if (targetNames.has(name)) targets.push(await startProxy(name));
       }
       log("route check:");
       await checkRoutes(targets);
@@ -210,12 +225,7 @@ async function main(): Promise<number> {
       const idleCtx = { ps, dir, clientCpus: env.clientCpus, idleClient: built.idleClient };
       for (let run = 0; run < timing.runs; run++) {
         for (const name of proxies) {
-          const target =
-            name === "haproxy"
-              ? await startHaproxy(env, backend)
-              : name === "nginx"
-                ? await startNginx(env, backend)
-                : await startOurs(env, backend, { entry: built.gateway, nodeFlags: oursFlags });
+          const target = await startProxy(name);
           try {
             const s = await measureIdle(idleCtx, target, idleConnections, quick ? 1000 : 3000);
             idle.get(name)?.push(s);
@@ -267,12 +277,12 @@ async function main(): Promise<number> {
             seconds: timing.seconds,
             nodeFlags: oursFlags,
           },
-          LOAD_SCENARIOS.filter((s) => s.id === "a" || s.id === "c" || s.id === "d"),
+          LOAD_SCENARIOS.filter((s) => "acde".includes(s.id) && only.has(s.id)),
           progress,
         )
       : [];
 
-    const order = ["direct", "haproxy", "nginx", "ours"];
+    const order = ["direct", "haproxy", "nginx", "ours", "node"];
     rows.sort((a, b) =>
       a.scenario === b.scenario
         ? order.indexOf(a.target) - order.indexOf(b.target)

@@ -12,10 +12,11 @@ export interface BuildOutput {
   readonly gateway: string;
   readonly idleClient: string;
   readonly routeBench: string;
+  readonly nodeFloor: string;
   readonly shim: string;
 }
 
-const ENTRIES = ["gateway-bench", "idle-client", "route-bench"] as const;
+const ENTRIES = ["gateway-bench", "idle-client", "route-bench", "node-floor"] as const;
 
 export async function buildBench(root: string): Promise<BuildOutput> {
   const outdir = join(root, "bench", ".build");
@@ -58,6 +59,7 @@ export async function buildBench(root: string): Promise<BuildOutput> {
     gateway: join(outdir, "gateway-bench.mjs"),
     idleClient: join(outdir, "idle-client.mjs"),
     routeBench: join(outdir, "route-bench.mjs"),
+    nodeFloor: join(outdir, "node-floor.mjs"),
     shim,
   };
 }

@@ -1,11 +1,12 @@
 /**
  * An SVG bar chart of each scenario's main figure relative to HAProxy (HAProxy = 1, lower is
- * better), for nginx and ours, with our goal marked where the issue sets one.
+ * better), for nginx, ours and the Node floor, with our goal marked where the issue sets one.
  */
 import type { Row } from "./report.js";
 
-const COLORS: Record<string, string> = { nginx: "#7a9cc6", ours: "#d9822b" };
-const SERIES = ["nginx", "ours"] as const;
+const COLORS: Record<string, string> = { nginx: "#7a9cc6", ours: "#d9822b", node: "#9a9a9a" };
+/** `node` is the Node floor (bench/node-floor.ts): what any Node proxy pays at least. */
+const SERIES = ["nginx", "ours", "node"] as const;
 const MAIN: Record<string, string> = {
   a: "CPU / full handshake",
   b: "CPU / resumed handshake",

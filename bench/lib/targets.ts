@@ -6,6 +6,7 @@
  *   (passthrough);
  * - nginx: `http` with `listen ... ssl` (termination), `stream` with `ssl_preread` (passthrough);
  * - ours: the bundled data plane (`bench/gateway-bench.ts`), routing by SNI label;
+ * - node: the Node floor (`bench/node-floor.ts`), the least a Node proxy can do;
  * - direct: no proxy, the client talks TLS to the backend (the limit).
  * Every proxy runs one worker/thread, pinned to the proxy core.
  */
@@ -14,8 +15,8 @@ import { join } from "node:path";
 import { freePort, HOST, readLineUntil, waitForPort } from "./net.js";
 import type { Proc, ProcessSet } from "./procs.js";
 
-export type TargetName = "direct" | "haproxy" | "nginx" | "ours";
-export const PROXIES = ["haproxy", "nginx", "ours"] as const satisfies readonly TargetName[];
+export type TargetName = "direct" | "haproxy" | "nginx" | "ours" | "node";
+export const PROXIES = ["haproxy", "nginx", "ours", "node"] as const satisfies readonly TargetName[];
 
 export const BASE_DOMAIN = "app.test.example";
 /** The app id our gateway routes to (lowercase hex, as the grammar wants). */
@@ -251,48 +252,55 @@ stream {
 }
 
 export interface OursOptions {
-  /** Bundled entry, `bench/.build/gateway-bench.mjs`. */
+  /** Bundled entry, `bench/.build/gateway-bench.mjs` (or `node-floor.mjs` for the floor). */
   readonly entry: string;
-  /** Extra node flags, e.g. `--cpu-prof`. */
+  /** Node flags, e.g. the unit's `NODE_FLAGS`, `--cpu-prof`. */
   readonly nodeFlags?: readonly string[];
   readonly name?: string;
 }
 
-export async function startOurs(env: Env, backend: Backend, opts: OursOptions): Promise<Target> {
-  const memoryFile = join(env.dir, `${opts.name ?? "ours"}-memory.json`);
-  const args = [
-    ...(opts.nodeFlags ?? []),
-    opts.entry,
-    "--memory-file",
-    memoryFile,
-    "--cert",
-    env.certFile,
-    "--key",
-    env.keyFile,
-    "--app",
-    APP_ID,
-  ];
-  const proc = env.ps.spawn(opts.name ?? "ours", process.execPath, args, {
+/** Starts one of the bench's own Node proxies and reads the JSON line it prints when listening. */
+async function startNodeEntry<T>(
+  env: Env,
+  opts: OursOptions & { readonly name: string },
+  args: readonly string[],
+  ready: (line: Record<string, unknown>) => T | undefined,
+): Promise<{ proc: Proc; memoryFile: string; value: T }> {
+  const memoryFile = join(env.dir, `${opts.name}-memory.json`);
+  const argv = [...(opts.nodeFlags ?? []), opts.entry, "--memory-file", memoryFile, ...args];
+  const proc = env.ps.spawn(opts.name, process.execPath, argv, {
     cpus: env.proxyCpus,
     stdout: "pipe",
     logDir: env.dir,
   });
   const stdout = proc.child.stdout;
-  if (!stdout) throw new Error("gateway-bench has no stdout");
-  const port = await readLineUntil(
+  if (!stdout) throw new Error(`${opts.name} has no stdout`);
+  const value = await readLineUntil(
     stdout,
     (line) => {
       try {
-        const v = JSON.parse(line) as { port?: unknown };
-        return typeof v.port === "number" ? v.port : undefined;
+        return ready(JSON.parse(line) as Record<string, unknown>);
       } catch {
         return undefined;
       }
     },
     15_000,
-    `gateway-bench (see ${proc.logFile})`,
+    `${opts.name} (see ${proc.logFile})`,
   );
   stdout.resume(); // nothing more is expected there; never let the pipe fill
+  return { proc, memoryFile, value };
+}
+
+const isPort = (v: unknown): v is number => typeof v === "number" && v > 0;
+
+export async function startOurs(env: Env, backend: Backend, opts: OursOptions): Promise<Target> {
+  const args = ["--cert", env.certFile, "--key", env.keyFile, "--app", APP_ID];
+  const { proc, memoryFile, value: port } = await startNodeEntry(
+    env,
+    { ...opts, name: opts.name ?? "ours" },
+    args,
+    (v) => (isPort(v.port) ? v.port : undefined),
+  );
   await waitForPort(port, proc);
   const names = routeNames(backend);
   return {
@@ -300,6 +308,34 @@ export async function startOurs(env: Env, backend: Backend, opts: OursOptions): 
     proc,
     term: { port, sni: names.term },
     pass: { port, sni: names.pass },
+    memoryFile,
+  };
+}
+
+/** The Node floor (`bench/node-floor.ts`): no routing, plain pipes, the same TLS policy. */
+export async function startNodeFloor(
+  env: Env,
+  backend: Backend,
+  opts: OursOptions,
+): Promise<Target> {
+  const args = [
+    ...["--cert", env.certFile, "--key", env.keyFile],
+    ...["--http-port", String(backend.httpPort), "--tls-port", String(backend.tlsPort)],
+  ];
+  const { proc, memoryFile, value } = await startNodeEntry(
+    env,
+    { ...opts, name: opts.name ?? "node" },
+    args,
+    (v) => (isPort(v.term) && isPort(v.pass) ? { term: v.term, pass: v.pass } : undefined),
+  );
+  await waitForPort(value.term, proc);
+  await waitForPort(value.pass, proc);
+  const names = routeNames(backend);
+  return {
+    name: "node",
+    proc,
+    term: { port: value.term, sni: names.term },
+    pass: { port: value.pass, sni: names.pass },
     memoryFile,
   };
 }

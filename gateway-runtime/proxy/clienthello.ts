@@ -60,7 +60,6 @@ const NEED_MORE: ClientHelloResult = Object.freeze({ status: "need-more" });
 const HTTP_METHODS = "GET |HEAD |POST |PUT |DELETE |CONNECT |OPTIONS |TRACE |PATCH |PRI * "
   .split("|")
   .map((m) => Buffer.from(m, "latin1"));
-const HOST_CHARS = /^[a-z0-9_-]{1,63}$/;
 
 function fail(code: ClientHelloErrorCode, message: string): never {
   throw new ClientHelloError(code, message);
@@ -104,10 +103,16 @@ export function parseClientHello(buf: Uint8Array): ClientHelloResult {
     if (end > buf.length) return NEED_MORE;
     pos = end;
     if (have === need) {
-      const body = Buffer.concat(parts, need).subarray(HANDSHAKE_HEADER);
-      return { status: "done", hello: { ...readBody(body), recordBytes: pos } };
+      // One record (the usual case): read it in place; several: join them once.
+      const joined = parts.length === 1 ? asBuffer(parts[0] as Uint8Array) : Buffer.concat(parts);
+      const hello = readBody(joined.subarray(HANDSHAKE_HEADER, need));
+      return { status: "done", hello: { ...hello, recordBytes: pos } };
     }
   }
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
 /** Validates the record header at `pos` as far as it is present; its length once complete. */
@@ -146,49 +151,102 @@ function rejectNonTls(buf: Uint8Array): ClientHelloResult {
   return fail("E_HELLO_NOT_TLS", `first byte 0x${first.toString(16)} is not a TLS handshake`);
 }
 
-/** Bounds-checked reader over one byte vector; every overrun is E_HELLO_MALFORMED. */
+/**
+ * Bounds-checked reader over one byte vector, `bytes[start, end)`; every overrun is
+ * E_HELLO_MALFORMED. Reads in place: no copies and no subarrays, since this runs per
+ * connection; the labels become message text only when something fails.
+ */
 class Reader {
-  private pos = 0;
-  constructor(
-    private readonly bytes: Uint8Array,
-    private readonly what: string,
-  ) {}
+  #pos: number;
+  readonly #end: number;
+  readonly #bytes: Buffer;
+  readonly #what: string;
 
-  get left(): number {
-    return this.bytes.length - this.pos;
+  constructor(bytes: Buffer, start: number, end: number, what: string) {
+    this.#bytes = bytes;
+    this.#pos = start;
+    this.#end = end;
+    this.#what = what;
   }
 
-  take(n: number, what: string): Uint8Array {
-    if (n > this.left) fail("E_HELLO_MALFORMED", `${what} runs past ${this.what}`);
-    const out = this.bytes.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return out;
+  get left(): number {
+    return this.#end - this.#pos;
+  }
+
+  #need(n: number, what: string): number {
+    if (n > this.left) fail("E_HELLO_MALFORMED", `${what} runs past ${this.#what}`);
+    const at = this.#pos;
+    this.#pos += n;
+    return at;
+  }
+
+  skip(n: number, what: string): void {
+    this.#need(n, what);
   }
 
   uint(size: 1 | 2, what: string): number {
-    const b = this.take(size, what);
-    return size === 1 ? (b[0] ?? 0) : ((b[0] ?? 0) << 8) | (b[1] ?? 0);
+    const at = this.#need(size, what);
+    const b = this.#bytes;
+    return size === 1 ? (b[at] ?? 0) : ((b[at] ?? 0) << 8) | (b[at + 1] ?? 0);
   }
 
   /** A vector with a `size`-byte length prefix, as its own Reader. */
   vector(size: 1 | 2, what: string): Reader {
-    return new Reader(this.take(this.uint(size, `${what} length`), what), what);
+    const n = this.uint(size, `${what} length`);
+    const at = this.#need(n, what);
+    return new Reader(this.#bytes, at, at + n, what);
   }
 
-  rest(): Uint8Array {
-    return this.take(this.left, this.what);
+  /** The next `n` bytes as their own Reader (their length prefix was read already). */
+  vectorAfter(n: number, what: string): Reader {
+    const at = this.#need(n, what);
+    return new Reader(this.#bytes, at, at + n, what);
+  }
+
+  /** Everything left, as latin1 text (names in a ClientHello are ASCII). */
+  restText(): string {
+    const at = this.#need(this.left, this.#what);
+    return this.#bytes.toString("latin1", at, this.#end);
   }
 
   end(): void {
-    if (this.left !== 0) fail("E_HELLO_MALFORMED", `${this.left} stray bytes after ${this.what}`);
+    if (this.left !== 0) fail("E_HELLO_MALFORMED", `${this.left} stray bytes after ${this.#what}`);
   }
 }
 
-function readBody(body: Uint8Array): Omit<ClientHello, "recordBytes"> {
-  const r = new Reader(body, "ClientHello");
-  const version = r.take(2, "legacy_version");
-  if (version[0] !== 3) fail("E_HELLO_MALFORMED", `version ${version[0]}.${version[1]}`);
-  r.take(32, "random");
+/** Which extension types were seen: bits for types below 64 (the common ones), a set above. */
+class DuplicateCheck {
+  #low = 0;
+  #high = 0;
+  #rest: Set<number> | undefined;
+
+  /** Records `type`; true when it was recorded before. */
+  twice(type: number): boolean {
+    if (type < 32) {
+      const bit = 1 << type;
+      const seen = (this.#low & bit) !== 0;
+      this.#low |= bit;
+      return seen;
+    }
+    if (type < 64) {
+      const bit = 1 << (type - 32);
+      const seen = (this.#high & bit) !== 0;
+      this.#high |= bit;
+      return seen;
+    }
+    this.#rest ??= new Set();
+    const seen = this.#rest.has(type);
+    this.#rest.add(type);
+    return seen;
+  }
+}
+
+function readBody(body: Buffer): Omit<ClientHello, "recordBytes"> {
+  const r = new Reader(body, 0, body.length, "ClientHello");
+  const major = r.uint(1, "legacy_version");
+  const minor = r.uint(1, "legacy_version");
+  if (major !== 3) fail("E_HELLO_MALFORMED", `version ${major}.${minor}`);
+  r.skip(32, "random");
   if (r.vector(1, "legacy_session_id").left > 32) fail("E_HELLO_MALFORMED", "session id over 32");
   const suites = r.vector(2, "cipher_suites").left;
   if (suites === 0 || suites % 2 !== 0) fail("E_HELLO_MALFORMED", "cipher_suites length");
@@ -197,16 +255,22 @@ function readBody(body: Uint8Array): Omit<ClientHello, "recordBytes"> {
   const exts = r.vector(2, "extensions");
   r.end();
 
-  const seen = new Set<number>();
+  const seen = new DuplicateCheck();
   let serverName: string | undefined;
   let alpn: string[] = [];
   while (exts.left > 0) {
     const type = exts.uint(2, "extension type");
-    const data = exts.vector(2, `extension ${type}`);
-    if (seen.has(type)) fail("E_HELLO_MALFORMED", `duplicate extension ${type}`);
-    seen.add(type);
-    if (type === EXT_SERVER_NAME) serverName = readServerName(data);
-    else if (type === EXT_ALPN) alpn = readAlpn(data);
+    const length = exts.uint(2, "extension length");
+    if (length > exts.left) fail("E_HELLO_MALFORMED", `extension ${type} runs past extensions`);
+    if (seen.twice(type)) fail("E_HELLO_MALFORMED", `duplicate extension ${type}`);
+    if (type === EXT_SERVER_NAME || type === EXT_ALPN) {
+      // rewind the length so the extension's data is read as its own vector
+      const data = exts.vectorAfter(length, type === EXT_SERVER_NAME ? "server_name" : "ALPN");
+      if (type === EXT_SERVER_NAME) serverName = readServerName(data);
+      else alpn = readAlpn(data);
+    } else {
+      exts.skip(length, "extension data");
+    }
   }
   if (serverName === undefined) fail("E_HELLO_NO_SNI", "no server_name extension");
   return { serverName, alpn };
@@ -216,29 +280,52 @@ function readServerName(data: Reader): string {
   const list = data.vector(2, "server_name_list");
   data.end();
   if (list.left === 0) fail("E_HELLO_MALFORMED", "empty server_name_list");
-  let host: Uint8Array | undefined;
+  let host: string | undefined;
   while (list.left > 0) {
     const nameType = list.uint(1, "name_type");
-    const name = list.vector(2, "server name").rest();
-    if (nameType !== 0) continue; // none other is defined; skipped, read as u16-length opaque
+    const name = list.vector(2, "server name");
+    if (nameType !== 0) {
+      name.skip(name.left, "server name"); // none other is defined; read as u16-length opaque
+      continue;
+    }
     if (host !== undefined) fail("E_HELLO_MALFORMED", "two host_name entries");
-    host = name;
+    // 254 = 253 characters plus the trailing dot; checked before decoding a long name.
+    if (name.left > 254) fail("E_HELLO_BAD_SNI", `host_name of ${name.left} bytes`);
+    host = name.restText();
   }
   if (host === undefined) fail("E_HELLO_NO_SNI", "server_name has no host_name entry");
   return normalizeHostName(host);
 }
 
-/** Lowercase, drop one trailing dot, allow letters, digits, '-', '_' in labels of 1-63. */
-function normalizeHostName(raw: Uint8Array): string {
-  // 254 = 253 characters plus the trailing dot; checked before decoding a long name.
-  if (raw.length > 254) fail("E_HELLO_BAD_SNI", `host_name of ${raw.length} bytes`);
-  let name = Buffer.from(raw).toString("latin1").toLowerCase();
-  if (name.endsWith(".")) name = name.slice(0, -1);
+/**
+ * Lowercase, drop one trailing dot, allow letters, digits, '-', '_' in labels of 1-63
+ * characters, 253 in all. One pass over the characters (no split, no regex).
+ */
+function normalizeHostName(raw: string): string {
+  const name = raw.endsWith(".") ? raw.slice(0, -1) : raw;
   if (name.length === 0 || name.length > 253) fail("E_HELLO_BAD_SNI", "host_name length");
-  for (const label of name.split(".")) {
-    if (!HOST_CHARS.test(label)) fail("E_HELLO_BAD_SNI", `bad host_name ${JSON.stringify(name)}`);
+  let label = 0;
+  let upper = false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c === 46) {
+      // '.'
+      if (label === 0) badHost(name);
+      label = 0;
+      continue;
+    }
+    if (c >= 65 && c <= 90) upper = true; // A-Z
+    else if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 95)) {
+      badHost(name);
+    }
+    if (++label > 63) badHost(name);
   }
-  return name;
+  if (label === 0) badHost(name);
+  return upper ? name.toLowerCase() : name;
+}
+
+function badHost(name: string): never {
+  return fail("E_HELLO_BAD_SNI", `bad host_name ${JSON.stringify(name.toLowerCase())}`);
 }
 
 function readAlpn(data: Reader): string[] {
@@ -249,7 +336,7 @@ function readAlpn(data: Reader): string[] {
   while (list.left > 0) {
     const name = list.vector(1, "protocol_name");
     if (name.left === 0) fail("E_HELLO_MALFORMED", "empty ALPN protocol name");
-    names.push(Buffer.from(name.rest()).toString("latin1"));
+    names.push(name.restText());
   }
   return names;
 }

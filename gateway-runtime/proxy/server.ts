@@ -9,7 +9,7 @@ import { raceConnect } from "./connect.js";
 import type { CustomDomainResolver } from "./custom-domain.js";
 import { readClientHello } from "./peek.js";
 import { encodeProxyV2 } from "./proxy-protocol.js";
-import { compileRouter, type RouteMode, type Router } from "./route.js";
+import { type AppRoute, compileRouter, type RouteMode, type Router } from "./route.js";
 import { InstanceSelector } from "./select.js";
 import { ProxyStats } from "./stats.js";
 import type { TlsTerminator } from "./terminate.js";
@@ -61,6 +61,8 @@ export class TlsProxy {
    * only the TLS socket is ever destroyed.
    */
   readonly #tlsOf = new WeakMap<Socket, TLSSocket>();
+  /** A socket's 'close' listener, `this` being the socket. */
+  readonly #forget: (this: Socket) => void;
 
   private constructor(config: ProxyConfig, deps: ProxyDeps) {
     this.#config = config;
@@ -80,6 +82,10 @@ export class TlsProxy {
       shutdownMs: t.shutdown,
       totalMs: t.total,
       dataTimeouts: t.data_timeout_enabled,
+    };
+    const sockets = this.#sockets;
+    this.#forget = function (this: Socket) {
+      sockets.delete(this);
     };
     this.#server = createServer({ noDelay: true, pauseOnConnect: true }, (socket) =>
       this.#accept(socket),
@@ -118,13 +124,21 @@ export class TlsProxy {
 
   #accept(socket: Socket): void {
     this.#sockets.add(socket);
-    socket.once("close", () => this.#sockets.delete(socket));
-    socket.on("error", () => {});
+    socket.once("close", this.#forget); // shared listeners: no closures per connection
+    socket.on("error", ignore);
+    void this.#serve(socket);
+  }
+
+  async #serve(socket: Socket): Promise<void> {
     const ip = socket.remoteAddress ?? "";
     const perIp = this.stats.ipOpened(ip);
-    this.#handle(socket, ip, perIp)
-      .catch((error: unknown) => this.#reject(socket, error))
-      .finally(() => this.stats.ipClosed(ip));
+    try {
+      await this.#handle(socket, ip, perIp);
+    } catch (error) {
+      this.#reject(socket, error);
+    } finally {
+      this.stats.ipClosed(ip);
+    }
   }
 
   async #handle(socket: Socket, ip: string, perIp: number): Promise<void> {
@@ -133,7 +147,8 @@ export class TlsProxy {
       throw new RejectError("E_LIMIT_IP", `client ${ip} has ${maxPerIp} open connections already`);
     }
     const { hello, data } = await readClientHello(socket, this.#config.timeouts.handshake);
-    const target = await this.#target(hello.serverName);
+    const route = this.#route(hello.serverName);
+    const target = route.kind === "app" ? appTarget(route) : await this.#custom(route.name);
     const selection = this.#selector.select(target.id, ip);
     if (selection.kind === "unknown") {
       const code = target.custom ? "E_CUSTOM_UNKNOWN_APP" : "E_ROUTE_UNKNOWN_APP";
@@ -210,15 +225,13 @@ export class TlsProxy {
     } finally {
       if (instanceId !== undefined) this.#selector.release(instanceId);
       this.stats.closed(appId, moved.bytesToBackend, moved.bytesToClient);
-      this.#deps.log.debug({ appId, instanceId, ...moved }, "connection closed");
+      const log = this.#deps.log;
+      if (log.isLevelEnabled("debug")) log.debug({ appId, instanceId, ...moved }, "connection closed");
     }
   }
 
-  async #target(sni: string): Promise<Target> {
-    const route = this.#route(sni);
-    if (route.kind === "app")
-      return { appId: route.id, id: route.id, port: route.port, mode: route.mode, custom: false };
-    const address = await this.#deps.customDomains.resolve(route.name);
+  async #custom(name: string): Promise<Target> {
+    const address = await this.#deps.customDomains.resolve(name);
     return {
       appId: address.appId,
       id: address.appId,
@@ -250,6 +263,12 @@ export class TlsProxy {
     if (code === "E_INTERNAL") this.#deps.log.error({ ...fields, err: error }, "connection failed");
     else this.#deps.log.debug(fields, (error as Error).message);
   }
+}
+
+function ignore(): void {}
+
+function appTarget(route: AppRoute): Target {
+  return { appId: route.id, id: route.id, port: route.port, mode: route.mode, custom: false };
 }
 
 function withApp(error: unknown, appId: string): unknown {

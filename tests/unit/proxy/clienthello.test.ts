@@ -173,6 +173,10 @@ const cases: ReadonlyArray<readonly [string, Uint8Array, string]> = [
     "E_HELLO_MALFORMED",
   ],
   ["duplicate server_name", hello({ extensions: [sni("a.b"), sni("a.b")] }), "E_HELLO_MALFORMED"],
+  // duplicates are tracked in three ranges: below 32, 32-63, and above
+  ["duplicate type 31", hello({ extensions: [ext(31, []), sni("a.b"), ext(31, [])] }), "E_HELLO_MALFORMED"],
+  ["duplicate type 43", hello({ extensions: [ext(43, []), sni("a.b"), ext(43, [])] }), "E_HELLO_MALFORMED"],
+  ["duplicate type 65281", hello({ extensions: [ext(65281, [0]), sni("a.b"), ext(65281, [0])] }), "E_HELLO_MALFORMED"],
   ["empty server_name ext", hello({ extensions: [ext(0, [])] }), "E_HELLO_MALFORMED"],
   ["empty server_name_list", hello({ extensions: [ext(0, [0, 0])] }), "E_HELLO_MALFORMED"],
   ["server_name_list too short", hello({ extensions: [ext(0, [0, 1, 0])] }), "E_HELLO_MALFORMED"],
@@ -315,6 +319,12 @@ describe("parseClientHello results", () => {
         recordBytes: hello({ extensions: [sni(raw)] }).length,
       },
     });
+  });
+
+  it("keeps types apart that share a bit position in different ranges of the duplicate check", () => {
+    const types = [1, 31, 33, 63, 64, 65, 65281];
+    const result = read({ extensions: [...types.map((t) => ext(t, [])), sni("a.test")] });
+    expect(result).toMatchObject({ status: "done", hello: { serverName: "a.test" } });
   });
 
   it("skips unknown server name types and reads ALPN as latin1", () => {
