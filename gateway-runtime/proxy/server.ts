@@ -130,14 +130,17 @@ export class TlsProxy {
   }
 
   async #serve(socket: Socket): Promise<void> {
-    const ip = socket.remoteAddress ?? "";
-    const perIp = this.stats.ipOpened(ip);
+    // The client's address costs a getpeername() per connection: read only when a setting
+    // uses it (the PROXY header reads its own).
+    const limited = this.#config.max_connections_per_ip > 0;
+    const ip = limited || this.#config.balance === "ip_hash" ? (socket.remoteAddress ?? "") : "";
+    const perIp = limited ? this.stats.ipOpened(ip) : 0;
     try {
       await this.#handle(socket, ip, perIp);
     } catch (error) {
       this.#reject(socket, error);
     } finally {
-      this.stats.ipClosed(ip);
+      if (limited) this.stats.ipClosed(ip);
     }
   }
 
