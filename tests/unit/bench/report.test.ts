@@ -1,0 +1,110 @@
+import { describe, expect, it } from "vitest";
+import type { IdleSample } from "../../../bench/lib/idle.js";
+import { goals, idleRows, loadRows, median, routeRow } from "../../../bench/lib/report.js";
+import { LOAD_SCENARIOS, type Sample, type ScenarioId } from "../../../bench/lib/scenarios.js";
+
+const scenario = (id: ScenarioId) => {
+  const s = LOAD_SCENARIOS.find((x) => x.id === id);
+  if (!s) throw new Error(`no scenario ${id}`);
+  return s;
+};
+
+function sample(cpuUsPerOp: number, extra: Partial<Sample> = {}): Sample {
+  return {
+    ops: 1000,
+    seconds: 10,
+    bytes: 0,
+    errors: 0,
+    p50Us: 100,
+    p99Us: 200,
+    handshakes: 1000,
+    resumed: 0,
+    throughput: 100,
+    cpuUsPerOp,
+    proxyUtil: 0.5,
+    proxyCoreBusy: 0.5,
+    clientCoreBusy: 0.9,
+    ...extra,
+  };
+}
+
+describe("bench report", () => {
+  it("takes the median of finite values and ignores the rest", () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([Number.NaN, 5])).toBe(5);
+    expect(median([])).toBeNaN();
+  });
+
+  it("gives each target its median CPU per operation, the spread, and the ratio to HAProxy", () => {
+    const rows = loadRows(
+      scenario("a"),
+      new Map([
+        ["haproxy", [sample(300), sample(320), sample(280)]],
+        ["ours", [sample(450), sample(600), sample(500)]],
+      ]),
+    );
+    const ours = rows.find((r) => r.target === "ours");
+    expect(ours?.cpuUsPerOp).toBe(500);
+    expect(ours?.spread).toBeCloseTo(150 / 500);
+    expect(ours?.ratioToHaproxy).toBeCloseTo(500 / 300);
+    expect(rows.find((r) => r.target === "haproxy")?.ratioToHaproxy).toBe(1);
+  });
+
+  it("measures (f) as latency added over direct and compares that with HAProxy's", () => {
+    const p = (p50Us: number, p99Us: number) => sample(50, { p50Us, p99Us });
+    const rows = loadRows(
+      scenario("f"),
+      new Map([
+        ["direct", [p(20, 30)]],
+        ["haproxy", [p(120, 230)]],
+        ["ours", [p(110, 430)]],
+      ]),
+    );
+    const ours = rows.find((r) => r.target === "ours");
+    expect([ours?.addedP50Us, ours?.addedP99Us]).toEqual([90, 400]);
+    expect(ours?.ratioToHaproxy).toBeCloseTo(90 / 100);
+  });
+
+  it("judges every goal against its own limit, and an absent figure as not measured", () => {
+    const idle = (bytesPerConn: number): IdleSample => ({
+      connections: 5000,
+      rssBefore: 0,
+      rssAfter: bytesPerConn * 5000,
+      bytesPerConn,
+    });
+    const rows = [
+      ...loadRows(
+        scenario("a"),
+        new Map([
+          ["haproxy", [sample(300)]],
+          ["ours", [sample(300)]], // exactly 1.0×: met
+        ]),
+      ),
+      ...loadRows(
+        scenario("c"),
+        new Map([
+          ["haproxy", [sample(15)]],
+          ["ours", [sample(12.3)]], // 0.82×: missed (goal 0.8×)
+        ]),
+      ),
+      ...idleRows(
+        new Map([
+          ["haproxy", [idle(15 * 1024)]],
+          ["ours", [idle(16 * 1024)]],
+        ]),
+      ),
+      routeRow([1.9e6, 2.1e6, 2.2e6], [5e6]),
+    ];
+    const verdict = Object.fromEntries(goals(rows).map((g) => [g.text.slice(0, 3), g.met]));
+    expect(verdict).toEqual({
+      "(a)": true,
+      "(b)": null,
+      "(c)": false,
+      "(d)": null,
+      "(f)": null,
+      "(g)": true,
+      "(h)": true,
+    });
+  });
+});
