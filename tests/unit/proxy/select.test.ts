@@ -77,6 +77,28 @@ describe("instance selection", () => {
     expect([0, 1, 2, 3].map((k) => s.activeConnections(`i${k}`))).toEqual([10, 10, 10, 10]);
   });
 
+  it("least_conn orders all candidates by open connections and breaks ties uniformly", () => {
+    const five = directory(Array.from({ length: 5 }, (_, k) => [`i${k}`, "app", 1000] as [string, string, number]));
+    let seed = 7;
+    const random = (): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed / 2 ** 32;
+    };
+    const s = new InstanceSelector(five, { topN: 4, cacheMs: 30_000, healthyAgeMs: 5 * MIN, balance: "least_conn", now: () => NOW, random });
+    // open connections: i0 2, i1 0, i2 1, i3 0, i4 1
+    for (const [id, n] of [["i0", 2], ["i2", 1], ["i4", 1]] as const) for (let k = 0; k < n; k++) s.acquire(id);
+    const firsts = new Map<string, number>();
+    for (let k = 0; k < 6000; k++) {
+      const order = ids(s.select("app", "x"));
+      const counts = order.map((id) => s.activeConnections(id));
+      expect(counts).toEqual([0, 0, 1, 1]); // fewest first; i0 (2) never makes the top 4
+      firsts.set(order[0] ?? "", (firsts.get(order[0] ?? "") ?? 0) + 1);
+    }
+    // the two idle instances share the first place about evenly
+    expect([...firsts.keys()].sort()).toEqual(["i1", "i3"]);
+    for (const n of firsts.values()) expect(Math.abs(n - 3000)).toBeLessThan(200);
+  });
+
   it("round_robin rotates the first candidate", () => {
     const { s } = selector(d, "round_robin", { topN: 1 });
     expect([1, 2, 3, 4].map(() => ids(s.select("aaa", "x"))[0])).toEqual(["a1", "a2", "a1", "a2"]);
