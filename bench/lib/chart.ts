@@ -7,6 +7,11 @@ import type { Row } from "./report.js";
 const COLORS: Record<string, string> = { nginx: "#7a9cc6", ours: "#d9822b", node: "#9a9a9a" };
 /** `node` is the Node floor (bench/node-floor.ts): what any Node proxy pays at least. */
 const SERIES = ["nginx", "ours", "node"] as const;
+const LEGEND: Record<(typeof SERIES)[number], string> = {
+  nginx: "nginx",
+  ours: "ours",
+  node: "Node floor",
+};
 const MAIN: Record<string, string> = {
   a: "CPU / full handshake",
   b: "CPU / resumed handshake",
@@ -97,11 +102,16 @@ export function ratioChart(rows: readonly Row[], subtitle: string): string {
     }
   });
   const ly = height - 10;
-  out.push(
-    `<rect x="${left}" y="${ly - 9}" width="10" height="10" fill="${COLORS.nginx}"/><text x="${left + 14}" y="${ly}">nginx</text>`,
-    `<rect x="${left + 70}" y="${ly - 9}" width="10" height="10" fill="${COLORS.ours}"/><text x="${left + 84}" y="${ly}">ours</text>`,
-    `<line x1="${left + 130}" y1="${ly - 10}" x2="${left + 130}" y2="${ly + 1}" stroke="#c0392b" stroke-width="2.5"/><text x="${left + 136}" y="${ly}">our goal</text>`,
-    "</svg>",
-  );
+  const legend = [...SERIES.map((name) => LEGEND[name]), "our goal"];
+  legend.forEach((text, k) => {
+    const lx = left + k * 110;
+    out.push(
+      k < SERIES.length
+        ? `<rect x="${lx}" y="${ly - 9}" width="10" height="10" fill="${COLORS[SERIES[k] as string]}"/>`
+        : `<line x1="${lx + 5}" y1="${ly - 10}" x2="${lx + 5}" y2="${ly + 1}" stroke="#c0392b" stroke-width="2.5"/>`,
+      `<text x="${lx + 14}" y="${ly}">${esc(text)}</text>`,
+    );
+  });
+  out.push("</svg>");
   return `${out.join("\n")}\n`;
 }
