@@ -192,9 +192,7 @@ class Reader {
 
   /** A vector with a `size`-byte length prefix, as its own Reader. */
   vector(size: 1 | 2, what: string): Reader {
-    const n = this.uint(size, `${what} length`);
-    const at = this.#need(n, what);
-    return new Reader(this.#bytes, at, at + n, what);
+    return this.vectorAfter(this.uint(size, `${what} length`), what);
   }
 
   /** The next `n` bytes as their own Reader (their length prefix was read already). */
@@ -264,7 +262,6 @@ function readBody(body: Buffer): Omit<ClientHello, "recordBytes"> {
     if (length > exts.left) fail("E_HELLO_MALFORMED", `extension ${type} runs past extensions`);
     if (seen.twice(type)) fail("E_HELLO_MALFORMED", `duplicate extension ${type}`);
     if (type === EXT_SERVER_NAME || type === EXT_ALPN) {
-      // rewind the length so the extension's data is read as its own vector
       const data = exts.vectorAfter(length, type === EXT_SERVER_NAME ? "server_name" : "ALPN");
       if (type === EXT_SERVER_NAME) serverName = readServerName(data);
       else alpn = readAlpn(data);
@@ -284,10 +281,7 @@ function readServerName(data: Reader): string {
   while (list.left > 0) {
     const nameType = list.uint(1, "name_type");
     const name = list.vector(2, "server name");
-    if (nameType !== 0) {
-      name.skip(name.left, "server name"); // none other is defined; read as u16-length opaque
-      continue;
-    }
+    if (nameType !== 0) continue; // none other is defined; skipped, read as u16-length opaque
     if (host !== undefined) fail("E_HELLO_MALFORMED", "two host_name entries");
     // 254 = 253 characters plus the trailing dot; checked before decoding a long name.
     if (name.left > 254) fail("E_HELLO_BAD_SNI", `host_name of ${name.left} bytes`);
