@@ -110,8 +110,8 @@ export class InstanceSelector {
   /**
    * The `n` instances with the fewest open connections, fewest first; ties broken uniformly at
    * random (reservoir sampling over the tied ones), as a shuffle followed by a stable sort
-   * would, without the copies. O(n × healthy.length), called per connection, no allocation
-   * beyond the result.
+   * would, without its tuples and sorts. O(n × healthy.length), called per connection; it
+   * allocates the result and one array of counts.
    */
   #fewestFirst(healthy: readonly Instance[], n: number): Instance[] {
     if (healthy.length === 1) return [healthy[0] as Instance];
