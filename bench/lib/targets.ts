@@ -10,7 +10,7 @@
  * - direct: no proxy, the client talks TLS to the backend (the limit).
  * Every proxy runs one worker/thread, pinned to the proxy core.
  */
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort, HOST, readLineUntil, waitForPort } from "./net.js";
 import type { Proc, ProcessSet } from "./procs.js";
@@ -287,7 +287,9 @@ async function startNodeEntry<T>(
     15_000,
     `${opts.name} (see ${proc.logFile})`,
   );
-  stdout.resume(); // nothing more is expected there; never let the pipe fill
+  // Nothing more is expected there; keep it in the log (e.g. `--trace-gc` output), never let
+  // the pipe fill.
+  stdout.pipe(createWriteStream(proc.logFile, { flags: "a" }));
   return { proc, memoryFile, value };
 }
 
