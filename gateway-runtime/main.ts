@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { agentCommand, agentHelp, parseAgentArgs } from "./agent/index.js";
 import { checkConfigCommand, checkConfigHelp } from "./cli/check-config.js";
+import { proxyWorkerCommand } from "./cluster/index.js";
 import { runCommand, runHelp } from "./cli/run.js";
 import { ConfigError, type ConfigFormat } from "./config/index.js";
 
@@ -47,6 +48,12 @@ async function main(argv: string[]): Promise<number> {
     if (values.help) return help(runHelp, 0);
     if (!values.config) return help(runHelp, EX_USAGE);
     return runCommand(values.config);
+  }
+  if (command === "proxy-worker") {
+    // Internal: started by `run` when core.proxy.workers > 1 (cluster/primary.ts).
+    const { values } = parseArgs({ args: rest, options: { config: { type: "string" } } });
+    if (!values.config) return help(HELP, EX_USAGE);
+    return proxyWorkerCommand(values.config);
   }
   if (command === "agent") {
     const parsed = parseAgentArgs(rest);

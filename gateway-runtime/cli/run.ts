@@ -1,4 +1,5 @@
 import { CertificateManager } from "../certs/index.js";
+import { ProxyWorkers } from "../cluster/index.js";
 import { type GatewayConfig, loadConfigFile, toRedactedObject } from "../config/index.js";
 import { createLogger, type Logger } from "../log/index.js";
 import { ProxyStats, startDataPlane } from "../proxy/index.js";
@@ -14,6 +15,8 @@ SIGTERM or SIGINT stops cleanly.`;
 /** What every part of a running gateway shares. */
 export interface RunContext {
   readonly config: GatewayConfig;
+  /** Where `config` came from (proxy workers load it themselves). */
+  readonly configFile: string;
   readonly log: Logger;
   readonly directory: MemoryDirectory;
   readonly stats: ProxyStats;
@@ -64,6 +67,17 @@ const dataPlane: Part = {
   name: "TLS proxy (data plane)",
   enabled: () => true,
   async start(ctx) {
+    const count = ctx.config.core.proxy.workers;
+    if (count > 1) {
+      const workers = await ProxyWorkers.start({
+        count,
+        configFile: ctx.configFile,
+        directory: ctx.directory,
+        log: ctx.log.child({ part: "proxy" }),
+      });
+      ctx.certificateListeners.push(async () => workers.reloadCertificate());
+      return { stop: () => workers.stop() };
+    }
     const plane = await startDataPlane(ctx.config, ctx);
     ctx.certificateListeners.push(async () => {
       await plane.terminator.reload();
@@ -100,6 +114,7 @@ export async function runCommand(file: string, parts: readonly Part[] = PARTS): 
   for (const name of MISSING) log.warn(`not in this build yet: ${name}`);
   const ctx: RunContext = {
     config,
+    configFile: file,
     log,
     directory: new MemoryDirectory(),
     stats: new ProxyStats(),

@@ -136,6 +136,10 @@ const proxy = section({
   }),
   listen_addr: field.ip("0.0.0.0", { doc: "Address of the TLS listener" }),
   listen_port: field.port(443, { doc: "Port of the TLS listener" }),
+  workers: field.int(1, 1, 64, {
+    doc: "Processes serving the TLS and redirect ports (one core each); above 1, per-app and per-IP limits apply per process",
+    added,
+  }),
   agent_port: field.port(8090, {
     doc: "Port of the agent inside each CVM (told to CVMs at registration)",
   }),

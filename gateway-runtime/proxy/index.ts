@@ -7,11 +7,13 @@ import { startRedirect } from "./redirect.js";
 import { TlsProxy } from "./server.js";
 import type { ProxyStats } from "./stats.js";
 import { TlsTerminator } from "./terminate.js";
+import type { TicketKeyRing } from "./tls-options.js";
 
 export { compileRouter, type Route, RouteError } from "./route.js";
 export { ProxyStats } from "./stats.js";
 export { TlsProxy } from "./server.js";
 export { TlsTerminator } from "./terminate.js";
+export { TicketKeyRing, type TicketKeys } from "./tls-options.js";
 
 /** Bound on cached custom-domain answers (and on distinct names looked up at once). */
 const CUSTOM_DOMAIN_CACHE_ENTRIES = 10_000;
@@ -29,7 +31,7 @@ export interface DataPlane {
  */
 export async function startDataPlane(
   config: GatewayConfig,
-  deps: { directory: InstanceDirectory; log: Logger; stats?: ProxyStats },
+  deps: { directory: InstanceDirectory; log: Logger; stats?: ProxyStats; ticketKeys?: TicketKeyRing },
   ports: { https?: number; http?: number } = {},
 ): Promise<DataPlane> {
   const p = config.core.proxy;
@@ -39,6 +41,7 @@ export async function startDataPlane(
     keyFile: p.cert_key,
     handshakeTimeoutMs: p.timeouts.handshake,
     log: (level, msg, fields) => log[level](fields ?? {}, msg),
+    ...(deps.ticketKeys ? { ticketKeys: deps.ticketKeys } : {}),
   });
   const customDomains = createCustomDomainResolver({
     prefix: p.app_address_ns_prefix,

@@ -61,6 +61,12 @@ export interface TerminatorOptions {
   watch?: boolean;
   /** Poll interval, also the quiet time after a change before reloading. @default 2000 */
   watchIntervalMs?: number;
+  /**
+   * Ticket keys owned elsewhere (proxy workers share the primary's, so a ticket from one
+   * worker resumes on another): the owner rotates them and calls `ticketKeysChanged()`.
+   * @default a ring of this terminator's own, rotated every `ticketRotationMs`
+   */
+  ticketKeys?: TicketKeyRing;
 }
 
 export type ReloadResult = { ok: true; cert: CertInfo } | { ok: false; error: string };
@@ -117,7 +123,7 @@ export class TlsTerminator {
   readonly #src: ContextSource;
   #loaded: Loaded;
   #reloads: Promise<unknown> = Promise.resolve();
-  readonly #rotation: NodeJS.Timeout;
+  readonly #rotation: NodeJS.Timeout | undefined;
   #debounce: NodeJS.Timeout | undefined;
   #watching = false;
   readonly #onFileChange = (): void => {
@@ -129,7 +135,9 @@ export class TlsTerminator {
     this.#opts = opts;
     this.#src = src;
     this.#loaded = loaded;
-    this.#rotation = setInterval(() => this.rotateTicketKeys(), src.rotationMs).unref();
+    this.#rotation = opts.ticketKeys
+      ? undefined
+      : setInterval(() => this.rotateTicketKeys(), src.rotationMs).unref();
     if (opts.watch ?? true) this.#watch();
   }
 
@@ -140,7 +148,7 @@ export class TlsTerminator {
       throw new RangeError(`ticketRotationMs must be an integer in 1..${MAX_TIMER_MS}`);
     }
     if (!(opts.handshakeTimeoutMs > 0)) throw new RangeError("handshakeTimeoutMs must be > 0");
-    const src: ContextSource = { ring: new TicketKeyRing(), rotationMs };
+    const src: ContextSource = { ring: opts.ticketKeys ?? new TicketKeyRing(), rotationMs };
     try {
       return new TlsTerminator(opts, src, await loadPair(src, opts));
     } catch (e) {
@@ -242,10 +250,15 @@ export class TlsTerminator {
 
   /**
    * Starts a new ticket key; the previous one stays accepted for one more period. Runs every
-   * `ticketRotationMs`; public for tests and for a cluster that shares keys.
+   * `ticketRotationMs` unless the keys are owned elsewhere (`ticketKeys`); public for tests.
    */
   rotateTicketKeys(): void {
     this.#src.ring.rotate();
+    this.ticketKeysChanged();
+  }
+
+  /** Takes up the ring's keys after its owner rotated or loaded them. */
+  ticketKeysChanged(): void {
     const loaded = this.#loaded;
     if (!loaded.hooked) {
       this.#loaded = { ...loaded, ...buildContext(this.#src, loaded.cert, loaded.key) };

@@ -126,6 +126,33 @@ const newKey = (): TicketKey => ({
 });
 const ZERO16 = Buffer.alloc(16);
 
+/** A ticket key as hex: name, HMAC key and AES key, 16 bytes each. */
+export interface TicketKeyHex {
+  readonly name: string;
+  readonly hmac: string;
+  readonly aes: string;
+}
+
+export interface TicketKeys {
+  readonly current: TicketKeyHex;
+  readonly previous: TicketKeyHex | undefined;
+}
+
+const keyToHex = (k: TicketKey): TicketKeyHex => ({
+  name: k.name.toString("hex"),
+  hmac: k.hmac.toString("hex"),
+  aes: k.aes.toString("hex"),
+});
+
+function keyFromHex(k: TicketKeyHex, which: string): TicketKey {
+  const part = (hex: string, what: string): Buffer => {
+    const b = Buffer.from(hex, "hex");
+    if (b.length !== 16) throw new RangeError(`${which} ticket key: ${what} is not 16 bytes of hex`);
+    return b;
+  };
+  return { name: part(k.name, "name"), hmac: part(k.hmac, "hmac"), aes: part(k.aes, "aes") };
+}
+
 /**
  * Fresh random 16-byte IVs, cut from a pool refilled in one call every 256 IVs (a
  * `randomBytes(16)` per ticket showed in the handshake profile). Each IV is handed out once;
@@ -163,6 +190,17 @@ export class TicketKeyRing {
   rotate(): void {
     this.#previous = this.#current;
     this.#current = newKey();
+  }
+
+  /** The current and previous keys, hex, for processes that must accept each other's tickets. */
+  export(): TicketKeys {
+    return { current: keyToHex(this.#current), previous: this.#previous && keyToHex(this.#previous) };
+  }
+
+  /** Takes over keys from `export()` of another ring (the process that rotates them). */
+  load(keys: TicketKeys): void {
+    this.#current = keyFromHex(keys.current, "current");
+    this.#previous = keys.previous === undefined ? undefined : keyFromHex(keys.previous, "previous");
   }
 
   /** The current key in Node's 48-byte `ticketKeys` layout (name, HMAC key, AES key). */

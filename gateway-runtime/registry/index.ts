@@ -25,6 +25,22 @@ export class MemoryDirectory implements InstanceDirectory {
   readonly #byId = new Map<string, Instance>();
   readonly #byApp = new Map<string, Instance[]>();
   #version = 0;
+  readonly #listeners = new Set<() => void>();
+
+  /** Calls `listener` after every change, handshake times included; returns the unsubscribe. */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Every instance, in no particular order. */
+  all(): Instance[] {
+    return [...this.#byId.values()];
+  }
+
+  #changed(): void {
+    for (const listener of this.#listeners) listener();
+  }
 
   get version(): number {
     return this.#version;
@@ -40,11 +56,16 @@ export class MemoryDirectory implements InstanceDirectory {
 
   upsert(instance: Instance): void {
     this.remove(instance.id);
+    this.#add(instance);
+    this.#version++;
+    this.#changed();
+  }
+
+  #add(instance: Instance): void {
     this.#byId.set(instance.id, instance);
     const list = this.#byApp.get(instance.appId) ?? [];
     list.push(instance);
     this.#byApp.set(instance.appId, list);
-    this.#version++;
   }
 
   remove(id: string): void {
@@ -55,6 +76,7 @@ export class MemoryDirectory implements InstanceDirectory {
     if (rest.length > 0) this.#byApp.set(old.appId, rest);
     else this.#byApp.delete(old.appId);
     this.#version++;
+    this.#changed();
   }
 
   /** Records a WireGuard handshake time; does not change `version`. */
@@ -68,5 +90,15 @@ export class MemoryDirectory implements InstanceDirectory {
       old.appId,
       list.map((i) => (i.id === id ? updated : i)),
     );
+    this.#changed();
+  }
+
+  /** Makes the directory exactly `instances` (a replica of another process's directory). */
+  replaceAll(instances: readonly Instance[]): void {
+    this.#byId.clear();
+    this.#byApp.clear();
+    for (const instance of instances) this.#add(instance);
+    this.#version++;
+    this.#changed();
   }
 }

@@ -87,6 +87,12 @@ describe("gateway check-config (the bundle, run with plain node)", () => {
     expect(gateway("frobnicate").code).toBe(64);
     expect(gateway("run", "--bogus").code).toBe(64);
   });
+
+  it("refuses to run proxy-worker by hand (only `run` starts workers)", () => {
+    const r = gateway("proxy-worker", "--config", "/nonexistent.toml");
+    expect(r.code).toBe(64);
+    expect(r.stderr).toContain("only the gateway's own `run` starts workers");
+  });
 });
 
 describe("gateway run", () => {

@@ -43,4 +43,25 @@ describe("TicketKeyRing", () => {
     ring.rotate();
     expect(native.onticketkeycallback(first, Buffer.alloc(16), false)[0]).toBe(0);
   });
+
+  it("hands its keys to another ring, whose tickets this one then accepts, and back", () => {
+    const owner = new TicketKeyRing();
+    owner.rotate(); // a previous key too
+    const worker = new TicketKeyRing();
+    worker.load(owner.export());
+    const a = hooked(owner);
+    const b = hooked(worker);
+    const issuedByWorker = (b.onticketkeycallback(Buffer.alloc(16), Buffer.alloc(16), true) as Buffer[])[3] as Buffer;
+    expect(a.onticketkeycallback(issuedByWorker, Buffer.alloc(16), false)[0]).toBe(2);
+    const issuedByOwner = (a.onticketkeycallback(Buffer.alloc(16), Buffer.alloc(16), true) as Buffer[])[3] as Buffer;
+    expect(b.onticketkeycallback(issuedByOwner, Buffer.alloc(16), false)[0]).toBe(2);
+    expect(worker.export()).toEqual(owner.export());
+  });
+
+  it("refuses keys that are not 16 bytes, naming which", () => {
+    const keys = new TicketKeyRing().export();
+    expect(() => new TicketKeyRing().load({ ...keys, current: { ...keys.current, aes: "abcd" } })).toThrow(
+      /current ticket key: aes is not 16 bytes/,
+    );
+  });
 });

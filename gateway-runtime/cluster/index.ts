@@ -1,0 +1,2 @@
+export { ProxyWorkers, type ProxyWorkersOptions } from "./primary.js";
+export { proxyWorkerCommand } from "./worker.js";

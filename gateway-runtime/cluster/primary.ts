@@ -1,0 +1,163 @@
+/**
+ * Proxy workers (`core.proxy.workers` > 1): the primary forks that many `gateway
+ * proxy-worker` processes of its own bundle; they share the listening sockets (the kernel
+ * hands each accepted connection to one of them: cluster SCHED_NONE, no per-connection hop
+ * through the primary). The primary keeps everything else (certificates, registration,
+ * WireGuard, the state) and feeds the workers:
+ * - the instance directory, whole, after every change (coalesced per event-loop turn);
+ * - the session ticket keys, which it alone rotates, so a ticket from one worker resumes on
+ *   any other;
+ * - "reload the certificate" when it changes.
+ * A worker that dies is started again after a second; `stop()` ends them all.
+ */
+import cluster, { type Worker } from "node:cluster";
+import type { Logger } from "../log/index.js";
+import { TicketKeyRing } from "../proxy/index.js";
+import type { MemoryDirectory } from "../registry/index.js";
+import { isMessage, type ToPrimary, type ToWorker } from "./messages.js";
+
+export interface ProxyWorkersOptions {
+  readonly count: number;
+  /** The config file the workers load (the one the primary runs with). */
+  readonly configFile: string;
+  readonly directory: MemoryDirectory;
+  readonly log: Logger;
+  /** Ticket key rotation period (the terminator's default: 12 h). */
+  readonly ticketRotationMs?: number;
+  /** The bundle to run; default: this process's own script. */
+  readonly exec?: string;
+  /** Node flags of the workers; default: this process's own (the unit's `NODE_FLAGS`). */
+  readonly execArgv?: readonly string[];
+  /** How long start-up waits for every worker's "ready". @default 30000 */
+  readonly readyTimeoutMs?: number;
+}
+
+const RESTART_DELAY_MS = 1000;
+const STOP_TIMEOUT_MS = 10_000;
+const DEFAULT_ROTATION_MS = 12 * 3600 * 1000;
+
+export class ProxyWorkers {
+  readonly #opts: ProxyWorkersOptions;
+  readonly #keys = new TicketKeyRing();
+  readonly #workers = new Set<Worker>();
+  readonly #rotation: NodeJS.Timeout;
+  readonly #unsubscribe: () => void;
+  #pending = false;
+  #stopping = false;
+
+  private constructor(opts: ProxyWorkersOptions) {
+    this.#opts = opts;
+    this.#rotation = setInterval(() => {
+      this.#keys.rotate();
+      this.#broadcast({ type: "ticket-keys", keys: this.#keys.export() });
+    }, opts.ticketRotationMs ?? DEFAULT_ROTATION_MS).unref();
+    this.#unsubscribe = opts.directory.onChange(() => this.#directoryChanged());
+  }
+
+  /** Forks the workers and resolves once each one listens; rejects (and stops them) otherwise. */
+  static async start(opts: ProxyWorkersOptions): Promise<ProxyWorkers> {
+    const workers = new ProxyWorkers(opts);
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+    cluster.setupPrimary({
+      exec: opts.exec ?? (process.argv[1] as string),
+      execArgv: [...(opts.execArgv ?? process.execArgv)],
+      args: ["proxy-worker", "--config", opts.configFile],
+    });
+    try {
+      await Promise.all(Array.from({ length: opts.count }, () => workers.#fork()));
+    } catch (error) {
+      await workers.stop();
+      throw error;
+    }
+    opts.log.info({ workers: opts.count }, "proxy workers serving");
+    return workers;
+  }
+
+  /** The workers' process ids (for logs and tests). */
+  pids(): number[] {
+    return [...this.#workers].map((w) => w.process.pid ?? 0);
+  }
+
+  /** Every worker re-reads the certificate files. */
+  reloadCertificate(): void {
+    this.#broadcast({ type: "reload-certificate" });
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    clearInterval(this.#rotation);
+    this.#unsubscribe();
+    await Promise.all([...this.#workers].map((w) => stopWorker(w)));
+  }
+
+  #fork(): Promise<void> {
+    const { log, readyTimeoutMs = 30_000 } = this.#opts;
+    const worker = cluster.fork();
+    this.#workers.add(worker);
+    return new Promise<void>((resolve, reject) => {
+      let ready = false;
+      const timer = setTimeout(() => {
+        reject(new Error(`proxy worker ${worker.process.pid} not ready after ${readyTimeoutMs} ms`));
+      }, readyTimeoutMs);
+      worker.on("message", (message: unknown) => {
+        if (!isMessage<ToPrimary>(message)) return;
+        if (message.type === "hello") {
+          this.#send(worker, { type: "ticket-keys", keys: this.#keys.export() });
+          this.#send(worker, { type: "directory", instances: this.#opts.directory.all() });
+          return;
+        }
+        ready = true;
+        clearTimeout(timer);
+        resolve();
+      });
+      worker.on("exit", (code, signal) => {
+        this.#workers.delete(worker);
+        clearTimeout(timer);
+        if (!ready) reject(new Error(`proxy worker exited during start-up (${signal ?? code})`));
+        if (this.#stopping) return;
+        log.error({ pid: worker.process.pid, code, signal }, "proxy worker died; starting another");
+        setTimeout(() => {
+          if (this.#stopping) return;
+          this.#fork().catch((error: unknown) =>
+            log.error({ err: error }, "a replacement proxy worker failed to start"),
+          );
+        }, RESTART_DELAY_MS).unref();
+      });
+    });
+  }
+
+  #directoryChanged(): void {
+    if (this.#pending) return;
+    this.#pending = true;
+    setImmediate(() => {
+      this.#pending = false;
+      this.#broadcast({ type: "directory", instances: this.#opts.directory.all() });
+    });
+  }
+
+  #broadcast(message: ToWorker): void {
+    for (const worker of this.#workers) this.#send(worker, message);
+  }
+
+  #send(worker: Worker, message: ToWorker): void {
+    if (!worker.isConnected()) return;
+    worker.send(message, (error: Error | null) => {
+      if (error && !this.#stopping) {
+        this.#opts.log.warn({ err: error, pid: worker.process.pid }, "could not reach a proxy worker");
+      }
+    });
+  }
+}
+
+/** SIGTERM, then SIGKILL if it has not exited in time. */
+function stopWorker(worker: Worker): Promise<void> {
+  if (worker.isDead()) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => worker.process.kill("SIGKILL"), STOP_TIMEOUT_MS);
+    worker.once("exit", () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    worker.process.kill("SIGTERM");
+  });
+}
