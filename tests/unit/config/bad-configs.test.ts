@@ -69,6 +69,8 @@ const cases: [string, Record<string, unknown>, string, string][] = [
   ],
   ["workers zero", set("workers", 0), "workers", "expected an integer 1-1024, got 0"],
   ["connect_top_n zero", set("core.proxy.connect_top_n", 0), "core.proxy.connect_top_n", "got 0"],
+  ["workers zero", set("core.proxy.workers", 0), "core.proxy.workers", "got 0"],
+  ["workers over 64", set("core.proxy.workers", 65), "core.proxy.workers", "got 65"],
   [
     "base domain one label",
     set("core.proxy.base_domain", "localhost"),

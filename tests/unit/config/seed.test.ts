@@ -93,6 +93,7 @@ describe("the seed gateway.toml", () => {
           base_domain: "app.example.com",
           listen_addr: "0.0.0.0",
           listen_port: 443,
+          workers: 1,
           agent_port: 8090,
           connect_top_n: 3,
           app_address_ns_prefix: "_dstack-app-address",
