@@ -8,7 +8,8 @@
  * - the session ticket keys, which it alone rotates, so a ticket from one worker resumes on
  *   any other;
  * - "reload the certificate" when it changes.
- * A worker that dies is started again after a second; `stop()` ends them all.
+ * A worker that dies is started again after a second, doubling up to a minute while
+ * replacements keep dying young; `stop()` ends them all.
  */
 import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "../log/index.js";
@@ -30,9 +31,15 @@ export interface ProxyWorkersOptions {
   readonly execArgv?: readonly string[];
   /** How long start-up waits for every worker's "ready". @default 30000 */
   readonly readyTimeoutMs?: number;
+  /** Restart back-off: first delay, cap, and the uptime that counts as recovered (tests). */
+  readonly restart?: { readonly delayMs: number; readonly capMs: number; readonly stableMs: number };
 }
 
+/** A replacement starts after this; each quick death in a row doubles it, up to the cap. */
 const RESTART_DELAY_MS = 1000;
+const RESTART_DELAY_CAP_MS = 60_000;
+/** A worker that served this long resets the doubling. */
+const STABLE_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
 const DEFAULT_ROTATION_MS = 12 * 3600 * 1000;
 
@@ -44,6 +51,10 @@ export class ProxyWorkers {
   readonly #unsubscribe: () => void;
   #pending = false;
   #stopping = false;
+  /** Workers that died soon after starting, in a row (drives the restart back-off). */
+  #quickDeaths = 0;
+  /** When the latest replacements were started (the last 32), for tests and diagnostics. */
+  readonly restarts: number[] = [];
 
   private constructor(opts: ProxyWorkersOptions) {
     this.#opts = opts;
@@ -93,6 +104,7 @@ export class ProxyWorkers {
   #fork(): Promise<void> {
     const { log, readyTimeoutMs = 30_000 } = this.#opts;
     const worker = cluster.fork();
+    const forkedAt = Date.now();
     this.#workers.add(worker);
     return new Promise<void>((resolve, reject) => {
       let ready = false;
@@ -115,13 +127,28 @@ export class ProxyWorkers {
         clearTimeout(timer);
         if (!ready) reject(new Error(`proxy worker exited during start-up (${signal ?? code})`));
         if (this.#stopping) return;
-        log.error({ pid: worker.process.pid, code, signal }, "proxy worker died; starting another");
+        const restart = this.#opts.restart ?? {
+          delayMs: RESTART_DELAY_MS,
+          capMs: RESTART_DELAY_CAP_MS,
+          stableMs: STABLE_MS,
+        };
+        this.#quickDeaths = Date.now() - forkedAt >= restart.stableMs ? 0 : this.#quickDeaths + 1;
+        const delayMs = Math.min(
+          restart.capMs,
+          restart.delayMs * 2 ** Math.max(0, this.#quickDeaths - 1),
+        );
+        log.error(
+          { pid: worker.process.pid, code, signal, restartInMs: delayMs },
+          "proxy worker died; starting another",
+        );
         setTimeout(() => {
           if (this.#stopping) return;
+          this.restarts.push(Date.now());
+          if (this.restarts.length > 32) this.restarts.shift();
           this.#fork().catch((error: unknown) =>
             log.error({ err: error }, "a replacement proxy worker failed to start"),
           );
-        }, RESTART_DELAY_MS).unref();
+        }, delayMs).unref();
       });
     });
   }
