@@ -1,211 +1,33 @@
 // TLS termination over real loopback sockets with openssl-made certificates.
-import { spawn } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdtempSync, readdirSync, renameSync, writeFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import net from "node:net";
-import { join } from "node:path";
-import type { Writable } from "node:stream";
-import tls from "node:tls";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import type { TerminateError } from "../../../gateway-runtime/proxy/terminate.js";
+import { TicketKeyRing } from "../../../gateway-runtime/proxy/tls-options.js";
 import {
-  type TerminateError,
-  type TerminatorOptions,
-  TlsTerminator,
-} from "../../../gateway-runtime/proxy/terminate.js";
-import { type AlpnMode, TicketKeyRing } from "../../../gateway-runtime/proxy/tls-options.js";
-import { createCa, issueLeaf, type LeafCert, type TestCa } from "../../helpers/certs.js";
+  BAD_PAIRS,
+  cleanups,
+  connect,
+  connectError,
+  echo,
+  type Gateway,
+  gateway,
+  leaf1,
+  leaf2,
+  outcome,
+  PARTIAL_HELLO,
+  place,
+  rsa,
+  sClient,
+  sleep,
+  terminator,
+  until,
+  useTerminatorHarness,
+  within,
+} from "./terminate-harness.js";
 
-type Outcome = { ok: true; socket: tls.TLSSocket } | { ok: false; error: TerminateError };
-interface Gateway {
-  readonly port: number;
-  readonly outcomes: Promise<Outcome>[];
-}
-interface Client {
-  readonly socket: tls.TLSSocket;
-  readonly sessions: Buffer[];
-}
-
-let ca: TestCa;
-let leaf1: LeafCert;
-let leaf2: LeafCert;
-let rsa: LeafCert;
-let expired: LeafCert;
-const cleanups: Array<() => void> = [];
-const SNI = "a1b2.app.test.example";
-const PARTIAL_HELLO = Buffer.from([0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03]);
-
-beforeAll(() => {
-  ca = createCa();
-  [leaf1, leaf2, expired] = [issueLeaf(ca), issueLeaf(ca), issueLeaf(ca, { days: -1 })];
-  rsa = issueLeaf(ca, { key: "rsa" });
-});
-afterAll(() => ca.cleanup());
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
-  vi.restoreAllMocks();
-});
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-async function until(check: () => boolean, what: string, ms = 3000): Promise<void> {
-  for (const end = Date.now() + ms; !check(); await sleep(10)) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms: ${what}`);
-  }
-}
-
-/** Writes the pair the way a renewer does: temp file, then rename, certificate first. */
-function place(files: readonly [string, string], pair: Pem): void {
-  for (const [file, text] of [
-    [files[0], pair.certPem] as const,
-    [files[1], pair.keyPem] as const,
-  ]) {
-    writeFileSync(`${file}.tmp`, text);
-    renameSync(`${file}.tmp`, file);
-  }
-}
-
-type Pem = Pick<LeafCert, "certPem" | "keyPem">;
-const pem = (certPem: string, key: Pick<LeafCert, "keyPem">): Pem => ({
-  certPem,
-  keyPem: key.keyPem,
-});
-
-async function terminator(
-  leaf: Pem = leaf1,
-  opts: Partial<TerminatorOptions> = {},
-): Promise<{ t: TlsTerminator; files: [string, string] }> {
-  const dir = mkdtempSync(join(ca.dir, "live-"));
-  const files: [string, string] = [join(dir, "cert.pem"), join(dir, "key.pem")];
-  place(files, leaf);
-  const t = await TlsTerminator.create({
-    certFile: files[0],
-    keyFile: files[1],
-    handshakeTimeoutMs: 2000,
-    watch: false,
-    ...opts,
-  });
-  cleanups.push(() => t.close());
-  return { t, files };
-}
-
-/**
- * A :443 stand-in: reads the first chunk itself, then terminates and echoes. Cleanup destroys
- * the raw socket only while no TLS socket wraps it (see TlsTerminator.terminate).
- */
-async function gateway(
-  t: TlsTerminator,
-  mode: AlpnMode = "http1",
-  abort = false,
-): Promise<Gateway> {
-  const outcomes: Promise<Outcome>[] = [];
-  const open = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    open.add(socket);
-    socket.once("data", (first: Buffer) => {
-      open.delete(socket);
-      const done = t.terminate(socket, first, mode).then(
-        (secure): Outcome => {
-          open.add(secure);
-          secure.on("error", () => {});
-          secure.pipe(secure);
-          return { ok: true, socket: secure };
-        },
-        (error: TerminateError): Outcome => ({ ok: false, error }),
-      );
-      outcomes.push(done);
-      if (abort) socket.destroy(); // the caller gives up (shutdown) while the handshake runs
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  cleanups.push(() => {
-    server.close();
-    for (const socket of open) socket.destroy();
-  });
-  return { port: (server.address() as net.AddressInfo).port, outcomes };
-}
-
-async function outcome(gw: Gateway, index: number): Promise<Outcome> {
-  await until(() => gw.outcomes.length > index, `connection ${index} reaches terminate`);
-  return within(gw.outcomes[index] as Promise<Outcome>, 5000, `terminate ${index}`);
-}
-
-function connect(gw: Gateway, opts: tls.ConnectionOptions = {}): Promise<Client> {
-  const sessions: Buffer[] = [];
-  const socket = tls.connect({
-    host: "127.0.0.1",
-    port: gw.port,
-    servername: SNI,
-    ca: ca.certPem,
-    ...opts,
-  });
-  cleanups.push(() => socket.destroy());
-  socket.on("session", (session: Buffer) => sessions.push(session));
-  const secure = new Promise<Client>((resolve, reject) => {
-    socket.once("secureConnect", () => resolve({ socket, sessions }));
-    socket.once("error", reject);
-  });
-  return within(secure, 5000, "client handshake");
-}
-
-async function connectError(gw: Gateway, opts: tls.ConnectionOptions): Promise<string> {
-  const error = await connect(gw, opts).then(
-    () => new Error("handshake succeeded"),
-    (e: Error) => e,
-  );
-  return (error as Error & { code?: string }).code ?? error.message;
-}
-
-async function echo(c: Client, text: string): Promise<string> {
-  const reply = new Promise<string>((resolve) => c.socket.once("data", (d) => resolve(String(d))));
-  c.socket.write(text);
-  return within(reply, 3000, `echo of ${text}`);
-}
-
-/** Runs `openssl s_client` against `gw`; `script` writes to its stdin, else stdin is closed. */
-function sClient(
-  gw: Gateway,
-  extra: string[],
-  script?: (stdin: Writable, out: () => string) => Promise<void>,
-) {
-  const args = [
-    "s_client",
-    "-connect",
-    `127.0.0.1:${gw.port}`,
-    "-servername",
-    SNI,
-    "-CAfile",
-    ca.certFile,
-  ];
-  const child = spawn("openssl", [...args, ...extra], { stdio: "pipe" });
-  cleanups.push(() => child.kill("SIGKILL"));
-  const chunks: Buffer[] = [];
-  const out = () => Buffer.concat(chunks).toString();
-  for (const stream of [child.stdout, child.stderr])
-    stream.on("data", (d: Buffer) => chunks.push(d));
-  child.stdin.on("error", () => {}); // it may exit before we are done writing
-  const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
-  if (script) void script(child.stdin, out);
-  else child.stdin.end();
-  return within(exited, 10_000, "openssl s_client exits").then(out);
-}
-
-/** Pairs no terminator may load, with the reason it gives. */
-const BAD_PAIRS: ReadonlyArray<[string, () => Pem, RegExp]> = [
-  [
-    "a garbage certificate",
-    () => pem("-----BEGIN CERTIFICATE-----\nAAAA\n", leaf1),
-    /not a PEM X.509/,
-  ],
-  ["a garbage key", () => pem(leaf1.certPem, { keyPem: "junk" }), /private key is unparsable/],
-  ["the key of another certificate", () => pem(leaf2.certPem, leaf1), /does not match/],
-  ["an expired certificate", () => expired, /expired at/],
-];
+useTerminatorHarness();
 
 describe("TlsTerminator.create", () => {
   it("loads the certificate and reports it", async () => {
