@@ -7,7 +7,7 @@ import { once } from "node:events";
 import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import tls from "node:tls";
-import { expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import type { BridgeResult, BridgeTimeouts } from "../../../gateway-runtime/proxy/bridge.js";
 
 export const HOST = "127.0.0.1";
@@ -109,6 +109,23 @@ export class Loopback {
       await once(server, "close");
     }
   }
+}
+
+/** A plain Loopback for the calling test file: started before its tests, stopped after. */
+export function useLoopback(): Pick<Loopback, "link"> {
+  let loop: Loopback | undefined;
+  beforeAll(async () => {
+    loop = await new Loopback().start();
+  });
+  afterAll(async () => {
+    await loop?.stop();
+  });
+  return {
+    link: () => {
+      if (!loop) throw new Error("the loopback starts in beforeAll");
+      return loop.link();
+    },
+  };
 }
 
 export function portOf(server: net.Server): number {
