@@ -110,6 +110,7 @@ export class ProxyWorkers {
       let ready = false;
       const timer = setTimeout(() => {
         reject(new Error(`proxy worker ${worker.process.pid} not ready after ${readyTimeoutMs} ms`));
+        worker.process.kill("SIGKILL"); // a stuck worker would hold a slot and serve nothing
       }, readyTimeoutMs);
       worker.on("message", (message: unknown) => {
         if (!isMessage<ToPrimary>(message)) return;

@@ -25,9 +25,7 @@ export async function proxyWorkerCommand(file: string): Promise<number> {
   let haveKeys = false;
   let fed: () => void = () => {};
   const ready = new Promise<void>((resolve) => {
-    fed = () => {
-      if (haveDirectory && haveKeys) resolve();
-    };
+    fed = resolve;
   });
 
   process.on("message", (message: unknown) => {
@@ -46,7 +44,7 @@ export async function proxyWorkerCommand(file: string): Promise<number> {
         void plane?.terminator.reload();
         break;
     }
-    fed();
+    if (haveDirectory && haveKeys) fed();
   });
 
   send({ type: "hello" } satisfies ToPrimary);

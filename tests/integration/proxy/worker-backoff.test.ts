@@ -1,6 +1,6 @@
 /**
- * A proxy worker that keeps dying young is restarted later and later (the real ProxyWorkers,
- * with a stand-in worker script that says ready and exits at once).
+ * Proxy worker lifecycle with stand-in worker scripts (the real ProxyWorkers): a worker that
+ * keeps dying young is restarted later and later; one that never gets ready is killed.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,6 +19,9 @@ writeFileSync(
    if (process.env.GW_TEST_FIRST !== "1") setTimeout(() => process.exit(3), 50);
    else process.on("disconnect", () => process.exit(0));`,
 );
+const stuck = join(dir, "stuck.mjs");
+// never ready, deaf to SIGTERM: only a SIGKILL ends it
+writeFileSync(stuck, `process.on("SIGTERM", () => {}); setInterval(() => {}, 1000);`);
 let workers: ProxyWorkers | undefined;
 
 afterAll(async () => {
@@ -50,4 +53,21 @@ it("doubles the restart delay while replacements keep dying", async () => {
   expect(gaps[0]).toBeGreaterThanOrEqual(200);
   for (const gap of gaps.slice(1)) expect(gap).toBeGreaterThanOrEqual(400);
   delete process.env.GW_TEST_FIRST;
+});
+
+it("kills a worker that does not get ready in time, and says so", async () => {
+  const started = Date.now();
+  await expect(
+    ProxyWorkers.start({
+      count: 1,
+      configFile: "/unused",
+      directory: new MemoryDirectory(),
+      log: silentLogger(),
+      exec: stuck,
+      execArgv: [],
+      readyTimeoutMs: 300,
+    }),
+  ).rejects.toThrow(/not ready after 300 ms/);
+  // killed at the deadline, not after the 10 s a SIGTERM-deaf worker costs a normal stop
+  expect(Date.now() - started).toBeLessThan(5_000);
 });
