@@ -9,11 +9,11 @@
  * which the gateway wires to SIGHUP) checks the new pair before it swaps the secure context:
  * new connections get the new certificate, open ones keep theirs; a bad pair keeps the old.
  */
-import { unwatchFile, watchFile } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { Socket } from "node:net";
 import tls from "node:tls";
 import { GatewayError } from "../errors.js";
+import { StampPoller, stampOf } from "./file-stamp.js";
 import {
   type AlpnMode,
   alpnFor,
@@ -125,20 +125,22 @@ export class TlsTerminator {
   #reloads: Promise<unknown> = Promise.resolve();
   readonly #rotation: NodeJS.Timeout | undefined;
   #debounce: NodeJS.Timeout | undefined;
-  #watching = false;
-  readonly #onFileChange = (): void => {
-    clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => void this.reload(), this.#watchIntervalMs()).unref();
-  };
+  readonly #poller: StampPoller | undefined;
 
-  private constructor(opts: TerminatorOptions, src: ContextSource, loaded: Loaded) {
+  private constructor(opts: TerminatorOptions, src: ContextSource, loaded: Loaded, stamp: string) {
     this.#opts = opts;
     this.#src = src;
     this.#loaded = loaded;
     this.#rotation = opts.ticketKeys
       ? undefined
       : setInterval(() => this.rotateTicketKeys(), src.rotationMs).unref();
-    if (opts.watch ?? true) this.#watch();
+    if (opts.watch ?? true) {
+      const interval = opts.watchIntervalMs ?? 2000;
+      this.#poller = new StampPoller(this.#files(), stamp, interval, () => {
+        clearTimeout(this.#debounce);
+        this.#debounce = setTimeout(() => void this.reload(), interval).unref();
+      });
+    }
   }
 
   /** Loads the certificate and key; rejects with E_CERT_LOAD when they are not usable. */
@@ -150,7 +152,8 @@ export class TlsTerminator {
     if (!(opts.handshakeTimeoutMs > 0)) throw new RangeError("handshakeTimeoutMs must be > 0");
     const src: ContextSource = { ring: opts.ticketKeys ?? new TicketKeyRing(), rotationMs };
     try {
-      return new TlsTerminator(opts, src, await loadPair(src, opts));
+      const stamp = await stampOf([opts.certFile, opts.keyFile]);
+      return new TlsTerminator(opts, src, await loadPair(src, opts), stamp);
     } catch (e) {
       const where = `${opts.certFile}, ${opts.keyFile}`;
       throw new TerminateError("E_CERT_LOAD", `${where}: ${reasonOf(e)}`, { cause: e });
@@ -269,16 +272,14 @@ export class TlsTerminator {
   close(): void {
     clearInterval(this.#rotation);
     clearTimeout(this.#debounce);
-    if (this.#watching) {
-      unwatchFile(this.#opts.certFile, this.#onFileChange);
-      unwatchFile(this.#opts.keyFile, this.#onFileChange);
-      this.#watching = false;
-    }
+    this.#poller?.stop();
   }
 
   async #reloadNow(): Promise<ReloadResult> {
     const { certFile, keyFile, log } = this.#opts;
     try {
+      // Stamped before the read: a change after it is seen by the next poll.
+      this.#poller?.seen(await stampOf(this.#files()));
       this.#loaded = await loadPair(this.#src, this.#opts);
       const { serial, notAfter, fingerprint256 } = this.#loaded.info;
       log?.("info", "certificate loaded", { certFile, serial, notAfter, fingerprint256 });
@@ -295,14 +296,7 @@ export class TlsTerminator {
     }
   }
 
-  #watchIntervalMs(): number {
-    return this.#opts.watchIntervalMs ?? 2000;
-  }
-
-  #watch(): void {
-    const options = { persistent: false, interval: this.#watchIntervalMs() };
-    watchFile(this.#opts.certFile, options, this.#onFileChange);
-    watchFile(this.#opts.keyFile, options, this.#onFileChange);
-    this.#watching = true;
+  #files(): [string, string] {
+    return [this.#opts.certFile, this.#opts.keyFile];
   }
 }
