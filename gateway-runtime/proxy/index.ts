@@ -5,12 +5,18 @@ import type { InstanceDirectory } from "../registry/index.js";
 import { createCustomDomainResolver, LEGACY_APP_ADDRESS_PREFIX } from "./custom-domain.js";
 import { startRedirect } from "./redirect.js";
 import { TlsProxy } from "./server.js";
-import type { ProxyStats } from "./stats.js";
+import { type ProxySnapshot, type ProxyStats, snapshotOf } from "./stats.js";
 import { TlsTerminator } from "./terminate.js";
 import type { TicketKeyRing } from "./tls-options.js";
 
 export { compileRouter, type Route, RouteError } from "./route.js";
-export { ProxyStats } from "./stats.js";
+export {
+  type AppSnapshot,
+  mergeSnapshots,
+  ProxyStats,
+  type ProxySnapshot,
+  snapshotOf,
+} from "./stats.js";
 export { TlsProxy } from "./server.js";
 export { TlsTerminator } from "./terminate.js";
 export { TicketKeyRing, type TicketKeys } from "./tls-options.js";
@@ -22,6 +28,8 @@ export interface DataPlane {
   readonly proxy: TlsProxy;
   readonly terminator: TlsTerminator;
   readonly redirect: Server | undefined;
+  /** Counters, open connections per instance and the certificate served, as plain data. */
+  snapshot(): ProxySnapshot;
   stop(): Promise<void>;
 }
 
@@ -67,6 +75,8 @@ export async function startDataPlane(
       proxy,
       terminator,
       redirect,
+      snapshot: () =>
+        snapshotOf(proxy.stats, proxy.instanceConnections(), terminator.current()),
       async stop() {
         for (const step of stop) await step();
       },

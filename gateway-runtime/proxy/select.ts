@@ -1,4 +1,4 @@
-import type { Instance, InstanceDirectory } from "../registry/index.js";
+import { type Instance, type InstanceDirectory, isHealthy } from "../registry/index.js";
 
 export type Balance = "least_conn" | "random" | "round_robin" | "ip_hash";
 
@@ -75,6 +75,11 @@ export class InstanceSelector {
     return this.#active.get(instanceId) ?? 0;
   }
 
+  /** Open connections per instance (instances with none are absent). */
+  allActive(): ReadonlyMap<string, number> {
+    return this.#active;
+  }
+
   #healthy(appId: string): Cached | undefined {
     const now = this.#now();
     const version = this.#directory.version;
@@ -86,7 +91,7 @@ export class InstanceSelector {
       return undefined;
     }
     const healthy = all
-      .filter((i) => i.lastHandshakeMs > 0 && now - i.lastHandshakeMs < this.#opts.healthyAgeMs)
+      .filter((i) => isHealthy(i, now, this.#opts.healthyAgeMs))
       .sort((a, b) => (a.id < b.id ? -1 : 1));
     const entry = { version, until: now + this.#opts.cacheMs, appId, healthy };
     this.#cache.set(appId, entry);

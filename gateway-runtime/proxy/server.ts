@@ -108,6 +108,11 @@ export class TlsProxy {
     return proxy;
   }
 
+  /** Open connections per instance id. */
+  instanceConnections(): ReadonlyMap<string, number> {
+    return this.#selector.allActive();
+  }
+
   address(): AddressInfo {
     return this.#server.address() as AddressInfo;
   }

@@ -72,3 +72,77 @@ export class ProxyStats {
     return this.#apps;
   }
 }
+
+/** One app's counters as plain data (what a proxy worker sends to the primary). */
+export interface AppSnapshot {
+  readonly active: number;
+  readonly total: number;
+  readonly bytesToBackend: number;
+  readonly bytesToClient: number;
+  readonly rejected: Readonly<Record<string, number>>;
+}
+
+/** A data plane's counters at one moment, as plain data; `mergeSnapshots` sums several. */
+export interface ProxySnapshot {
+  readonly apps: Readonly<Record<string, AppSnapshot>>;
+  /** Refusals by reason, over all apps and those refused before an app was known. */
+  readonly rejected: Readonly<Record<string, number>>;
+  /** Open connections per instance id. */
+  readonly instances: Readonly<Record<string, number>>;
+  /** The certificate served, per data plane (workers may differ while a reload is under way). */
+  readonly certificates: readonly { readonly serial: string; readonly notAfterMs: number }[];
+}
+
+export function snapshotOf(
+  stats: ProxyStats,
+  instances: ReadonlyMap<string, number>,
+  certificate: { serial: string; notAfter: Date },
+): ProxySnapshot {
+  const apps: Record<string, AppSnapshot> = {};
+  for (const [appId, c] of stats.apps()) {
+    const { active, total, bytesToBackend, bytesToClient } = c;
+    apps[appId] = {
+      active,
+      total,
+      bytesToBackend,
+      bytesToClient,
+      rejected: Object.fromEntries(c.rejected),
+    };
+  }
+  return {
+    apps,
+    rejected: Object.fromEntries(stats.rejections()),
+    instances: Object.fromEntries(instances),
+    certificates: [{ serial: certificate.serial, notAfterMs: certificate.notAfter.getTime() }],
+  };
+}
+
+function addInto(into: Record<string, number>, from: Readonly<Record<string, number>>): void {
+  for (const [key, n] of Object.entries(from)) into[key] = (into[key] ?? 0) + n;
+}
+
+/** Sums the counters of several data planes (proxy workers); keeps each one's certificate. */
+export function mergeSnapshots(snapshots: readonly ProxySnapshot[]): ProxySnapshot {
+  const apps: Record<string, AppSnapshot> = {};
+  const rejected: Record<string, number> = {};
+  const instances: Record<string, number> = {};
+  const certificates: ProxySnapshot["certificates"][number][] = [];
+  for (const s of snapshots) {
+    for (const [appId, a] of Object.entries(s.apps)) {
+      const sum = apps[appId];
+      const appRejected = { ...sum?.rejected };
+      addInto(appRejected, a.rejected);
+      apps[appId] = {
+        active: (sum?.active ?? 0) + a.active,
+        total: (sum?.total ?? 0) + a.total,
+        bytesToBackend: (sum?.bytesToBackend ?? 0) + a.bytesToBackend,
+        bytesToClient: (sum?.bytesToClient ?? 0) + a.bytesToClient,
+        rejected: appRejected,
+      };
+    }
+    addInto(rejected, s.rejected);
+    addInto(instances, s.instances);
+    certificates.push(...s.certificates);
+  }
+  return { apps, rejected, instances, certificates };
+}

@@ -13,6 +13,11 @@ export interface Instance {
   readonly lastHandshakeMs: number;
 }
 
+/** Healthy: a WireGuard handshake younger than `healthyAgeMs` (`healthy_handshake_age`). */
+export function isHealthy(instance: Instance, nowMs: number, healthyAgeMs: number): boolean {
+  return instance.lastHandshakeMs > 0 && nowMs - instance.lastHandshakeMs < healthyAgeMs;
+}
+
 export interface InstanceDirectory {
   instance(id: string): Instance | undefined;
   appInstances(appId: string): readonly Instance[];
