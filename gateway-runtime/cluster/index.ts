@@ -1,2 +1,2 @@
-export { ProxyWorkers, type ProxyWorkersOptions } from "./primary.js";
+export { ProxyWorkers, type ProxyWorkersOptions, type WorkersSnapshot } from "./primary.js";
 export { proxyWorkerCommand } from "./worker.js";

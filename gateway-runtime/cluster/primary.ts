@@ -8,12 +8,13 @@
  * - the session ticket keys, which it alone rotates, so a ticket from one worker resumes on
  *   any other;
  * - "reload the certificate" when it changes.
+ * It also gathers the workers' counters for the admin API (`snapshot()`).
  * A worker that dies is started again after a second, doubling up to a minute while
  * replacements keep dying young; `stop()` ends them all.
  */
 import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "../log/index.js";
-import { TicketKeyRing } from "../proxy/index.js";
+import { mergeSnapshots, type ProxySnapshot, TicketKeyRing } from "../proxy/index.js";
 import type { MemoryDirectory } from "../registry/index.js";
 import { isMessage, type ToPrimary, type ToWorker } from "./messages.js";
 
@@ -43,6 +44,19 @@ const STABLE_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
 const DEFAULT_ROTATION_MS = 12 * 3600 * 1000;
 
+/** The workers' counters summed, and how many of the running workers answered in time. */
+export interface WorkersSnapshot {
+  readonly snapshot: ProxySnapshot;
+  readonly workers: number;
+  readonly answered: number;
+}
+
+interface StatsRequest {
+  readonly waiting: Set<Worker>;
+  readonly answers: ProxySnapshot[];
+  readonly done: () => void;
+}
+
 export class ProxyWorkers {
   readonly #opts: ProxyWorkersOptions;
   readonly #keys = new TicketKeyRing();
@@ -55,6 +69,8 @@ export class ProxyWorkers {
   #quickDeaths = 0;
   /** When the latest replacements were started (the last 32), for tests and diagnostics. */
   readonly restarts: number[] = [];
+  readonly #statsRequests = new Map<number, StatsRequest>();
+  #nextStatsId = 1;
 
   private constructor(opts: ProxyWorkersOptions) {
     this.#opts = opts;
@@ -89,6 +105,31 @@ export class ProxyWorkers {
     return [...this.#workers].map((w) => w.process.pid ?? 0);
   }
 
+  /**
+   * Asks every running worker for its counters and sums the answers that arrive within
+   * `timeoutMs`; a worker that dies or is slow is left out and counted as not answered.
+   */
+  snapshot(timeoutMs = 1000): Promise<WorkersSnapshot> {
+    const id = this.#nextStatsId++;
+    const workers = [...this.#workers].filter((w) => w.isConnected());
+    return new Promise((resolve) => {
+      const request: StatsRequest = {
+        waiting: new Set(workers),
+        answers: [],
+        done: () => {
+          clearTimeout(timer);
+          this.#statsRequests.delete(id);
+          const { answers } = request;
+          resolve({ snapshot: mergeSnapshots(answers), workers: workers.length, answered: answers.length });
+        },
+      };
+      const timer = setTimeout(request.done, timeoutMs);
+      this.#statsRequests.set(id, request);
+      if (workers.length === 0) request.done();
+      for (const worker of workers) this.#send(worker, { type: "stats", id });
+    });
+  }
+
   /** Every worker re-reads the certificate files. */
   reloadCertificate(): void {
     this.#broadcast({ type: "reload-certificate" });
@@ -119,12 +160,17 @@ export class ProxyWorkers {
           this.#send(worker, { type: "directory", instances: this.#opts.directory.all() });
           return;
         }
+        if (message.type === "stats") {
+          this.#answered(worker, message.id, message.snapshot);
+          return;
+        }
         ready = true;
         clearTimeout(timer);
         resolve();
       });
       worker.on("exit", (code, signal) => {
         this.#workers.delete(worker);
+        for (const [id] of this.#statsRequests) this.#answered(worker, id, undefined);
         clearTimeout(timer);
         if (!ready) reject(new Error(`proxy worker exited during start-up (${signal ?? code})`));
         if (this.#stopping) return;
@@ -152,6 +198,14 @@ export class ProxyWorkers {
         }, delayMs).unref();
       });
     });
+  }
+
+  /** Records a worker's answer to a stats request (none when it died first). */
+  #answered(worker: Worker, id: number, snapshot: ProxySnapshot | undefined): void {
+    const request = this.#statsRequests.get(id);
+    if (!request?.waiting.delete(worker)) return;
+    if (snapshot) request.answers.push(snapshot);
+    if (request.waiting.size === 0) request.done();
   }
 
   #directoryChanged(): void {

@@ -43,6 +43,9 @@ export async function proxyWorkerCommand(file: string): Promise<number> {
       case "reload-certificate":
         void plane?.terminator.reload();
         break;
+      case "stats":
+        if (plane) send({ type: "stats", id: message.id, snapshot: plane.snapshot() });
+        break;
     }
     if (haveDirectory && haveKeys) fed();
   });

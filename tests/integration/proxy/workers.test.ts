@@ -145,6 +145,27 @@ describe("proxy workers", () => {
     await eventually("the removed app is refused", refused, (r) => r);
   });
 
+  it("sums the workers' counters for the admin API, without waiting on a stuck worker", async () => {
+    const before = await workers.snapshot();
+    expect(before).toMatchObject({ workers: 2, answered: 2 });
+    for (let k = 0; k < 10; k++) await get(APP);
+    const after = await workers.snapshot();
+    expect(after).toMatchObject({ workers: 2, answered: 2 });
+    expect((after.snapshot.apps[APP]?.total ?? 0) - (before.snapshot.apps[APP]?.total ?? 0)).toBe(10);
+    expect(after.snapshot.apps[APP]?.active).toBe(0);
+    expect(after.snapshot.certificates).toHaveLength(2); // one per worker
+    const [stuck] = workers.pids();
+    process.kill(stuck as number, "SIGSTOP");
+    try {
+      const started = Date.now();
+      const partial = await workers.snapshot(300);
+      expect(partial).toMatchObject({ workers: 2, answered: 1 });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    } finally {
+      process.kill(stuck as number, "SIGCONT");
+    }
+  });
+
   it("replaces dead workers, and a ticket from the old ones resumes on the new ones", async () => {
     const first = await get(APP);
     expect(first.session).toBeDefined();
