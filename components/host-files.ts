@@ -228,8 +228,8 @@ echo "gateway config installed"
 
 /**
  * Restarts the gateway, then waits (bounded) until it accepts TCP connections on the TLS port;
- * on failure prints the unit's status and last log lines. Until the runtime has an admin health
- * endpoint, an accepted connection on the TLS listener is the readiness signal.
+ * on failure prints the unit's status and last log lines. An accepted connection on the TLS
+ * listener is the readiness signal: it is always there, while the admin API may be turned off.
  */
 export function restartScript(layout: HostLayout, readyTimeoutSeconds = 60): string {
   const host = probeAddress(layout);

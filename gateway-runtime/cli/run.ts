@@ -1,5 +1,6 @@
+import { AdminServer, type AdminView } from "../admin/index.js";
 import { CertificateManager } from "../certs/index.js";
-import { ProxyWorkers } from "../cluster/index.js";
+import { ProxyWorkers, type WorkersSnapshot } from "../cluster/index.js";
 import { type GatewayConfig, loadConfigFile, toRedactedObject } from "../config/index.js";
 import { createLogger, type Logger } from "../log/index.js";
 import { ProxyStats, startDataPlane } from "../proxy/index.js";
@@ -22,6 +23,11 @@ export interface RunContext {
   readonly stats: ProxyStats;
   /** Parts that serve the certificate re-read it when it changes (renewal or SIGHUP). */
   readonly certificateListeners: (() => Promise<void>)[];
+  /** What the admin API reads, set by the parts that own it as they start. */
+  readonly admin: {
+    proxy?: () => Promise<WorkersSnapshot>;
+    certificates?: CertificateManager;
+  };
 }
 
 /** A part of the gateway; parts start in order and stop in reverse. */
@@ -40,6 +46,7 @@ const certificates: Part = {
     ctx.log.info("waiting for a valid certificate before serving");
     await manager.whenReady();
     const unsubscribe = manager.onCertificate(() => notify(ctx));
+    ctx.admin.certificates = manager;
     // SIGUSR2: renew now, whatever the expiry (an operator's "renew now"; rate limits still apply).
     const renewNow = () => {
       ctx.log.info("SIGUSR2: renewing the certificate now");
@@ -76,9 +83,11 @@ const dataPlane: Part = {
         log: ctx.log.child({ part: "proxy" }),
       });
       ctx.certificateListeners.push(async () => workers.reloadCertificate());
+      ctx.admin.proxy = () => workers.snapshot();
       return { stop: () => workers.stop() };
     }
     const plane = await startDataPlane(ctx.config, ctx);
+    ctx.admin.proxy = async () => ({ snapshot: plane.snapshot(), workers: 1, answered: 1 });
     ctx.certificateListeners.push(async () => {
       await plane.terminator.reload();
     });
@@ -96,22 +105,59 @@ const registration: Part = {
   },
 };
 
-export const PARTS: readonly Part[] = [certificates, dataPlane, registration];
+const admin: Part = {
+  name: "admin API and metrics",
+  enabled: (config) => config.core.admin.enabled,
+  async start(ctx) {
+    const { config } = ctx;
+    const startedAtMs = Date.now();
+    const { proxy, certificates } = ctx.admin;
+    if (!proxy) throw new Error("the admin API starts after the data plane");
+    const view = async (): Promise<AdminView> => {
+      const { snapshot, workers, answered } = await proxy();
+      return {
+        nowMs: Date.now(),
+        startedAtMs,
+        baseDomain: config.core.proxy.base_domain,
+        healthyHandshakeAgeMs: config.core.proxy.healthy_handshake_age,
+        proxy: snapshot,
+        workers: { running: workers, answered },
+        instances: ctx.directory.all(),
+        ...(certificates ? { certbot: certificates.status() } : {}),
+      };
+    };
+    const { address, port, auth_token } = config.core.admin;
+    const server = await AdminServer.start({
+      address,
+      port,
+      ...(auth_token ? { token: auth_token.reveal() } : {}),
+      urls: { url: config.core.sync.my_url ?? "", bootnode: config.core.sync.bootnode ?? "" },
+      sources: {
+        view,
+        reloadCertificate: () => notify(ctx),
+        ...(certificates ? { renewCertificate: () => certificates.checkNow({ force: true }) } : {}),
+      },
+      log: ctx.log.child({ part: "admin" }),
+    });
+    return { stop: () => server.close() };
+  },
+};
 
-/** Parts not yet built into this runtime, named so `run` says what is missing. */
-const MISSING = ["admin API and metrics"];
+export const PARTS: readonly Part[] = [certificates, dataPlane, registration, admin];
 
-function notify(ctx: RunContext): void {
-  for (const reload of ctx.certificateListeners) {
-    reload().catch((error: unknown) => ctx.log.error({ err: error }, "certificate reload failed"));
-  }
+/** Every part serving the certificate re-reads it; failures are logged, not thrown. */
+async function notify(ctx: RunContext): Promise<void> {
+  await Promise.all(
+    ctx.certificateListeners.map((reload) =>
+      reload().catch((error: unknown) => ctx.log.error({ err: error }, "certificate reload failed")),
+    ),
+  );
 }
 
 export async function runCommand(file: string, parts: readonly Part[] = PARTS): Promise<number> {
   const config = loadConfigFile(file);
   const log = createLogger(config.log_level);
   log.info({ config: toRedactedObject(config) }, `config ${file} loaded`);
-  for (const name of MISSING) log.warn(`not in this build yet: ${name}`);
   const ctx: RunContext = {
     config,
     configFile: file,
@@ -119,10 +165,11 @@ export async function runCommand(file: string, parts: readonly Part[] = PARTS): 
     directory: new MemoryDirectory(),
     stats: new ProxyStats(),
     certificateListeners: [],
+    admin: {},
   };
   const onHup = () => {
     log.info("SIGHUP: reloading the certificate");
-    notify(ctx);
+    void notify(ctx);
   };
   process.on("SIGHUP", onHup);
   const running: { name: string; stop(): Promise<void> }[] = [];

@@ -18,6 +18,8 @@ const num = (v: unknown): number | undefined =>
 const txt = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
 const cidr = (v: unknown): Cidr | undefined => (typeof v === "string" ? parseCidr(v) : undefined);
 
+const isLoopback = (ip: string): boolean => ip === "::1" || /^127\./.test(ip);
+
 function issue(ctx: Ctx, path: string, message: string, input?: unknown): void {
   ctx.addIssue({ code: "custom", path: path.split("."), message, input });
 }
@@ -122,6 +124,12 @@ function checkRequiredWhenEnabled(core: Obj, ctx: Ctx): void {
   const auth = obj(core.auth);
   if (auth.enabled !== false)
     requireKeys(ctx, auth, "core.auth", ["url"], "core.auth.enabled is true");
+  const admin = obj(core.admin);
+  const adminAddress = txt(admin.address);
+  if (admin.enabled !== false && adminAddress !== undefined && !isLoopback(adminAddress)) {
+    const why = `core.admin.address (${adminAddress}) is not a loopback address`;
+    requireKeys(ctx, admin, "core.admin", ["auth_token"], why);
+  }
   const sync = obj(core.sync);
   if (sync.enabled !== false)
     requireKeys(ctx, sync, "core.sync", ["my_url", "bootnode"], "core.sync.enabled is true");

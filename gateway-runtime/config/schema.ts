@@ -16,6 +16,9 @@ const admin = section({
   enabled: field.bool(true, { doc: "Serve the admin API and metrics" }),
   port: field.port(8001, { doc: "Admin API port" }),
   address: field.ip("127.0.0.1", { doc: "Admin API listen address; keep it local", added }),
+  auth_token: field.optional.secret({
+    doc: "Token every admin request must carry (`Authorization: Bearer` or `X-Admin-Token`); required unless `address` is loopback",
+  }),
 });
 
 const rfc2136 = section({

@@ -1,5 +1,5 @@
 /**
- * HTTP plumbing of the RPC server: bounded body reading, JSON answers, and the one table that
+ * HTTP plumbing of the RPC server (and of the admin API, which speaks the same prpc JSON): bounded body reading, JSON answers, and the one table that
  * turns error codes into HTTP statuses. Every error answer is `{ "error": <reason>, "code": <code> }`
  * (dstack answers `{ "error": … }`; the extra field is ignored by its clients).
  */
@@ -38,6 +38,14 @@ const STATUS: Readonly<Record<string, number>> = {
   E_REGISTRY_KEY_IN_USE: 409,
   E_REGISTRY_APP_MISMATCH: 409,
   E_REGISTRY_FULL: 503,
+  E_ADMIN_UNAUTHORIZED: 401,
+  E_ADMIN_CERTBOT_DISABLED: 409,
+  E_CERT_RATE_LIMITED: 429,
+  E_CERT_DNS: 502,
+  E_CERT_DNS_PROPAGATION: 504,
+  E_CERT_ACME: 502,
+  E_CERT_CA_REJECTED: 502,
+  E_CERT_TIMEOUT: 504,
 };
 
 /** HTTP status for an error code: the table, 401 for other attestation failures, else 500. */

@@ -256,6 +256,43 @@ describe("the lab region, deployed by the Pulumi program", () => {
   });
 });
 
+describe("the admin API on the gateway host", () => {
+  const admin = async (path: string, method = "GET") => {
+    const r = await ssh(`curl -sS --max-time 5 -X ${method} http://127.0.0.1:8001${path}`);
+    expect(r.code, r.err).toBe(0);
+    return r.out;
+  };
+  const sample = (text: string, series: string): number | undefined => {
+    const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+    return line === undefined ? undefined : Number(line.slice(series.length + 1));
+  };
+
+  it("counts the traffic over both proxy workers and shows the instances and certificate", async () => {
+    const total = `gateway_connections_total{app="${app}"}`;
+    const before = sample(await admin("/metrics"), total) ?? 0;
+    for (let k = 0; k < 3; k++) expect((await curl(`${app}-8080`)).out).toContain("8080 GET");
+    const text = await admin("/metrics");
+    expect(sample(text, total)).toBe(before + 3);
+    expect(sample(text, 'gateway_proxy_workers{state="running"}')).toBe(2);
+    expect(sample(text, 'gateway_proxy_workers{state="answered"}')).toBe(2);
+    expect(sample(text, `gateway_instances{app="${app}"}`)).toBe(2);
+    expect(sample(text, `gateway_healthy_instances{app="${app}"}`)).toBe(2);
+    expect(sample(text, "gateway_certbot_consecutive_failures")).toBe(0);
+    const expiry = /^gateway_certificate_expiry_timestamp_seconds\{serial="[0-9A-F]+"\} (\d+)$/m.exec(text);
+    expect(Number(expiry?.[1]) * 1000).toBeGreaterThan(Date.now());
+    const status = JSON.parse(await admin("/prpc/Admin.Status", "POST")) as {
+      hosts: { instance_id: string; app_id: string }[];
+    };
+    const ids = status.hosts.filter((h) => h.app_id === app).map((h) => h.instance_id);
+    expect(ids.sort()).toEqual([...(lab.apps[0]?.instanceIds ?? [])].sort());
+  }, 60_000);
+
+  it("is not reachable from outside the gateway host", async () => {
+    const r = await run("curl", ["-sS", "--max-time", "3", `http://${gw}:8001/metrics`]);
+    expect(r.code).not.toBe(0);
+  });
+});
+
 describe("operations on the lab", () => {
   it("a forced renewal swaps the certificate and drops none of 20 open connections", async () => {
     const open = await Promise.all(Array.from({ length: 20 }, () => openTls(`${app}-8080`)));

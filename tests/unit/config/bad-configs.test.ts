@@ -172,6 +172,18 @@ const cases: [string, Record<string, unknown>, string, string][] = [
     "also used by core.proxy.listen_port",
   ],
   [
+    "admin on a public address without a token",
+    set("core.admin.address", "0.0.0.0"),
+    "core.admin.auth_token",
+    "is required when core.admin.address (0.0.0.0) is not a loopback address",
+  ],
+  [
+    "admin on an IPv6 address without a token",
+    set("core.admin.address", "fd00::1"),
+    "core.admin.auth_token",
+    "(fd00::1) is not a loopback address",
+  ],
+  [
     "auth url missing",
     set("core.auth.enabled", true),
     "core.auth.url",
@@ -296,6 +308,19 @@ describe("bad configs name the key path", () => {
 
   it("the minimal config itself is valid", () => {
     expect(parseGatewayConfig(base, "test").core.proxy.base_domain).toBe("app.test.example");
+  });
+
+  it("an admin API off loopback is fine with a token, or when disabled", () => {
+    const open = set("core.admin.address", "0.0.0.0");
+    const withToken = withKey(open, "core.admin.auth_token", "t0ken");
+    expect(parseGatewayConfig(withToken, "test").core.admin.auth_token?.reveal()).toBe("t0ken");
+    for (const raw of [
+      withKey(open, "core.admin.enabled", false),
+      set("core.admin.address", "::1"),
+      set("core.admin.address", "127.1.2.3"),
+    ]) {
+      expect(() => parseGatewayConfig(raw, "test")).not.toThrow();
+    }
   });
 });
 

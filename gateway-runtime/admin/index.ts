@@ -1,0 +1,4 @@
+export { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.js";
+export { AdminServer, type AdminServerOptions, type AdminSources } from "./server.js";
+export { getInfoResponse, statusResponse } from "./status.js";
+export type { AdminView } from "./view.js";

@@ -1,0 +1,189 @@
+/**
+ * The admin API on `core.admin.address:port` (plain HTTP; the default address is loopback and
+ * the host firewall keeps the port local). `GET /metrics` (Prometheus), and dstack-gateway's
+ * admin prpc: `Status`, `GetInfo` (GET or POST), `RenewCert` and `ReloadCert` (POST), each
+ * also spelled `Admin.<name>`. With `core.admin.auth_token` set, every request must carry it
+ * as `Authorization: Bearer <token>` or `X-Admin-Token: <token>`; a missing or wrong token is
+ * 401 (`E_ADMIN_UNAUTHORIZED`). Errors are JSON `{ "error", "code" }` as on the RPC port.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { CheckOutcome } from "../certs/index.js";
+import { GatewayError } from "../errors.js";
+import type { Logger } from "../log/index.js";
+import { readBody, rpcError, sendJson, statusFor } from "../rpc/http.js";
+import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.js";
+import { getInfoResponse, statusResponse } from "./status.js";
+import type { AdminView } from "./view.js";
+
+export interface AdminSources {
+  /** The counters and state as they are now (asks the proxy workers when there are some). */
+  view(): Promise<AdminView>;
+  /** Every part serving the certificate re-reads its files. */
+  reloadCertificate(): Promise<void>;
+  /** Renews now whatever the expiry; absent when `core.certbot.enabled` is false. */
+  renewCertificate?: () => Promise<CheckOutcome>;
+}
+
+export interface AdminServerOptions {
+  readonly address: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  /** The revealed `core.admin.auth_token`; no authentication when absent. */
+  readonly token?: string;
+  /** This node's URL and its bootnode's (`core.sync`), for `Status`. */
+  readonly urls: { readonly url: string; readonly bootnode: string };
+  readonly sources: AdminSources;
+  readonly log: Logger;
+}
+
+const METHOD = /^\/prpc\/(?:Admin\.)?([A-Za-z]+)$/;
+const MAX_BODY_BYTES = 4096;
+
+const digest = (text: string): Buffer => createHash("sha256").update(text).digest();
+
+/** The token a request carries, from either header. */
+function presented(req: IncomingMessage): string | undefined {
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
+  const header = req.headers["x-admin-token"];
+  return bearer ?? (typeof header === "string" ? header : undefined);
+}
+
+export class AdminServer {
+  readonly #server: Server;
+  readonly #opts: AdminServerOptions;
+  /** SHA-256 of the token: compared in constant time, whatever the presented length. */
+  readonly #tokenDigest: Buffer | undefined;
+
+  private constructor(opts: AdminServerOptions) {
+    this.#opts = opts;
+    this.#tokenDigest = opts.token === undefined ? undefined : digest(opts.token);
+    this.#server = createServer(
+      { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 },
+      (req, res) => void this.#handle(req, res),
+    );
+  }
+
+  static async start(opts: AdminServerOptions): Promise<AdminServer> {
+    const admin = new AdminServer(opts);
+    await new Promise<void>((resolve, reject) => {
+      admin.#server.once("error", reject);
+      admin.#server.listen({ host: opts.address, port: opts.port }, () => {
+        admin.#server.off("error", reject);
+        resolve();
+      });
+    });
+    opts.log.info({ address: admin.address(), auth: opts.token !== undefined }, "admin API listening");
+    return admin;
+  }
+
+  address(): AddressInfo {
+    return this.#server.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      this.#authenticate(req);
+      const url = new URL(req.url ?? "/", "http://admin.invalid");
+      if (url.pathname === "/metrics") {
+        allow(req, res, "GET");
+        const text = renderMetrics(await this.#opts.sources.view());
+        res.writeHead(200, { "content-type": METRICS_CONTENT_TYPE });
+        res.end(text);
+        return;
+      }
+      const method = METHOD.exec(url.pathname)?.[1];
+      switch (method) {
+        case "Status":
+          allow(req, res, "GET", "POST");
+          return sendJson(res, 200, statusResponse(await this.#opts.sources.view(), this.#opts.urls));
+        case "GetInfo": {
+          allow(req, res, "GET", "POST");
+          const id = req.method === "GET" ? url.searchParams.get("id") : await instanceIdOf(req);
+          if (!id) throw rpcError("E_RPC_BAD_REQUEST", 'GetInfo needs an instance "id"');
+          return sendJson(res, 200, getInfoResponse(await this.#opts.sources.view(), id));
+        }
+        case "ReloadCert":
+          allow(req, res, "POST");
+          this.#opts.log.info("admin: reloading the certificate");
+          await this.#opts.sources.reloadCertificate();
+          return sendJson(res, 200, {});
+        case "RenewCert":
+          allow(req, res, "POST");
+          return sendJson(res, 200, await this.#renew());
+        default:
+          throw rpcError("E_RPC_UNKNOWN_METHOD", `unknown admin path ${JSON.stringify(url.pathname)}`);
+      }
+    } catch (error) {
+      this.#fail(req, res, error);
+    }
+  }
+
+  #authenticate(req: IncomingMessage): void {
+    const expected = this.#tokenDigest;
+    if (expected === undefined) return;
+    const token = presented(req);
+    if (token !== undefined && timingSafeEqual(digest(token), expected)) return;
+    throw new GatewayError(
+      "E_ADMIN_UNAUTHORIZED",
+      token === undefined
+        ? "admin token missing: send Authorization: Bearer <token> or X-Admin-Token"
+        : "admin token wrong",
+    );
+  }
+
+  async #renew(): Promise<{ renewed: boolean }> {
+    const renew = this.#opts.sources.renewCertificate;
+    if (!renew) {
+      throw new GatewayError("E_ADMIN_CERTBOT_DISABLED", "core.certbot.enabled is false: nothing renews");
+    }
+    this.#opts.log.info("admin: renewing the certificate now");
+    const outcome = await renew();
+    if (outcome.action === "failed" || outcome.action === "rate-limited") throw outcome.error;
+    return { renewed: outcome.action === "renewed" };
+  }
+
+  #fail(req: IncomingMessage, res: ServerResponse, error: unknown): void {
+    const code = error instanceof GatewayError ? error.code : "E_ADMIN_INTERNAL";
+    const status = statusFor(code);
+    const message = error instanceof Error ? error.message : String(error);
+    const fields = { code, status, method: req.method, url: req.url, err: message };
+    if (status >= 500) this.#opts.log.error(fields, "admin request failed");
+    else this.#opts.log.info(fields, "admin request refused");
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (code === "E_ADMIN_UNAUTHORIZED") res.setHeader("www-authenticate", 'Bearer realm="gateway admin"');
+    sendJson(res, status, { error: message, code });
+  }
+}
+
+/** Refuses any other HTTP method with 405 and an Allow header. */
+function allow(req: IncomingMessage, res: ServerResponse, ...methods: string[]): void {
+  if (methods.includes(req.method ?? "")) return;
+  res.setHeader("allow", methods.join(", "));
+  throw rpcError("E_RPC_METHOD_NOT_ALLOWED", `${req.method} not allowed here; use ${methods.join(" or ")}`);
+}
+
+async function instanceIdOf(req: IncomingMessage): Promise<string | undefined> {
+  const body = (await readBody(req, MAX_BODY_BYTES)).toString("utf8");
+  if (body.trim() === "") return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    throw rpcError("E_RPC_BAD_JSON", "request body is not JSON");
+  }
+  const id = (parsed as { id?: unknown } | null)?.id;
+  if (id !== undefined && typeof id !== "string") throw rpcError("E_RPC_BAD_REQUEST", '"id" must be a string');
+  return id;
+}
