@@ -2,28 +2,14 @@
 import { createHash } from "node:crypto";
 import { readFileSync, renameSync } from "node:fs";
 import { build } from "esbuild";
+import { BUNDLE_OPTIONS } from "./bundle-options.mjs";
 
 const outfile = "dist/gateway.mjs";
 
 // Written beside the target and renamed over it: a gateway or test starting meanwhile never
 // reads a half-written bundle.
 const temp = `${outfile}.${process.pid}.tmp`;
-await build({
-  entryPoints: ["gateway-runtime/main.ts"],
-  outfile: temp,
-  bundle: true,
-  platform: "node",
-  target: "node20",
-  format: "esm",
-  minify: false,
-  sourcemap: false,
-  legalComments: "inline",
-  // Bundled CommonJS dependencies call require(); give them one in the ESM output.
-  banner: {
-    js: 'import { createRequire as __gatewayRequire } from "node:module";\nconst require = __gatewayRequire(import.meta.url);',
-  },
-  logLevel: "warning",
-});
+await build({ ...BUNDLE_OPTIONS, entryPoints: ["gateway-runtime/main.ts"], outfile: temp });
 
 renameSync(temp, outfile);
 const bytes = readFileSync(outfile);

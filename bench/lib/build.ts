@@ -1,12 +1,13 @@
 /**
- * Builds what the bench runs: the bench entries bundled with esbuild exactly as
- * `scripts/build.mjs` bundles the gateway (one ESM file per entry, node20, a `require` shim for
- * bundled CommonJS), and the LD_PRELOAD shim for the load generators, into `bench/.build/`.
+ * Builds what the bench runs: the bench entries bundled with the gateway's own esbuild options
+ * (`scripts/bundle-options.mjs`), and the LD_PRELOAD shim for the load generators, into
+ * `bench/.build/`.
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "esbuild";
+import { BUNDLE_OPTIONS } from "../../scripts/bundle-options.mjs";
 
 export interface BuildOutput {
   readonly gateway: string;
@@ -22,20 +23,10 @@ export async function buildBench(root: string): Promise<BuildOutput> {
   const outdir = join(root, "bench", ".build");
   mkdirSync(outdir, { recursive: true });
   await build({
+    ...BUNDLE_OPTIONS,
     entryPoints: ENTRIES.map((name) => join(root, "bench", `${name}.ts`)),
     outdir,
     outExtension: { ".js": ".mjs" },
-    bundle: true,
-    platform: "node",
-    target: "node20",
-    format: "esm",
-    minify: false,
-    sourcemap: false,
-    legalComments: "inline",
-    banner: {
-      js: 'import { createRequire as __gatewayRequire } from "node:module";\nconst require = __gatewayRequire(import.meta.url);',
-    },
-    logLevel: "warning",
   });
   const shim = join(outdir, "tlsshim.so");
   const cc = spawnSync(

@@ -1,0 +1,16 @@
+// How every bundle of ours is built (the gateway in scripts/build.mjs, the bench entries in
+// bench/lib/build.ts): one ESM file per entry for plain `node` 20, dependencies inlined.
+export const BUNDLE_OPTIONS = {
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  format: "esm",
+  minify: false,
+  sourcemap: false,
+  legalComments: "inline",
+  // Bundled CommonJS dependencies call require(); give them one in the ESM output.
+  banner: {
+    js: 'import { createRequire as __gatewayRequire } from "node:module";\nconst require = __gatewayRequire(import.meta.url);',
+  },
+  logLevel: "warning",
+};
