@@ -21,6 +21,7 @@
  */
 import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
+import type { ReusedReads } from "./read-buffers.js";
 
 export interface BridgeTimeouts {
   /** No byte moved either way for this long ends the bridge (`idle`). */
@@ -60,6 +61,8 @@ export interface BridgeOptions {
   readonly initial?: Buffer;
   /** Aborting ends the bridge at once with `aborted` (gateway shutdown). */
   readonly signal?: AbortSignal;
+  /** The backend socket reads into reused buffers (`raceConnect`'s `reuseReads`). */
+  readonly backendReads?: ReusedReads;
 }
 
 type Side = "client" | "backend";
@@ -87,7 +90,7 @@ export function bridge(
   options: BridgeOptions = {},
 ): Promise<BridgeResult> {
   const { idleMs, writeMs, shutdownMs, totalMs, dataTimeouts } = timeouts;
-  const { initial, signal } = options;
+  const { initial, signal, backendReads } = options;
   const flow = (src: Socket, dst: Socket): Flow => ({
     src,
     dst,
@@ -187,11 +190,20 @@ export function bridge(
         // a clean close follows 'end' and 'finish'; anything else is an abrupt close
         if (!(reading.ended && writing.flushed)) settle(`${side}-error`);
       });
-      socket.on("data", (chunk: Buffer) => {
+      const onData = (chunk: Buffer): void => {
         reading.bytes += chunk.length;
         lastActivity = performance.now();
         if (!reading.dst.write(chunk)) block(reading);
-      });
+      };
+      if (side === "backend" && backendReads) {
+        backendReads.consume((chunk) => {
+          onData(chunk);
+          if (reading.dst.writableLength > 0) backendReads.retain(); // queued, not yet written
+        });
+        socket.once("close", () => backendReads.release());
+      } else {
+        socket.on("data", onData);
+      }
       socket.on("end", () => onEnd(reading));
       socket.on("finish", () => {
         writing.flushed = true;

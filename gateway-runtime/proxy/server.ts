@@ -187,17 +187,15 @@ export class TlsProxy {
       bytesToClient: 0,
     };
     try {
-      const connecting = raceConnect(
-        selection.candidates,
-        target.port,
-        this.#config.timeouts.connect,
-      );
+      const connecting = raceConnect(selection.candidates, target.port, this.#config.timeouts.connect, {
+        reuseReads: target.mode === "passthrough",
+      });
       const header =
         (override?.proxy_protocol ?? this.#config.proxy_protocol)
           ? this.#proxyHeader(socket)
           : undefined;
       if (target.mode === "passthrough") {
-        const { socket: backend, instance } = await connecting;
+        const { socket: backend, instance, reads } = await connecting;
         if (socket.destroyed) {
           backend.destroy();
           return;
@@ -205,7 +203,10 @@ export class TlsProxy {
         instanceId = instance.id;
         this.#selector.acquire(instance.id);
         const initial = header ? Buffer.concat([header, data]) : data;
-        moved = await bridge(socket, backend, this.#timeouts, { initial });
+        moved = await bridge(socket, backend, this.#timeouts, {
+          initial,
+          ...(reads ? { backendReads: reads } : {}),
+        });
       } else {
         const mode = target.mode === "h2" ? "h2" : "http1";
         const terminating = this.#deps.terminator

@@ -185,7 +185,7 @@ describe("admin API", () => {
         expect(JSON.stringify(await wrong.json())).not.toContain(TOKEN);
       }
       expect(sources.reloadCertificate).not.toHaveBeenCalled();
-      expect((await call("/prpc/Admin.Status?token=" + TOKEN)).status).toBe(401); // not in URLs
+      expect((await call(`/prpc/Admin.Status?token=${TOKEN}`)).status).toBe(401); // not in URLs
     });
   });
 });

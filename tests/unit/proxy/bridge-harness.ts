@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import tls from "node:tls";
 import { afterAll, beforeAll, expect } from "vitest";
 import type { BridgeResult, BridgeTimeouts } from "../../../gateway-runtime/proxy/bridge.js";
+import { ReusedReads } from "../../../gateway-runtime/proxy/read-buffers.js";
 
 export const HOST = "127.0.0.1";
 export const LONG: BridgeTimeouts = {
@@ -36,6 +37,8 @@ export interface Link {
   readonly gwBackend: net.Socket;
   /** Accepted by the test backend. */
   readonly backend: net.Socket;
+  /** `gwBackend`'s reads, when linked with `reuseReads`. */
+  readonly reads?: ReusedReads;
 }
 
 /** Accepted sockets, handed to whoever waits for the peer port they came from. */
@@ -81,7 +84,7 @@ export class Loopback {
     return this;
   }
 
-  async link(): Promise<Link> {
+  async link(opts: { reuseReads?: boolean } = {}): Promise<Link> {
     const clientTcp = net.connect({ host: HOST, port: portOf(this.front), allowHalfOpen: true });
     clientTcp.on("error", ignore);
     this.peers.add(clientTcp);
@@ -92,13 +95,18 @@ export class Loopback {
     client.on("error", ignore);
     if (client !== clientTcp) await within(once(client, "secureConnect"), 2000, "handshake");
     const gwClient = await within(this.fronts.take(clientTcp.localPort ?? -1), 2000, "accept");
-    const gwBackend = net.connect({ host: HOST, port: portOf(this.back) });
+    const reads = opts.reuseReads ? new ReusedReads() : undefined;
+    const gwBackend = net.connect({
+      host: HOST,
+      port: portOf(this.back),
+      ...(reads ? { onread: reads.onread } : {}),
+    });
     await within(once(gwBackend, "connect"), 2000, "backend connect");
     const backend = await within(this.backs.take(gwBackend.localPort ?? -1), 2000, "accept");
     backend.on("error", ignore);
     this.peers.add(backend);
     for (const socket of [clientTcp, backend]) socket.on("close", () => this.peers.delete(socket));
-    return { client, clientTcp, gwClient, gwBackend, backend };
+    return { client, clientTcp, gwClient, gwBackend, backend, ...(reads ? { reads } : {}) };
   }
 
   /** Closes the servers; test peers a failed test left open go first. */
@@ -121,9 +129,9 @@ export function useLoopback(): Pick<Loopback, "link"> {
     await loop?.stop();
   });
   return {
-    link: () => {
+    link: (opts) => {
       if (!loop) throw new Error("the loopback starts in beforeAll");
-      return loop.link();
+      return loop.link(opts);
     },
   };
 }

@@ -1,0 +1,94 @@
+/**
+ * Reads of a backend socket into reused buffers (net's `onread`), for passthrough. By default
+ * Node allocates a fresh 64 KiB buffer for every read; moving a 1 MiB download that way hands
+ * V8 sixteen external buffers to chase, and the collections they trigger cost about a tenth of
+ * the proxy's time (BENCHMARKS.md, (d)). Here a read lands in the buffer of the previous one
+ * when the bytes of that one are gone: written to the client synchronously, which is the
+ * common case on a socket that keeps up.
+ *
+ * The consumer says when a chunk is still referenced (queued in a writable) with `retain()`;
+ * the next read then gets another buffer, and the retained one is left to the GC.
+ *
+ * Memory: a socket always holds the buffer its next read lands in. After a read that filled
+ * its buffer that is a 64 KiB one borrowed from a shared pool (more is likely waiting); after
+ * any shorter read it is a 4 KiB one, the large one going back to the pool (the connection may
+ * now sit idle). So an idle connection holds 4 KiB, or 64 KiB in the rare case that its last
+ * read ended exactly on a buffer's end. Keeping the large buffer after a short read too saved
+ * another ~3 % in (d), but would leave 64 KiB on every connection idle after a mid-sized reply.
+ */
+export const SMALL_READ = 4096;
+export const LARGE_READ = 65_536;
+const POOL_LIMIT = 64;
+
+const pool: Buffer[] = [];
+
+function large(): Buffer {
+  return pool.pop() ?? Buffer.allocUnsafeSlow(LARGE_READ);
+}
+
+function giveBack(buffer: Buffer): void {
+  if (buffer.length === LARGE_READ && pool.length < POOL_LIMIT) pool.push(buffer);
+}
+
+/** Large buffers waiting in the shared pool (tests). */
+export function pooledReadBuffers(): number {
+  return pool.length;
+}
+
+export class ReusedReads {
+  #buffer: Buffer = Buffer.allocUnsafeSlow(SMALL_READ);
+  #last = 0;
+  #retained = false;
+  #closed = false;
+  #consumer: ((chunk: Buffer) => void) | undefined;
+  /** Copies of what arrived before a consumer was attached. */
+  #early: Buffer[] = [];
+
+  /** Pass as `onread` to `net.connect`. */
+  readonly onread = {
+    buffer: (): Buffer => this.#next(),
+    callback: (n: number, buffer: Buffer): boolean => {
+      this.#last = n;
+      const chunk = buffer.subarray(0, n);
+      if (this.#consumer) this.#consumer(chunk);
+      else this.#early.push(Buffer.from(chunk));
+      return true; // the consumer pauses the socket itself when its writable is full
+    },
+  };
+
+  /**
+   * Hands every read to `consumer`, first those that arrived before. The chunk is valid until
+   * the consumer returns, unless it calls `retain()`.
+   */
+  consume(consumer: (chunk: Buffer) => void): void {
+    this.#consumer = consumer;
+    const early = this.#early;
+    this.#early = [];
+    for (const chunk of early) consumer(chunk);
+  }
+
+  /** The chunk just handed over is still referenced: the next read must not overwrite it. */
+  retain(): void {
+    this.#retained = true;
+  }
+
+  /** The socket is closed: its buffer goes back to the pool unless a write still holds it. */
+  release(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    giveBack(this.#buffer);
+  }
+
+  #next(): Buffer {
+    const current = this.#buffer;
+    const size = this.#last === current.length ? LARGE_READ : SMALL_READ;
+    if (this.#retained) {
+      this.#retained = false;
+      this.#buffer = size === LARGE_READ ? large() : Buffer.allocUnsafeSlow(SMALL_READ);
+    } else if (size !== current.length) {
+      giveBack(current);
+      this.#buffer = size === LARGE_READ ? large() : Buffer.allocUnsafeSlow(SMALL_READ);
+    }
+    return this.#buffer;
+  }
+}

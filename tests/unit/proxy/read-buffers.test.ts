@@ -1,0 +1,75 @@
+import { describe, expect, it } from "vitest";
+import {
+  LARGE_READ,
+  pooledReadBuffers,
+  ReusedReads,
+  SMALL_READ,
+} from "../../../gateway-runtime/proxy/read-buffers.js";
+
+/** Node's side of `onread`: fill the buffer, call back, then ask for the next buffer. */
+function read(reads: ReusedReads, buffer: Buffer, bytes: number, fill = 0x61): Buffer {
+  buffer.fill(fill, 0, bytes);
+  reads.onread.callback(bytes, buffer);
+  return reads.onread.buffer();
+}
+
+describe("ReusedReads", () => {
+  it("reads into the same small buffer while reads are small", () => {
+    const reads = new ReusedReads();
+    const first = reads.onread.buffer();
+    expect(first.length).toBe(SMALL_READ);
+    let buffer = first;
+    for (const n of [1, 100, SMALL_READ - 1]) buffer = read(reads, buffer, n);
+    expect(buffer).toBe(first);
+  });
+
+  it("moves to a pooled 64 KiB buffer after a full read, and back to small after a short one", () => {
+    const reads = new ReusedReads();
+    const small = reads.onread.buffer();
+    const large = read(reads, small, SMALL_READ);
+    expect(large.length).toBe(LARGE_READ);
+    expect(read(reads, large, LARGE_READ)).toBe(large); // a download keeps its buffer
+    const pooled = pooledReadBuffers();
+    const back = read(reads, large, 5000); // short: the next read may be the last for a while
+    expect(back.length).toBe(SMALL_READ);
+    expect(pooledReadBuffers()).toBe(pooled + 1);
+    const again = read(reads, back, SMALL_READ);
+    expect(again).toBe(large); // the same buffer, borrowed from the pool again
+    expect(pooledReadBuffers()).toBe(pooled);
+  });
+
+  it("gives a new buffer after retain(), and never pools the retained one", () => {
+    const reads = new ReusedReads();
+    const large = read(reads, reads.onread.buffer(), SMALL_READ);
+    const pooled = pooledReadBuffers();
+    large.fill(0x62, 0, 10);
+    reads.onread.callback(10, large);
+    reads.retain();
+    const next = reads.onread.buffer();
+    expect(next).not.toBe(large);
+    expect(next.length).toBe(SMALL_READ);
+    expect(pooledReadBuffers()).toBe(pooled);
+    expect(read(reads, next, 10)).toBe(next); // retained once, not for ever
+  });
+
+  it("gives its large buffer back once when the socket closes", () => {
+    const reads = new ReusedReads();
+    read(reads, reads.onread.buffer(), SMALL_READ);
+    const pooled = pooledReadBuffers();
+    reads.release();
+    reads.release();
+    expect(pooledReadBuffers()).toBe(pooled + 1);
+  });
+
+  it("keeps copies of what arrives before a consumer, and hands them over first", () => {
+    const reads = new ReusedReads();
+    let buffer = reads.onread.buffer();
+    buffer = read(reads, buffer, 3, 0x61);
+    buffer = read(reads, buffer, 2, 0x62); // same buffer: the first read's bytes are overwritten
+    const seen: string[] = [];
+    reads.consume((chunk) => seen.push(chunk.toString()));
+    expect(seen).toEqual(["aaa", "bb"]);
+    read(reads, buffer, 1, 0x63);
+    expect(seen).toEqual(["aaa", "bb", "c"]);
+  });
+});
