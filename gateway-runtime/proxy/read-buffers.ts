@@ -36,7 +36,9 @@ export function pooledReadBuffers(): number {
 }
 
 export class ReusedReads {
-  #buffer: Buffer = Buffer.allocUnsafeSlow(SMALL_READ);
+  /** This socket's own 4 KiB buffer, kept while a large one is borrowed. */
+  #small: Buffer = Buffer.allocUnsafeSlow(SMALL_READ);
+  #buffer: Buffer = this.#small;
   #last = 0;
   #retained = false;
   #closed = false;
@@ -49,7 +51,7 @@ export class ReusedReads {
     buffer: (): Buffer => this.#next(),
     callback: (n: number, buffer: Buffer): boolean => {
       this.#last = n;
-      const chunk = buffer.subarray(0, n);
+      const chunk = n === buffer.length ? buffer : buffer.subarray(0, n);
       if (this.#consumer) this.#consumer(chunk);
       else this.#early.push(Buffer.from(chunk));
       return true; // the consumer pauses the socket itself when its writable is full
@@ -72,22 +74,26 @@ export class ReusedReads {
     this.#retained = true;
   }
 
-  /** The socket is closed: its buffer goes back to the pool unless a write still holds it. */
+  /** The socket is closed: a borrowed buffer goes back to the pool (a retained one never is). */
   release(): void {
     if (this.#closed) return;
     this.#closed = true;
-    giveBack(this.#buffer);
+    if (this.#buffer !== this.#small) giveBack(this.#buffer);
   }
 
   #next(): Buffer {
     const current = this.#buffer;
-    const size = this.#last === current.length ? LARGE_READ : SMALL_READ;
+    const full = this.#last === current.length;
     if (this.#retained) {
+      // A write still holds `current`: it is dropped, never reused or pooled.
       this.#retained = false;
-      this.#buffer = size === LARGE_READ ? large() : Buffer.allocUnsafeSlow(SMALL_READ);
-    } else if (size !== current.length) {
+      if (current === this.#small) this.#small = Buffer.allocUnsafeSlow(SMALL_READ);
+      this.#buffer = full ? large() : this.#small;
+    } else if (full && current === this.#small) {
+      this.#buffer = large();
+    } else if (!full && current !== this.#small) {
       giveBack(current);
-      this.#buffer = size === LARGE_READ ? large() : Buffer.allocUnsafeSlow(SMALL_READ);
+      this.#buffer = this.#small;
     }
     return this.#buffer;
   }

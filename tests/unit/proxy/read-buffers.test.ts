@@ -31,11 +31,23 @@ describe("ReusedReads", () => {
     expect(read(reads, large, LARGE_READ)).toBe(large); // a download keeps its buffer
     const pooled = pooledReadBuffers();
     const back = read(reads, large, 5000); // short: the next read may be the last for a while
-    expect(back.length).toBe(SMALL_READ);
+    expect(back).toBe(small); // its own small buffer again, not a new one
     expect(pooledReadBuffers()).toBe(pooled + 1);
     const again = read(reads, back, SMALL_READ);
     expect(again).toBe(large); // the same buffer, borrowed from the pool again
     expect(pooledReadBuffers()).toBe(pooled);
+  });
+
+  it("gives a new small buffer when the small one is retained", () => {
+    const reads = new ReusedReads();
+    const small = reads.onread.buffer();
+    reads.onread.callback(10, small);
+    reads.retain();
+    const next = reads.onread.buffer();
+    expect(next).not.toBe(small);
+    expect(next.length).toBe(SMALL_READ);
+    const large = read(reads, next, SMALL_READ);
+    expect(read(reads, large, 1)).toBe(next); // and keeps the new one as its own
   });
 
   it("gives a new buffer after retain(), and never pools the retained one", () => {
