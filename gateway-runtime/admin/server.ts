@@ -163,7 +163,8 @@ export class AdminServer {
       return;
     }
     if (code === "E_ADMIN_UNAUTHORIZED") res.setHeader("www-authenticate", 'Bearer realm="gateway admin"');
-    sendJson(res, status, { error: message, code });
+    // An oversized body is left unread: close rather than parse its rest as the next request.
+    sendJson(res, status, { error: message, code }, code === "E_RPC_BODY_TOO_LARGE");
   }
 }
 

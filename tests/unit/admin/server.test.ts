@@ -91,6 +91,7 @@ describe("admin API", () => {
     expect(await bad.json()).toMatchObject({ code: "E_RPC_BAD_JSON" });
     const big = await call("/prpc/Admin.GetInfo", { method: "POST", body: "x".repeat(5000) });
     expect(big.status).toBe(413);
+    expect(big.headers.get("connection")).toBe("close");
   });
 
   it("reloads the certificate on POST ReloadCert only", async () => {
