@@ -67,8 +67,10 @@ export class CvmAgent {
         return;
       case "rehandshake":
         log.info({ reason: action.reason }, "forcing a WireGuard handshake");
+        // Stamped before the commands: the handshake they start can complete (in WireGuard's
+        // whole seconds) before they return, and must still count as the answer.
+        this.#checker.recordRehandshake(obs.now);
         await tunnel.rehandshake();
-        this.#checker.recordRehandshake(this.#now());
         return;
     }
   }
@@ -85,9 +87,11 @@ export class CvmAgent {
     const { client, publicKey, tunnel, log } = this.#o;
     log.info({ gateway: client.gateway, publicKey, reason }, "registering with the gateway");
     let plan: TunnelPlan;
+    let appliedAt: number;
     try {
       plan = planFromResponse(await this.#register(client, publicKey));
       const previous = tunnel.plan;
+      appliedAt = this.#now();
       await tunnel.apply(plan);
       if (previous && previous.clientIp !== plan.clientIp) {
         log.warn({ from: previous.clientIp, to: plan.clientIp }, "the gateway gave a new address");
@@ -104,7 +108,7 @@ export class CvmAgent {
       );
       return;
     }
-    this.#checker.recordConfigure(this.#now(), true);
+    this.#checker.recordConfigure(appliedAt, true);
     this.#awaitingFirstHandshake = true;
     log.info(
       {
@@ -121,6 +125,7 @@ export class CvmAgent {
     const plan = tunnel.plan;
     if (!plan) return;
     log.warn({ reason }, "rebuilding the WireGuard interface");
+    const appliedAt = this.#now();
     try {
       await tunnel.apply(plan);
     } catch (err) {
@@ -131,7 +136,7 @@ export class CvmAgent {
       );
       return;
     }
-    this.#checker.recordConfigure(this.#now(), true);
+    this.#checker.recordConfigure(appliedAt, true);
     this.#awaitingFirstHandshake = true;
   }
 

@@ -104,7 +104,11 @@ export class Checker {
     };
   }
 
-  /** A registration or rebuild ended; on success the tunnel was (re)configured at `now`. */
+  /**
+   * A registration or rebuild ended. On failure `now` is when it ended; on success it is when the
+   * tunnel's configuration began, since the handshake that configuration starts can complete (in
+   * WireGuard's whole seconds) before the commands return, and must count as its answer.
+   */
   recordConfigure(now: number, ok: boolean): void {
     this.#lastAttempt = now;
     if (!ok) {
@@ -116,7 +120,7 @@ export class Checker {
     this.#pendingForce = now;
   }
 
-  /** A forced handshake went out at `now`. */
+  /** A forced handshake was started at `now` (before its commands ran). */
   recordRehandshake(now: number): void {
     this.#pendingForce = now;
   }

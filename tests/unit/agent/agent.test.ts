@@ -1,0 +1,138 @@
+/**
+ * The agent's loop over a tunnel that stands in for WireGuard: a manual clock, and a handshake
+ * that completes while the configuring commands still run (as wireguard-go does), reported in
+ * whole seconds like `wg show dump`.
+ */
+import { describe, expect, it } from "vitest";
+import { CvmAgent } from "../../../gateway-runtime/agent/agent.js";
+import type { TunnelPlan } from "../../../gateway-runtime/agent/plan.js";
+import type { TunnelStatus } from "../../../gateway-runtime/agent/tunnel.js";
+import { silentLogger } from "../../../gateway-runtime/log/index.js";
+
+const T0 = 1_700_000_000_000; // a whole second
+const KEY = "qWQTTquPrpwULGMAy/XGUm0ljoFMbvxZbfl1DZ288X4=";
+const RESPONSE = {
+  wg: {
+    client_ip: "10.4.0.34",
+    servers: [{ pk: KEY, ip: "10.4.0.1/16", endpoint: "192.0.2.1:51820" }],
+  },
+};
+
+/** A tunnel whose every configuration or forced handshake is answered `answerMs` after it starts. */
+class FakeTunnel {
+  plan: TunnelPlan | undefined;
+  linkUp = true;
+  handshakeMs = 0;
+  readonly calls: string[] = [];
+
+  constructor(
+    readonly clock: { now: number },
+    readonly answerMs: number,
+    readonly commandsMs: number,
+  ) {}
+
+  #handshakeDuringCommands(): void {
+    this.handshakeMs = this.clock.now + this.answerMs;
+    this.clock.now += this.commandsMs;
+  }
+
+  async apply(plan: TunnelPlan): Promise<void> {
+    this.calls.push("apply");
+    this.plan = plan;
+    this.linkUp = true;
+    this.#handshakeDuringCommands();
+  }
+
+  async rehandshake(): Promise<void> {
+    this.calls.push("rehandshake");
+    this.#handshakeDuringCommands();
+  }
+
+  async status(): Promise<TunnelStatus> {
+    const ms = this.handshakeMs;
+    return { linkUp: this.linkUp, latestHandshakeMs: ms - (ms % 1000) };
+  }
+
+  async close(): Promise<void> {}
+}
+
+function agentWith(tunnel: FakeTunnel, clock: { now: number }) {
+  let registrations = 0;
+  const agent = new CvmAgent({
+    client: { gateway: "https://192.0.2.1:8000" } as never,
+    publicKey: KEY,
+    tunnel,
+    checker: {
+      handshakeTimeoutMs: 4_000,
+      handshakeWaitMs: 15_000,
+      retryMs: 5_000,
+      maxRetryMs: 60_000,
+    },
+    checkIntervalMs: 250,
+    log: silentLogger(),
+    now: () => clock.now,
+    register: async () => {
+      registrations += 1;
+      return RESPONSE;
+    },
+  });
+  return { agent, registrations: () => registrations };
+}
+
+/** Steps the agent every 250 ms of the clock until `until`. */
+async function stepUntil(agent: CvmAgent, clock: { now: number }, until: number): Promise<void> {
+  while (clock.now < until) {
+    await agent.step();
+    clock.now += 250;
+  }
+}
+
+describe("CvmAgent", () => {
+  // The configuration starts at x.800, its handshake completes at x.850 (reported as x.000),
+  // and the commands return at (x+1).100: a force stamped when they return would never count
+  // as answered, so the agent would neither force again nor re-register for 15 s while the
+  // gateway saw no handshake (the registration e2e failure in CI).
+  for (const [what, setup] of [
+    ["registration", async () => {}],
+    [
+      "rebuild",
+      async (t: FakeTunnel, a: CvmAgent, clock: { now: number }) => {
+        t.linkUp = false;
+        clock.now = T0 + 10_800;
+        await a.step();
+      },
+    ],
+  ] as const) {
+    it(`counts a handshake made during the ${what}'s commands as its answer, and keeps forcing every timeout`, async () => {
+      const clock = { now: T0 + 800 };
+      const tunnel = new FakeTunnel(clock, 50, 300);
+      const { agent, registrations } = agentWith(tunnel, clock);
+      await agent.step(); // registers
+      expect(registrations()).toBe(1);
+      await setup(tunnel, agent, clock);
+      const configuredAt = clock.now - 300;
+      tunnel.calls.length = 0;
+      // Silent 4 s after the (floored) handshake: a force; answered at once, then again 4 s on.
+      await stepUntil(agent, clock, configuredAt + 12_500);
+      expect(tunnel.calls).toEqual(["rehandshake", "rehandshake", "rehandshake"]);
+      expect(registrations()).toBe(1);
+    });
+  }
+
+  it("re-registers when a forced handshake stays unanswered for the wait", async () => {
+    const clock = { now: T0 + 800 };
+    const tunnel = new FakeTunnel(clock, 50, 300);
+    const { agent, registrations } = agentWith(tunnel, clock);
+    await agent.step();
+    tunnel.rehandshake = async () => {
+      tunnel.calls.push("rehandshake"); // nobody answers
+    };
+    // Configured at T0.800: forced at T0+4.850, re-registered 15 s later.
+    await stepUntil(agent, clock, T0 + 19_800);
+    expect(tunnel.calls).toEqual(["apply", "rehandshake"]);
+    expect(registrations()).toBe(1);
+    await stepUntil(agent, clock, T0 + 20_000);
+    expect(tunnel.calls).toEqual(["apply", "rehandshake", "apply"]);
+    expect(registrations()).toBe(2);
+  });
+});
