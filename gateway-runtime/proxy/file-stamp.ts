@@ -28,6 +28,7 @@ export class StampPoller {
   #last: string;
   #polling = false;
   readonly #timer: NodeJS.Timeout;
+  #seenCount = 0;
 
   constructor(
     private readonly files: readonly string[],
@@ -42,6 +43,7 @@ export class StampPoller {
   /** Records a stamp the owner has acted on (taken before its own read of the files). */
   seen(stamp: string): void {
     this.#last = stamp;
+    this.#seenCount += 1;
   }
 
   stop(): void {
@@ -52,8 +54,10 @@ export class StampPoller {
     if (this.#polling) return;
     this.#polling = true;
     try {
+      const seenBefore = this.#seenCount;
       const stamp = await stampOf(this.files);
-      if (stamp !== this.#last) {
+      // A seen() during the stat brought a stamp at least as new as this one.
+      if (seenBefore === this.#seenCount && stamp !== this.#last) {
         this.#last = stamp;
         this.onChange();
       }

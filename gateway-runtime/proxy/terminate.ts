@@ -69,6 +69,8 @@ export interface TerminatorOptions {
   ticketKeys?: TicketKeyRing;
 }
 
+export type ReloadTrigger = "request" | "file change";
+
 export type ReloadResult = { ok: true; cert: CertInfo } | { ok: false; error: string };
 
 const DEFAULT_ROTATION_MS = 12 * 3600 * 1000;
@@ -138,7 +140,7 @@ export class TlsTerminator {
       const interval = opts.watchIntervalMs ?? 2000;
       this.#poller = new StampPoller(this.#files(), stamp, interval, () => {
         clearTimeout(this.#debounce);
-        this.#debounce = setTimeout(() => void this.reload(), interval).unref();
+        this.#debounce = setTimeout(() => void this.reload("file change"), interval).unref();
       });
     }
   }
@@ -239,10 +241,11 @@ export class TlsTerminator {
 
   /**
    * Re-reads both files and swaps them in if they are good; otherwise keeps the current pair
-   * and logs why. Calls run one after another.
+   * and logs why. Calls run one after another. `trigger` goes into the log line: "file change"
+   * when the watch saw one, "request" for a signal, a renewal or the admin API.
    */
-  reload(): Promise<ReloadResult> {
-    const result = this.#reloads.then(() => this.#reloadNow());
+  reload(trigger: ReloadTrigger = "request"): Promise<ReloadResult> {
+    const result = this.#reloads.then(() => this.#reloadNow(trigger));
     this.#reloads = result;
     return result;
   }
@@ -275,20 +278,21 @@ export class TlsTerminator {
     this.#poller?.stop();
   }
 
-  async #reloadNow(): Promise<ReloadResult> {
+  async #reloadNow(trigger: ReloadTrigger): Promise<ReloadResult> {
     const { certFile, keyFile, log } = this.#opts;
     try {
       // Stamped before the read: a change after it is seen by the next poll.
       this.#poller?.seen(await stampOf(this.#files()));
       this.#loaded = await loadPair(this.#src, this.#opts);
       const { serial, notAfter, fingerprint256 } = this.#loaded.info;
-      log?.("info", "certificate loaded", { certFile, serial, notAfter, fingerprint256 });
+      log?.("info", "certificate loaded", { certFile, serial, notAfter, fingerprint256, trigger });
       return { ok: true, cert: this.#loaded.info };
     } catch (e) {
       const error = reasonOf(e);
       log?.("error", "certificate reload rejected, keeping the current one", {
         certFile,
         keyFile,
+        trigger,
         error,
         serial: this.#loaded.info.serial,
       });
