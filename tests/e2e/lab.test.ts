@@ -6,6 +6,7 @@ import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { sshOptions } from "../../lab/host.js";
+import { until } from "../helpers/poll.js";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const LAB_JSON = `${ROOT}.lab/lab.json`;
@@ -92,17 +93,9 @@ function request(s: TLSSocket, path: string): Promise<string> {
   });
 }
 
-async function eventually(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+/** `until` of tests/helpers/poll.ts with this file's defaults: 30 s, a check every 500 ms. */
+const eventually = (what: string, check: () => Promise<boolean>, timeoutMs = 30_000) =>
+  until(what, check, timeoutMs, { everyMs: 500 });
 
 beforeAll(async () => {
   wasUp = existsSync(LAB_JSON);
@@ -278,7 +271,8 @@ describe("the admin API on the gateway host", () => {
     expect(sample(text, `gateway_instances{app="${app}"}`)).toBe(2);
     expect(sample(text, `gateway_healthy_instances{app="${app}"}`)).toBe(2);
     expect(sample(text, "gateway_certbot_consecutive_failures")).toBe(0);
-    const expiry = /^gateway_certificate_expiry_timestamp_seconds\{serial="[0-9A-F]+"\} (\d+)$/m.exec(text);
+    const expiry =
+      /^gateway_certificate_expiry_timestamp_seconds\{serial="[0-9A-F]+"\} (\d+)$/m.exec(text);
     expect(Number(expiry?.[1]) * 1000).toBeGreaterThan(Date.now());
     const status = JSON.parse(await admin("/prpc/Admin.Status", "POST")) as {
       hosts: { instance_id: string; app_id: string }[];
@@ -334,8 +328,18 @@ describe("operations on the lab", () => {
       agentPid: number;
     }[];
     const first = cvms.find((c) => c.instanceId === i1);
-    process.kill(first?.agentPid ?? 0, "SIGTERM"); // the agent takes its tunnel down as it stops
-    await new Promise((r) => setTimeout(r, 1_000));
+    const pid = first?.agentPid ?? 0;
+    expect(pid).toBeGreaterThan(0);
+    process.kill(pid, "SIGTERM"); // the agent takes its tunnel down as it stops
+    const gone = () => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    await until("the stopped agent to exit", gone, 10_000, { everyMs: 100 });
     for (let k = 0; k < 6; k++)
       expect((await curl(`${app}-8080`, `/f${k}`)).out).toMatch(
         new RegExp(`^${i2} 8080 GET /f${k}`),

@@ -10,10 +10,10 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { generateWgKeyPair } from "../../gateway-runtime/wg/keys.js";
 import { createCa, issueLeaf, type LeafCert, TEST_DOMAIN, type TestCa } from "./certs.js";
 import { cleanupStale, NetnsHarness, type NsProcess } from "./netns.js";
+import { until } from "./poll.js";
 import { appInfoSpec, createTestCa, issueRaTlsCert, type TestCert } from "./ra-tls.js";
 
 export const BUNDLE = new URL("../../dist/gateway.mjs", import.meta.url).pathname;
@@ -63,26 +63,6 @@ function logged(proc: NsProcess): Logged {
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .filter((l) => l.msg === msg);
   return { proc, log: () => text, lines };
-}
-
-/** Polls `check` every 50 ms until it returns a value; throws with `what` after `timeoutMs`. */
-export async function until<T>(
-  what: string,
-  check: () => T | undefined | Promise<T | undefined>,
-  timeoutMs: number,
-  context: () => string = () => "",
-): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await Promise.resolve()
-      .then(check)
-      .catch(() => undefined);
-    if (value !== undefined && value !== false) return value;
-    if (performance.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${context()}`);
-    }
-    await sleep(50);
-  }
 }
 
 export class RegistrationLab {
@@ -159,7 +139,7 @@ export class RegistrationLab {
           listen_addr: GATEWAY_IP,
           listen_port: 443,
           http_redirect: false,
-          healthy_handshake_age: "6s",
+          healthy_handshake_age: "8s",
           // One candidate per connection: only health (not a lost connect race) takes an
           // instance out, so tests see the health window.
           connect_top_n: 1,
@@ -185,7 +165,7 @@ export class RegistrationLab {
       "the gateway's registration RPC",
       () => gw.lines("registration listening")[0],
       15_000,
-      gw.log,
+      { context: gw.log },
     );
     return gw;
   }
@@ -215,8 +195,8 @@ export class RegistrationLab {
           "--data-dir",
           cvm.dataDir,
         ],
-        // Shortened clocks: a live tunnel re-handshakes every ~4 s instead of every 2 minutes.
-        ...["--handshake-timeout", "4s", "--check-interval", "250ms", "--handshake-wait", "15s"],
+        // Shortened clocks: a live tunnel re-handshakes every ~3 s instead of every 2 minutes.
+        ...["--handshake-timeout", "3s", "--check-interval", "250ms", "--handshake-wait", "15s"],
       ]),
     );
     cvm.agent = agent;
@@ -224,14 +204,14 @@ export class RegistrationLab {
       `the tunnel of ${cvm.tag}`,
       () => agent.lines("registered; tunnel configured")[0],
       15_000,
-      agent.log,
+      { context: agent.log },
     );
     cvm.ip = configured.clientIp as string;
     await until(
       `the first handshake of ${cvm.tag}`,
       () => agent.lines("tunnel up: handshake with the gateway")[0],
       10_000,
-      agent.log,
+      { context: agent.log },
     );
     await this.serve(cvm);
   }
@@ -254,7 +234,7 @@ export class RegistrationLab {
       `the HTTP server of ${cvm.tag}`,
       () => server.output().includes("listening"),
       5_000,
-      server.output,
+      { context: server.output },
     );
   }
 

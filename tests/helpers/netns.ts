@@ -12,7 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 
 export const NETNS_PREFIX = "gwt";
 const COMMAND_TIMEOUT_MS = 5_000;
-const STOP_GRACE_MS = 3_000;
+const STOP_GRACE_MS = 10_000;
 const KEPT_OUTPUT_CHARS = 16_384;
 
 export interface VethEnd {

@@ -4,6 +4,7 @@ import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeProxyV2 } from "../../../gateway-runtime/proxy/proxy-protocol.js";
 import { issueLeaf } from "../../helpers/certs.js";
+import { until } from "../../helpers/poll.js";
 import {
   APP_A,
   APP_B,
@@ -127,7 +128,7 @@ describe("per-app counters", () => {
   it("count connections and bytes each way", async () => {
     const before = { ...lab.plane.proxy.stats.app(APP_A) };
     await get(`${APP_A}-8080.${TEST_DOMAIN}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await until("the connection counted as closed", () => lab.plane.proxy.stats.app(APP_A)?.active === 0, 3_000);
     const after = lab.plane.proxy.stats.app(APP_A);
     expect((after?.total ?? 0) - (before.total ?? 0)).toBe(1);
     expect(after?.active).toBe(0);
@@ -213,7 +214,11 @@ describe("per-client-IP limit", () => {
       await expect(connectTo(`${APP_A}-8080.${TEST_DOMAIN}`)).rejects.toThrow();
       expect(limited.plane.proxy.stats.rejections().get("E_LIMIT_IP")).toBe(1);
       for (const s of open) s.destroy();
-      await new Promise((r) => setTimeout(r, 50));
+      await until(
+        "the closed connections no longer counted for the client",
+        () => limited.plane.proxy.stats.app(APP_A)?.active === 0,
+        3_000,
+      );
       const again = await connectTo(`${APP_A}-8080.${TEST_DOMAIN}`);
       again.destroy();
     } finally {

@@ -9,6 +9,7 @@ import { afterAll, expect, it } from "vitest";
 import { ProxyWorkers } from "../../../gateway-runtime/cluster/index.js";
 import { silentLogger } from "../../../gateway-runtime/log/index.js";
 import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
+import { until } from "../../helpers/poll.js";
 
 const dir = mkdtempSync(join(tmpdir(), "gw-backoff-"));
 const script = join(dir, "dies.mjs");
@@ -31,7 +32,7 @@ afterAll(async () => {
 
 it("doubles the restart delay while replacements keep dying", async () => {
   process.env.GW_TEST_FIRST = "1";
-  workers = await ProxyWorkers.start({
+  const started = await ProxyWorkers.start({
     count: 1,
     configFile: "/unused",
     directory: new MemoryDirectory(),
@@ -40,12 +41,14 @@ it("doubles the restart delay while replacements keep dying", async () => {
     execArgv: [],
     restart: { delayMs: 100, capMs: 400, stableMs: 10_000 },
   });
+  workers = started;
   process.env.GW_TEST_FIRST = "0"; // replacements inherit this: they die young
   const first = workers.pids()[0];
   expect(first).toBeGreaterThan(0);
   process.kill(first as number, "SIGKILL");
-  await new Promise((r) => setTimeout(r, 3_000));
-  const times = workers.restarts;
+  // 3 restarts take about 1 s here (delays plus each worker's start); a busy machine, longer
+  await until("3 restarts", () => started.restarts.length >= 3, 15_000);
+  const times = started.restarts;
   const gaps = times.slice(1).map((t, k) => t - (times[k] as number));
   // Delays 100, 200, 400, 400 ms (the cap), each gap adding the dying worker's short life: the
   // second gap alone is longer than a fixed 100 ms delay plus that life on this machine.

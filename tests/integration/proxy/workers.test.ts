@@ -13,6 +13,7 @@ import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
 import { createCa, issueLeaf, TEST_DOMAIN, type TestCa } from "../../helpers/certs.js";
 import { minimalConfig, withKey } from "../../helpers/config.js";
 import { BUNDLE } from "../../helpers/e2e-lab.js";
+import { until } from "../../helpers/poll.js";
 import { freePort } from "../../helpers/process.js";
 import { type Backend, httpBackend } from "./harness.js";
 
@@ -54,7 +55,10 @@ beforeAll(async () => {
   }
   const configFile = join(dir, "gateway.json");
   writeFileSync(configFile, JSON.stringify(raw));
-  backends.push(await httpBackend("one", "127.0.9.2", 8080), await httpBackend("two", "127.0.9.3", 8080));
+  backends.push(
+    await httpBackend("one", "127.0.9.2", 8080),
+    await httpBackend("two", "127.0.9.3", 8080),
+  );
   directory.upsert({ id: `${APP}01`, appId: APP, ip: "127.0.9.2", lastHandshakeMs: Date.now() });
   workers = await ProxyWorkers.start({
     count: 2,
@@ -114,19 +118,22 @@ function get(app: string, session?: Buffer): Promise<Answer> {
   });
 }
 
-async function eventually<T>(
+/** `fn()` until `ok` holds for its value, polled every 100 ms (`until` of tests/helpers/poll.ts). */
+function eventually<T>(
   what: string,
   fn: () => Promise<T>,
   ok: (v: T) => boolean,
   withinMs = 10_000,
 ): Promise<T> {
-  const until = Date.now() + withinMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && ok(v)) return v;
-    if (Date.now() > until) throw new Error(`${what}: not within ${withinMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  return until(
+    what,
+    async () => {
+      const v = await fn();
+      return ok(v) ? v : undefined;
+    },
+    withinMs,
+    { everyMs: 100 },
+  );
 }
 
 describe("proxy workers", () => {
@@ -137,11 +144,24 @@ describe("proxy workers", () => {
 
   it("sends every directory change to the workers", async () => {
     await expect(get(LATER)).rejects.toThrow(); // unknown app: closed during the handshake
-    directory.upsert({ id: `${LATER}01`, appId: LATER, ip: "127.0.9.3", lastHandshakeMs: Date.now() });
-    const answer = await eventually("the new app is routed", () => get(LATER), (a) => a.body.includes("two GET"));
+    directory.upsert({
+      id: `${LATER}01`,
+      appId: LATER,
+      ip: "127.0.9.3",
+      lastHandshakeMs: Date.now(),
+    });
+    const answer = await eventually(
+      "the new app is routed",
+      () => get(LATER),
+      (a) => a.body.includes("two GET"),
+    );
     expect(answer.body).toMatch(/two GET \//);
     directory.remove(`${LATER}01`);
-    const refused = () => get(LATER).then(() => false, () => true);
+    const refused = () =>
+      get(LATER).then(
+        () => false,
+        () => true,
+      );
     await eventually("the removed app is refused", refused, (r) => r);
   });
 
@@ -151,16 +171,18 @@ describe("proxy workers", () => {
     for (let k = 0; k < 10; k++) await get(APP);
     const after = await workers.snapshot();
     expect(after).toMatchObject({ workers: 2, answered: 2 });
-    expect((after.snapshot.apps[APP]?.total ?? 0) - (before.snapshot.apps[APP]?.total ?? 0)).toBe(10);
+    expect((after.snapshot.apps[APP]?.total ?? 0) - (before.snapshot.apps[APP]?.total ?? 0)).toBe(
+      10,
+    );
     expect(after.snapshot.apps[APP]?.active).toBe(0);
     expect(after.snapshot.certificates).toHaveLength(2); // one per worker
     const [stuck] = workers.pids();
     process.kill(stuck as number, "SIGSTOP");
     try {
       const started = Date.now();
-      const partial = await workers.snapshot(300);
+      const partial = await workers.snapshot(1_500);
       expect(partial).toMatchObject({ workers: 2, answered: 1 });
-      expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_490);
     } finally {
       process.kill(stuck as number, "SIGCONT");
     }
@@ -177,7 +199,11 @@ describe("proxy workers", () => {
       (a) => a.body.includes("one GET"),
     );
     expect(resumed.reused).toBe(true); // the replacements got the primary's ticket keys
-    await eventually("two new workers", async () => workers.pids(), (p) => p.length === 2);
+    await eventually(
+      "two new workers",
+      async () => workers.pids(),
+      (p) => p.length === 2,
+    );
     expect(workers.pids().some((pid) => old.includes(pid))).toBe(false);
   });
 
@@ -188,7 +214,13 @@ describe("proxy workers", () => {
     copyFileSync(next.certFile, certFile);
     workers.reloadCertificate();
     // Sooner than the workers' own file watch would notice (2 s poll, then 2 s quiet time).
-    await eventually("the new certificate is served", () => get(APP), (a) => a.serial !== before, 1500);
+    const serials = await eventually(
+      "both workers on the new certificate",
+      async () => (await workers.snapshot(1_000)).snapshot.certificates.map((c) => c.serial),
+      (s) => s.length === 2 && s.every((serial) => serial === next.serial),
+      1_800,
+    );
+    expect(serials).toEqual([next.serial, next.serial]);
     for (let k = 0; k < 10; k++) expect((await get(APP)).serial).not.toBe(before);
   });
 });

@@ -210,6 +210,7 @@ describe("WireGuardManager with wireguard-go in network namespaces", () => {
     expect([...(await gatewayPeers()).keys()]).toEqual([cvmA.peer.publicKey]); // call 99: set 0
 
     before = manager.applies;
+    const started = performance.now();
     const calls: Promise<void>[] = [];
     for (let i = 0; i < 100; i++) {
       const appliesAtCall = manager.applies;
@@ -222,7 +223,10 @@ describe("WireGuardManager with wireguard-go in network namespaces", () => {
     }
     await Promise.all(calls);
     expect(manager.applies - before).toBeGreaterThanOrEqual(2);
-    expect(manager.applies - before).toBeLessThanOrEqual(5);
+    // One apply per 200 ms batch window the calls spanned (about 0.5 s idle, longer on a busy
+    // machine), plus the one in flight; not one per call.
+    const windows = Math.ceil((performance.now() - started) / 200);
+    expect(manager.applies - before).toBeLessThanOrEqual(Math.min(windows + 2, 20));
     expect((await gatewayPeers()).size).toBe(2);
   });
 

@@ -5,10 +5,10 @@
 import { Buffer } from "node:buffer";
 import { once } from "node:events";
 import net from "node:net";
-import { setTimeout as sleep } from "node:timers/promises";
 import tls from "node:tls";
 import fc from "fast-check";
 import { afterAll, beforeAll, expect } from "vitest";
+import { until as poll } from "../../helpers/poll.js";
 import type { BridgeResult, BridgeTimeouts } from "../../../gateway-runtime/proxy/bridge.js";
 import { ReusedReads } from "../../../gateway-runtime/proxy/read-buffers.js";
 
@@ -156,13 +156,9 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
   }
 }
 
-export async function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(5);
-  }
-}
+/** `until` of `tests/helpers/poll.ts`, with this file's argument order and 5 ms polls. */
+export const until = (check: () => boolean, ms: number, what: string): Promise<boolean> =>
+  poll(what, check, ms, { everyMs: 5 });
 
 /** Every byte `socket` reads until its peer ends. */
 export function collect(socket: net.Socket): Promise<Buffer> {

@@ -38,7 +38,7 @@ describe("bridge: timeouts", () => {
     const { result, elapsed } = await timed(link, { idleMs: 150 });
     expect(result).toEqual({ end: "idle", bytesToBackend: 0, bytesToClient: 0 });
     expect(elapsed).toBeGreaterThanOrEqual(148);
-    expect(elapsed).toBeLessThan(1000);
+    expect(elapsed).toBeLessThan(3000);
     await within(peerGone(link.client), 2000, "client sees the close");
     await within(peerGone(link.backend), 2000, "backend sees the close");
     destroyPeers(link);
@@ -48,7 +48,9 @@ describe("bridge: timeouts", () => {
     const link = await loop.link();
     link.backend.resume();
     const started = performance.now();
-    const done = bridge(link.gwClient, link.gwBackend, timeouts({ idleMs: 250 }));
+    // 40 ms between bytes against a 1 s idle timer: a stall of the test process under 0.9 s
+    // does not end the bridge early.
+    const done = bridge(link.gwClient, link.gwBackend, timeouts({ idleMs: 1000 }));
     for (let i = 0; i < 10; i++) {
       link.client.write("x");
       await sleep(40);
@@ -56,8 +58,8 @@ describe("bridge: timeouts", () => {
     const result = await settled(link, done);
     const elapsed = performance.now() - started;
     expect(result).toEqual({ end: "idle", bytesToBackend: 10, bytesToClient: 0 });
-    expect(elapsed).toBeGreaterThanOrEqual(9 * 40 + 248); // from the last byte on
-    expect(elapsed).toBeLessThan(2000);
+    expect(elapsed).toBeGreaterThanOrEqual(9 * 40 + 998); // from the last byte on
+    expect(elapsed).toBeLessThan(4000);
     destroyPeers(link);
   });
 
@@ -81,7 +83,7 @@ describe("bridge: timeouts", () => {
     expect(result).toEqual({ end: "shutdown", bytesToBackend: 3, bytesToClient: 0 });
     expect((await within(atBackend, 1000, "FIN passed on")).toString()).toBe("bye");
     expect(elapsed).toBeGreaterThanOrEqual(198);
-    expect(elapsed).toBeLessThan(1000);
+    expect(elapsed).toBeLessThan(3000);
     destroyPeers(link);
   });
 
@@ -93,7 +95,7 @@ describe("bridge: timeouts", () => {
     expect(result.end).toBe("total");
     expect(result.bytesToBackend).toBeGreaterThanOrEqual(5);
     expect(elapsed).toBeGreaterThanOrEqual(298);
-    expect(elapsed).toBeLessThan(1000);
+    expect(elapsed).toBeLessThan(3000);
     destroyPeers(link);
   });
 

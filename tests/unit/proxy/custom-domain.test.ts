@@ -290,7 +290,7 @@ describe("createCustomDomainResolver against a local DNS server", () => {
     ]);
     const elapsed = performance.now() - started;
     expect(codes).toEqual(["E_CUSTOM_DNS_FAILED", "E_CUSTOM_DNS_FAILED"]);
-    expect(elapsed).toBeLessThan(300 + 150);
+    expect(elapsed).toBeLessThan(1_500); // its own 300 ms bound, not the resolver's retries (seconds)
     expect(resolver.size()).toBe(0);
 
     dns.setMode("answer");

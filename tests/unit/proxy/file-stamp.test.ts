@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { StampPoller, stampOf } from "../../../gateway-runtime/proxy/file-stamp.js";
+import { until } from "../../helpers/poll.js";
 
 const dirs: string[] = [];
 const pollers: StampPoller[] = [];
@@ -29,11 +30,8 @@ function poll(pair: readonly string[], baseline: string): { changes: () => numbe
   return { changes: () => changes };
 }
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-async function until(check: () => boolean): Promise<void> {
-  for (const end = Date.now() + 3000; !check(); await sleep(5)) {
-    if (Date.now() > end) throw new Error("timed out");
-  }
-}
+const changesReach = (n: number, changes: () => number) =>
+  until(`${n} change(s) reported`, () => changes() === n, 3000, { everyMs: 5 });
 
 describe("stampOf", () => {
   it("changes when a file is replaced by rename, even with the same contents", async () => {
@@ -57,7 +55,7 @@ describe("StampPoller", () => {
     const baseline = await stampOf(pair);
     replace(pair[0], "two"); // before the poller exists: watchFile would take this as its baseline
     const { changes } = poll(pair, baseline);
-    await until(() => changes() === 1);
+    await changesReach(1, changes);
   });
 
   it("reports each change once, and nothing while the files stay put", async () => {
@@ -66,25 +64,28 @@ describe("StampPoller", () => {
     await sleep(60);
     expect(changes()).toBe(0);
     replace(pair[0], "two");
-    await until(() => changes() === 1);
+    await changesReach(1, changes);
     await sleep(60);
     expect(changes()).toBe(1);
     replace(pair[1], "two");
-    await until(() => changes() === 2);
+    await changesReach(2, changes);
   });
 
   it("sees a file appear, and takes a stamp from seen() as acted on", async () => {
     const pair = files();
     rmSync(pair[0]);
     let changed = 0;
-    const poller = new StampPoller(pair, await stampOf(pair), 10, () => changed++);
-    pollers.push(poller);
+    const missing = await stampOf(pair);
     writeFileSync(pair[0], "back");
-    poller.seen(await stampOf(pair));
+    const back = await stampOf(pair);
+    // seen() in the same tick as the construction: no poll can run in between
+    const poller = new StampPoller(pair, missing, 10, () => changed++);
+    pollers.push(poller);
+    poller.seen(back);
     await sleep(60);
     expect(changed).toBe(0);
     replace(pair[0], "again");
-    await until(() => changed === 1);
+    await changesReach(1, () => changed);
   });
 
   it("stops polling after stop()", async () => {

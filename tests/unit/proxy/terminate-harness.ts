@@ -7,6 +7,7 @@ import { join } from "node:path";
 import type { Writable } from "node:stream";
 import tls from "node:tls";
 import { afterAll, afterEach, beforeAll, vi } from "vitest";
+import { until as poll } from "../../helpers/poll.js";
 import {
   type TerminateError,
   type TerminatorOptions,
@@ -34,7 +35,9 @@ export let expired: LeafCert;
 /** Run (last first) after every test. */
 export const cleanups: Array<() => void> = [];
 export const SNI = "a1b2.app.test.example";
-export const PARTIAL_HELLO = Buffer.from([0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03]);
+export const PARTIAL_HELLO = Buffer.from([
+  0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03,
+]);
 
 /** Registers the certificates (made once per file) and the per-test cleanup. */
 export function useTerminatorHarness(): void {
@@ -58,11 +61,9 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
-export async function until(check: () => boolean, what: string, ms = 3000): Promise<void> {
-  for (const end = Date.now() + ms; !check(); await sleep(10)) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms: ${what}`);
-  }
-}
+/** `until` of `tests/helpers/poll.ts`, with this file's argument order and 10 ms polls. */
+export const until = (check: () => boolean, what: string, ms = 3000): Promise<boolean> =>
+  poll(what, check, ms, { everyMs: 10 });
 
 /** Writes the pair the way a renewer does: temp file, then rename, certificate first. */
 export function place(files: readonly [string, string], pair: Pem): void {

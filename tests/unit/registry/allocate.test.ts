@@ -208,25 +208,31 @@ describe("allocator properties", () => {
   });
 });
 
+/** CPU time of this process in ms: unlike wall time, not inflated by other processes' turns. */
+function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
 describe("allocator cost", () => {
   it("4,000 sequential allocations in a /20 without a hint take well under a second", () => {
     const taken = new Set<number>();
-    const start = performance.now();
+    const start = cpuMs();
     for (let k = 0; k < 4000; k++) {
       const n = allocateIp({ ...DEFAULT_PLAN, taken });
       if (n === undefined) throw new Error(`full after ${k}`);
       taken.add(n);
     }
-    expect(performance.now() - start).toBeLessThan(1000);
+    expect(cpuMs() - start).toBeLessThan(1000);
     expect(taken.size).toBe(4000);
   });
 
   it("a /16 filled to 60,000 through RegistryState (which passes the hint) takes well under a second", () => {
     const state = RegistryState.empty(plan("10.4.0.0/16", "10.4.0.1", ["10.4.0.0/27"]));
-    const start = performance.now();
+    const start = cpuMs();
     for (let k = 0; k < 60_000; k++)
       state.register({ instanceId: `i${k}`, appId: "a", publicKey: wgKey(k) }, 1);
-    expect(performance.now() - start).toBeLessThan(2000);
+    expect(cpuMs() - start).toBeLessThan(2000);
     const freed = state.get("i30000")?.ip;
     expect(state.remove("i30000")).toBe(true);
     const again = state.register({ instanceId: "new", appId: "a", publicKey: wgKey(1e6) }, 1);

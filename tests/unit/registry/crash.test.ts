@@ -39,16 +39,25 @@ function waitFor(
       else resolve();
     };
     const check = () => predicate(output()) && done();
-    const exited = () => done(new Error("writer exited before it was ready"));
-    const timer = setTimeout(() => done(new Error(`writer not ready after ${ms} ms`)), ms);
+    const exited = () => done(new Error("writer exited before it had done its work"));
+    const timer = setTimeout(() => done(new Error(`writer not there after ${ms} ms`)), ms);
     child.stdout?.on("data", check);
     child.once("exit", exited);
     check();
   });
 }
 
-/** One writer run: start it, let it work for `workMs` after it opened the store, SIGKILL it. */
-async function runAndKill(file: string, run: number, workMs: number): Promise<string[]> {
+/**
+ * One writer run: start it, let it acknowledge `lines` changes, then SIGKILL it `extraMs` later
+ * (mid-write, most of the time). Counting acknowledgements rather than time keeps every run
+ * doing work however slow the machine's fsync is.
+ */
+async function runAndKill(
+  file: string,
+  run: number,
+  lines: number,
+  extraMs: number,
+): Promise<string[]> {
   // Node itself with the tsx loader, not the tsx CLI: the CLI runs the script in a grandchild
   // that a SIGKILL of the CLI would leave running.
   const child = spawn(process.execPath, ["--import", "tsx", WRITER, file, String(run)], {
@@ -65,10 +74,10 @@ async function runAndKill(file: string, run: number, workMs: number): Promise<st
     await waitFor(
       child,
       () => stdout,
-      (out) => out.startsWith("ready\n"),
-      10_000,
+      (out) => out.startsWith("ready\n") && out.split("\n").length - 2 >= lines,
+      20_000,
     );
-    await new Promise((r) => setTimeout(r, workMs));
+    await new Promise((r) => setTimeout(r, extraMs));
   } catch (err) {
     throw new Error(`run ${run}: ${(err as Error).message}\n${stderr}`);
   } finally {
@@ -95,7 +104,12 @@ describe("crash safety", () => {
       const expected = new Map<string, Expect>();
       let acknowledged = 0;
       for (let run = 0; run < RUNS; run++) {
-        const lines = await runAndKill(file, run, 20 + Math.floor(Math.random() * 280));
+        const lines = await runAndKill(
+          file,
+          run,
+          Math.floor(Math.random() * 30),
+          Math.floor(Math.random() * 20),
+        );
         for (const line of lines) {
           const [what, id = "", ip = ""] = line.split(" ");
           const before = expected.get(id);
@@ -123,5 +137,5 @@ describe("crash safety", () => {
     } finally {
       await cleanup();
     }
-  }, 40_000);
+  }, 120_000);
 });

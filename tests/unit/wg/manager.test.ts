@@ -15,6 +15,7 @@ import { createLogger, silentLogger } from "../../../gateway-runtime/log/index.j
 import { CommandError, type CommandRunner } from "../../../gateway-runtime/wg/exec.js";
 import { generateWgKeyPair } from "../../../gateway-runtime/wg/keys.js";
 import { WireGuardManager } from "../../../gateway-runtime/wg/manager.js";
+import { until } from "../../helpers/poll.js";
 
 type Handler = (cmd: string) => string | CommandError;
 
@@ -107,8 +108,12 @@ describe("WireGuardManager (scripted runner)", () => {
     await first.setPeers([peerA, peerB]);
     expect(await readFile(conf, "utf8")).not.toContain("Endpoint");
     await first.peerStatus();
-    await sleep(100); // a newly seen endpoint is written to the file on its own
-    expect(await readFile(conf, "utf8")).toContain("Endpoint = 192.0.2.9:40009");
+    // a newly seen endpoint is written to the file on its own
+    await until(
+      "the seen endpoint in the file",
+      async () => (await readFile(conf, "utf8")).includes("Endpoint = 192.0.2.9:40009"),
+      5_000,
+    );
     const written = await readFile(conf, "utf8");
     expect(written).toContain(
       `PublicKey = ${peerA.publicKey}\nAllowedIPs = 10.4.0.2/32\nEndpoint = 192.0.2.9:40009\n`,
