@@ -1,5 +1,5 @@
 import { createSocket } from "node:dgram";
-import { readFile } from "node:fs/promises";
+import { readFile, unlink, writeFile } from "node:fs/promises";
 /**
  * The gateway's WireGuard interface: creates it (kernel module, else wireguard-go), applies the
  * peer set with `wg syncconf` (which keeps the sessions of unchanged peers), reads handshakes.
@@ -76,6 +76,12 @@ export class WireGuardManager {
   #closed: Promise<void> | undefined;
   /** Last endpoint seen per peer (from `wg show dump`, or an earlier run's config file). */
   readonly #endpoints: Map<string, string>;
+  /**
+   * The interface was just created and knows no endpoints: its next apply gives it the
+   * remembered ones. Afterwards WireGuard's roaming owns them; an apply that set them again
+   * would move a peer that roamed since the last poll back to its old, dead address.
+   */
+  #linkFresh = false;
 
   private constructor(opts: WireGuardManagerOptions, endpoints: Map<string, string>) {
     this.#opts = {
@@ -111,6 +117,7 @@ export class WireGuardManager {
     checkWgPeers(opts.peers ?? []);
     await ensureDir(dirname(opts.configPath));
     await removeStrayTemps(opts.configPath);
+    await unlink(`${opts.configPath}.sync`).catch(() => undefined); // a crashed apply's copy
     // Endpoints the previous run learnt: with them this side can re-establish sessions at once
     // after a restart instead of waiting minutes for every peer's next handshake.
     const previous = await readFile(opts.configPath, "utf8").catch(() => "");
@@ -262,26 +269,37 @@ export class WireGuardManager {
     return new GatewayError("E_WG_CLOSED", "the WireGuard manager is closed");
   }
 
+  /**
+   * Writes the config file (with every remembered endpoint, for the next start) and syncs the
+   * interface to it. A live interface is synced from a copy without endpoints (`wg syncconf`
+   * leaves a peer's endpoint alone when the file names none): see `#linkFresh`.
+   */
   async #apply(peers: readonly WgPeer[]): Promise<void> {
     this.#applies += 1;
-    const text = renderWgConfig({
-      privateKey: this.#opts.privateKey.reveal(),
-      listenPort: this.#opts.listenPort,
-      peers: peers.map((p) => {
-        const endpoint = this.#endpoints.get(p.publicKey);
-        return endpoint === undefined ? p : { ...p, endpoint };
-      }),
-    });
+    const config = (withEndpoints: boolean) =>
+      renderWgConfig({
+        privateKey: this.#opts.privateKey.reveal(),
+        listenPort: this.#opts.listenPort,
+        peers: peers.map((p) => {
+          const endpoint = withEndpoints ? this.#endpoints.get(p.publicKey) : undefined;
+          return endpoint === undefined ? p : { ...p, endpoint };
+        }),
+      });
+    const { configPath } = this.#opts;
+    const fresh = this.#linkFresh;
+    const syncPath = fresh ? configPath : `${configPath}.sync`;
     try {
-      await writeFileAtomic(this.#opts.configPath, text, 0o600);
+      await writeFileAtomic(configPath, config(true), 0o600);
+      if (!fresh) await writeFile(syncPath, config(false), { mode: 0o600, flag: "w" });
     } catch (err) {
       throw this.#wrap("E_WG_APPLY", err);
     }
-    await this.#command("E_WG_APPLY", "wg", [
-      "syncconf",
-      this.#opts.interface,
-      this.#opts.configPath,
-    ]);
+    try {
+      await this.#command("E_WG_APPLY", "wg", ["syncconf", this.#opts.interface, syncPath]);
+    } finally {
+      if (!fresh) await unlink(syncPath).catch(() => undefined);
+    }
+    this.#linkFresh = false;
     this.#opts.log.debug(
       { peers: peers.length, applies: this.#applies },
       "WireGuard peers applied",
@@ -304,6 +322,7 @@ export class WireGuardManager {
 
   async #createLink(): Promise<void> {
     const { interface: iface, implementation, log } = this.#opts;
+    this.#linkFresh = true;
     if (implementation !== "userspace") {
       try {
         await this.#exec.run(

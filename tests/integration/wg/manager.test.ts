@@ -24,6 +24,7 @@ import {
   processesMatching,
   run,
 } from "../../helpers/netns.js";
+import { until } from "../../helpers/poll.js";
 
 const TOOLS: [string, string[], string][] = [
   ["wireguard-go", ["--version"], "wireguard-go"],
@@ -75,17 +76,9 @@ let gw = "";
 let manager: WireGuardManager;
 const logs: string[] = [];
 
-async function waitUntil(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs = 5_000,
-): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+/** `until` of tests/helpers/poll.ts, polling every 25 ms. */
+const waitUntil = (what: string, check: () => Promise<boolean>, timeoutMs = 5_000) =>
+  until(what, check, timeoutMs, { everyMs: 25 });
 
 async function gatewayPeers(): Promise<Map<string, { allowedIps: readonly string[] }>> {
   return parseWgDump((await net.exec(gw, "wg", ["show", gwIf, "dump"])).stdout);
@@ -248,6 +241,29 @@ describe("WireGuardManager with wireguard-go in network namespaces", () => {
     await waitUntil("two health updates", async () => updates.length >= 2);
     poller.stop();
     expect(updates[1]).toEqual(handshakes);
+  });
+
+  it("leaves a roamed peer's new endpoint alone when it applies peers again", async () => {
+    const endpointOfA = async () =>
+      parseWgDump((await net.exec(gw, "wg", ["show", gwIf, "dump"])).stdout).get(
+        cvmA.peer.publicKey,
+      )?.endpoint;
+    await manager.handshakes(); // remembers A's endpoint
+    const before = await endpointOfA();
+    expect(before).toMatch(/^192\.0\.2\.2:\d+$/);
+    // A's UDP port changes (a NAT rebinding, a restarted wireguard-go); its next packet moves it.
+    const port = Number(before?.split(":")[1]) === 51999 ? 51998 : 51999;
+    await net.exec(cvmA.ns, "wg", ["set", cvmA.iface, "listen-port", String(port)]);
+    expect(await probe(cvmA.ns, 5_000)).toBe(true);
+    expect(await endpointOfA()).toBe(`192.0.2.2:${port}`);
+    // An apply before the next poll: the remembered endpoint is the old one.
+    await manager.setPeers([cvmA.peer, cvmB.peer]);
+    expect(await endpointOfA()).toBe(`192.0.2.2:${port}`);
+    await manager.handshakes(); // the poll records the new one for the next start
+    await manager.setPeers([cvmA.peer, cvmB.peer]);
+    expect(await readFile(join(dir, "wireguard", "gw.conf"), "utf8")).toContain(
+      `Endpoint = 192.0.2.2:${port}`,
+    );
   });
 
   it("removes a peer: gone from wg show, cut off, and the kept peer keeps its session", async () => {

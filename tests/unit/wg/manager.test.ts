@@ -4,7 +4,8 @@
  * against real wireguard-go is in tests/integration/wg/manager.test.ts.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -126,6 +127,30 @@ describe("WireGuardManager (scripted runner)", () => {
     const second = await manager(new ScriptedRunner(noLink), {});
     await second.setPeers([peerA]);
     expect(await readFile(conf, "utf8")).toContain("Endpoint = 192.0.2.9:40009");
+  });
+
+  it("gives a new interface the remembered endpoints, and leaves a live one's to roaming", async () => {
+    const conf = join(dir, "wg", "wg-t.conf");
+    await mkdir(join(dir, "wg"), { recursive: true });
+    await writeFile(conf, `[Peer]\nPublicKey = ${peerA.publicKey}\nEndpoint = 192.0.2.9:40009\n`);
+    let linkUp = false;
+    const synced: string[] = []; // what each wg syncconf read
+    const runner = new ScriptedRunner((cmd) => {
+      if (cmd.startsWith("ip link add")) linkUp = true;
+      if (cmd.startsWith("ip link show")) return linkUp ? "" : noLink(cmd);
+      if (cmd.startsWith("wg syncconf")) synced.push(readFileSync(cmd.split(" ")[3] ?? "", "utf8"));
+      return "";
+    });
+    const m = await manager(runner);
+    await m.setPeers([peerA, peerB]); // no link yet: wg would fail; the script lets it pass
+    await m.ensureInterface(); // creates the link: its first sync carries the endpoint
+    await m.setPeers([peerA]); // live: the sync names no endpoint, the file keeps it
+    expect(synced).toHaveLength(3);
+    expect(synced[1]).toContain("Endpoint = 192.0.2.9:40009");
+    expect(synced[2]).toContain(`PublicKey = ${peerA.publicKey}`);
+    expect(synced[2]).not.toContain("Endpoint");
+    expect(await readFile(conf, "utf8")).toContain("Endpoint = 192.0.2.9:40009");
+    expect(await readdir(join(dir, "wg"))).toEqual(["wg-t.conf"]); // the sync copy is gone
   });
 
   it("falls back to wireguard-go under setpriv, owns it and stops it on close", async () => {
