@@ -11,7 +11,7 @@
 import { copyFile, readFile, rm, stat } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { issueLeaf } from "../helpers/certs.js";
 import { type LabCvm, RegistrationLab, HTTP_PORT, GATEWAY_IP } from "../helpers/e2e-lab.js";
 import { until } from "../helpers/poll.js";
@@ -28,9 +28,19 @@ const appBAnswers: string[] = [];
 
 const url = (id: string) => `${id}-${HTTP_PORT}`;
 
+/** Why requests answered "ERR", newest last: printed when a test fails. */
+const failures: string[] = [];
+
 /** One request to `https://<id>-8080.<base>/`: the body, or "ERR". Records app B's answers. */
-async function request(id: string, timeoutS = 4): Promise<string> {
-  const body = await lab.curl(url(id), timeoutS).catch(() => "ERR");
+async function request(id: string, timeoutS = 8): Promise<string> {
+  const started = Date.now();
+  const body = await lab.curl(url(id), timeoutS).catch((error: Error) => {
+    const first = /curl: \(\d+\).*/.exec(error.message)?.[0] ?? error.message.slice(-200);
+    failures.push(
+      `${new Date(started).toISOString()} ${id.slice(0, 4)}: ${Date.now() - started} ms, ${first}`,
+    );
+    return "ERR";
+  });
   if (id === APP_B && body !== "ERR") appBAnswers.push(body);
   return body;
 }
@@ -65,6 +75,19 @@ describe("registration end to end (bundle, agents, curl, in network namespaces)"
   afterAll(async () => {
     await lab.teardown();
   }, 30_000);
+
+  // On a failure, what the requests saw and what the gateway said (its per-connection lines
+  // left out): CI output is all there is to go on.
+  afterEach(({ task }) => {
+    if (task.result?.state !== "fail") return;
+    const gateway = (lab.gateway?.log() ?? "")
+      .split("\n")
+      .filter((line) => !line.includes('"connection closed"'))
+      .slice(-40);
+    console.error(
+      ["failed requests:", ...failures.slice(-10), "gateway log:", ...gateway].join("\n"),
+    );
+  });
 
   it("gives each CVM its own address and a 0600 key, and the gateway knows their keys", async () => {
     const ips = lab.cvms.map((c) => c.ip);

@@ -110,7 +110,7 @@ export class RegistrationLab {
     this.configFile = join(this.dir, "gateway.json");
     const wg = generateWgKeyPair();
     const config = {
-      log_level: "info",
+      log_level: "debug",
       address: GATEWAY_IP,
       port: RPC_PORT,
       core: {
@@ -143,7 +143,9 @@ export class RegistrationLab {
           // One candidate per connection: only health (not a lost connect race) takes an
           // instance out, so tests see the health window.
           connect_top_n: 1,
-          timeouts: { connect: "2s", cache_top_n: "200ms" },
+          // Each forced handshake (every ~3 s here) drops the tunnel's session for a moment;
+          // a SYN lost then is sent again after 1 s and 3 s. 5 s lets both count.
+          timeouts: { connect: "5s", cache_top_n: "200ms" },
         },
       },
     };
