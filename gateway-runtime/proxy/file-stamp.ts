@@ -56,7 +56,8 @@ export class StampPoller {
     try {
       const seenBefore = this.#seenCount;
       const stamp = await stampOf(this.files);
-      // A seen() during the stat brought a stamp at least as new as this one.
+      // A seen() during the stat wins (this stamp may be older than the owner's read); a
+      // change that seen() missed differs from it and is reported by the next poll.
       if (seenBefore === this.#seenCount && stamp !== this.#last) {
         this.#last = stamp;
         this.onChange();
