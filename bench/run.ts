@@ -1,10 +1,12 @@
 /**
  * `npm run bench [-- --quick] [-- --only a,c] [-- --targets haproxy,ours] [-- --runs N --seconds S]
- *   [-- --ours-flags="node flags", default the unit's NODE_FLAGS] [-- --no-profile] [-- --keep]`
+ *   [-- --ours-flags="node flags", default the unit's NODE_FLAGS] [-- --base REV] [-- --no-profile]
+ *   [-- --keep]`
  *
  * Builds the bench gateway bundle, starts the backend and the proxies (HAProxy, nginx, ours,
  * each pinned to core 0; load generators and backend on the other cores), checks every route,
- * runs scenarios (a)-(h) and prints the table; writes `bench/results/latest.{json,svg,md}` and
+ * runs scenarios (a)-(h) and prints the table; with `--base REV` also ours as of commit REV
+ * ("base"), with the per-round ratio of ours to it; writes `bench/results/latest.{json,svg,md}` and
  * `profile.json` (`quick.*` with --quick, `partial.*` for a subset or other --ours-flags).
  * BENCHMARKS.md explains method and limits.
  * Every process started here is killed at the end, also on failure or Ctrl-C.
@@ -17,14 +19,21 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { NODE_FLAGS } from "../components/host-layout.js";
 import { createCa, issueLeaf } from "../tests/helpers/certs.js";
-import { buildBench } from "./lib/build.js";
+import { buildBaseGateway, buildBench } from "./lib/build.js";
 import { ratioChart } from "./lib/chart.js";
 import { measureIdle, type IdleSample } from "./lib/idle.js";
 import { cpuList, machineInfo, pinSelf, preflight } from "./lib/machine.js";
 import { probe } from "./lib/net.js";
 import { ProcessSet } from "./lib/procs.js";
 import { profileScenarios } from "./lib/profile-run.js";
-import { idleRows, loadRows, type Row, routeRow, goals as judge } from "./lib/report.js";
+import {
+  idleRows,
+  loadRows,
+  pairedRatio,
+  type Row,
+  routeRow,
+  goals as judge,
+} from "./lib/report.js";
 import { LOAD_SCENARIOS, runScenario, type ScenarioId } from "./lib/scenarios.js";
 import { goalLines, markdownTable, scenarioLegend, textTable } from "./lib/table.js";
 import {
@@ -51,6 +60,7 @@ const { values: args } = parseArgs({
     only: { type: "string" },
     targets: { type: "string" },
     "ours-flags": { type: "string" },
+    base: { type: "string" },
     runs: { type: "string" },
     seconds: { type: "string" },
     "idle-connections": { type: "string" },
@@ -68,6 +78,7 @@ const idleConnections = Number(args["idle-connections"] ?? (quick ? 1000 : 5000)
 const targetNames = new Set(
   (args.targets ?? "direct,haproxy,nginx,ours,node").split(",").map((s) => s.trim()),
 );
+if (args.base !== undefined) targetNames.add("base");
 /**
  * Node flags for our gateway: by default the systemd unit's (`NODE_FLAGS`); `--ours-flags="..."`
  * replaces them to compare tunings (`--ours-flags=` for none).
@@ -87,6 +98,7 @@ const wantProfile = !quick && !args["no-profile"];
     if (!"abcdefgh".includes(s) || s.length !== 1) problems.push(`unknown scenario "${s}"`);
   for (const t of targetNames)
     if (!["direct", ...PROXIES].includes(t)) problems.push(`unknown target "${t}"`);
+  if (args.base === "") problems.push("--base needs a commit");
   for (const [name, v] of Object.entries({
     runs: timing.runs,
     seconds: timing.seconds,
@@ -166,6 +178,8 @@ async function main(): Promise<number> {
     for (const [k, v] of Object.entries(machine.versions)) log(`  ${k}: ${v}`);
     const leaf = issueLeaf(ca, { key: "ec" });
     const built = await buildBench(ROOT);
+    const base = args.base === undefined ? undefined : await buildBaseGateway(ROOT, args.base);
+    if (base) log(`base: ours as of ${base.commit} (--base ${args.base})`);
     const env: Env = {
       ps,
       dir,
@@ -184,6 +198,7 @@ async function main(): Promise<number> {
     };
     const backend = await startBackend(env);
     const rows: Row[] = [];
+    const pairedLines: string[] = [];
     /** A fresh process of one proxy; ours and the Node floor run with the same node flags. */
     const startProxy = (name: (typeof PROXIES)[number]): Promise<Target> => {
       const node = { nodeFlags: oursFlags };
@@ -196,6 +211,9 @@ async function main(): Promise<number> {
           return startOurs(env, backend, { ...node, entry: built.gateway });
         case "node":
           return startNodeFloor(env, backend, { ...node, entry: built.nodeFloor });
+        case "base":
+          if (!base) throw new Error("the base target needs --base");
+          return startOurs(env, backend, { ...node, entry: base.gateway, target: "base" });
       }
     };
 
@@ -205,7 +223,7 @@ async function main(): Promise<number> {
       if (targetNames.has("direct")) targets.push(direct(backend));
       if (targetNames.has("haproxy")) targets.push(await startHaproxy(env, backend));
       if (targetNames.has("nginx")) targets.push(await startNginx(env, backend));
-      for (const name of ["ours", "node"] as const) {
+      for (const name of ["ours", "node", "base"] as const) {
         if (targetNames.has(name)) targets.push(await startProxy(name));
       }
       log("route check:");
@@ -214,6 +232,12 @@ async function main(): Promise<number> {
         progress(`(${scenario.id}) ${scenario.title}`);
         const samples = await runScenario(loadCtx, cores, scenario, targets, timing, progress);
         rows.push(...loadRows(scenario, samples));
+        const paired = pairedRatio(samples.get("ours"), samples.get("base"));
+        if (paired) {
+          const line = `(${scenario.id}) ours ÷ base, CPU per op, per round: ${paired}`;
+          pairedLines.push(line);
+          progress(`  ${line}`);
+        }
       }
       for (const t of targets) if (t.proc) await ps.stop(t.proc);
     }
@@ -282,14 +306,14 @@ async function main(): Promise<number> {
         )
       : [];
 
-    const order = ["direct", "haproxy", "nginx", "ours", "node"];
+    const order = ["direct", "haproxy", "nginx", "ours", "node", "base"];
     rows.sort((a, b) =>
       a.scenario === b.scenario
         ? order.indexOf(a.target) - order.indexOf(b.target)
         : a.scenario.localeCompare(b.scenario),
     );
     const goalList = judge(rows);
-    const subtitle = `${timing.runs} run(s) × ${timing.seconds} s, median; ${machine.nproc} CPUs ${machine.cpuModel}; ${new Date().toISOString().slice(0, 10)}; ours with node ${oursFlags.join(" ") || "(no flags)"}${unitFlags ? " (the unit's)" : ""}`;
+    const subtitle = `${timing.runs} run(s) × ${timing.seconds} s, median; ${machine.nproc} CPUs ${machine.cpuModel}; ${new Date().toISOString().slice(0, 10)}; ours with node ${oursFlags.join(" ") || "(no flags)"}${unitFlags ? " (the unit's)" : ""}${base ? `; base = ours as of ${base.commit.slice(0, 12)}` : ""}`;
     log("");
     log(textTable(rows));
     log("");
@@ -300,11 +324,17 @@ async function main(): Promise<number> {
     log("");
     log("goals:");
     for (const line of goalLines(goalList)) log(`  ${line}`);
+    if (base) {
+      log("");
+      log(`against base ${base.commit.slice(0, 12)}:`);
+      for (const line of pairedLines) log(`  ${line}`);
+    }
 
     // Only a complete run may replace the committed results.
     const complete =
       !quick &&
       unitFlags &&
+      !base &&
       ["a", "b", "c", "d", "e", "f", "g", "h"].every((s) => only.has(s as ScenarioId)) &&
       ["direct", ...PROXIES].every((t) => targetNames.has(t));
     const name = quick ? "quick" : complete ? "latest" : "partial";
@@ -320,6 +350,7 @@ async function main(): Promise<number> {
       ...scenarioLegend(rows).map((l) => `- ${l}`),
       "",
       ...goalLines(goalList).map((l) => `- ${l}`),
+      ...pairedLines.map((l) => `- ${l}`),
       "",
       "Machine:",
       "",

@@ -4,7 +4,8 @@
  * `bench/.build/`.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "esbuild";
 import { BUNDLE_OPTIONS } from "../../scripts/bundle-options.mjs";
@@ -53,4 +54,51 @@ export async function buildBench(root: string): Promise<BuildOutput> {
     nodeFloor: join(outdir, "node-floor.mjs"),
     shim,
   };
+}
+
+/**
+ * Our bench gateway as of another commit (`--base <rev>`), so a change is measured against
+ * the code before it in the same rounds: `git archive` of `rev` into a folder under the system's
+ * temp dir (outside this tree, so tsc, biome and vitest never see the copy; kept for the next
+ * run), with this tree's `node_modules` linked in, bundled with this tree's options. Returns the
+ * bundle and the commit it was built from.
+ */
+export async function buildBaseGateway(
+  root: string,
+  rev: string,
+): Promise<{ readonly gateway: string; readonly commit: string }> {
+  const git = (args: string[], input?: Buffer): Buffer => {
+    const r = spawnSync("git", args, {
+      cwd: root,
+      input,
+      maxBuffer: 512 * 2 ** 20,
+      timeout: 60_000,
+    });
+    if (r.status !== 0) {
+      throw new Error(`git ${args.join(" ")}: ${r.stderr?.toString().trim() || r.error}`);
+    }
+    return r.stdout;
+  };
+  const commit = git(["rev-parse", "--verify", `${rev}^{commit}`])
+    .toString()
+    .trim();
+  const tree = join(tmpdir(), `gw-bench-base-${commit}`);
+  if (!existsSync(join(tree, "bench", "gateway-bench.ts"))) {
+    rmSync(tree, { recursive: true, force: true });
+    mkdirSync(tree, { recursive: true });
+    const tar = git(["archive", "--format=tar", commit]);
+    const x = spawnSync("tar", ["-x", "-C", tree], { input: tar, timeout: 60_000 });
+    if (x.status !== 0) throw new Error(`tar -x of ${commit}: ${x.stderr?.toString()}`);
+    if (!existsSync(join(tree, "bench", "gateway-bench.ts"))) {
+      throw new Error(`--base ${rev}: commit ${commit} has no bench/gateway-bench.ts`);
+    }
+    symlinkSync(join(root, "node_modules"), join(tree, "node_modules"), "dir");
+  }
+  const gateway = join(root, "bench", ".build", `base-${commit.slice(0, 12)}.mjs`);
+  await build({
+    ...BUNDLE_OPTIONS,
+    entryPoints: [join(tree, "bench", "gateway-bench.ts")],
+    outfile: gateway,
+  });
+  return { gateway, commit };
 }

@@ -117,6 +117,27 @@ export function loadRows(
   );
 }
 
+/**
+ * Ours against ours as of another commit (`--base`), paired by round: each round ran both, so
+ * the machine's drift between rounds cancels out of the ratio. "0.93× (0.90-0.97, 5 rounds)":
+ * the median of the per-round ratios of CPU per operation, and their range. Undefined when
+ * either side has no sample.
+ */
+export function pairedRatio(
+  ours: readonly Sample[] | undefined,
+  base: readonly Sample[] | undefined,
+): string | undefined {
+  const n = Math.min(ours?.length ?? 0, base?.length ?? 0);
+  const ratios: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = (ours?.[i]?.cpuUsPerOp ?? Number.NaN) / (base?.[i]?.cpuUsPerOp ?? Number.NaN);
+    if (Number.isFinite(r)) ratios.push(r);
+  }
+  if (ratios.length === 0) return undefined;
+  const f = (x: number): string => x.toFixed(2);
+  return `${f(median(ratios))}× (${f(Math.min(...ratios))}-${f(Math.max(...ratios))}, ${ratios.length} rounds)`;
+}
+
 export function idleRows(samples: ReadonlyMap<string, readonly IdleSample[]>): Row[] {
   const base = [...samples.entries()].map(([target, list]): Row => {
     const bytes = list.map((s) => s.bytesPerConn);

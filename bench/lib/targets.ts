@@ -7,6 +7,8 @@
  * - nginx: `http` with `listen ... ssl` (termination), `stream` with `ssl_preread` (passthrough);
  * - ours: the bundled data plane (`bench/gateway-bench.ts`), routing by SNI label;
  * - node: the Node floor (`bench/node-floor.ts`), the least a Node proxy can do;
+ * - base: ours as of another commit (`--base <rev>`), to measure a change against the code
+ *   before it in the same rounds;
  * - direct: no proxy, the client talks TLS to the backend (the limit).
  * Every proxy runs one worker/thread, pinned to the proxy core.
  */
@@ -15,8 +17,14 @@ import { join } from "node:path";
 import { freePort, HOST, readLineUntil, waitForPort } from "./net.js";
 import type { Proc, ProcessSet } from "./procs.js";
 
-export type TargetName = "direct" | "haproxy" | "nginx" | "ours" | "node";
-export const PROXIES = ["haproxy", "nginx", "ours", "node"] as const satisfies readonly TargetName[];
+export type TargetName = "direct" | "haproxy" | "nginx" | "ours" | "node" | "base";
+export const PROXIES = [
+  "haproxy",
+  "nginx",
+  "ours",
+  "node",
+  "base",
+] as const satisfies readonly TargetName[];
 
 export const BASE_DOMAIN = "app.test.example";
 /** The app id our gateway routes to (lowercase hex, as the grammar wants). */
@@ -256,6 +264,7 @@ export interface OursOptions {
   readonly entry: string;
   /** Node flags, e.g. the unit's `NODE_FLAGS`, `--cpu-prof`. */
   readonly nodeFlags?: readonly string[];
+  /** The process's name (logs); @default the target's */
   readonly name?: string;
 }
 
@@ -295,18 +304,24 @@ async function startNodeEntry<T>(
 
 const isPort = (v: unknown): v is number => typeof v === "number" && v > 0;
 
-export async function startOurs(env: Env, backend: Backend, opts: OursOptions): Promise<Target> {
+export async function startOurs(
+  env: Env,
+  backend: Backend,
+  opts: OursOptions & { readonly target?: "ours" | "base" },
+): Promise<Target> {
   const args = ["--cert", env.certFile, "--key", env.keyFile, "--app", APP_ID];
-  const { proc, memoryFile, value: port } = await startNodeEntry(
-    env,
-    { ...opts, name: opts.name ?? "ours" },
-    args,
-    (v) => (isPort(v.port) ? v.port : undefined),
+  const target = opts.target ?? "ours";
+  const {
+    proc,
+    memoryFile,
+    value: port,
+  } = await startNodeEntry(env, { ...opts, name: opts.name ?? target }, args, (v) =>
+    isPort(v.port) ? v.port : undefined,
   );
   await waitForPort(port, proc);
   const names = routeNames(backend);
   return {
-    name: "ours",
+    name: target,
     proc,
     term: { port, sni: names.term },
     pass: { port, sni: names.pass },

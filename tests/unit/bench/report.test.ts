@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { IdleSample } from "../../../bench/lib/idle.js";
-import { goals, idleRows, loadRows, median, routeRow } from "../../../bench/lib/report.js";
+import {
+  goals,
+  idleRows,
+  loadRows,
+  median,
+  pairedRatio,
+  routeRow,
+} from "../../../bench/lib/report.js";
 import { LOAD_SCENARIOS, type Sample, type ScenarioId } from "../../../bench/lib/scenarios.js";
 
 const scenario = (id: ScenarioId) => {
@@ -34,6 +41,16 @@ describe("bench report", () => {
     expect(median([4, 1, 3, 2])).toBe(2.5);
     expect(median([Number.NaN, 5])).toBe(5);
     expect(median([])).toBeNaN();
+  });
+
+  it("pairs ours with base round by round, so drift between rounds cancels out", () => {
+    // Round 2 ran on a busier machine: both sides slower, the ratio the same.
+    const ours = [sample(450), sample(900), sample(470)];
+    const base = [sample(500), sample(1000), sample(500)];
+    expect(pairedRatio(ours, base)).toBe("0.90× (0.90-0.94, 3 rounds)");
+    expect(pairedRatio(ours.slice(0, 2), base)).toBe("0.90× (0.90-0.90, 2 rounds)");
+    expect(pairedRatio(ours, undefined)).toBeUndefined();
+    expect(pairedRatio([sample(Number.NaN)], [sample(1)])).toBeUndefined();
   });
 
   it("gives each target its median CPU per operation, the spread, and the ratio to HAProxy", () => {
