@@ -9,6 +9,10 @@
  * The consumer says when a chunk is still referenced (queued in a writable) with `retain()`;
  * the next read then gets another buffer, and the retained one is left to the GC.
  *
+ * A socket's own 4 KiB buffer comes from a second pool and goes back to it when the socket
+ * closes: with a new connection per request, a fresh one per connection was 4 KiB of external
+ * memory per connection for V8 to account for and collect.
+ *
  * Memory: a socket always holds the buffer its next read lands in. After a read that filled
  * its buffer that is a 64 KiB one borrowed from a shared pool (more is likely waiting); after
  * any shorter read it is a 4 KiB one, the large one going back to the pool (the connection may
@@ -19,15 +23,27 @@
 export const SMALL_READ = 4096;
 export const LARGE_READ = 65_536;
 const POOL_LIMIT = 64;
+/** 4 MiB of small buffers at most. */
+const SMALL_POOL_LIMIT = 1024;
 
 const pool: Buffer[] = [];
+const smallPool: Buffer[] = [];
 
 function large(): Buffer {
   return pool.pop() ?? Buffer.allocUnsafeSlow(LARGE_READ);
 }
 
+function small(): Buffer {
+  return smallPool.pop() ?? Buffer.allocUnsafeSlow(SMALL_READ);
+}
+
+/** Only for buffers nothing else references any more. */
 function giveBack(buffer: Buffer): void {
-  if (buffer.length === LARGE_READ && pool.length < POOL_LIMIT) pool.push(buffer);
+  if (buffer.length === LARGE_READ) {
+    if (pool.length < POOL_LIMIT) pool.push(buffer);
+  } else if (smallPool.length < SMALL_POOL_LIMIT) {
+    smallPool.push(buffer);
+  }
 }
 
 /** Large buffers waiting in the shared pool (tests). */
@@ -35,9 +51,14 @@ export function pooledReadBuffers(): number {
   return pool.length;
 }
 
+/** Small buffers waiting in their pool (tests). */
+export function pooledSmallBuffers(): number {
+  return smallPool.length;
+}
+
 export class ReusedReads {
   /** This socket's own 4 KiB buffer, kept while a large one is borrowed. */
-  #small: Buffer = Buffer.allocUnsafeSlow(SMALL_READ);
+  #small: Buffer = small();
   #buffer: Buffer = this.#small;
   #last = 0;
   #retained = false;
@@ -74,11 +95,16 @@ export class ReusedReads {
     this.#retained = true;
   }
 
-  /** The socket is closed: a borrowed buffer goes back to the pool (a retained one never is). */
+  /**
+   * The socket is closed: its buffers go back to their pools, except one a queued write still
+   * holds (retained, and no read since that replaced it).
+   */
   release(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#buffer !== this.#small) giveBack(this.#buffer);
+    const held = this.#retained ? this.#buffer : undefined;
+    if (this.#buffer !== this.#small && this.#buffer !== held) giveBack(this.#buffer);
+    if (this.#small !== held) giveBack(this.#small);
   }
 
   #next(): Buffer {
@@ -87,7 +113,7 @@ export class ReusedReads {
     if (this.#retained) {
       // A write still holds `current`: it is dropped, never reused or pooled.
       this.#retained = false;
-      if (current === this.#small) this.#small = Buffer.allocUnsafeSlow(SMALL_READ);
+      if (current === this.#small) this.#small = small();
       this.#buffer = full ? large() : this.#small;
     } else if (full && current === this.#small) {
       this.#buffer = large();

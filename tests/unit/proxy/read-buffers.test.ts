@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   LARGE_READ,
   pooledReadBuffers,
+  pooledSmallBuffers,
   ReusedReads,
   SMALL_READ,
 } from "../../../gateway-runtime/proxy/read-buffers.js";
@@ -71,6 +72,36 @@ describe("ReusedReads", () => {
     reads.release();
     reads.release();
     expect(pooledReadBuffers()).toBe(pooled + 1);
+  });
+
+  it("gives its small buffer back when the socket closes, and the next socket reads into it", () => {
+    const reads = new ReusedReads();
+    const own = reads.onread.buffer();
+    read(reads, own, 10);
+    const pooled = pooledSmallBuffers();
+    reads.release();
+    expect(pooledSmallBuffers()).toBe(pooled + 1);
+    expect(new ReusedReads().onread.buffer()).toBe(own);
+    expect(pooledSmallBuffers()).toBe(pooled);
+  });
+
+  it("never pools a buffer a queued write still holds when the socket closes", () => {
+    const reads = new ReusedReads();
+    const own = reads.onread.buffer();
+    reads.onread.callback(10, own);
+    reads.retain(); // the write of those 10 bytes queued; no read since
+    const pooled = pooledSmallBuffers();
+    reads.release();
+    expect(pooledSmallBuffers()).toBe(pooled);
+
+    const big = new ReusedReads();
+    const large = read(big, big.onread.buffer(), SMALL_READ);
+    big.onread.callback(LARGE_READ, large);
+    big.retain();
+    const [pooledLarge, pooledSmall] = [pooledReadBuffers(), pooledSmallBuffers()];
+    big.release();
+    expect(pooledReadBuffers()).toBe(pooledLarge); // the held large one is dropped
+    expect(pooledSmallBuffers()).toBe(pooledSmall + 1); // its own small one is free
   });
 
   it("keeps copies of what arrives before a consumer, and hands them over first", () => {
