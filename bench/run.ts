@@ -75,8 +75,10 @@ const timing = {
   warmupSeconds: quick ? 0.5 : 3,
 };
 const idleConnections = Number(args["idle-connections"] ?? (quick ? 1000 : 5000));
+/** What a complete run measures ("base" only comes with `--base`). */
+const DEFAULT_TARGETS = ["direct", "haproxy", "nginx", "ours", "node"];
 const targetNames = new Set(
-  (args.targets ?? "direct,haproxy,nginx,ours,node").split(",").map((s) => s.trim()),
+  (args.targets ?? DEFAULT_TARGETS.join(",")).split(",").map((s) => s.trim()),
 );
 if (args.base !== undefined) targetNames.add("base");
 /**
@@ -336,7 +338,7 @@ async function main(): Promise<number> {
       unitFlags &&
       !base &&
       ["a", "b", "c", "d", "e", "f", "g", "h"].every((s) => only.has(s as ScenarioId)) &&
-      ["direct", ...PROXIES].every((t) => targetNames.has(t));
+      DEFAULT_TARGETS.every((t) => targetNames.has(t));
     const name = quick ? "quick" : complete ? "latest" : "partial";
     const json = JSON.stringify(rows, (_k, v: unknown) => round(v), 2);
     writeFileSync(join(RESULTS, `${name}.json`), `${json}\n`);
