@@ -5,14 +5,14 @@
  *
  * Builds the bench gateway bundle, starts the backend and the proxies (HAProxy, nginx, ours,
  * each pinned to core 0; load generators and backend on the other cores), checks every route,
- * runs scenarios (a)-(h) and prints the table; with `--base REV` also ours as of commit REV
+ * runs scenarios (a)-(h) and the control plane (r, `bench/registration/scale.ts`), and prints the table; with `--base REV` also ours as of commit REV
  * ("base"), with the per-round ratio of ours to it; writes `bench/results/latest.{json,svg,md}` and
  * `profile.json` (`quick.*` with --quick, `partial.*` for a subset or other --ours-flags).
  * BENCHMARKS.md explains method and limits.
  * Every process started here is killed at the end, also on failure or Ctrl-C.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,6 +27,7 @@ import { probe } from "./lib/net.js";
 import { ProcessSet } from "./lib/procs.js";
 import { profileScenarios } from "./lib/profile-run.js";
 import {
+  controlPlaneLines,
   idleRows,
   loadRows,
   pairedRatio,
@@ -91,13 +92,13 @@ const oursFlags =
     : args["ours-flags"].split(" ").filter((s) => s !== "");
 const unitFlags = oursFlags.join(" ") === NODE_FLAGS.join(" ");
 const only = new Set(
-  (args.only ?? "a,b,c,d,e,f,g,h").split(",").map((s) => s.trim()) as ScenarioId[],
+  (args.only ?? "a,b,c,d,e,f,g,h,r").split(",").map((s) => s.trim()) as (ScenarioId | "r")[],
 );
 const wantProfile = !quick && !args["no-profile"];
 {
   const problems: string[] = [];
   for (const s of only)
-    if (!"abcdefgh".includes(s) || s.length !== 1) problems.push(`unknown scenario "${s}"`);
+    if (!"abcdefghr".includes(s) || s.length !== 1) problems.push(`unknown scenario "${s}"`);
   for (const t of targetNames)
     if (!["direct", ...PROXIES].includes(t)) problems.push(`unknown target "${t}"`);
   if (args.base === "") problems.push("--base needs a commit");
@@ -292,6 +293,27 @@ async function main(): Promise<number> {
       rows.push(routeRow(out.routeSelect, out.routeOnly));
     }
 
+    const controlLines: string[] = [];
+    if (only.has("r")) {
+      // The control plane: its own script (root, a network namespace, wireguard-go), unpinned
+      // like the gateway's primary; it prints its table and writes its JSON.
+      progress("(r) control plane: registering CVMs through the real service, store and WireGuard");
+      const out = join(RESULTS, quick ? "registration-quick.json" : "registration.json");
+      const r = spawnSync(
+        join(ROOT, "node_modules", ".bin", "tsx"),
+        [
+          join(ROOT, "bench", "registration", "scale.ts"),
+          "--out",
+          out,
+          ...(quick ? ["--count", "500"] : []),
+        ],
+        { stdio: "inherit", timeout: 10 * 60_000 },
+      );
+      if (r.status !== 0)
+        throw new Error(`control-plane bench failed (exit ${r.status ?? r.signal})`);
+      controlLines.push(...controlPlaneLines(JSON.parse(readFileSync(out, "utf8"))));
+    }
+
     const profiles = wantProfile
       ? await profileScenarios(
           {
@@ -317,8 +339,10 @@ async function main(): Promise<number> {
     const goalList = judge(rows);
     const subtitle = `${timing.runs} run(s) × ${timing.seconds} s, median; ${machine.nproc} CPUs ${machine.cpuModel}; ${new Date().toISOString().slice(0, 10)}; ours with node ${oursFlags.join(" ") || "(no flags)"}${unitFlags ? " (the unit's)" : ""}${base ? `; base = ours as of ${base.commit.slice(0, 12)}` : ""}`;
     log("");
-    log(textTable(rows));
-    log("");
+    if (rows.length > 0) {
+      log(textTable(rows));
+      log("");
+    }
     for (const line of scenarioLegend(rows)) log(line);
     log(
       "main figure: (a)-(e) proxy CPU per operation, (f) added p50 over direct, (g) RSS per idle connection",
@@ -326,6 +350,11 @@ async function main(): Promise<number> {
     log("");
     log("goals:");
     for (const line of goalLines(goalList)) log(`  ${line}`);
+    if (controlLines.length > 0) {
+      log("");
+      log("control plane (r):");
+      for (const line of controlLines) log(`  ${line}`);
+    }
     if (base) {
       log("");
       log(`against base ${base.commit.slice(0, 12)}:`);
@@ -337,7 +366,7 @@ async function main(): Promise<number> {
       !quick &&
       unitFlags &&
       !base &&
-      ["a", "b", "c", "d", "e", "f", "g", "h"].every((s) => only.has(s as ScenarioId)) &&
+      ["a", "b", "c", "d", "e", "f", "g", "h", "r"].every((s) => only.has(s as ScenarioId)) &&
       DEFAULT_TARGETS.every((t) => targetNames.has(t));
     const name = quick ? "quick" : complete ? "latest" : "partial";
     const json = JSON.stringify(rows, (_k, v: unknown) => round(v), 2);
@@ -353,6 +382,9 @@ async function main(): Promise<number> {
       "",
       ...goalLines(goalList).map((l) => `- ${l}`),
       ...pairedLines.map((l) => `- ${l}`),
+      ...(controlLines.length > 0
+        ? ["", "Control plane (r):", "", ...controlLines.map((l) => `- ${l}`)]
+        : []),
       "",
       "Machine:",
       "",

@@ -138,6 +138,36 @@ export function pairedRatio(
   return `${f(median(ratios))}× (${f(Math.min(...ratios))}-${f(Math.max(...ratios))}, ${ratios.length} rounds)`;
 }
 
+/** What `bench/registration/scale.ts` wrote, as far as the summary reads it. */
+export interface ControlPlaneResult {
+  readonly count: number;
+  readonly concurrency: number;
+  readonly batchMs: number;
+  readonly registration: {
+    readonly perSecond: number;
+    readonly p50Ms: number;
+    readonly p99Ms: number;
+    readonly wgApplies: number;
+    readonly stateWrites: number;
+  };
+  readonly wg: {
+    readonly peers: number;
+    readonly syncconfNoChangeMs: number;
+    readonly syncconfFromEmptyMs: number;
+  };
+  readonly state: { readonly bytes: number; readonly loadMs: number };
+}
+
+/** The control plane's figures of #9 (registration p50/p99, one apply, state load) as lines. */
+export function controlPlaneLines(r: ControlPlaneResult): string[] {
+  const g = r.registration;
+  return [
+    `register ${r.count} CVMs, ${r.concurrency} in flight: ${g.perSecond}/s, latency p50 ${g.p50Ms} ms, p99 ${g.p99Ms} ms (WireGuard batch window ${r.batchMs} ms); ${g.wgApplies} wg applies, ${g.stateWrites} state writes`,
+    `wg syncconf at ${r.wg.peers} peers: ${r.wg.syncconfNoChangeMs} ms with no change, ${r.wg.syncconfFromEmptyMs} ms from empty`,
+    `state at ${r.count} instances: ${(r.state.bytes / 1024).toFixed(0)} KiB, loaded in ${r.state.loadMs} ms`,
+  ];
+}
+
 export function idleRows(samples: ReadonlyMap<string, readonly IdleSample[]>): Row[] {
   const base = [...samples.entries()].map(([target, list]): Row => {
     const bytes = list.map((s) => s.bytesPerConn);

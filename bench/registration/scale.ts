@@ -5,9 +5,10 @@
  * and removes). Attestation is a stub that returns the ids it is handed: TLS and certificate
  * checks are not measured here (the RPC and attestation have their own tests).
  *
- *   npx tsx bench/registration/scale.ts [--count 4000] [--concurrency 128]
+ *   npx tsx bench/registration/scale.ts [--count 4000] [--concurrency 128] [--out FILE]
  *
- * Prints a table and writes bench/results/registration.json. Needs root, wireguard-go and wg.
+ * Prints a table and writes bench/results/registration.json (or FILE). Needs root,
+ * wireguard-go and wg. `npm run bench` runs it as scenario (r).
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
@@ -34,6 +35,7 @@ const { values: args } = parseArgs({
     count: { type: "string", default: "4000" },
     concurrency: { type: "string", default: "128" },
     apps: { type: "string", default: "100" },
+    out: { type: "string" },
   },
 });
 const COUNT = Number(args.count);
@@ -250,7 +252,7 @@ async function main(): Promise<void> {
       state: { bytes: stateBytes, loadMs: round(loadMs) },
     };
     print(result);
-    const out = new URL("../results/registration.json", import.meta.url).pathname;
+    const out = args.out ?? new URL("../results/registration.json", import.meta.url).pathname;
     await mkdir(join(out, ".."), { recursive: true });
     await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
     console.log(`\nwrote ${out}`);

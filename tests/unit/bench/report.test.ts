@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { IdleSample } from "../../../bench/lib/idle.js";
 import {
+  controlPlaneLines,
   goals,
   idleRows,
   loadRows,
@@ -41,6 +42,28 @@ describe("bench report", () => {
     expect(median([4, 1, 3, 2])).toBe(2.5);
     expect(median([Number.NaN, 5])).toBe(5);
     expect(median([])).toBeNaN();
+  });
+
+  it("states the control plane's figures: registration p50/p99, one apply at N peers, state load", () => {
+    const lines = controlPlaneLines({
+      count: 4000,
+      concurrency: 128,
+      batchMs: 200,
+      registration: {
+        perSecond: 509.8,
+        p50Ms: 240.8,
+        p99Ms: 273.4,
+        wgApplies: 32,
+        stateWrites: 32,
+      },
+      wg: { peers: 4000, syncconfNoChangeMs: 34.3, syncconfFromEmptyMs: 317.4 },
+      state: { bytes: 967_783, loadMs: 16.1 },
+    });
+    expect(lines).toEqual([
+      "register 4000 CVMs, 128 in flight: 509.8/s, latency p50 240.8 ms, p99 273.4 ms (WireGuard batch window 200 ms); 32 wg applies, 32 state writes",
+      "wg syncconf at 4000 peers: 34.3 ms with no change, 317.4 ms from empty",
+      "state at 4000 instances: 945 KiB, loaded in 16.1 ms",
+    ]);
   });
 
   it("pairs ours with base round by round, so drift between rounds cancels out", () => {
