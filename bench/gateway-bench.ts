@@ -7,6 +7,10 @@
  * `process.memoryUsage()` to F.
  *
  *   node bench/.build/gateway-bench.mjs --cert F --key F --app HEX [--backend 127.0.0.1]
+ *     [--instances N]
+ *
+ * `--instances N` registers N healthy instances of the app, all at the backend's address, so
+ * each connection races min(N, `connect_top_n`) connects (3 by default, as in the seed).
  */
 import { parseArgs } from "node:util";
 import { parseGatewayConfig } from "../gateway-runtime/config/index.js";
@@ -27,6 +31,7 @@ async function main(): Promise<void> {
       app: { type: "string" },
       backend: { type: "string", default: "127.0.0.1" },
       "log-level": { type: "string", default: "info" },
+      instances: { type: "string", default: "1" },
       "memory-file": { type: "string" },
     },
   });
@@ -46,13 +51,18 @@ async function main(): Promise<void> {
   const config = parseGatewayConfig(raw, "gateway-bench");
   const log = createLogger(config.log_level);
 
+  const count = Number(values.instances);
+  if (!Number.isInteger(count) || count < 1 || count > 99) {
+    throw new Error("--instances must be an integer in 1..99");
+  }
   const directory = new MemoryDirectory();
-  const instance = { id: `${app}01`, appId: app, ip: values.backend };
-  directory.upsert({ ...instance, lastHandshakeMs: Date.now() });
-  const refresh = setInterval(
-    () => directory.setHandshake(instance.id, Date.now()),
-    HANDSHAKE_REFRESH_MS,
-  ).unref();
+  const ids = Array.from({ length: count }, (_, i) => `${app}${String(i + 1).padStart(2, "0")}`);
+  for (const id of ids) {
+    directory.upsert({ id, appId: app, ip: values.backend, lastHandshakeMs: Date.now() });
+  }
+  const refresh = setInterval(() => {
+    for (const id of ids) directory.setHandshake(id, Date.now());
+  }, HANDSHAKE_REFRESH_MS).unref();
 
   const plane = await startDataPlane(config, { directory, log }, { https: 0 });
   reportMemoryOnSignal(values["memory-file"]);

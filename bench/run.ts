@@ -62,6 +62,7 @@ const { values: args } = parseArgs({
     targets: { type: "string" },
     "ours-flags": { type: "string" },
     base: { type: "string" },
+    instances: { type: "string" },
     runs: { type: "string" },
     seconds: { type: "string" },
     "idle-connections": { type: "string" },
@@ -91,6 +92,8 @@ const oursFlags =
     ? [...NODE_FLAGS]
     : args["ours-flags"].split(" ").filter((s) => s !== "");
 const unitFlags = oursFlags.join(" ") === NODE_FLAGS.join(" ");
+/** Healthy instances of the bench app for ours (and base): connects raced per connection. */
+const instances = Number(args.instances ?? 1);
 const only = new Set(
   (args.only ?? "a,b,c,d,e,f,g,h,r").split(",").map((s) => s.trim()) as (ScenarioId | "r")[],
 );
@@ -106,6 +109,7 @@ const wantProfile = !quick && !args["no-profile"];
     runs: timing.runs,
     seconds: timing.seconds,
     "idle-connections": idleConnections,
+    instances,
   })) {
     if (!(Number.isFinite(v) && v > 0)) problems.push(`--${name} must be a positive number`);
   }
@@ -204,7 +208,7 @@ async function main(): Promise<number> {
     const pairedLines: string[] = [];
     /** A fresh process of one proxy; ours and the Node floor run with the same node flags. */
     const startProxy = (name: (typeof PROXIES)[number]): Promise<Target> => {
-      const node = { nodeFlags: oursFlags };
+      const node = { nodeFlags: oursFlags, instances };
       switch (name) {
         case "haproxy":
           return startHaproxy(env, backend);
@@ -337,7 +341,7 @@ async function main(): Promise<number> {
         : a.scenario.localeCompare(b.scenario),
     );
     const goalList = judge(rows);
-    const subtitle = `${timing.runs} run(s) × ${timing.seconds} s, median; ${machine.nproc} CPUs ${machine.cpuModel}; ${new Date().toISOString().slice(0, 10)}; ours with node ${oursFlags.join(" ") || "(no flags)"}${unitFlags ? " (the unit's)" : ""}${base ? `; base = ours as of ${base.commit.slice(0, 12)}` : ""}`;
+    const subtitle = `${timing.runs} run(s) × ${timing.seconds} s, median; ${machine.nproc} CPUs ${machine.cpuModel}; ${new Date().toISOString().slice(0, 10)}; ours with node ${oursFlags.join(" ") || "(no flags)"}${unitFlags ? " (the unit's)" : ""}${base ? `; base = ours as of ${base.commit.slice(0, 12)}` : ""}${instances > 1 ? `; ${instances} instances` : ""}`;
     log("");
     if (rows.length > 0) {
       log(textTable(rows));
@@ -366,6 +370,7 @@ async function main(): Promise<number> {
       !quick &&
       unitFlags &&
       !base &&
+      instances === 1 &&
       ["a", "b", "c", "d", "e", "f", "g", "h", "r"].every((s) => only.has(s as ScenarioId)) &&
       DEFAULT_TARGETS.every((t) => targetNames.has(t));
     const name = quick ? "quick" : complete ? "latest" : "partial";

@@ -266,6 +266,8 @@ export interface OursOptions {
   readonly nodeFlags?: readonly string[];
   /** The process's name (logs); @default the target's */
   readonly name?: string;
+  /** Ours only: healthy instances of the app (`gateway-bench.ts --instances`). @default 1 */
+  readonly instances?: number;
 }
 
 /** Starts one of the bench's own Node proxies and reads the JSON line it prints when listening. */
@@ -309,7 +311,10 @@ export async function startOurs(
   backend: Backend,
   opts: OursOptions & { readonly target?: "ours" | "base" },
 ): Promise<Target> {
-  const args = ["--cert", env.certFile, "--key", env.keyFile, "--app", APP_ID];
+  const args = [
+    ...["--cert", env.certFile, "--key", env.keyFile, "--app", APP_ID],
+    ...["--instances", String(opts.instances ?? 1)],
+  ];
   const target = opts.target ?? "ours";
   const {
     proc,
