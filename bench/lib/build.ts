@@ -92,8 +92,12 @@ export async function buildBaseGateway(
     if (!existsSync(join(tree, "bench", "gateway-bench.ts"))) {
       throw new Error(`--base ${rev}: commit ${commit} has no bench/gateway-bench.ts`);
     }
-    symlinkSync(join(root, "node_modules"), join(tree, "node_modules"), "dir");
   }
+  // Linked anew each time: a copy kept from another checkout would point at its node_modules,
+  // which may be gone.
+  const modules = join(tree, "node_modules");
+  rmSync(modules, { force: true });
+  symlinkSync(join(root, "node_modules"), modules, "dir");
   const gateway = join(root, "bench", ".build", `base-${commit.slice(0, 12)}.mjs`);
   await build({
     ...BUNDLE_OPTIONS,

@@ -1,5 +1,7 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { buildBaseGateway } from "../../../bench/lib/build.js";
@@ -15,6 +17,15 @@ describe("bench --base", () => {
     expect(existsSync(base.gateway)).toBe(true);
     // The committed data plane is in it, not a stub.
     expect(readFileSync(base.gateway, "utf8")).toMatch(/var TlsProxy = class/);
+  }, 60_000);
+
+  it("builds again from a kept copy whose node_modules link points at a checkout that is gone", async () => {
+    await buildBaseGateway(ROOT, "HEAD");
+    const link = join(tmpdir(), `gw-bench-base-${head}`, "node_modules");
+    rmSync(link, { force: true });
+    symlinkSync(join(tmpdir(), "gw-bench-no-such-checkout", "node_modules"), link, "dir");
+    const again = await buildBaseGateway(ROOT, "HEAD");
+    expect(readFileSync(again.gateway, "utf8")).toMatch(/var TlsProxy = class/);
   }, 60_000);
 
   it("names the revision it cannot find", async () => {
