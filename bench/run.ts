@@ -11,8 +11,7 @@
  * BENCHMARKS.md explains method and limits.
  * Every process started here is killed at the end, also on failure or Ctrl-C.
  */
-import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,21 +19,14 @@ import { parseArgs } from "node:util";
 import { NODE_FLAGS } from "../components/host-layout.js";
 import { createCa, issueLeaf } from "../tests/helpers/certs.js";
 import { buildBaseGateway, buildBench } from "./lib/build.js";
+import { runControlPlane, runRouteBench } from "./lib/standalone.js";
 import { ratioChart } from "./lib/chart.js";
 import { measureIdle, type IdleSample } from "./lib/idle.js";
 import { cpuList, machineInfo, pinSelf, preflight } from "./lib/machine.js";
 import { probe } from "./lib/net.js";
 import { ProcessSet } from "./lib/procs.js";
 import { profileScenarios } from "./lib/profile-run.js";
-import {
-  controlPlaneLines,
-  idleRows,
-  loadRows,
-  pairedRatio,
-  type Row,
-  routeRow,
-  goals as judge,
-} from "./lib/report.js";
+import { idleRows, loadRows, pairedRatio, type Row, goals as judge } from "./lib/report.js";
 import { LOAD_SCENARIOS, runScenario, type ScenarioId } from "./lib/scenarios.js";
 import { goalLines, markdownTable, scenarioLegend, textTable } from "./lib/table.js";
 import {
@@ -278,45 +270,10 @@ async function main(): Promise<number> {
 
     if (only.has("h")) {
       progress("(h) route lookup alone");
-      const r = spawnSync(
-        "taskset",
-        [
-          "-c",
-          env.proxyCpus,
-          process.execPath,
-          built.routeBench,
-          "--seconds",
-          quick ? "0.3" : "1",
-          "--runs",
-          String(Math.max(timing.runs, 3)),
-        ],
-        { encoding: "utf8", timeout: 120_000 },
-      );
-      if (r.status !== 0) throw new Error(`route bench failed: ${r.stderr}`);
-      const out = JSON.parse(r.stdout) as { routeSelect: number[]; routeOnly: number[] };
-      rows.push(routeRow(out.routeSelect, out.routeOnly));
+      rows.push(runRouteBench(env.proxyCpus, built.routeBench, quick, timing.runs));
     }
 
-    const controlLines: string[] = [];
-    if (only.has("r")) {
-      // The control plane: its own script (root, a network namespace, wireguard-go), unpinned
-      // like the gateway's primary; it prints its table and writes its JSON.
-      progress("(r) control plane: registering CVMs through the real service, store and WireGuard");
-      const out = join(RESULTS, quick ? "registration-quick.json" : "registration.json");
-      const r = spawnSync(
-        join(ROOT, "node_modules", ".bin", "tsx"),
-        [
-          join(ROOT, "bench", "registration", "scale.ts"),
-          "--out",
-          out,
-          ...(quick ? ["--count", "500"] : []),
-        ],
-        { stdio: "inherit", timeout: 10 * 60_000 },
-      );
-      if (r.status !== 0)
-        throw new Error(`control-plane bench failed (exit ${r.status ?? r.signal})`);
-      controlLines.push(...controlPlaneLines(JSON.parse(readFileSync(out, "utf8"))));
-    }
+    const controlLines = only.has("r") ? runControlPlane(ROOT, RESULTS, quick, progress) : [];
 
     const profiles = wantProfile
       ? await profileScenarios(

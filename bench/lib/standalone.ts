@@ -1,0 +1,51 @@
+/**
+ * The two scenarios that run as processes of their own rather than as load on a proxy:
+ * (h), the route lookup alone, and (r), the control plane.
+ */
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { type ControlPlaneResult, controlPlaneLines, type Row, routeRow } from "./report.js";
+
+/**
+ * (h): `bench/route-bench.ts` (bundled as `entry`) pinned to the proxy core, at least 3 runs.
+ */
+export function runRouteBench(cpus: string, entry: string, quick: boolean, runs: number): Row {
+  const r = spawnSync(
+    "taskset",
+    [
+      ...["-c", cpus, process.execPath, entry],
+      ...["--seconds", quick ? "0.3" : "1", "--runs", String(Math.max(runs, 3))],
+    ],
+    { encoding: "utf8", timeout: 120_000 },
+  );
+  if (r.status !== 0) throw new Error(`route bench failed: ${r.stderr}`);
+  const out = JSON.parse(r.stdout) as { routeSelect: number[]; routeOnly: number[] };
+  return routeRow(out.routeSelect, out.routeOnly);
+}
+
+/**
+ * (r), the control plane: `bench/registration/scale.ts` in a process of its own (it
+ * needs root, a network namespace and wireguard-go), unpinned like the gateway's primary. It
+ * prints its own table and writes its JSON; this returns the summary lines for the report.
+ */
+export function runControlPlane(
+  root: string,
+  results: string,
+  quick: boolean,
+  progress: (line: string) => void,
+): string[] {
+  progress("(r) control plane: registering CVMs through the real service, store and WireGuard");
+  const out = join(results, quick ? "registration-quick.json" : "registration.json");
+  const r = spawnSync(
+    join(root, "node_modules", ".bin", "tsx"),
+    [
+      join(root, "bench", "registration", "scale.ts"),
+      ...["--out", out],
+      ...(quick ? ["--count", "500"] : []),
+    ],
+    { stdio: "inherit", timeout: 10 * 60_000 },
+  );
+  if (r.status !== 0) throw new Error(`control-plane bench failed (exit ${r.status ?? r.signal})`);
+  return controlPlaneLines(JSON.parse(readFileSync(out, "utf8")) as ControlPlaneResult);
+}
