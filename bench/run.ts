@@ -1,13 +1,14 @@
 /**
  * `npm run bench [-- --quick] [-- --only a,c] [-- --targets haproxy,ours] [-- --runs N --seconds S]
- *   [-- --ours-flags="node flags", default the unit's NODE_FLAGS] [-- --base REV] [-- --no-profile]
- *   [-- --keep]`
+ *   [-- --ours-flags="node flags", default the unit's NODE_FLAGS] [-- --base REV]
+ *   [-- --instances N] [-- --no-profile] [-- --keep]`
  *
  * Builds the bench gateway bundle, starts the backend and the proxies (HAProxy, nginx, ours,
  * each pinned to core 0; load generators and backend on the other cores), checks every route,
- * runs scenarios (a)-(h) and the control plane (r, `bench/registration/scale.ts`), and prints the table; with `--base REV` also ours as of commit REV
- * ("base"), with the per-round ratio of ours to it; writes `bench/results/latest.{json,svg,md}` and
- * `profile.json` (`quick.*` with --quick, `partial.*` for a subset or other --ours-flags).
+ * runs scenarios (a)-(h) and the control plane (r, `bench/registration/scale.ts`), and prints
+ * the table; with `--base REV` also ours as of commit REV ("base") and the per-round ratio of
+ * ours to it. Writes `bench/results/latest.{json,svg,md}` and `profile.json` (`quick.*` with
+ * --quick, `partial.*` for a subset, other --ours-flags, --base or --instances).
  * BENCHMARKS.md explains method and limits.
  * Every process started here is killed at the end, also on failure or Ctrl-C.
  */
