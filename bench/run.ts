@@ -87,14 +87,15 @@ const oursFlags =
 const unitFlags = oursFlags.join(" ") === NODE_FLAGS.join(" ");
 /** Healthy instances of the bench app for ours (and base): connects raced per connection. */
 const instances = Number(args.instances ?? 1);
+/** Every scenario: the load ones, (g), (h), and the control plane (r). A complete run has all. */
+const ALL_SCENARIOS: readonly (ScenarioId | "r")[] = ["a", "b", "c", "d", "e", "f", "g", "h", "r"];
 const only = new Set(
-  (args.only ?? "a,b,c,d,e,f,g,h,r").split(",").map((s) => s.trim()) as (ScenarioId | "r")[],
+  (args.only?.split(",").map((s) => s.trim()) ?? ALL_SCENARIOS) as (ScenarioId | "r")[],
 );
 const wantProfile = !quick && !args["no-profile"];
 {
   const problems: string[] = [];
-  for (const s of only)
-    if (!"abcdefghr".includes(s) || s.length !== 1) problems.push(`unknown scenario "${s}"`);
+  for (const s of only) if (!ALL_SCENARIOS.includes(s)) problems.push(`unknown scenario "${s}"`);
   for (const t of targetNames)
     if (!["direct", ...PROXIES].includes(t)) problems.push(`unknown target "${t}"`);
   if (args.base === "") problems.push("--base needs a commit");
@@ -329,7 +330,7 @@ async function main(): Promise<number> {
       unitFlags &&
       !base &&
       instances === 1 &&
-      ["a", "b", "c", "d", "e", "f", "g", "h", "r"].every((s) => only.has(s as ScenarioId)) &&
+      ALL_SCENARIOS.every((s) => only.has(s)) &&
       DEFAULT_TARGETS.every((t) => targetNames.has(t));
     const name = quick ? "quick" : complete ? "latest" : "partial";
     const json = JSON.stringify(rows, (_k, v: unknown) => round(v), 2);
