@@ -147,6 +147,10 @@ const proxy = section({
     doc: "Port of the agent inside each CVM (told to CVMs at registration)",
   }),
   connect_top_n: field.int(3, 1, 32, { doc: "Healthy instances raced per connection" }),
+  connect_attempt_delay: field.duration("0s", {
+    doc: "0s: dial the `connect_top_n` candidates at once. Otherwise dial them in turn, the next when the last failed or has not answered within this delay (RFC 8305; 250ms there)",
+    added,
+  }),
   app_address_ns_prefix: field.string("_dstack-app-address", {
     doc: "TXT prefix for custom domains: `<prefix>.<domain>` = `<app-id>:<port>`",
   }),

@@ -14,27 +14,48 @@ export interface Connected {
   readonly reads?: ReusedReads;
 }
 
+/** Told of each candidate that failed, so the next connections try it last (`select.ts`). */
+export interface ConnectFailures {
+  failed(instanceId: string): void;
+}
+
+export interface RaceOptions {
+  readonly signal?: AbortSignal;
+  /** Read the winner into reused buffers (`read-buffers.ts`). */
+  readonly reuseReads?: boolean;
+  /**
+   * 0: dial every candidate at once. Otherwise dial them in order, the next one when the last
+   * failed or has not answered within this many ms (RFC 8305's "connection attempt delay").
+   */
+  readonly attemptDelayMs?: number;
+  readonly failures?: ConnectFailures;
+}
+
 /**
- * Connects to every candidate at once and keeps the first that answers; the others are
- * closed. Bounded by `timeoutMs` in all; an aborted signal cancels every attempt.
- * `reuseReads` reads the socket into reused buffers (`read-buffers.ts`).
+ * Connects to the candidates and keeps the first that answers; the others are closed. Bounded
+ * by `timeoutMs` in all; an aborted signal cancels every attempt. A candidate that refused, or
+ * (dialled in turn) was still silent when a later one answered, is reported to `failures`.
  */
 export function raceConnect(
   candidates: readonly Instance[],
   port: number,
   timeoutMs: number,
-  options: { readonly signal?: AbortSignal; readonly reuseReads?: boolean } = {},
+  options: RaceOptions = {},
 ): Promise<Connected> {
-  const { signal, reuseReads = false } = options;
+  const { signal, reuseReads = false, attemptDelayMs = 0, failures } = options;
   return new Promise((resolve, reject) => {
-    const pending = new Set<Socket>();
+    /** Sockets still connecting, in the order they were dialled. */
+    const pending = new Map<Socket, Instance>();
     const errors: string[] = [];
+    let next = 0;
     let done = false;
+    let delay: NodeJS.Timeout | undefined;
     const finish = (error?: Error) => {
       done = true;
       clearTimeout(timer);
+      clearTimeout(delay);
       signal?.removeEventListener("abort", onAbort);
-      for (const s of pending) s.destroy();
+      for (const s of pending.keys()) s.destroy();
       pending.clear();
       if (error) reject(error);
     };
@@ -49,7 +70,7 @@ export function raceConnect(
     }, timeoutMs);
     signal?.addEventListener("abort", onAbort, { once: true });
 
-    for (const instance of candidates) {
+    const dial = (instance: Instance) => {
       const reads = reuseReads ? new ReusedReads() : undefined;
       const socket = connect({
         host: instance.ip,
@@ -57,24 +78,39 @@ export function raceConnect(
         noDelay: true,
         ...(reads ? { onread: reads.onread } : {}),
       });
-      pending.add(socket);
+      pending.set(socket, instance);
       socket.once("connect", () => {
         if (done) return;
         pending.delete(socket);
+        // Dialled in turn, every candidate still pending was dialled earlier and stayed silent.
+        if (attemptDelayMs > 0 && failures) for (const i of pending.values()) failures.failed(i.id);
         finish();
         resolve(reads ? { socket, instance, reads } : { socket, instance });
       });
       socket.once("error", (error) => {
         pending.delete(socket);
         socket.destroy();
+        if (done) return;
+        failures?.failed(instance.id);
         errors.push(`${instance.id}@${instance.ip}:${port}: ${error.message}`);
-        if (!done && pending.size === 0) {
+        if (next < candidates.length) {
+          clearTimeout(delay);
+          dialNext();
+        } else if (pending.size === 0) {
           finish(
             new ConnectError("E_CONNECT_FAILED", `every instance refused: ${errors.join("; ")}`),
           );
         }
       });
-    }
+    };
+    const dialNext = () => {
+      const instance = candidates[next++] as Instance;
+      dial(instance);
+      if (next < candidates.length) delay = setTimeout(dialNext, attemptDelayMs);
+    };
+
     if (candidates.length === 0) finish(new ConnectError("E_CONNECT_FAILED", "no candidates"));
+    else if (attemptDelayMs > 0) dialNext();
+    else for (next = 0; next < candidates.length; ) dial(candidates[next++] as Instance);
   });
 }

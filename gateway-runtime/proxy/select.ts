@@ -2,6 +2,15 @@ import { type Instance, type InstanceDirectory, isHealthy } from "../registry/in
 
 export type Balance = "least_conn" | "random" | "round_robin" | "ip_hash";
 
+/**
+ * How long an instance whose connect failed goes to the back of its app's candidates, as
+ * nginx's `fail_timeout` (10 s by default) does; a successful connect ends it sooner.
+ */
+export const FAILURE_PENALTY_MS = 10_000;
+
+/** Failure entries kept before expired ones are swept (instances removed meanwhile). */
+const FAILURES_SWEEP_AT = 1_024;
+
 export interface SelectorOptions {
   /** Candidates raced per connection (`connect_top_n`). */
   readonly topN: number;
@@ -30,6 +39,9 @@ interface Cached {
  * Chooses which instances a connection tries. An id names an instance first, else an app.
  * A named instance is tried whatever its health (the user asked for it); an app's instances
  * only while healthy. The healthy list is cached per id; the order is chosen per connection.
+ * An instance reported `failed` goes behind every other healthy one for `FAILURE_PENALTY_MS`:
+ * least_conn would otherwise put a dead instance (no open connections) first until its
+ * WireGuard handshake ages out.
  */
 export class InstanceSelector {
   readonly #directory: InstanceDirectory;
@@ -39,6 +51,8 @@ export class InstanceSelector {
   readonly #cache = new Map<string, Cached>();
   readonly #active = new Map<string, number>();
   readonly #turn = new Map<string, number>();
+  /** Instance id → until when it goes last. */
+  readonly #failedUntil = new Map<string, number>();
 
   constructor(directory: InstanceDirectory, opts: SelectorOptions) {
     this.#directory = directory;
@@ -56,12 +70,25 @@ export class InstanceSelector {
     return {
       kind: "ok",
       appId: cached.appId,
-      candidates: this.#order(cached.healthy, id, clientIp),
+      candidates: this.#candidates(cached.healthy, id, clientIp),
     };
   }
 
-  /** Counts an open connection to an instance (least_conn); call `release` when it ends. */
+  /** A connect to the instance failed (or it did not answer while another did). */
+  failed(instanceId: string): void {
+    const now = this.#now();
+    if (this.#failedUntil.size >= FAILURES_SWEEP_AT) {
+      for (const [id, until] of this.#failedUntil) if (until <= now) this.#failedUntil.delete(id);
+    }
+    this.#failedUntil.set(instanceId, now + FAILURE_PENALTY_MS);
+  }
+
+  /**
+   * Counts an open connection to an instance (least_conn); call `release` when it ends. The
+   * connect succeeded, so an earlier failure no longer counts.
+   */
   acquire(instanceId: string): void {
+    if (this.#failedUntil.size > 0) this.#failedUntil.delete(instanceId);
     this.#active.set(instanceId, (this.#active.get(instanceId) ?? 0) + 1);
   }
 
@@ -98,8 +125,31 @@ export class InstanceSelector {
     return entry;
   }
 
-  #order(healthy: readonly Instance[], appId: string, clientIp: string): Instance[] {
-    const n = Math.min(this.#opts.topN, healthy.length);
+  /** The top N in the balance's order, instances that failed lately after all the others. */
+  #candidates(healthy: readonly Instance[], appId: string, clientIp: string): Instance[] {
+    const topN = this.#opts.topN;
+    if (this.#failedUntil.size === 0) return this.#order(healthy, appId, clientIp, topN);
+    const now = this.#now();
+    const fresh: Instance[] = [];
+    const failed: Instance[] = [];
+    for (const i of healthy) (this.#hasFailed(i.id, now) ? failed : fresh).push(i);
+    if (failed.length === 0) return this.#order(healthy, appId, clientIp, topN);
+    const first = this.#order(fresh, appId, clientIp, topN);
+    if (first.length >= topN) return first;
+    return first.concat(this.#order(failed, appId, clientIp, topN - first.length));
+  }
+
+  #hasFailed(instanceId: string, now: number): boolean {
+    const until = this.#failedUntil.get(instanceId);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.#failedUntil.delete(instanceId);
+    return false;
+  }
+
+  #order(healthy: readonly Instance[], appId: string, clientIp: string, topN: number): Instance[] {
+    const n = Math.min(topN, healthy.length);
+    if (n === 0) return [];
     switch (this.#opts.balance) {
       case "round_robin":
         return rotate(healthy, this.#nextTurn(appId), n);

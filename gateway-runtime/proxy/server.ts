@@ -189,6 +189,8 @@ export class TlsProxy {
     try {
       const connecting = raceConnect(selection.candidates, target.port, this.#config.timeouts.connect, {
         reuseReads: target.mode === "passthrough",
+        attemptDelayMs: this.#config.connect_attempt_delay,
+        failures: this.#selector,
       });
       const header =
         (override?.proxy_protocol ?? this.#config.proxy_protocol)

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeProxyV2 } from "../../../gateway-runtime/proxy/proxy-protocol.js";
 import { issueLeaf } from "../../helpers/certs.js";
 import { until } from "../../helpers/poll.js";
+import { silentAddress } from "../../helpers/silent.js";
 import {
   APP_A,
   APP_B,
@@ -86,10 +87,50 @@ describe("instance choice", () => {
     lab.directory.remove("aa03");
   });
 
+  it("dials every candidate of each connection at once by default (the seed's race)", async () => {
+    const before = (backends[0]?.accepted ?? 0) + (backends[1]?.accepted ?? 0);
+    for (let k = 0; k < 4; k++) await get(`${APP_A}-8080.${TEST_DOMAIN}`);
+    await until("both instances dialled for each connection", () => (backends[0]?.accepted ?? 0) + (backends[1]?.accepted ?? 0) - before === 8, 3_000);
+  });
+
   it("fails cleanly, counted, when no instance answers", async () => {
     const r = await get(`${APP_A}-8999.${TEST_DOMAIN}`);
     expect(r.code).not.toBe(0);
     expect(lab.plane.proxy.stats.app(APP_A)?.rejected.get("E_CONNECT_FAILED")).toBe(1);
+  });
+});
+
+describe("connect_attempt_delay: candidates dialled in turn", () => {
+  it("dials one instance per connection, and after a silent one held a connection up, tries it last", async () => {
+    const turn = await startProxyLab({
+      "core.proxy.connect_attempt_delay": "1s",
+      "core.proxy.balance": "round_robin",
+      "core.proxy.timeouts.cache_top_n": "1ms",
+    });
+    const silent = await silentAddress("127.0.4.10", 8080);
+    try {
+      turn.addInstance("aa01", APP_A, "127.0.4.2");
+      turn.addInstance("aa02", APP_A, "127.0.4.3");
+      const before = (backends[0]?.accepted ?? 0) + (backends[1]?.accepted ?? 0);
+      for (let k = 0; k < 6; k++) expect((await curl(turn, `${APP_A}-8080.${TEST_DOMAIN}`, "/", ["-H", "connection: close"])).code).toBe(0);
+      await new Promise((r) => setTimeout(r, 100));
+      expect((backends[0]?.accepted ?? 0) + (backends[1]?.accepted ?? 0) - before).toBe(6);
+
+      turn.directory.remove("aa02");
+      turn.addInstance("aa09", APP_A, "127.0.4.10"); // round robin puts it first every other time
+      const took: number[] = [];
+      for (let k = 0; k < 6; k++) {
+        const started = Date.now();
+        const r = await curl(turn, `${APP_A}-8080.${TEST_DOMAIN}`, "/", ["-H", "connection: close"]);
+        took.push(Date.now() - started);
+        expect(r.stdout).toMatch(/^i1 /);
+      }
+      // Only the first connection that dialled it waited out the delay.
+      expect(took.filter((ms) => ms >= 900)).toHaveLength(1);
+    } finally {
+      await silent.close();
+      await turn.close();
+    }
   });
 });
 

@@ -96,6 +96,7 @@ describe("the seed gateway.toml", () => {
           workers: 1,
           agent_port: 8090,
           connect_top_n: 3,
+          connect_attempt_delay: "0s",
           app_address_ns_prefix: "_dstack-app-address",
           app_address_dns_servers: [],
           app_address_cache_ttl: "1m",

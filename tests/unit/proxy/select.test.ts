@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
-import { type Balance, InstanceSelector } from "../../../gateway-runtime/proxy/select.js";
+import { type Balance, FAILURE_PENALTY_MS, InstanceSelector } from "../../../gateway-runtime/proxy/select.js";
 
 const NOW = 1_000_000_000;
 const MIN = 60_000;
@@ -125,20 +125,70 @@ describe("instance selection", () => {
     expect(ids(s.select("app", "c"))).toEqual(["x2"]);
   });
 
+  it("puts an instance whose connect failed behind the others for FAILURE_PENALTY_MS, under every balance", () => {
+    const three = directory([["i0", "app", 1000], ["i1", "app", 1000], ["i2", "app", 1000]]);
+    for (const balance of ["least_conn", "random", "round_robin", "ip_hash"] as const) {
+      const { s, advance } = selector(three, balance, { topN: 3 });
+      s.acquire("i1");
+      s.acquire("i2"); // least_conn alone would put the idle i0 first
+      s.failed("i0");
+      for (let k = 0; k < 20; k++) expect(ids(s.select("app", `198.51.100.${k}`))[2]).toBe("i0");
+      advance(FAILURE_PENALTY_MS - 1);
+      expect(ids(s.select("app", "x"))[2]).toBe("i0");
+      advance(1);
+      const after = Array.from({ length: 20 }, (_, k) => ids(s.select("app", `198.51.100.${k}`))[0]);
+      expect(after).toContain("i0");
+      if (balance === "least_conn") expect(new Set(after)).toEqual(new Set(["i0"]));
+    }
+  });
+
+  it("leaves a failed instance out of a short top N while healthy others remain", () => {
+    const three = directory([["i0", "app", 1000], ["i1", "app", 1000], ["i2", "app", 1000]]);
+    const { s } = selector(three, "round_robin", { topN: 2 });
+    s.failed("i1");
+    for (let k = 0; k < 6; k++) expect(ids(s.select("app", "x")).sort()).toEqual(["i0", "i2"]);
+    s.failed("i0");
+    s.failed("i2"); // all failed: the balance's own order again
+    expect(ids(s.select("app", "x"))).toHaveLength(2);
+  });
+
+  it("a successful connect ends an instance's penalty at once", () => {
+    const two = directory([["i0", "app", 1000], ["i1", "app", 1000]]);
+    const { s } = selector(two);
+    s.failed("i0");
+    expect(ids(s.select("app", "x"))).toEqual(["i1", "i0"]);
+    s.acquire("i0");
+    s.release("i0");
+    const firsts = new Set(Array.from({ length: 40 }, () => ids(s.select("app", "x"))[0]));
+    expect(firsts).toEqual(new Set(["i0", "i1"]));
+  });
+
+  it("a named instance is tried even while it is penalised", () => {
+    const two = directory([["i0", "app", 1000], ["i1", "app", 1000]]);
+    const { s } = selector(two);
+    s.failed("i0");
+    expect(ids(s.select("i0", "x"))).toEqual(["i0"]);
+  });
+
   it("never returns an unhealthy, foreign or duplicate instance (property)", () => {
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.constantFrom("aa", "bb"), fc.option(fc.integer({ min: 0, max: 20 * MIN }))), { minLength: 1, maxLength: 12 }),
         fc.constantFrom<Balance>("least_conn", "random", "round_robin", "ip_hash"),
         fc.integer({ min: 1, max: 5 }),
-        (spec, balance, topN) => {
+        fc.array(fc.integer({ min: 0, max: 11 })),
+        (spec, balance, topN, failedIdx) => {
           const dir = directory(spec.map(([app, age], k) => [`i${k}`, app, age] as [string, string, number | null]));
           const { s } = selector(dir, balance, { topN });
+          const failed = new Set(failedIdx.map((k) => `i${k}`));
+          for (const id of failed) s.failed(id);
           const sel = s.select("aa", "203.0.113.1");
           if (sel.kind !== "ok") return;
           const got = sel.candidates;
           expect(new Set(got.map((i) => i.id)).size).toBe(got.length);
-          expect(got.length).toBeLessThanOrEqual(topN);
+          expect(got.length).toBe(Math.min(topN, dir.appInstances("aa").filter((i) => NOW - i.lastHandshakeMs < 5 * MIN).length));
+          const fresh = got.map((i) => !failed.has(i.id));
+          expect(fresh).toEqual([...fresh].sort((a, b) => Number(b) - Number(a))); // none failed before a fresh one
           for (const i of got) {
             expect(i.appId).toBe("aa");
             expect(NOW - i.lastHandshakeMs).toBeLessThan(5 * MIN);

@@ -1,0 +1,138 @@
+import { once } from "node:events";
+import { createServer, type Server } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConnectError, raceConnect } from "../../../gateway-runtime/proxy/connect.js";
+import type { Instance } from "../../../gateway-runtime/registry/index.js";
+import { freePort } from "../../helpers/process.js";
+import { type SilentAddress, silentAddress } from "../../helpers/silent.js";
+
+/**
+ * `raceConnect` against real loopback sockets, all on one port at different 127.0.7.x
+ * addresses: two that accept, one where nothing listens (refused), and one that swallows
+ * connects (`silentAddress`).
+ */
+const LIVE_A = "127.0.7.1";
+const LIVE_B = "127.0.7.2";
+const REFUSED = "127.0.7.3";
+const SILENT = "127.0.7.4";
+
+let port: number;
+const servers: Server[] = [];
+const accepted = new Map<string, number>();
+let silenced: SilentAddress | undefined;
+
+const inst = (id: string, ip: string): Instance => ({ id, appId: "app", ip, lastHandshakeMs: 0 });
+const liveA = inst("live-a", LIVE_A);
+const liveB = inst("live-b", LIVE_B);
+const refused = inst("refused", REFUSED);
+const silent = inst("silent", SILENT);
+
+function recorder() {
+  const failed: string[] = [];
+  return { failed, failures: { failed: (id: string) => failed.push(id) } };
+}
+
+beforeAll(async () => {
+  port = await freePort();
+  for (const ip of [LIVE_A, LIVE_B]) {
+    const server = createServer((s) => {
+      accepted.set(ip, (accepted.get(ip) ?? 0) + 1);
+      s.on("error", () => {});
+      s.end();
+    });
+    server.listen(port, ip);
+    await once(server, "listening");
+    servers.push(server);
+  }
+  silenced = await silentAddress(SILENT, port);
+});
+
+afterAll(async () => {
+  await silenced?.close();
+  for (const s of servers) s.close();
+});
+
+async function acceptedDuring(ms: number): Promise<Record<string, number>> {
+  const before = new Map(accepted);
+  await new Promise((r) => setTimeout(r, ms));
+  return Object.fromEntries(
+    [LIVE_A, LIVE_B].map((ip) => [ip, (accepted.get(ip) ?? 0) - (before.get(ip) ?? 0)]),
+  );
+}
+
+describe("raceConnect, all candidates at once (attempt delay 0)", () => {
+  it("keeps the one that answers and reports the one that refused", async () => {
+    const { failed, failures } = recorder();
+    const won = await raceConnect([refused, liveA], port, 2_000, { failures });
+    won.socket.destroy();
+    expect(won.instance.id).toBe("live-a");
+    expect(failed).toEqual(["refused"]);
+  });
+
+  it("dials every candidate, so a silent one costs nothing and is not reported", async () => {
+    const { failed, failures } = recorder();
+    const counting = acceptedDuring(300);
+    const started = Date.now();
+    const won = await raceConnect([silent, liveA, liveB], port, 5_000, { failures });
+    won.socket.destroy();
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(["live-a", "live-b"]).toContain(won.instance.id);
+    expect(await counting).toEqual({ [LIVE_A]: 1, [LIVE_B]: 1 }); // the loser was dialled too
+    expect(failed).toEqual([]);
+  });
+});
+
+describe("raceConnect, candidates in turn (attempt delay > 0)", () => {
+  it("dials only the first when it answers", async () => {
+    const counting = acceptedDuring(400);
+    const won = await raceConnect([liveA, liveB], port, 2_000, { attemptDelayMs: 100 });
+    won.socket.destroy();
+    expect(won.instance.id).toBe("live-a");
+    expect(await counting).toEqual({ [LIVE_A]: 1, [LIVE_B]: 0 });
+  });
+
+  it("dials the next at once when one refuses, without waiting for the delay", async () => {
+    const { failed, failures } = recorder();
+    const started = Date.now();
+    const won = await raceConnect([refused, liveB], port, 5_000, {
+      attemptDelayMs: 3_000,
+      failures,
+    });
+    won.socket.destroy();
+    expect(won.instance.id).toBe("live-b");
+    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(failed).toEqual(["refused"]);
+  });
+
+  it("dials the next after the delay when one stays silent, and reports the silent one", async () => {
+    const { failed, failures } = recorder();
+    const started = Date.now();
+    const won = await raceConnect([silent, liveA], port, 5_000, { attemptDelayMs: 150, failures });
+    won.socket.destroy();
+    const took = Date.now() - started;
+    expect(won.instance.id).toBe("live-a");
+    expect(took).toBeGreaterThanOrEqual(140);
+    expect(took).toBeLessThan(2_000);
+    expect(failed).toEqual(["silent"]);
+  });
+
+  it("fails naming every instance when all refuse", async () => {
+    const other = inst("refused-2", "127.0.7.5");
+    const error = await raceConnect([refused, other], port, 2_000, { attemptDelayMs: 1_000 }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ConnectError);
+    expect((error as ConnectError).code).toBe("E_CONNECT_FAILED");
+    expect((error as Error).message).toContain(`refused@${REFUSED}:${port}`);
+    expect((error as Error).message).toContain(`refused-2@127.0.7.5:${port}`);
+  });
+
+  it("gives up at the overall timeout when nothing answers", async () => {
+    const started = Date.now();
+    const error = await raceConnect([silent], port, 300, { attemptDelayMs: 100 }).catch(
+      (e: unknown) => e,
+    );
+    expect((error as ConnectError).code).toBe("E_CONNECT_TIMEOUT");
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+});
