@@ -7,10 +7,11 @@
  * `process.memoryUsage()` to F.
  *
  *   node bench/.build/gateway-bench.mjs --cert F --key F --app HEX [--backend 127.0.0.1]
- *     [--instances N]
+ *     [--instances N] [--connect-attempt-delay DURATION]
  *
  * `--instances N` registers N healthy instances of the app, all at the backend's address, so
- * each connection races min(N, `connect_top_n`) connects (3 by default, as in the seed).
+ * each connection races min(N, `connect_top_n`) connects (3 by default, as in the seed);
+ * `--connect-attempt-delay` sets `core.proxy.connect_attempt_delay` (e.g. "250ms": in turn).
  */
 import { parseArgs } from "node:util";
 import { parseGatewayConfig } from "../gateway-runtime/config/index.js";
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
       backend: { type: "string", default: "127.0.0.1" },
       "log-level": { type: "string", default: "info" },
       instances: { type: "string", default: "1" },
+      "connect-attempt-delay": { type: "string" },
       "memory-file": { type: "string" },
     },
   });
@@ -48,6 +50,9 @@ async function main(): Promise<void> {
   ] as const) {
     raw = withKey(raw, path, value);
   }
+  const attemptDelay = values["connect-attempt-delay"];
+  if (attemptDelay !== undefined)
+    raw = withKey(raw, "core.proxy.connect_attempt_delay", attemptDelay);
   const config = parseGatewayConfig(raw, "gateway-bench");
   const log = createLogger(config.log_level);
 

@@ -1,14 +1,16 @@
 /**
  * `npm run bench [-- --quick] [-- --only a,c] [-- --targets haproxy,ours] [-- --runs N --seconds S]
  *   [-- --ours-flags="node flags", default the unit's NODE_FLAGS] [-- --base REV]
- *   [-- --instances N] [-- --no-profile] [-- --keep]`
+ *   [-- --instances N] [-- --attempt-delay 250ms] [-- --no-profile] [-- --keep]`
  *
  * Builds the bench gateway bundle, starts the backend and the proxies (HAProxy, nginx, ours,
  * each pinned to core 0; load generators and backend on the other cores), checks every route,
  * runs scenarios (a)-(h) and the control plane (r, `bench/registration/scale.ts`), and prints
  * the table; with `--base REV` also ours as of commit REV ("base") and the per-round ratio of
  * ours to it. Writes `bench/results/latest.{json,svg,md}` and `profile.json` (`quick.*` with
- * --quick, `partial.*` for a subset, other --ours-flags, --base or --instances).
+ * --quick, `partial.*` for a subset, other --ours-flags, --base, --instances or
+ * --attempt-delay). `--attempt-delay` applies to ours only, so `--base HEAD` pairs it with the
+ * seed's race on the same code.
  * BENCHMARKS.md explains method and limits.
  * Every process started here is killed at the end, also on failure or Ctrl-C.
  */
@@ -18,6 +20,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { NODE_FLAGS } from "../components/host-layout.js";
+import { parseDuration } from "../gateway-runtime/config/index.js";
 import { createCa, issueLeaf } from "../tests/helpers/certs.js";
 import { buildBaseGateway, buildBench } from "./lib/build.js";
 import { runControlPlane, runRouteBench } from "./lib/standalone.js";
@@ -56,6 +59,7 @@ const { values: args } = parseArgs({
     "ours-flags": { type: "string" },
     base: { type: "string" },
     instances: { type: "string" },
+    "attempt-delay": { type: "string" },
     runs: { type: "string" },
     seconds: { type: "string" },
     "idle-connections": { type: "string" },
@@ -87,6 +91,8 @@ const oursFlags =
 const unitFlags = oursFlags.join(" ") === NODE_FLAGS.join(" ");
 /** Healthy instances of the bench app for ours (and base): connects raced per connection. */
 const instances = Number(args.instances ?? 1);
+/** Ours only: `core.proxy.connect_attempt_delay` (the config's default, "0s", when absent). */
+const attemptDelay = args["attempt-delay"];
 /** Every scenario: the load ones, (g), (h), and the control plane (r). A complete run has all. */
 const ALL_SCENARIOS: readonly (ScenarioId | "r")[] = ["a", "b", "c", "d", "e", "f", "g", "h", "r"];
 const only = new Set(
@@ -99,6 +105,8 @@ const wantProfile = !quick && !args["no-profile"];
   for (const t of targetNames)
     if (!["direct", ...PROXIES].includes(t)) problems.push(`unknown target "${t}"`);
   if (args.base === "") problems.push("--base needs a commit");
+  if (attemptDelay !== undefined && parseDuration(attemptDelay) === undefined)
+    problems.push(`--attempt-delay "${attemptDelay}" is not a duration like "250ms"`);
   for (const [name, v] of Object.entries({
     runs: timing.runs,
     seconds: timing.seconds,
@@ -209,7 +217,11 @@ async function main(): Promise<number> {
         case "nginx":
           return startNginx(env, backend);
         case "ours":
-          return startOurs(env, backend, { ...node, entry: built.gateway });
+          return startOurs(env, backend, {
+            ...node,
+            entry: built.gateway,
+            ...(attemptDelay !== undefined ? { attemptDelay } : {}),
+          });
         case "node":
           return startNodeFloor(env, backend, { ...node, entry: built.nodeFloor });
         case "base":
@@ -300,7 +312,7 @@ async function main(): Promise<number> {
         : a.scenario.localeCompare(b.scenario),
     );
     const goalList = judge(rows);
-    const subtitle = `${timing.runs} run(s) × ${timing.seconds} s, median; ${machine.nproc} CPUs ${machine.cpuModel}; ${new Date().toISOString().slice(0, 10)}; ours with node ${oursFlags.join(" ") || "(no flags)"}${unitFlags ? " (the unit's)" : ""}${base ? `; base = ours as of ${base.commit.slice(0, 12)}` : ""}${instances > 1 ? `; ${instances} instances` : ""}`;
+    const subtitle = `${timing.runs} run(s) × ${timing.seconds} s, median; ${machine.nproc} CPUs ${machine.cpuModel}; ${new Date().toISOString().slice(0, 10)}; ours with node ${oursFlags.join(" ") || "(no flags)"}${unitFlags ? " (the unit's)" : ""}${base ? `; base = ours as of ${base.commit.slice(0, 12)}` : ""}${instances > 1 ? `; ${instances} instances` : ""}${attemptDelay !== undefined ? `; ours with connect_attempt_delay ${attemptDelay}` : ""}`;
     log("");
     if (rows.length > 0) {
       log(textTable(rows));
@@ -330,6 +342,7 @@ async function main(): Promise<number> {
       unitFlags &&
       !base &&
       instances === 1 &&
+      attemptDelay === undefined &&
       ALL_SCENARIOS.every((s) => only.has(s)) &&
       DEFAULT_TARGETS.every((t) => targetNames.has(t));
     const name = quick ? "quick" : complete ? "latest" : "partial";

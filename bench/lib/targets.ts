@@ -268,6 +268,8 @@ export interface OursOptions {
   readonly name?: string;
   /** Ours only: healthy instances of the app (`gateway-bench.ts --instances`). @default 1 */
   readonly instances?: number;
+  /** Ours only: `core.proxy.connect_attempt_delay`, e.g. "250ms"; @default the config's ("0s") */
+  readonly attemptDelay?: string;
 }
 
 /** Starts one of the bench's own Node proxies and reads the JSON line it prints when listening. */
@@ -314,6 +316,7 @@ export async function startOurs(
   const args = [
     ...["--cert", env.certFile, "--key", env.keyFile, "--app", APP_ID],
     ...["--instances", String(opts.instances ?? 1)],
+    ...(opts.attemptDelay !== undefined ? ["--connect-attempt-delay", opts.attemptDelay] : []),
   ];
   const target = opts.target ?? "ours";
   const {
