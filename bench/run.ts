@@ -18,20 +18,18 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
-import { NODE_FLAGS } from "../components/host-layout.js";
-import { parseDuration } from "../gateway-runtime/config/index.js";
 import { createCa, issueLeaf } from "../tests/helpers/certs.js";
 import { buildBaseGateway, buildBench } from "./lib/build.js";
 import { runControlPlane, runRouteBench } from "./lib/standalone.js";
 import { ratioChart } from "./lib/chart.js";
 import { measureIdle, type IdleSample } from "./lib/idle.js";
+import { type BenchOptions, parseBenchOptions } from "./lib/options.js";
 import { cpuList, machineInfo, pinSelf, preflight } from "./lib/machine.js";
 import { probe } from "./lib/net.js";
 import { ProcessSet } from "./lib/procs.js";
 import { profileScenarios } from "./lib/profile-run.js";
 import { idleRows, loadRows, pairedRatio, type Row, goals as judge } from "./lib/report.js";
-import { LOAD_SCENARIOS, runScenario, type ScenarioId } from "./lib/scenarios.js";
+import { LOAD_SCENARIOS, runScenario } from "./lib/scenarios.js";
 import { goalLines, markdownTable, scenarioLegend, textTable } from "./lib/table.js";
 import {
   direct,
@@ -51,75 +49,25 @@ import {
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RESULTS = join(ROOT, "bench", "results");
 
-const { values: args } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    only: { type: "string" },
-    targets: { type: "string" },
-    "ours-flags": { type: "string" },
-    base: { type: "string" },
-    instances: { type: "string" },
-    "attempt-delay": { type: "string" },
-    runs: { type: "string" },
-    seconds: { type: "string" },
-    "idle-connections": { type: "string" },
-    "no-profile": { type: "boolean", default: false },
-    keep: { type: "boolean", default: false },
-  },
-});
-const quick = args.quick ?? false;
-const timing = {
-  runs: Number(args.runs ?? (quick ? 1 : 3)),
-  seconds: Number(args.seconds ?? (quick ? 2 : 10)),
-  warmupSeconds: quick ? 0.5 : 3,
-};
-const idleConnections = Number(args["idle-connections"] ?? (quick ? 1000 : 5000));
-/** What a complete run measures ("base" only comes with `--base`). */
-const DEFAULT_TARGETS = ["direct", "haproxy", "nginx", "ours", "node"];
-const targetNames = new Set(
-  (args.targets ?? DEFAULT_TARGETS.join(",")).split(",").map((s) => s.trim()),
-);
-if (args.base !== undefined) targetNames.add("base");
-/**
- * Node flags for our gateway: by default the systemd unit's (`NODE_FLAGS`); `--ours-flags="..."`
- * replaces them to compare tunings (`--ours-flags=` for none).
- */
-const oursFlags =
-  args["ours-flags"] === undefined
-    ? [...NODE_FLAGS]
-    : args["ours-flags"].split(" ").filter((s) => s !== "");
-const unitFlags = oursFlags.join(" ") === NODE_FLAGS.join(" ");
-/** Healthy instances of the bench app for ours (and base): connects raced per connection. */
-const instances = Number(args.instances ?? 1);
-/** Ours only: `core.proxy.connect_attempt_delay` (the config's default, "0s", when absent). */
-const attemptDelay = args["attempt-delay"];
-/** Every scenario: the load ones, (g), (h), and the control plane (r). A complete run has all. */
-const ALL_SCENARIOS: readonly (ScenarioId | "r")[] = ["a", "b", "c", "d", "e", "f", "g", "h", "r"];
-const only = new Set(
-  (args.only?.split(",").map((s) => s.trim()) ?? ALL_SCENARIOS) as (ScenarioId | "r")[],
-);
-const wantProfile = !quick && !args["no-profile"];
-{
-  const problems: string[] = [];
-  for (const s of only) if (!ALL_SCENARIOS.includes(s)) problems.push(`unknown scenario "${s}"`);
-  for (const t of targetNames)
-    if (!["direct", ...PROXIES].includes(t)) problems.push(`unknown target "${t}"`);
-  if (args.base === "") problems.push("--base needs a commit");
-  if (attemptDelay !== undefined && parseDuration(attemptDelay) === undefined)
-    problems.push(`--attempt-delay "${attemptDelay}" is not a duration like "250ms"`);
-  for (const [name, v] of Object.entries({
-    runs: timing.runs,
-    seconds: timing.seconds,
-    "idle-connections": idleConnections,
-    instances,
-  })) {
-    if (!(Number.isFinite(v) && v > 0)) problems.push(`--${name} must be a positive number`);
-  }
-  if (problems.length > 0) {
-    process.stderr.write(`bench: ${problems.join("; ")}\n`);
-    process.exit(64);
-  }
+let options: BenchOptions;
+try {
+  options = parseBenchOptions(process.argv.slice(2));
+} catch (error) {
+  process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(64);
 }
+const {
+  quick,
+  timing,
+  idleConnections,
+  targetNames,
+  only,
+  oursFlags,
+  unitFlags,
+  instances,
+  attemptDelay,
+  wantProfile,
+} = options;
 /** Upper bound on the whole bench; the watchdog kills everything past it. */
 const DEADLINE_MS = (quick ? 6 : 90) * 60_000;
 
@@ -187,8 +135,9 @@ async function main(): Promise<number> {
     for (const [k, v] of Object.entries(machine.versions)) log(`  ${k}: ${v}`);
     const leaf = issueLeaf(ca, { key: "ec" });
     const built = await buildBench(ROOT);
-    const base = args.base === undefined ? undefined : await buildBaseGateway(ROOT, args.base);
-    if (base) log(`base: ours as of ${base.commit} (--base ${args.base})`);
+    const base =
+      options.base === undefined ? undefined : await buildBaseGateway(ROOT, options.base);
+    if (base) log(`base: ours as of ${base.commit} (--base ${options.base})`);
     const env: Env = {
       ps,
       dir,
@@ -337,14 +286,7 @@ async function main(): Promise<number> {
     }
 
     // Only a complete run may replace the committed results.
-    const complete =
-      !quick &&
-      unitFlags &&
-      !base &&
-      instances === 1 &&
-      attemptDelay === undefined &&
-      ALL_SCENARIOS.every((s) => only.has(s)) &&
-      DEFAULT_TARGETS.every((t) => targetNames.has(t));
+    const { complete } = options;
     const name = quick ? "quick" : complete ? "latest" : "partial";
     const json = JSON.stringify(rows, (_k, v: unknown) => round(v), 2);
     writeFileSync(join(RESULTS, `${name}.json`), `${json}\n`);
@@ -388,7 +330,7 @@ async function main(): Promise<number> {
   } finally {
     await ps.stopAll();
     ca.cleanup();
-    if (failed || args.keep) log(`logs and configs kept in ${dir}`);
+    if (failed || options.keep) log(`logs and configs kept in ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
   }
 }

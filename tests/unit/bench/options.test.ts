@@ -1,0 +1,42 @@
+import { describe, expect, it } from "vitest";
+import { NODE_FLAGS } from "../../../components/host-layout.js";
+import { ALL_SCENARIOS, BenchUsageError, parseBenchOptions } from "../../../bench/lib/options.js";
+
+describe("npm run bench's options", () => {
+  it("a run without options is the complete default run, with the unit's node flags", () => {
+    const o = parseBenchOptions([]);
+    expect(o).toMatchObject({ quick: false, instances: 1, attemptDelay: undefined, base: undefined, unitFlags: true, complete: true });
+    expect(o.oursFlags).toEqual(NODE_FLAGS);
+    expect([...o.only]).toEqual(ALL_SCENARIOS);
+    expect([...o.targetNames]).toEqual(["direct", "haproxy", "nginx", "ours", "node"]);
+    expect(o.timing).toEqual({ runs: 3, seconds: 10, warmupSeconds: 3 });
+  });
+
+  it.each([
+    [["--quick"]],
+    [["--only", "a,b"]],
+    [["--targets", "haproxy,ours"]],
+    [["--ours-flags="]],
+    [["--base", "HEAD"]],
+    [["--instances", "3"]],
+    [["--attempt-delay", "250ms"]],
+  ])("%j is not a complete run (writes quick.* or partial.*)", (argv) => {
+    expect(parseBenchOptions(argv).complete).toBe(false);
+  });
+
+  it("--base adds the base target; --attempt-delay is kept as given for ours", () => {
+    const o = parseBenchOptions(["--base", "HEAD~1", "--attempt-delay", "250ms", "--targets", "ours"]);
+    expect([...o.targetNames]).toEqual(["ours", "base"]);
+    expect(o.base).toBe("HEAD~1");
+    expect(o.attemptDelay).toBe("250ms");
+  });
+
+  it("reports every bad option at once", () => {
+    const attempt = () =>
+      parseBenchOptions(["--only", "a,zz", "--targets", "ours,caddy", "--attempt-delay", "2x", "--runs", "0", "--base="]);
+    expect(attempt).toThrow(BenchUsageError);
+    expect(attempt).toThrow(
+      'unknown scenario "zz"; unknown target "caddy"; --base needs a commit; --attempt-delay "2x" is not a duration like "250ms"; --runs must be a positive number',
+    );
+  });
+});
