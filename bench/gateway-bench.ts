@@ -7,18 +7,27 @@
  * `process.memoryUsage()` to F.
  *
  *   node bench/.build/gateway-bench.mjs --cert F --key F --app HEX [--backend 127.0.0.1]
- *     [--instances N] [--connect-attempt-delay DURATION]
+ *     [--instances N] [--connect-attempt-delay DURATION] [--workers N]
  *
  * `--instances N` registers N healthy instances of the app, all at the backend's address, so
  * each connection races min(N, `connect_top_n`) connects (3 by default, as in the seed);
  * `--connect-attempt-delay` sets `core.proxy.connect_attempt_delay` (e.g. "250ms": in turn).
+ * `--workers N` (N > 1) serves through `core.proxy.workers` = N: this process becomes the
+ * primary (`ProxyWorkers`) and forks N copies of this bundle as `proxy-worker`s, which share a
+ * port chosen here; the primary feeds them the instances and the ticket keys, as in `gateway
+ * run`. All of them inherit the CPU pinning and are one process group for the CPU figures.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { parseGatewayConfig } from "../gateway-runtime/config/index.js";
-import { createLogger } from "../gateway-runtime/log/index.js";
+import { ProxyWorkers, proxyWorkerCommand } from "../gateway-runtime/cluster/index.js";
+import { type GatewayConfig, parseGatewayConfig } from "../gateway-runtime/config/index.js";
+import { createLogger, type Logger } from "../gateway-runtime/log/index.js";
 import { startDataPlane } from "../gateway-runtime/proxy/index.js";
 import { MemoryDirectory } from "../gateway-runtime/registry/index.js";
 import { minimalConfig, withKey } from "../tests/helpers/config.js";
+import { freePort } from "../tests/helpers/process.js";
 import { reportMemoryOnSignal, stopSignal } from "./lib/entry.js";
 
 /** Well inside `healthy_handshake_age` (5 min by default). */
@@ -34,6 +43,7 @@ async function main(): Promise<void> {
       "log-level": { type: "string", default: "info" },
       instances: { type: "string", default: "1" },
       "connect-attempt-delay": { type: "string" },
+      workers: { type: "string", default: "1" },
       "memory-file": { type: "string" },
     },
   });
@@ -69,17 +79,75 @@ async function main(): Promise<void> {
     for (const id of ids) directory.setHandshake(id, Date.now());
   }, HANDSHAKE_REFRESH_MS).unref();
 
-  const plane = await startDataPlane(config, { directory, log }, { https: 0 });
-  reportMemoryOnSignal(values["memory-file"]);
-  process.stdout.write(`${JSON.stringify({ port: plane.proxy.address().port })}\n`);
+  const workers = Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
+    throw new Error("--workers must be an integer in 1..64");
+  }
+  const serving =
+    workers === 1
+      ? await serveHere(config, directory, log)
+      : await serveInWorkers(raw, workers, directory, log);
+  // With workers the V8 heaps are theirs, not this process's: no heap split for (g).
+  if (workers === 1) reportMemoryOnSignal(values["memory-file"]);
+  process.stdout.write(`${JSON.stringify({ port: serving.port })}\n`);
 
   const signal = await stopSignal();
   log.info(`${signal}: stopping`);
   clearInterval(refresh);
-  await plane.stop();
+  await serving.stop();
 }
 
-main().then(
+interface Serving {
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+async function serveHere(
+  config: GatewayConfig,
+  directory: MemoryDirectory,
+  log: Logger,
+): Promise<Serving> {
+  const plane = await startDataPlane(config, { directory, log }, { https: 0 });
+  return { port: plane.proxy.address().port, stop: () => plane.stop() };
+}
+
+async function serveInWorkers(
+  raw: Record<string, unknown>,
+  count: number,
+  directory: MemoryDirectory,
+  log: Logger,
+): Promise<Serving> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "gw-bench-workers-"));
+  const configFile = join(dir, "gateway.json");
+  const settings = withKey(
+    withKey(raw, "core.proxy.workers", count),
+    "core.proxy.listen_port",
+    port,
+  );
+  writeFileSync(configFile, JSON.stringify(settings), { mode: 0o600 });
+  const workers = await ProxyWorkers.start({
+    count,
+    configFile,
+    directory,
+    log,
+    exec: process.argv[1] as string,
+  });
+  return {
+    port,
+    async stop() {
+      await workers.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const run: () => Promise<unknown> =
+  process.argv[2] === "proxy-worker"
+    ? async () => process.exit(await proxyWorkerCommand(process.argv[4] as string))
+    : main;
+
+run().then(
   () => process.exit(0),
   (error: unknown) => {
     process.stderr.write(

@@ -1,16 +1,16 @@
 /**
  * `npm run bench [-- --quick] [-- --only a,c] [-- --targets haproxy,ours] [-- --runs N --seconds S]
  *   [-- --ours-flags="node flags", default the unit's NODE_FLAGS] [-- --base REV]
- *   [-- --instances N] [-- --attempt-delay 250ms] [-- --no-profile] [-- --keep]`
+ *   [-- --instances N] [-- --attempt-delay 250ms] [-- --workers N] [-- --no-profile] [-- --keep]`
  *
  * Builds the bench gateway bundle, starts the backend and the proxies (HAProxy, nginx, ours,
  * each pinned to core 0; load generators and backend on the other cores), checks every route,
  * runs scenarios (a)-(h) and the control plane (r, `bench/registration/scale.ts`), and prints
  * the table; with `--base REV` also ours as of commit REV ("base") and the per-round ratio of
  * ours to it. Writes `bench/results/latest.{json,svg,md}` and `profile.json` (`quick.*` with
- * --quick, `partial.*` for a subset, other --ours-flags, --base, --instances or
- * --attempt-delay). `--attempt-delay` applies to ours only, so `--base HEAD` pairs it with the
- * seed's race on the same code.
+ * --quick, `partial.*` for a subset, other --ours-flags, --base, --instances, --attempt-delay or
+ * --workers). `--attempt-delay` and `--workers` apply to ours only, so `--base HEAD` pairs them
+ * with the defaults on the same code.
  * BENCHMARKS.md explains method and limits.
  * Every process started here is killed at the end, also on failure or Ctrl-C.
  */
@@ -66,6 +66,7 @@ const {
   unitFlags,
   instances,
   attemptDelay,
+  workers,
   wantProfile,
 } = options;
 /** Upper bound on the whole bench; the watchdog kills everything past it. */
@@ -170,6 +171,7 @@ async function main(): Promise<number> {
             ...node,
             entry: built.gateway,
             ...(attemptDelay !== undefined ? { attemptDelay } : {}),
+            workers,
           });
         case "node":
           return startNodeFloor(env, backend, { ...node, entry: built.nodeFloor });
@@ -261,7 +263,7 @@ async function main(): Promise<number> {
         : a.scenario.localeCompare(b.scenario),
     );
     const goalList = judge(rows);
-    const subtitle = `${timing.runs} run(s) × ${timing.seconds} s, median; ${machine.nproc} CPUs ${machine.cpuModel}; ${new Date().toISOString().slice(0, 10)}; ours with node ${oursFlags.join(" ") || "(no flags)"}${unitFlags ? " (the unit's)" : ""}${base ? `; base = ours as of ${base.commit.slice(0, 12)}` : ""}${instances > 1 ? `; ${instances} instances` : ""}${attemptDelay !== undefined ? `; ours with connect_attempt_delay ${attemptDelay}` : ""}`;
+    const subtitle = `${timing.runs} run(s) × ${timing.seconds} s, median; ${machine.nproc} CPUs ${machine.cpuModel}; ${new Date().toISOString().slice(0, 10)}; ours with node ${oursFlags.join(" ") || "(no flags)"}${unitFlags ? " (the unit's)" : ""}${base ? `; base = ours as of ${base.commit.slice(0, 12)}` : ""}${instances > 1 ? `; ${instances} instances` : ""}${attemptDelay !== undefined ? `; ours with connect_attempt_delay ${attemptDelay}` : ""}${workers > 1 ? `; ours with ${workers} workers on the proxy core` : ""}`;
     log("");
     if (rows.length > 0) {
       log(textTable(rows));

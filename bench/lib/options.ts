@@ -46,6 +46,8 @@ export interface BenchOptions {
   readonly instances: number;
   /** Ours only: `core.proxy.connect_attempt_delay` (the config's default, "0s", when absent). */
   readonly attemptDelay: string | undefined;
+  /** Ours only: `core.proxy.workers`, all on the proxy core (what several processes cost). */
+  readonly workers: number;
   /** `--base REV`: ours as of that commit runs as target "base". */
   readonly base: string | undefined;
   readonly wantProfile: boolean;
@@ -67,6 +69,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       base: { type: "string" },
       instances: { type: "string" },
       "attempt-delay": { type: "string" },
+      workers: { type: "string" },
       runs: { type: "string" },
       seconds: { type: "string" },
       "idle-connections": { type: "string" },
@@ -92,6 +95,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   const unitFlags = oursFlags.join(" ") === NODE_FLAGS.join(" ");
   const instances = Number(args.instances ?? 1);
   const attemptDelay = args["attempt-delay"];
+  const workers = Number(args.workers ?? 1);
   const only = new Set(
     (args.only?.split(",").map((s) => s.trim()) ?? ALL_SCENARIOS) as (ScenarioId | "r")[],
   );
@@ -108,6 +112,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     seconds: timing.seconds,
     "idle-connections": idleConnections,
     instances,
+    workers,
   })) {
     if (!(Number.isFinite(v) && v > 0)) problems.push(`--${name} must be a positive number`);
   }
@@ -123,6 +128,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     unitFlags,
     instances,
     attemptDelay,
+    workers,
     base: args.base,
     wantProfile: !quick && !args["no-profile"],
     keep: args.keep ?? false,
@@ -132,6 +138,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       args.base === undefined &&
       instances === 1 &&
       attemptDelay === undefined &&
+      workers === 1 &&
       ALL_SCENARIOS.every((s) => only.has(s)) &&
       DEFAULT_TARGETS.every((t) => targetNames.has(t)),
   };

@@ -270,6 +270,8 @@ export interface OursOptions {
   readonly instances?: number;
   /** Ours only: `core.proxy.connect_attempt_delay`, e.g. "250ms"; @default the config's ("0s") */
   readonly attemptDelay?: string;
+  /** Ours only: `core.proxy.workers` (`gateway-bench.ts --workers`). @default 1 */
+  readonly workers?: number;
 }
 
 /** Starts one of the bench's own Node proxies and reads the JSON line it prints when listening. */
@@ -317,6 +319,7 @@ export async function startOurs(
     ...["--cert", env.certFile, "--key", env.keyFile, "--app", APP_ID],
     ...["--instances", String(opts.instances ?? 1)],
     ...(opts.attemptDelay !== undefined ? ["--connect-attempt-delay", opts.attemptDelay] : []),
+    ...(opts.workers !== undefined && opts.workers > 1 ? ["--workers", String(opts.workers)] : []),
   ];
   const target = opts.target ?? "ours";
   const {

@@ -5,7 +5,7 @@ import { ALL_SCENARIOS, BenchUsageError, parseBenchOptions } from "../../../benc
 describe("npm run bench's options", () => {
   it("a run without options is the complete default run, with the unit's node flags", () => {
     const o = parseBenchOptions([]);
-    expect(o).toMatchObject({ quick: false, instances: 1, attemptDelay: undefined, base: undefined, unitFlags: true, complete: true });
+    expect(o).toMatchObject({ quick: false, instances: 1, workers: 1, attemptDelay: undefined, base: undefined, unitFlags: true, complete: true });
     expect(o.oursFlags).toEqual(NODE_FLAGS);
     expect([...o.only]).toEqual(ALL_SCENARIOS);
     expect([...o.targetNames]).toEqual(["direct", "haproxy", "nginx", "ours", "node"]);
@@ -20,6 +20,7 @@ describe("npm run bench's options", () => {
     [["--base", "HEAD"]],
     [["--instances", "3"]],
     [["--attempt-delay", "250ms"]],
+    [["--workers", "2"]],
   ])("%j is not a complete run (writes quick.* or partial.*)", (argv) => {
     expect(parseBenchOptions(argv).complete).toBe(false);
   });
@@ -33,10 +34,10 @@ describe("npm run bench's options", () => {
 
   it("reports every bad option at once", () => {
     const attempt = () =>
-      parseBenchOptions(["--only", "a,zz", "--targets", "ours,caddy", "--attempt-delay", "2x", "--runs", "0", "--base="]);
+      parseBenchOptions(["--only", "a,zz", "--targets", "ours,caddy", "--attempt-delay", "2x", "--runs", "0", "--base=", "--workers", "two"]);
     expect(attempt).toThrow(BenchUsageError);
     expect(attempt).toThrow(
-      'unknown scenario "zz"; unknown target "caddy"; --base needs a commit; --attempt-delay "2x" is not a duration like "250ms"; --runs must be a positive number',
+      'unknown scenario "zz"; unknown target "caddy"; --base needs a commit; --attempt-delay "2x" is not a duration like "250ms"; --runs must be a positive number; --workers must be a positive number',
     );
   });
 });
