@@ -5,7 +5,15 @@ import { ALL_SCENARIOS, BenchUsageError, parseBenchOptions } from "../../../benc
 describe("npm run bench's options", () => {
   it("a run without options is the complete default run, with the unit's node flags", () => {
     const o = parseBenchOptions([]);
-    expect(o).toMatchObject({ quick: false, instances: 1, workers: 1, attemptDelay: undefined, base: undefined, unitFlags: true, complete: true });
+    expect(o).toMatchObject({
+      quick: false,
+      instances: 1,
+      workers: 1,
+      attemptDelay: undefined,
+      base: undefined,
+      unitFlags: true,
+      complete: true,
+    });
     expect(o.oursFlags).toEqual(NODE_FLAGS);
     expect([...o.only]).toEqual(ALL_SCENARIOS);
     expect([...o.targetNames]).toEqual(["direct", "haproxy", "nginx", "ours", "node"]);
@@ -26,7 +34,14 @@ describe("npm run bench's options", () => {
   });
 
   it("--base adds the base target; --attempt-delay is kept as given for ours", () => {
-    const o = parseBenchOptions(["--base", "HEAD~1", "--attempt-delay", "250ms", "--targets", "ours"]);
+    const o = parseBenchOptions([
+      "--base",
+      "HEAD~1",
+      "--attempt-delay",
+      "250ms",
+      "--targets",
+      "ours",
+    ]);
     expect([...o.targetNames]).toEqual(["ours", "base"]);
     expect(o.base).toBe("HEAD~1");
     expect(o.attemptDelay).toBe("250ms");
@@ -34,7 +49,19 @@ describe("npm run bench's options", () => {
 
   it("reports every bad option at once", () => {
     const attempt = () =>
-      parseBenchOptions(["--only", "a,zz", "--targets", "ours,caddy", "--attempt-delay", "2x", "--runs", "0", "--base=", "--workers", "two"]);
+      parseBenchOptions([
+        "--only",
+        "a,zz",
+        "--targets",
+        "ours,caddy",
+        "--attempt-delay",
+        "2x",
+        "--runs",
+        "0",
+        "--base=",
+        "--workers",
+        "two",
+      ]);
     expect(attempt).toThrow(BenchUsageError);
     expect(attempt).toThrow(
       'unknown scenario "zz"; unknown target "caddy"; --base needs a commit; --attempt-delay "2x" is not a duration like "250ms"; --runs must be a positive number; --workers must be a positive number',
