@@ -89,7 +89,9 @@ function proxyFamilies(view: AdminView): string[] {
       "gateway_app_rejected_connections_total",
       "counter",
       "Connections refused for a known app, by reason (error code).",
-      apps.flatMap(([app, c]) => sorted(c.rejected).map(([reason, n]): Sample => [{ app, reason }, n])),
+      apps.flatMap(([app, c]) =>
+        sorted(c.rejected).map(([reason, n]): Sample => [{ app, reason }, n]),
+      ),
     ),
   ];
 }
@@ -123,6 +125,15 @@ function instanceFamilies(view: AdminView): string[] {
       "gauge",
       "Connections open to an instance.",
       instances.map((i) => [{ app: i.appId, instance: i.id }, view.proxy.instances[i.id] ?? 0]),
+    ),
+    family(
+      "gateway_instance_connect_failures_total",
+      "counter",
+      "Connects to an instance that failed (refused, reset, or dialled in turn and silent while another answered); the race hides them from clients.",
+      instances.map((i) => [
+        { app: i.appId, instance: i.id },
+        view.proxy.connectFailures[i.id] ?? 0,
+      ]),
     ),
     family(
       "gateway_instance_last_handshake_timestamp_seconds",

@@ -90,8 +90,9 @@ export function raceConnect(
       socket.once("error", (error) => {
         pending.delete(socket);
         socket.destroy();
-        if (done) return;
+        // A refusal that lost the race to another answer still counts against its instance.
         failures?.failed(instance.id);
+        if (done) return;
         errors.push(`${instance.id}@${instance.ip}:${port}: ${error.message}`);
         if (next < candidates.length) {
           clearTimeout(delay);

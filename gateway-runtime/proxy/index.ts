@@ -39,7 +39,12 @@ export interface DataPlane {
  */
 export async function startDataPlane(
   config: GatewayConfig,
-  deps: { directory: InstanceDirectory; log: Logger; stats?: ProxyStats; ticketKeys?: TicketKeyRing },
+  deps: {
+    directory: InstanceDirectory;
+    log: Logger;
+    stats?: ProxyStats;
+    ticketKeys?: TicketKeyRing;
+  },
   ports: { https?: number; http?: number } = {},
 ): Promise<DataPlane> {
   const p = config.core.proxy;
@@ -60,23 +65,42 @@ export async function startDataPlane(
     negativeTtlMs: p.app_address_negative_ttl,
     maxEntries: CUSTOM_DOMAIN_CACHE_ENTRIES,
   });
-  const stop: (() => Promise<void> | void)[] = [() => terminator.close(), () => customDomains.close()];
+  const stop: (() => Promise<void> | void)[] = [
+    () => terminator.close(),
+    () => customDomains.close(),
+  ];
   try {
-    const proxyDeps = { directory: deps.directory, terminator, customDomains, log, ...(deps.stats ? { stats: deps.stats } : {}) };
+    const proxyDeps = {
+      directory: deps.directory,
+      terminator,
+      customDomains,
+      log,
+      ...(deps.stats ? { stats: deps.stats } : {}),
+    };
     const proxy = await TlsProxy.start(p, proxyDeps, ports.https ?? p.listen_port);
     stop.unshift(() => proxy.close());
     const httpsPort = proxy.address().port;
     const redirect = p.http_redirect
-      ? await startRedirect({ address: p.listen_addr, port: ports.http ?? p.http_port, httpsPort, timeoutMs: p.timeouts.handshake })
+      ? await startRedirect({
+          address: p.listen_addr,
+          port: ports.http ?? p.http_port,
+          httpsPort,
+          timeoutMs: p.timeouts.handshake,
+        })
       : undefined;
-    if (redirect) stop.unshift(() => new Promise<void>((resolve) => redirect.close(() => resolve())));
+    if (redirect)
+      stop.unshift(() => new Promise<void>((resolve) => redirect.close(() => resolve())));
     log.info({ https: proxy.address(), redirect: redirect?.address() }, "data plane listening");
     return {
       proxy,
       terminator,
       redirect,
       snapshot: () =>
-        snapshotOf(proxy.stats, proxy.instanceConnections(), terminator.current()),
+        snapshotOf(
+          proxy.stats,
+          { open: proxy.instanceConnections(), connectFailures: proxy.instanceConnectFailures() },
+          terminator.current(),
+        ),
       async stop() {
         for (const step of stop) await step();
       },

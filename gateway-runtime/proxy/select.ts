@@ -53,6 +53,8 @@ export class InstanceSelector {
   readonly #turn = new Map<string, number>();
   /** Instance id → until when it goes last. */
   readonly #failedUntil = new Map<string, number>();
+  /** Instance id → failed connects so far (metrics). */
+  readonly #failures = new Map<string, number>();
 
   constructor(directory: InstanceDirectory, opts: SelectorOptions) {
     this.#directory = directory;
@@ -81,6 +83,17 @@ export class InstanceSelector {
       for (const [id, until] of this.#failedUntil) if (until <= now) this.#failedUntil.delete(id);
     }
     this.#failedUntil.set(instanceId, now + FAILURE_PENALTY_MS);
+    if (this.#failures.size >= FAILURES_SWEEP_AT && !this.#failures.has(instanceId)) {
+      for (const id of this.#failures.keys()) {
+        if (!this.#directory.instance(id)) this.#failures.delete(id);
+      }
+    }
+    this.#failures.set(instanceId, (this.#failures.get(instanceId) ?? 0) + 1);
+  }
+
+  /** Failed connects per instance since start (instances with none are absent). */
+  connectFailures(): ReadonlyMap<string, number> {
+    return this.#failures;
   }
 
   /**

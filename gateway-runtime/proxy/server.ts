@@ -113,6 +113,11 @@ export class TlsProxy {
     return this.#selector.allActive();
   }
 
+  /** Failed connects per instance id since start (masked by the race when another answered). */
+  instanceConnectFailures(): ReadonlyMap<string, number> {
+    return this.#selector.connectFailures();
+  }
+
   address(): AddressInfo {
     return this.#server.address() as AddressInfo;
   }

@@ -89,13 +89,18 @@ export interface ProxySnapshot {
   readonly rejected: Readonly<Record<string, number>>;
   /** Open connections per instance id. */
   readonly instances: Readonly<Record<string, number>>;
+  /** Failed connects per instance id, counted since start (instances with none are absent). */
+  readonly connectFailures: Readonly<Record<string, number>>;
   /** The certificate served, per data plane (workers may differ while a reload is under way). */
   readonly certificates: readonly { readonly serial: string; readonly notAfterMs: number }[];
 }
 
 export function snapshotOf(
   stats: ProxyStats,
-  instances: ReadonlyMap<string, number>,
+  instances: {
+    readonly open: ReadonlyMap<string, number>;
+    readonly connectFailures: ReadonlyMap<string, number>;
+  },
   certificate: { serial: string; notAfter: Date },
 ): ProxySnapshot {
   const apps: Record<string, AppSnapshot> = {};
@@ -112,7 +117,8 @@ export function snapshotOf(
   return {
     apps,
     rejected: Object.fromEntries(stats.rejections()),
-    instances: Object.fromEntries(instances),
+    instances: Object.fromEntries(instances.open),
+    connectFailures: Object.fromEntries(instances.connectFailures),
     certificates: [{ serial: certificate.serial, notAfterMs: certificate.notAfter.getTime() }],
   };
 }
@@ -126,6 +132,7 @@ export function mergeSnapshots(snapshots: readonly ProxySnapshot[]): ProxySnapsh
   const apps: Record<string, AppSnapshot> = {};
   const rejected: Record<string, number> = {};
   const instances: Record<string, number> = {};
+  const connectFailures: Record<string, number> = {};
   const certificates: ProxySnapshot["certificates"][number][] = [];
   for (const s of snapshots) {
     for (const [appId, a] of Object.entries(s.apps)) {
@@ -142,7 +149,8 @@ export function mergeSnapshots(snapshots: readonly ProxySnapshot[]): ProxySnapsh
     }
     addInto(rejected, s.rejected);
     addInto(instances, s.instances);
+    addInto(connectFailures, s.connectFailures);
     certificates.push(...s.certificates);
   }
-  return { apps, rejected, instances, certificates };
+  return { apps, rejected, instances, connectFailures, certificates };
 }

@@ -49,6 +49,11 @@ describe("renderMetrics", () => {
         'gateway_instance_connections_open{app="aa01",instance="aa0101"} 2',
         'gateway_instance_connections_open{app="aa01",instance="aa0102"} 0',
         'gateway_instance_connections_open{app="bb02",instance="bb0201"} 0',
+        "# HELP gateway_instance_connect_failures_total Connects to an instance that failed (refused, reset, or dialled in turn and silent while another answered); the race hides them from clients.",
+        "# TYPE gateway_instance_connect_failures_total counter",
+        'gateway_instance_connect_failures_total{app="aa01",instance="aa0101"} 0',
+        'gateway_instance_connect_failures_total{app="aa01",instance="aa0102"} 3',
+        'gateway_instance_connect_failures_total{app="bb02",instance="bb0201"} 0',
         "# HELP gateway_instance_last_handshake_timestamp_seconds Latest WireGuard handshake of an instance (0: none yet).",
         "# TYPE gateway_instance_last_handshake_timestamp_seconds gauge",
         `gateway_instance_last_handshake_timestamp_seconds{app="aa01",instance="aa0101"} ${s(NOW - 5_000)}`,
@@ -73,7 +78,7 @@ describe("renderMetrics", () => {
 
   it("names every family from the first scrape, and leaves out certbot's when it is off", () => {
     const { certbot: _, ...rest } = adminView({
-      proxy: { apps: {}, rejected: {}, instances: {}, certificates: [] },
+      proxy: { apps: {}, rejected: {}, instances: {}, connectFailures: {}, certificates: [] },
       instances: [],
     });
     const text = renderMetrics(rest);
@@ -98,7 +103,7 @@ describe("renderMetrics", () => {
 
   it("escapes backslash, double quote and line feed in label values", () => {
     const view = adminView({
-      proxy: { apps: {}, rejected: { 'a"b\\c\nd': 1 }, instances: {}, certificates: [] },
+      proxy: { apps: {}, rejected: { 'a"b\\c\nd': 1 }, instances: {}, connectFailures: {}, certificates: [] },
     });
     expect(renderMetrics(view)).toContain(
       'gateway_rejected_connections_total{reason="a\\"b\\\\c\\nd"} 1\n',

@@ -23,6 +23,7 @@ export function adminView(overrides: Partial<AdminView> = {}): AdminView {
       },
       rejected: { E_ROUTE_UNKNOWN_APP: 4, E_LIMIT_APP: 1 },
       instances: { aa0101: 2 },
+      connectFailures: { aa0102: 3 },
       certificates: [
         { serial: "0A", notAfterMs: Date.UTC(2027, 1, 1) },
         { serial: "0A", notAfterMs: Date.UTC(2027, 1, 1) },

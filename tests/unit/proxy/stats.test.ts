@@ -18,13 +18,14 @@ describe("ProxyStats snapshots", () => {
       s.rejected("E_LIMIT_APP", "a1");
       s.rejected("E_ROUTE_UNKNOWN_APP");
     });
-    const snap = snapshotOf(stats, new Map([["i1", 1]]), cert);
+    const snap = snapshotOf(stats, { open: new Map([["i1", 1]]), connectFailures: new Map([["i2", 4]]) }, cert);
     expect(structuredClone(snap)).toEqual({
       apps: {
         a1: { active: 1, total: 2, bytesToBackend: 100, bytesToClient: 2000, rejected: { E_LIMIT_APP: 1 } },
       },
       rejected: { E_LIMIT_APP: 1, E_ROUTE_UNKNOWN_APP: 1 },
       instances: { i1: 1 },
+      connectFailures: { i2: 4 },
       certificates: [{ serial: "0A", notAfterMs: cert.notAfter.getTime() }],
     });
     stats.opened("a1");
@@ -37,7 +38,7 @@ describe("ProxyStats snapshots", () => {
         s.opened("a1");
         s.rejected("E_LIMIT_APP", "a1");
       }),
-      new Map([["i1", 1]]),
+      { open: new Map([["i1", 1]]), connectFailures: new Map([["i3", 1]]) },
       cert,
     );
     const two = snapshotOf(
@@ -48,10 +49,16 @@ describe("ProxyStats snapshots", () => {
         s.rejected("E_LIMIT_APP", "a1");
         s.rejected("E_LIMIT_IP");
       }),
-      new Map([
-        ["i1", 2],
-        ["i2", 1],
-      ]),
+      {
+        open: new Map([
+          ["i1", 2],
+          ["i2", 1],
+        ]),
+        connectFailures: new Map([
+          ["i3", 2],
+          ["i4", 5],
+        ]),
+      },
       { serial: "0B", notAfter: cert.notAfter },
     );
     expect(mergeSnapshots([one, two])).toEqual({
@@ -61,12 +68,13 @@ describe("ProxyStats snapshots", () => {
       },
       rejected: { E_LIMIT_APP: 2, E_LIMIT_IP: 1 },
       instances: { i1: 3, i2: 1 },
+      connectFailures: { i3: 3, i4: 5 },
       certificates: [
         { serial: "0A", notAfterMs: cert.notAfter.getTime() },
         { serial: "0B", notAfterMs: cert.notAfter.getTime() },
       ],
     });
-    expect(mergeSnapshots([])).toEqual({ apps: {}, rejected: {}, instances: {}, certificates: [] });
+    expect(mergeSnapshots([])).toEqual({ apps: {}, rejected: {}, instances: {}, connectFailures: {}, certificates: [] });
     expect(one.apps.a1?.total).toBe(1); // the inputs are left as they were
   });
 });
