@@ -8,7 +8,11 @@ export type Balance = "least_conn" | "random" | "round_robin" | "ip_hash";
  */
 export const FAILURE_PENALTY_MS = 10_000;
 
-/** Failure entries kept before expired ones are swept (instances removed meanwhile). */
+/**
+ * Failure entries kept before the stale ones (expired penalties, counts of instances removed
+ * meanwhile) are swept; after a sweep, the next one waits for twice what is left, so sweeping
+ * stays linear in the failures reported.
+ */
 const FAILURES_SWEEP_AT = 1_024;
 
 export interface SelectorOptions {
@@ -55,6 +59,7 @@ export class InstanceSelector {
   readonly #failedUntil = new Map<string, number>();
   /** Instance id → failed connects so far (metrics). */
   readonly #failures = new Map<string, number>();
+  #sweepAt = FAILURES_SWEEP_AT;
 
   constructor(directory: InstanceDirectory, opts: SelectorOptions) {
     this.#directory = directory;
@@ -79,16 +84,17 @@ export class InstanceSelector {
   /** A connect to the instance failed (or it did not answer while another did). */
   failed(instanceId: string): void {
     const now = this.#now();
-    if (this.#failedUntil.size >= FAILURES_SWEEP_AT) {
-      for (const [id, until] of this.#failedUntil) if (until <= now) this.#failedUntil.delete(id);
-    }
     this.#failedUntil.set(instanceId, now + FAILURE_PENALTY_MS);
-    if (this.#failures.size >= FAILURES_SWEEP_AT && !this.#failures.has(instanceId)) {
-      for (const id of this.#failures.keys()) {
-        if (!this.#directory.instance(id)) this.#failures.delete(id);
-      }
-    }
     this.#failures.set(instanceId, (this.#failures.get(instanceId) ?? 0) + 1);
+    if (this.#failures.size >= this.#sweepAt) this.#sweep(now);
+  }
+
+  #sweep(now: number): void {
+    for (const [id, until] of this.#failedUntil) if (until <= now) this.#failedUntil.delete(id);
+    for (const id of this.#failures.keys()) {
+      if (!this.#directory.instance(id)) this.#failures.delete(id);
+    }
+    this.#sweepAt = Math.max(FAILURES_SWEEP_AT, 2 * this.#failures.size);
   }
 
   /** Failed connects per instance since start (instances with none are absent). */

@@ -163,6 +163,22 @@ describe("instance selection", () => {
     expect(firsts).toEqual(new Set(["i0", "i1"]));
   });
 
+  it("counts failed connects per instance, and forgets the counts of removed instances", () => {
+    const two = directory([
+      ["i0", "app", 1000],
+      ["i1", "app", 1000],
+    ]);
+    const { s } = selector(two);
+    s.failed("i0");
+    s.failed("i0");
+    expect(s.connectFailures()).toEqual(new Map([["i0", 2]]));
+    for (let k = 0; k < 3000; k++) s.failed(`gone${k}`); // instances no longer registered
+    s.failed("i1");
+    expect(s.connectFailures().get("i0")).toBe(2);
+    expect(s.connectFailures().get("i1")).toBe(1);
+    expect(s.connectFailures().size).toBeLessThanOrEqual(1024);
+  });
+
   it("a named instance is tried even while it is penalised", () => {
     const two = directory([["i0", "app", 1000], ["i1", "app", 1000]]);
     const { s } = selector(two);
