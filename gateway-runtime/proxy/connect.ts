@@ -7,6 +7,9 @@ export type ConnectErrorCode = "E_CONNECT_FAILED" | "E_CONNECT_TIMEOUT";
 
 export class ConnectError extends GatewayError<ConnectErrorCode> {}
 
+/** The winner's error listener until the caller attaches its own (shared: no closure). */
+function ignore(): void {}
+
 export interface Connected {
   readonly socket: Socket;
   readonly instance: Instance;
@@ -79,15 +82,7 @@ export function raceConnect(
         ...(reads ? { onread: reads.onread } : {}),
       });
       pending.set(socket, instance);
-      socket.once("connect", () => {
-        if (done) return;
-        pending.delete(socket);
-        // Dialled in turn, every candidate still pending was dialled earlier and stayed silent.
-        if (attemptDelayMs > 0 && failures) for (const i of pending.values()) failures.failed(i.id);
-        finish();
-        resolve(reads ? { socket, instance, reads } : { socket, instance });
-      });
-      socket.once("error", (error) => {
+      const onError = (error: Error) => {
         pending.delete(socket);
         socket.destroy();
         // A refusal that lost the race to another answer still counts against its instance.
@@ -102,6 +97,18 @@ export function raceConnect(
             new ConnectError("E_CONNECT_FAILED", `every instance refused: ${errors.join("; ")}`),
           );
         }
+      };
+      socket.once("error", onError);
+      socket.once("connect", () => {
+        if (done) return;
+        pending.delete(socket);
+        // This listener would keep the whole race (its closures, timers, the losers' list)
+        // alive for the life of the connection.
+        socket.off("error", onError).on("error", ignore);
+        // Dialled in turn, every candidate still pending was dialled earlier and stayed silent.
+        if (attemptDelayMs > 0 && failures) for (const i of pending.values()) failures.failed(i.id);
+        finish();
+        resolve(reads ? { socket, instance, reads } : { socket, instance });
       });
     };
     const dialNext = () => {
