@@ -69,6 +69,16 @@ describe("raceConnect, all candidates at once (attempt delay 0)", () => {
     expect(failed).toEqual(["refused"]);
   });
 
+  it("leaves nothing of the race on the winner: one inert error listener", async () => {
+    const { failed, failures } = recorder();
+    const won = await raceConnect([liveA], port, 2_000, { failures });
+    expect(won.socket.listenerCount("error")).toBe(1);
+    expect(won.socket.listenerCount("connect")).toBe(0);
+    won.socket.emit("error", new Error("later, while bridged")); // no throw, not a connect failure
+    won.socket.destroy();
+    expect(failed).toEqual([]);
+  });
+
   it("dials every candidate, so a silent one costs nothing and is not reported", async () => {
     const { failed, failures } = recorder();
     const counting = acceptedDuring(300);
