@@ -7,6 +7,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import type { Socket } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import tls from "node:tls";
@@ -31,10 +32,31 @@ import {
   settled,
 } from "./bridge-harness.js";
 const loop = useLoopback();
+const EVENTS = ["error", "close", "data", "end", "finish", "drain"] as const;
 
 describe("bridge: bytes", () => {
   it("carries random payloads byte-exact both ways and ends closed", async () => {
     await assertEchoesExact(() => loop.link(), (l) => bridge(l.gwClient, l.gwBackend, LONG), 8);
+  });
+
+  it("holds no closure per connection: two bridges share every listener they add", async () => {
+    const [one, two] = [await loop.link(), await loop.link()];
+    const before = (s: Socket) =>
+      new Map(EVENTS.map((e) => [e, new Set(s.listeners(e))] as const));
+    const sockets = [one.gwClient, one.gwBackend, two.gwClient, two.gwBackend];
+    const had = sockets.map(before);
+    const done = [bridge(one.gwClient, one.gwBackend, LONG), bridge(two.gwClient, two.gwBackend, LONG)];
+    const added = sockets.map((s, k) =>
+      EVENTS.flatMap((e) => s.listeners(e).filter((f) => !had[k]?.get(e)?.has(f))),
+    );
+    expect(added[0]?.length).toBeGreaterThanOrEqual(5); // error, close, data, end, finish
+    expect(added[2]).toEqual(added[0]); // the same functions, not copies
+    expect(added[3]).toEqual(added[1]);
+    for (const l of [one, two]) {
+      l.client.end();
+      l.backend.end();
+    }
+    for (const [k, l] of [one, two].entries()) await settled(l, done[k] as Promise<BridgeResult>);
   });
 
   it("sends initial bytes before the client's own, even ones already buffered", async () => {
