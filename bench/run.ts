@@ -56,19 +56,7 @@ try {
   process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(64);
 }
-const {
-  quick,
-  timing,
-  idleConnections,
-  targetNames,
-  only,
-  oursFlags,
-  unitFlags,
-  instances,
-  attemptDelay,
-  workers,
-  wantProfile,
-} = options;
+const { quick, timing, targetNames, only, instances, workers } = options;
 /** Upper bound on the whole bench; the watchdog kills everything past it. */
 const DEADLINE_MS = (quick ? 6 : 90) * 60_000;
 
@@ -160,7 +148,7 @@ async function main(): Promise<number> {
     const pairedLines: string[] = [];
     /** A fresh process of one proxy; ours and the Node floor run with the same node flags. */
     const startProxy = (name: (typeof PROXIES)[number]): Promise<Target> => {
-      const node = { nodeFlags: oursFlags, instances };
+      const node = { nodeFlags: options.oursFlags, instances };
       switch (name) {
         case "haproxy":
           return startHaproxy(env, backend);
@@ -170,7 +158,7 @@ async function main(): Promise<number> {
           return startOurs(env, backend, {
             ...node,
             entry: built.gateway,
-            ...(attemptDelay !== undefined ? { attemptDelay } : {}),
+            ...(options.attemptDelay !== undefined ? { attemptDelay: options.attemptDelay } : {}),
             workers,
           });
         case "node":
@@ -207,7 +195,7 @@ async function main(): Promise<number> {
     }
 
     if (only.has("g")) {
-      progress(`(g) ${idleConnections} idle terminated connections per proxy`);
+      progress(`(g) ${options.idleConnections} idle terminated connections per proxy`);
       const proxies = PROXIES.filter((p) => targetNames.has(p));
       const idle = new Map<string, IdleSample[]>(proxies.map((p) => [p, []]));
       const idleCtx = { ps, dir, clientCpus: env.clientCpus, idleClient: built.idleClient };
@@ -215,7 +203,12 @@ async function main(): Promise<number> {
         for (const name of proxies) {
           const target = await startProxy(name);
           try {
-            const s = await measureIdle(idleCtx, target, idleConnections, quick ? 1000 : 3000);
+            const s = await measureIdle(
+              idleCtx,
+              target,
+              options.idleConnections,
+              quick ? 1000 : 3000,
+            );
             idle.get(name)?.push(s);
             progress(
               `  (g) run ${run + 1}/${timing.runs} ${name.padEnd(7)} ${s.connections} conns, ` +
@@ -240,7 +233,7 @@ async function main(): Promise<number> {
 
     const controlLines = only.has("r") ? runControlPlane(ROOT, RESULTS, quick, progress) : [];
 
-    const profiles = wantProfile
+    const profiles = options.wantProfile
       ? await profileScenarios(
           {
             env,
@@ -249,7 +242,7 @@ async function main(): Promise<number> {
             cores,
             gateway: built.gateway,
             seconds: timing.seconds,
-            nodeFlags: oursFlags,
+            nodeFlags: options.oursFlags,
           },
           LOAD_SCENARIOS.filter((s) => "acde".includes(s.id) && only.has(s.id)),
           progress,
@@ -263,7 +256,7 @@ async function main(): Promise<number> {
         : a.scenario.localeCompare(b.scenario),
     );
     const goalList = judge(rows);
-    const subtitle = `${timing.runs} run(s) × ${timing.seconds} s, median; ${machine.nproc} CPUs ${machine.cpuModel}; ${new Date().toISOString().slice(0, 10)}; ours with node ${oursFlags.join(" ") || "(no flags)"}${unitFlags ? " (the unit's)" : ""}${base ? `; base = ours as of ${base.commit.slice(0, 12)}` : ""}${instances > 1 ? `; ${instances} instances` : ""}${attemptDelay !== undefined ? `; ours with connect_attempt_delay ${attemptDelay}` : ""}${workers > 1 ? `; ours with ${workers} workers on the proxy core` : ""}`;
+    const subtitle = `${timing.runs} run(s) × ${timing.seconds} s, median; ${machine.nproc} CPUs ${machine.cpuModel}; ${new Date().toISOString().slice(0, 10)}; ours with node ${options.oursFlags.join(" ") || "(no flags)"}${options.unitFlags ? " (the unit's)" : ""}${base ? `; base = ours as of ${base.commit.slice(0, 12)}` : ""}${instances > 1 ? `; ${instances} instances` : ""}${options.attemptDelay !== undefined ? `; ours with connect_attempt_delay ${options.attemptDelay}` : ""}${workers > 1 ? `; ours with ${workers} workers on the proxy core` : ""}`;
     log("");
     if (rows.length > 0) {
       log(textTable(rows));
