@@ -11,3 +11,9 @@ export class GatewayError<C extends string = string> extends Error {
     this.code = code;
   }
 }
+
+/**
+ * An 'error' listener for a socket whose errors are handled another way (its 'close'), so the
+ * emitter does not throw; one shared function, so it costs no closure per socket.
+ */
+export function ignoreError(): void {}

@@ -1,14 +1,11 @@
 import { connect, type Socket } from "node:net";
-import { GatewayError } from "../errors.js";
+import { GatewayError, ignoreError } from "../errors.js";
 import type { Instance } from "../registry/index.js";
 import { ReusedReads } from "./read-buffers.js";
 
 export type ConnectErrorCode = "E_CONNECT_FAILED" | "E_CONNECT_TIMEOUT";
 
 export class ConnectError extends GatewayError<ConnectErrorCode> {}
-
-/** The winner's error listener until the caller attaches its own (shared: no closure). */
-function ignore(): void {}
 
 export interface Connected {
   readonly socket: Socket;
@@ -104,7 +101,7 @@ export function raceConnect(
         pending.delete(socket);
         // This listener would keep the whole race (its closures, timers, the losers' list)
         // alive for the life of the connection.
-        socket.off("error", onError).on("error", ignore);
+        socket.off("error", onError).on("error", ignoreError);
         // Dialled in turn, every candidate still pending was dialled earlier and stayed silent.
         if (attemptDelayMs > 0 && failures) for (const i of pending.values()) failures.failed(i.id);
         finish();

@@ -1,7 +1,7 @@
 import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { GatewayConfig } from "../config/index.js";
-import { GatewayError } from "../errors.js";
+import { GatewayError, ignoreError } from "../errors.js";
 import type { Logger } from "../log/index.js";
 import type { InstanceDirectory } from "../registry/index.js";
 import { bridge, type BridgeResult, type BridgeTimeouts } from "./bridge.js";
@@ -135,7 +135,7 @@ export class TlsProxy {
   #accept(socket: Socket): void {
     this.#sockets.add(socket);
     socket.once("close", this.#forget); // shared listeners: no closures per connection
-    socket.on("error", ignore);
+    socket.on("error", ignoreError);
     void this.#serve(socket);
   }
 
@@ -280,8 +280,6 @@ export class TlsProxy {
     else this.#deps.log.debug(fields, (error as Error).message);
   }
 }
-
-function ignore(): void {}
 
 function appTarget(route: AppRoute): Target {
   return { appId: route.id, id: route.id, port: route.port, mode: route.mode, custom: false };
