@@ -27,8 +27,8 @@ import { createLogger, type Logger } from "../gateway-runtime/log/index.js";
 import { startDataPlane } from "../gateway-runtime/proxy/index.js";
 import { MemoryDirectory } from "../gateway-runtime/registry/index.js";
 import { minimalConfig, withKey } from "../tests/helpers/config.js";
-import { freePort } from "../tests/helpers/process.js";
 import { reportMemoryOnSignal, stopSignal } from "./lib/entry.js";
+import { freePort } from "./lib/net.js";
 
 /** Well inside `healthy_handshake_age` (5 min by default). */
 const HANDSHAKE_REFRESH_MS = 30_000;

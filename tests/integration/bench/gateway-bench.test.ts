@@ -5,11 +5,11 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { connect } from "node:tls";
+import type { Readable } from "node:stream";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { probe, readLineUntil } from "../../../bench/lib/net.js";
 import { BUNDLE_OPTIONS } from "../../../scripts/bundle-options.mjs";
 import { createCa, issueLeaf, type TestCa } from "../../helpers/certs.js";
 import { stopChild } from "../../helpers/process.js";
@@ -47,19 +47,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function get(port: number, host: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ port, host: "127.0.0.1", servername: host, ca: ca.certPem }, () => {
-      s.end(`GET / HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n\r\n`);
-    });
-    let text = "";
-    s.setEncoding("utf8");
-    s.on("data", (d: string) => (text += d));
-    s.once("end", () => resolve(text));
-    s.once("error", reject);
-  });
-}
-
 describe("bench gateway entry with --workers", () => {
   it("serves through two worker processes and stops them all on SIGTERM", async () => {
     const leaf = issueLeaf(ca, { sans: [`*.${BASE}`] });
@@ -67,31 +54,30 @@ describe("bench gateway entry with --workers", () => {
     gateway = spawn(process.execPath, [join(dir, "gateway-bench.mjs"), ...args], {
       stdio: ["ignore", "pipe", "inherit"],
     });
-    const lines = createInterface({ input: gateway.stdout as NodeJS.ReadableStream });
-    let port = 0;
-    for await (const line of lines) {
-      const parsed = (() => {
+    const port = await readLineUntil(
+      gateway.stdout as Readable,
+      (line) => {
         try {
-          return JSON.parse(line) as { port?: number };
+          const parsed = JSON.parse(line) as { port?: unknown };
+          return typeof parsed.port === "number" ? parsed.port : undefined;
         } catch {
-          return {};
+          return undefined;
         }
-      })();
-      if (typeof parsed.port === "number") {
-        port = parsed.port;
-        break;
-      }
-    }
-    expect(port).toBeGreaterThan(0);
+      },
+      30_000,
+      "bench gateway with 2 workers",
+    );
 
     const children = spawnSync("pgrep", ["-P", String(gateway.pid)], { encoding: "utf8" });
     expect(children.stdout.trim().split("\n")).toHaveLength(2);
 
     const backendPort = (backend.address() as AddressInfo).port;
+    const body = `served by pid ${process.pid}\n`;
     for (let k = 0; k < 4; k++) {
-      expect(await get(port, `${APP}-${backendPort}.${BASE}`)).toMatch(
-        /^HTTP\/1\.1 200 .*served by pid/s,
-      );
+      expect(await probe(port, `${APP}-${backendPort}.${BASE}`, "/")).toMatchObject({
+        status: "HTTP/1.1 200 OK",
+        bodyBytes: body.length,
+      });
     }
 
     const exited = once(gateway, "exit");
