@@ -31,10 +31,30 @@ export interface RaceOptions {
   readonly failures?: ConnectFailures;
 }
 
+/** `this`: a socket given up on that never connected. */
+function dropSilent(this: Socket): void {
+  this.destroy();
+}
+
 /**
- * Connects to the candidates and keeps the first that answers; the others are closed. Bounded
- * by `timeoutMs` in all; an aborted signal cancels every attempt. A candidate that refused, or
- * (dialled in turn) was still silent when a later one answered, is reported to `failures`.
+ * A candidate still connecting when the race ended. Closing it now would often send a FIN on a
+ * connection the kernel has already set up (its SYN-ACK arrived with the winner's), and the
+ * side that sends the first FIN keeps the pair in TIME_WAIT for a minute: two per new
+ * connection under the race, which runs out the local ports to a CVM at a few hundred new
+ * connections a second (BENCHMARKS.md, "Several instances"). So it is reset once it connects
+ * (RST: no TIME_WAIT on either side, no half-open connection left on the CVM), or dropped if it
+ * has not connected within `timeoutMs` (a connect that never completed leaves nothing behind).
+ */
+function abandon(socket: Socket, timeoutMs: number): void {
+  socket.setTimeout(timeoutMs);
+  socket.once("timeout", dropSilent);
+}
+
+/**
+ * Connects to the candidates and keeps the first that answers; the others are reset (see
+ * `abandon`). Bounded by `timeoutMs` in all; an aborted signal cancels every attempt. A
+ * candidate that refused, or (dialled in turn) was still silent when a later one answered, is
+ * reported to `failures`.
  */
 export function raceConnect(
   candidates: readonly Instance[],
@@ -50,12 +70,16 @@ export function raceConnect(
     let next = 0;
     let done = false;
     let delay: NodeJS.Timeout | undefined;
-    const finish = (error?: Error) => {
+    /** `silent`: nothing answered in time, so nothing pending will; otherwise it may yet. */
+    const finish = (error?: Error, silent = false) => {
       done = true;
       clearTimeout(timer);
       clearTimeout(delay);
       signal?.removeEventListener("abort", onAbort);
-      for (const s of pending.keys()) s.destroy();
+      for (const s of pending.keys()) {
+        if (silent) s.destroy();
+        else abandon(s, timeoutMs);
+      }
       pending.clear();
       if (error) reject(error);
     };
@@ -66,6 +90,7 @@ export function raceConnect(
           "E_CONNECT_TIMEOUT",
           `no instance answered on port ${port} within ${timeoutMs} ms`,
         ),
+        true,
       );
     }, timeoutMs);
     signal?.addEventListener("abort", onAbort, { once: true });
@@ -97,7 +122,10 @@ export function raceConnect(
       };
       socket.once("error", onError);
       socket.once("connect", () => {
-        if (done) return;
+        if (done) {
+          socket.resetAndDestroy(); // a loser (see `abandon`)
+          return;
+        }
         pending.delete(socket);
         // This listener would keep the whole race (its closures, timers, the losers' list)
         // alive for the life of the connection.

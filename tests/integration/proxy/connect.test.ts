@@ -1,5 +1,7 @@
+import { execFile } from "node:child_process";
 import { once } from "node:events";
 import { createServer, type Server } from "node:net";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConnectError, raceConnect } from "../../../gateway-runtime/proxy/connect.js";
 import type { Instance } from "../../../gateway-runtime/registry/index.js";
@@ -144,5 +146,70 @@ describe("raceConnect, candidates in turn (attempt delay > 0)", () => {
     );
     expect((error as ConnectError).code).toBe("E_CONNECT_TIMEOUT");
     expect(Date.now() - started).toBeLessThan(2_000);
+  });
+});
+
+describe("raceConnect, the losers", () => {
+  // Servers that speak only when spoken to (as HTTP servers do), then close first: the winners
+  // end with the server's FIN, so any TIME_WAIT of ours comes from a loser.
+  let quietPort: number;
+  const quiet: Server[] = [];
+  let resets = 0;
+  let quietSilent: SilentAddress | undefined;
+
+  beforeAll(async () => {
+    quietPort = await freePort();
+    for (const ip of [LIVE_A, LIVE_B]) {
+      const server = createServer((s) => {
+        s.on("error", () => resets++);
+        s.once("data", () => s.end("y"));
+      });
+      server.listen(quietPort, ip);
+      await once(server, "listening");
+      quiet.push(server);
+    }
+    quietSilent = await silentAddress(SILENT, quietPort);
+  });
+
+  afterAll(async () => {
+    await quietSilent?.close();
+    for (const server of quiet) server.close();
+  });
+
+  /** Sockets of ours to `quietPort` in `state` (`ss` state names). */
+  async function ours(state: string, dst = ""): Promise<number> {
+    const filter = `dport = :${quietPort}${dst ? ` and dst ${dst}` : ""}`;
+    const { stdout } = await promisify(execFile)("ss", ["-tanH", "state", state, filter], {
+      timeout: 5_000,
+    });
+    return stdout.split("\n").filter((line) => line.trim() !== "").length;
+  }
+
+  it("are reset, not closed: no TIME_WAIT left on the gateway for a connection it never used", async () => {
+    const rounds = 20;
+    for (let k = 0; k < rounds; k++) {
+      const order = k % 2 === 0 ? [liveA, liveB] : [liveB, liveA];
+      const { socket } = await raceConnect(order, quietPort, 2_000);
+      socket.resume();
+      socket.write("x");
+      await once(socket, "close");
+    }
+    // Each round's loser connected as the race ended; give its reset a moment.
+    for (let k = 0; k < 50 && resets < rounds; k++) await new Promise((r) => setTimeout(r, 20));
+    expect(resets).toBe(rounds); // the CVM saw each loser reset, not left half-open
+    expect(await ours("time-wait")).toBe(0); // closing them would have left 20
+  });
+
+  it("that never answer are dropped after the connect timeout", async () => {
+    const before = await ours("syn-sent", SILENT); // the one that found it silent
+    const { socket } = await raceConnect([silent, liveA], quietPort, 400);
+    socket.destroy();
+    expect(await ours("syn-sent", SILENT)).toBe(before + 1); // still trying, in case it answers
+    let left = before + 1;
+    for (let k = 0; k < 100 && left > before; k++) {
+      await new Promise((r) => setTimeout(r, 20));
+      left = await ours("syn-sent", SILENT);
+    }
+    expect(left).toBe(before);
   });
 });
