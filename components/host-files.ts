@@ -5,6 +5,7 @@
  */
 import {
   HOST_PATHS,
+  HOST_SYSCTLS,
   NODE_FLAGS,
   type HostLayout,
   heredoc,
@@ -65,9 +66,16 @@ ExecStop=/usr/sbin/nft delete table inet gateway
 WantedBy=multi-user.target
 `;
 
+/** `HOST_SYSCTLS` as a sysctl.d file. */
+export function sysctlFile(): string {
+  const lines = HOST_SYSCTLS.map(({ key, value, why }) => `# ${why}\n${key} = ${value}`);
+  return `${HEADER}\n${lines.join("\n")}\n`;
+}
+
 /**
  * The idempotent host setup: packages (Node >= 20 from NodeSource only when missing or older),
- * the service user, 0700 directories, the firewall. A second run changes nothing.
+ * the service user, 0700 directories, the kernel settings, the firewall. A second run changes
+ * nothing.
  */
 export function setupScript(layout: HostLayout, nodeMajor = 22): string {
   if (!Number.isInteger(nodeMajor) || nodeMajor < 20) {
@@ -116,6 +124,8 @@ cat > "$tmp" ${heredoc(firewallRules(layout), "GATEWAY_NFT")}
 chmod 0644 "$tmp"
 mv -f "$tmp" ${HOST_PATHS.firewall}
 nft -f ${HOST_PATHS.firewall}
+cat > ${HOST_PATHS.sysctl} ${heredoc(sysctlFile(), "GATEWAY_SYSCTL")}
+${HOST_SYSCTLS.map(({ key, value }) => `echo ${value} > /proc/sys/${key.replaceAll(".", "/")}`).join("\n")}
 cat > ${HOST_PATHS.firewallUnit} ${heredoc(FIREWALL_UNIT, "GATEWAY_UNIT")}
 systemctl daemon-reload
 systemctl enable gateway-firewall.service

@@ -18,7 +18,26 @@ export const HOST_PATHS = {
   attestationCa: "/etc/gateway/client-ca.pem",
   unit: "/etc/systemd/system/gateway.service",
   firewallUnit: "/etc/systemd/system/gateway-firewall.service",
+  /** Kernel settings of the host (`HOST_SYSCTLS`), applied at setup and by systemd-sysctl at boot. */
+  sysctl: "/etc/sysctl.d/60-gateway.conf",
 } as const;
+
+/**
+ * Kernel settings a gateway host needs. `tcp_tw_reuse = 1`: a new connection to a CVM may take a
+ * local port whose last connection to the same CVM address and port is still in TIME_WAIT (older
+ * than a second; TCP timestamps tell the two apart). The gateway sends the first FIN whenever
+ * the client ends a connection before the CVM does, and each such close holds its local port
+ * for a minute: without reuse, connections closed that way to one CVM port are limited to about
+ * 470 a second (28,232 local ports over 60 s).
+ * Linux's default, 2, allows reuse on loopback only; WireGuard addresses are not loopback.
+ */
+export const HOST_SYSCTLS: readonly { key: string; value: string; why: string }[] = [
+  {
+    key: "net.ipv4.tcp_tw_reuse",
+    value: "1",
+    why: "connects to CVMs may reuse a local port held in TIME_WAIT by an earlier connection",
+  },
+];
 
 /**
  * Node flags the gateway runs with (the unit's ExecStart; `npm run bench` measures ours with the

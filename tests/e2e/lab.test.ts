@@ -281,6 +281,14 @@ describe("the admin API on the gateway host", () => {
     expect(ids.sort()).toEqual([...(lab.apps[0]?.instanceIds ?? [])].sort());
   }, 60_000);
 
+  it("the host setup applied the kernel settings, and keeps them for boot", async () => {
+    // The gateway host is a network namespace: these are its own, not this machine's.
+    const r = await ssh("cat /proc/sys/net/ipv4/tcp_tw_reuse /etc/sysctl.d/60-gateway.conf");
+    expect(r.code).toBe(0);
+    expect(r.out.split("\n")[0]).toBe("1");
+    expect(r.out).toContain("\nnet.ipv4.tcp_tw_reuse = 1\n");
+  });
+
   it("is not reachable from outside the gateway host", async () => {
     const r = await run("curl", ["-sS", "--max-time", "3", `http://${gw}:8001/metrics`]);
     expect(r.code).not.toBe(0);

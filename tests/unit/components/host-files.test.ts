@@ -11,6 +11,7 @@ import {
   hostFiles,
   restartScript,
   setupScript,
+  sysctlFile,
   unitFile,
 } from "../../../components/host-files.js";
 import {
@@ -175,6 +176,15 @@ describe("host scripts", () => {
       "install -d -m 0700 -o gateway -g gateway /etc/gateway /var/lib/gateway\n",
     );
     expect(() => setupScript(us, 18)).toThrow("nodeMajor must be an integer >= 20, got 18");
+  });
+
+  it("setup writes the kernel settings to sysctl.d for boot and applies them at once", () => {
+    const setup = setupScript(us, 22);
+    expect(sysctlFile()).toContain("\nnet.ipv4.tcp_tw_reuse = 1\n");
+    expect(setup).toContain(
+      `cat > /etc/sysctl.d/60-gateway.conf <<'GATEWAY_SYSCTL'\n${sysctlFile()}GATEWAY_SYSCTL\n`,
+    );
+    expect(setup).toContain("\necho 1 > /proc/sys/net/ipv4/tcp_tw_reuse\n");
   });
 
   it("config: stdin to a 0600 temp file, checked by the runtime, then moved into place", () => {
