@@ -44,8 +44,10 @@ function dropSilent(this: Socket): void {
  * connections a second (BENCHMARKS.md, "Several instances"). So it is reset once it connects
  * (RST: no TIME_WAIT on either side, no half-open connection left on the CVM), or dropped if it
  * has not connected within `timeoutMs` (a connect that never completed leaves nothing behind).
+ * It does not hold the process open meanwhile.
  */
 function abandon(socket: Socket, timeoutMs: number): void {
+  socket.unref();
   socket.setTimeout(timeoutMs);
   socket.once("timeout", dropSilent);
 }
