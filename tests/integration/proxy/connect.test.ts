@@ -1,12 +1,12 @@
 import { execFile } from "node:child_process";
 import { once } from "node:events";
-import { createServer, type Server } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConnectError, raceConnect } from "../../../gateway-runtime/proxy/connect.js";
 import type { Instance } from "../../../gateway-runtime/registry/index.js";
 import { freePort } from "../../helpers/process.js";
-import { type SilentAddress, silentAddress } from "../../helpers/silent.js";
+import { silentAddress } from "../../helpers/silent.js";
 
 /**
  * `raceConnect` against real loopback sockets, all on one port at different 127.0.7.x
@@ -19,9 +19,8 @@ const REFUSED = "127.0.7.3";
 const SILENT = "127.0.7.4";
 
 let port: number;
-const servers: Server[] = [];
 const accepted = new Map<string, number>();
-let silenced: SilentAddress | undefined;
+let candidates: Candidates | undefined;
 
 const inst = (id: string, ip: string): Instance => ({ id, appId: "app", ip, lastHandshakeMs: 0 });
 const liveA = inst("live-a", LIVE_A);
@@ -34,24 +33,42 @@ function recorder() {
   return { failed, failures: { failed: (id: string) => failed.push(id) } };
 }
 
-beforeAll(async () => {
-  port = await freePort();
+interface Candidates {
+  close(): Promise<void>;
+}
+
+/** Servers on LIVE_A and LIVE_B with `handler`, and SILENT made silent, all on `port`. */
+async function candidatesOn(
+  port: number,
+  handler: (socket: Socket, ip: string) => void,
+): Promise<Candidates> {
+  const servers: Server[] = [];
   for (const ip of [LIVE_A, LIVE_B]) {
-    const server = createServer((s) => {
-      accepted.set(ip, (accepted.get(ip) ?? 0) + 1);
-      s.on("error", () => {});
-      s.end();
-    });
+    const server = createServer((socket) => handler(socket, ip));
     server.listen(port, ip);
     await once(server, "listening");
     servers.push(server);
   }
-  silenced = await silentAddress(SILENT, port);
+  const silenced = await silentAddress(SILENT, port);
+  return {
+    close: async () => {
+      await silenced.close();
+      for (const server of servers) server.close();
+    },
+  };
+}
+
+beforeAll(async () => {
+  port = await freePort();
+  candidates = await candidatesOn(port, (s, ip) => {
+    accepted.set(ip, (accepted.get(ip) ?? 0) + 1);
+    s.on("error", () => {});
+    s.end();
+  });
 });
 
 afterAll(async () => {
-  await silenced?.close();
-  for (const s of servers) s.close();
+  await candidates?.close();
 });
 
 async function acceptedDuring(ms: number): Promise<Record<string, number>> {
@@ -153,27 +170,19 @@ describe("raceConnect, the losers", () => {
   // Servers that speak only when spoken to (as HTTP servers do), then close first: the winners
   // end with the server's FIN, so any TIME_WAIT of ours comes from a loser.
   let quietPort: number;
-  const quiet: Server[] = [];
   let resets = 0;
-  let quietSilent: SilentAddress | undefined;
+  let quiet: Candidates | undefined;
 
   beforeAll(async () => {
     quietPort = await freePort();
-    for (const ip of [LIVE_A, LIVE_B]) {
-      const server = createServer((s) => {
-        s.on("error", () => resets++);
-        s.once("data", () => s.end("y"));
-      });
-      server.listen(quietPort, ip);
-      await once(server, "listening");
-      quiet.push(server);
-    }
-    quietSilent = await silentAddress(SILENT, quietPort);
+    quiet = await candidatesOn(quietPort, (s) => {
+      s.on("error", () => resets++);
+      s.once("data", () => s.end("y"));
+    });
   });
 
   afterAll(async () => {
-    await quietSilent?.close();
-    for (const server of quiet) server.close();
+    await quiet?.close();
   });
 
   /** Sockets of ours to `quietPort` in `state` (`ss` state names). */
