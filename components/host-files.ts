@@ -73,6 +73,15 @@ export function sysctlFile(): string {
 }
 
 /**
+ * Sets one of `HOST_SYSCTLS` now. A host whose /proc/sys is read-only (a container) gets a
+ * warning, not a failed setup: the gateway works without these, only with lower limits.
+ */
+function applySysctl({ key, value, why }: (typeof HOST_SYSCTLS)[number]): string {
+  const warning = `warning: could not set ${key} = ${value} (read-only /proc/sys?): the gateway runs without it, with lower limits (${why})`;
+  return `echo ${value} 2>/dev/null > /proc/sys/${key.replaceAll(".", "/")} || echo ${JSON.stringify(warning)} >&2`;
+}
+
+/**
  * The idempotent host setup: packages (Node >= 20 from NodeSource only when missing or older),
  * the service user, 0700 directories, the kernel settings, the firewall. A second run changes
  * nothing.
@@ -125,7 +134,7 @@ chmod 0644 "$tmp"
 mv -f "$tmp" ${HOST_PATHS.firewall}
 nft -f ${HOST_PATHS.firewall}
 cat > ${HOST_PATHS.sysctl} ${heredoc(sysctlFile(), "GATEWAY_SYSCTL")}
-${HOST_SYSCTLS.map(({ key, value }) => `echo ${value} > /proc/sys/${key.replaceAll(".", "/")}`).join("\n")}
+${HOST_SYSCTLS.map(applySysctl).join("\n")}
 cat > ${HOST_PATHS.firewallUnit} ${heredoc(FIREWALL_UNIT, "GATEWAY_UNIT")}
 systemctl daemon-reload
 systemctl enable gateway-firewall.service
