@@ -66,8 +66,12 @@ export function raceConnect(
 ): Promise<Connected> {
   const { signal, reuseReads = false, attemptDelayMs = 0, failures } = options;
   return new Promise((resolve, reject) => {
-    /** Sockets still connecting, in the order they were dialled. */
-    const pending = new Map<Socket, Instance>();
+    /**
+     * Sockets still connecting, in the order they were dialled, with their reads. A socket
+     * reads only once its 'connect' has been handled, so a loser never reads: its buffers can
+     * go back to their pool as soon as it is given up on.
+     */
+    const pending = new Map<Socket, { instance: Instance; reads: ReusedReads | undefined }>();
     const errors: string[] = [];
     let next = 0;
     let done = false;
@@ -78,9 +82,10 @@ export function raceConnect(
       clearTimeout(timer);
       clearTimeout(delay);
       signal?.removeEventListener("abort", onAbort);
-      for (const s of pending.keys()) {
+      for (const [s, { reads }] of pending) {
         if (silent) s.destroy();
         else abandon(s, timeoutMs);
+        reads?.release();
       }
       pending.clear();
       if (error) reject(error);
@@ -105,9 +110,10 @@ export function raceConnect(
         noDelay: true,
         ...(reads ? { onread: reads.onread } : {}),
       });
-      pending.set(socket, instance);
+      pending.set(socket, { instance, reads });
       const onError = (error: Error) => {
-        pending.delete(socket);
+        // Not pending any more: a loser finish() gave up on already.
+        if (pending.delete(socket)) reads?.release();
         socket.destroy();
         // A refusal that lost the race to another answer still counts against its instance.
         failures?.failed(instance.id);
@@ -133,7 +139,9 @@ export function raceConnect(
         // alive for the life of the connection.
         socket.off("error", onError).on("error", ignoreError);
         // Dialled in turn, every candidate still pending was dialled earlier and stayed silent.
-        if (attemptDelayMs > 0 && failures) for (const i of pending.values()) failures.failed(i.id);
+        if (attemptDelayMs > 0 && failures) {
+          for (const { instance: i } of pending.values()) failures.failed(i.id);
+        }
         finish();
         resolve(reads ? { socket, instance, reads } : { socket, instance });
       });

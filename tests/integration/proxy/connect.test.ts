@@ -4,6 +4,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConnectError, raceConnect } from "../../../gateway-runtime/proxy/connect.js";
+import { pooledSmallBuffers } from "../../../gateway-runtime/proxy/read-buffers.js";
 import type { Instance } from "../../../gateway-runtime/registry/index.js";
 import { freePort } from "../../helpers/process.js";
 import { silentAddress } from "../../helpers/silent.js";
@@ -209,9 +210,33 @@ describe("raceConnect, the losers", () => {
     expect(await ours("time-wait")).toBe(0); // closing them would have left 20
   });
 
+  it("give their read buffers back to the pool, whether they lost or failed (passthrough)", async () => {
+    for (const order of [
+      [liveA, liveB], // the second loses
+      [refused, liveA], // the first fails
+    ]) {
+      const before = pooledSmallBuffers();
+      const won = await raceConnect(order, quietPort, 2_000, { reuseReads: true });
+      // Both dials took one (from the pool while it lasted); the winner keeps its own.
+      for (let k = 0; k < 50 && pooledSmallBuffers() === Math.max(before - 2, 0); k++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(pooledSmallBuffers()).toBe(Math.max(before - 2, 0) + 1);
+      won.socket.destroy();
+      await once(won.socket, "close");
+      won.reads?.release(); // what the bridge does when the winner closes
+    }
+  });
+
   it("that never answer are dropped after the connect timeout, and keep no one waiting", async () => {
     const sockets = () => process.getActiveResourcesInfo().filter((r) => r === "TCPSocketWrap");
-    const held = sockets().length;
+    // Sockets of the tests before may still be closing: wait until the count holds still.
+    let held = sockets().length;
+    for (let k = 0; k < 50; k++) {
+      await new Promise((r) => setTimeout(r, 20));
+      if (sockets().length === held) break;
+      held = sockets().length;
+    }
     const before = await ours("syn-sent", SILENT); // the one that found it silent
     const { socket } = await raceConnect([silent, liveA], quietPort, 400);
     socket.destroy();
