@@ -1,11 +1,10 @@
-import { execFile } from "node:child_process";
 import { once } from "node:events";
 import { createServer, type Server, type Socket } from "node:net";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConnectError, raceConnect } from "../../../gateway-runtime/proxy/connect.js";
 import { pooledSmallBuffers } from "../../../gateway-runtime/proxy/read-buffers.js";
 import type { Instance } from "../../../gateway-runtime/registry/index.js";
+import { run } from "../../helpers/netns.js";
 import { freePort } from "../../helpers/process.js";
 import { silentAddress } from "../../helpers/silent.js";
 
@@ -192,9 +191,7 @@ describe("raceConnect, the losers", () => {
    */
   async function ours(state: string, dst: readonly string[]): Promise<number> {
     const filter = `dport = :${quietPort} and ( ${dst.map((d) => `dst ${d}`).join(" or ")} )`;
-    const { stdout } = await promisify(execFile)("ss", ["-tanH", "state", state, filter], {
-      timeout: 5_000,
-    });
+    const { stdout } = await run("ss", ["-tanH", "state", state, filter]);
     return stdout.split("\n").filter((line) => line.trim() !== "").length;
   }
 
