@@ -1,28 +1,8 @@
-import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
+import { type BundleInfo, readBundle } from "./components/bundle.js";
 import { GatewayRegion } from "./components/gateway-region.js";
 import { readGatewayConfig } from "./components/stack-config.js";
 import { readStackSettings } from "./components/stack-settings.js";
-
-/** The bundled runtime every host runs, and its sha256 (a new bundle restarts the gateways). */
-export interface BundleInfo {
-  readonly path: string;
-  readonly sha256: string;
-}
-
-export const DEFAULT_BUNDLE = "dist/gateway.mjs";
-
-/** Reads the bundle `npm run build` wrote; a missing bundle stops the program before anything is planned. */
-export function readBundle(path = DEFAULT_BUNDLE): BundleInfo {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch {
-    throw new pulumi.RunError(`${path} is missing: run "npm run build" first`);
-  }
-  return { path, sha256: createHash("sha256").update(bytes).digest("hex") };
-}
 
 export interface ProgramOptions {
   /** The bundle to ship; offline plans pass a stand-in so they do not change with every build. @default readBundle() */

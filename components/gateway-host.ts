@@ -1,6 +1,7 @@
 import * as command from "@pulumi/command";
 import type { types } from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { DEFAULT_BUNDLE } from "./bundle.js";
 import { configDigest, hostFiles } from "./host-files.js";
 import { HOST_PATHS, type HostLayout } from "./host-layout.js";
 
@@ -19,7 +20,7 @@ export interface GatewayHostArgs {
   configToml: pulumi.Input<string>;
   /** Ports and writable paths of this gateway, from `hostLayout(config)`. */
   layout: pulumi.Input<HostLayout>;
-  /** The bundled runtime on the deployer's machine. @default "dist/gateway.mjs" */
+  /** The bundled runtime on the deployer's machine. @default this package's dist/gateway.mjs */
   bundlePath?: pulumi.Input<string>;
   /** sha256 of the bundle: a new value copies it again and restarts the gateway. */
   bundleSha256: pulumi.Input<string>;
@@ -98,7 +99,7 @@ export class GatewayHost extends pulumi.ComponentResource {
       {
         connection,
         source: pulumi
-          .output(args.bundlePath ?? "dist/gateway.mjs")
+          .output(args.bundlePath ?? DEFAULT_BUNDLE)
           .apply((path) => new pulumi.asset.FileAsset(path)),
         remotePath: HOST_PATHS.bundle,
         triggers: [args.bundleSha256],

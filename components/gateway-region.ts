@@ -44,7 +44,7 @@ export interface GatewayRegionArgs {
   caaIssuer?: pulumi.Input<string>;
   /** Node.js major installed when a host has no node >= 20. @default 22 */
   nodeMajor?: pulumi.Input<number>;
-  /** The bundled runtime. @default "dist/gateway.mjs" */
+  /** The bundled runtime. @default this package's dist/gateway.mjs */
   bundlePath?: pulumi.Input<string>;
   /** sha256 of the bundle. */
   bundleSha256: pulumi.Input<string>;

@@ -11,7 +11,8 @@ import { hostConfigObject, wgEndpoint } from "../../../components/host-config.js
 import { loadStackFile } from "../../../components/stack-config.js";
 import { Secret } from "../../../gateway-runtime/config/index.js";
 import { generateWgKeyPair } from "../../../gateway-runtime/wg/keys.js";
-import { capturePlan, planMocks } from "../../../scripts/plan.js";
+import { capturePlan } from "../../../scripts/plan.js";
+import { planMocks } from "../../helpers/pulumi-mocks.js";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
 

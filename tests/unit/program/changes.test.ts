@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { readBundle } from "../../../components/bundle.js";
 import {
   capturePlan,
   diffPlans,
@@ -11,7 +12,6 @@ import {
   type Plan,
   type PlanDiff,
   ROOT,
-  STAND_IN_BUNDLE,
   stackConfig,
 } from "../../../scripts/plan.js";
 
@@ -139,12 +139,18 @@ describe("a stack change changes only what it should", () => {
   });
 
   it("a new bundle: copied again and the gateway restarts", async () => {
-    const after = await capturePlan("lab", {
-      bundle: { ...STAND_IN_BUNDLE, sha256: "1".repeat(64) },
-    });
-    expect(paths(diffPlans(committed("lab"), after)).changed).toEqual([
+    // The plan records the bundle's hash as BUNDLE_HASH; kept, it is the built bundle's sha256,
+    // and exactly the copy's and the restart's triggers change with it.
+    const after = await capturePlan("lab", { keepBundleHash: true });
+    const sha = readBundle().sha256;
+    const changed = diffPlans(committed("lab"), after).changed;
+    expect(paths({ added: [], removed: [], changed }).changed).toEqual([
       ["command:remote:Command::lab-gw1-restart", ["inputs.triggers[1]"]],
       ["command:remote:CopyToRemote::lab-gw1-bundle", ["inputs.triggers[0]"]],
+    ]);
+    expect(changed.map((c) => c.changes[0]?.after)).toEqual([
+      JSON.stringify(sha),
+      JSON.stringify(sha),
     ]);
   });
 

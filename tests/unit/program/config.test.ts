@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../../../gateway-runtime/config/index.js";
-import { planMocks } from "../../../scripts/plan.js";
+import { planMocks } from "../../helpers/pulumi-mocks.js";
 import { minimalConfig, withKey } from "../../helpers/config.js";
 
 // Mocks must be in place before the program builds anything.

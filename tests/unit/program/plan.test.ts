@@ -11,7 +11,7 @@ import {
   type Plan,
   planJson,
   ROOT,
-  STAND_IN_BUNDLE,
+  BUNDLE_HASH,
   stackConfig,
 } from "../../../scripts/plan.js";
 
@@ -32,6 +32,8 @@ const byName = (p: Plan, name: string) => {
 const shape = (p: Plan) => p.resources.map((r) => `${keyOf(r)} < ${r.parent ?? "(root)"}`);
 
 const DNS = "cloudflare:index/dnsRecord:DnsRecord";
+/** The id the plans' stand-in Cloudflare account gives a zone looked up by name. */
+const zoneIdOf = (name: string) => sha256(`zone:${name}`).slice(0, 32);
 const CMD = "command:remote:Command";
 function regionShape(region: string, records: string[], opts = { acme: true }) {
   const host = `gateway:index:GatewayHost::${region}-gw1`;
@@ -170,7 +172,7 @@ describe("offline plans: inputs", () => {
     }
     expect(byName(p, "us-dns-app-shop-example-org").inputs).toEqual({
       ...common,
-      zoneId: "zone-id-of-example.org",
+      zoneId: zoneIdOf("example.org"),
       name: "_dstack-app-address.shop.example.org",
       type: "TXT",
       content: '"6dba820630a1689028f66196eb0309011158e3df:443"',
@@ -208,7 +210,7 @@ describe("offline plans: inputs", () => {
       connection: "[secret]",
       remotePath: "/opt/gateway/gateway.mjs",
       source: { asset: "dist/gateway.mjs" },
-      triggers: [STAND_IN_BUNDLE.sha256],
+      triggers: [BUNDLE_HASH],
     });
     const config = byName(p, "us-gw1-config");
     expect(config.inputs).toEqual({
@@ -223,11 +225,7 @@ describe("offline plans: inputs", () => {
     expect(restart.inputs).toEqual({
       ...base,
       create: files.restart,
-      triggers: [
-        (config.inputs.triggers as string[])[0],
-        STAND_IN_BUNDLE.sha256,
-        sha256(files.unit),
-      ],
+      triggers: [(config.inputs.triggers as string[])[0], BUNDLE_HASH, sha256(files.unit)],
     });
     expect(restart.dependsOn).toEqual([
       "command:remote:Command::us-gw1-config",
