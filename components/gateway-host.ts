@@ -2,7 +2,7 @@ import * as command from "@pulumi/command";
 import type { types } from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { DEFAULT_BUNDLE } from "./bundle.js";
-import { configDigest, hostFiles } from "./host-files.js";
+import { configDigest, hostFiles, UNIT_DELETE } from "./host-files.js";
 import { HOST_PATHS, type HostLayout } from "./host-layout.js";
 
 export interface GatewayHostArgs {
@@ -111,7 +111,11 @@ export class GatewayHost extends pulumi.ComponentResource {
       { create: files.configScript, stdin: toml, logging: "none", triggers: [configHash] },
       { dependsOn: [this.setup, bundle], additionalSecretOutputs: ["stdin", "stdout", "stderr"] },
     );
-    const unit = step("unit", { create: files.unitScript }, { dependsOn: [this.setup] });
+    const unit = step(
+      "unit",
+      { create: files.unitScript, delete: UNIT_DELETE },
+      { dependsOn: [this.setup] },
+    );
     this.ready = step(
       "restart",
       {

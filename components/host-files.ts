@@ -203,6 +203,19 @@ systemctl enable ${SERVICE_NAME}
 `;
 }
 
+/**
+ * The unit step's delete (`pulumi destroy`): stops and disables the gateway and removes its
+ * unit. It sits on the unit step because that step is never replaced (it has no triggers):
+ * a replaced step runs its old delete after the new create, which would stop a fresh gateway.
+ * State, certificates and WireGuard config stay, so a later deploy picks them up.
+ */
+export const UNIT_DELETE = `#!/bin/sh
+set -eu
+systemctl disable --now ${SERVICE_NAME} || true
+rm -f ${HOST_PATHS.unit}
+systemctl daemon-reload
+`;
+
 const PEM_CERTS =
   /^(?:-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?)+$/;
 

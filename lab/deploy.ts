@@ -1,143 +1,146 @@
-import { createHash } from "node:crypto";
+/**
+ * The lab's deploy: `pulumi preview` then `pulumi up` of the `lab` stack through the recording
+ * engine (tools/engine), which runs the compiled program with @pulumi/pulumi's own language
+ * entry and dynamic provider host. Host steps run over SSH by the command stand-in, records go
+ * to BIND by the cloudflare stand-in; state is kept in .lab/checkpoint.json between runs, so a
+ * second run with no change touches nothing and a changed key touches only what it reaches.
+ */
 import { readFileSync } from "node:fs";
-import type * as pulumi from "@pulumi/pulumi";
-import { acmeAccountProvider, type AcmeAccountInputs } from "../components/acme-account.js";
-import { capturePlan, hostSteps, type Plan, stackConfig } from "../scripts/plan.js";
+import { join } from "node:path";
+import { type Mode, run, readStackConfig, type Step } from "../tools/engine/index.js";
+import { type DnsRecordValue, cloudflareProvider } from "../tools/engine/providers/cloudflare.js";
+import { commandProvider } from "../tools/engine/providers/command.js";
 import type { LabAcme } from "./acme.js";
-import { type LabDns, setRecord } from "./dns.js";
-import { sh, step } from "./exec.js";
-import { type LabHost, ssh, sshOptions } from "./host.js";
+import { type LabDns, updateRecord } from "./dns.js";
+import { step } from "./exec.js";
+import type { LabHost } from "./host.js";
 import { pem } from "./pki.js";
-import { labPath, readJson, writeJson } from "./state.js";
+import { LAB, labPath } from "./state.js";
 
 export const LAB_STACK = "lab";
-export const LAB_HOST = "lab-gw1";
-const BUNDLE = new URL("../dist/gateway.mjs", import.meta.url).pathname;
+const ROOT = join(import.meta.dirname, "..");
+const checkpointFile = () => labPath("checkpoint.json");
 
-interface Applied {
-  /** Content digest of each host step last applied: unchanged steps are skipped, as `pulumi up` does. */
-  steps: Record<string, string>;
-  account?: { directoryUrl: string; accountUrl: string; accountKey: string };
+/** Zone ids of the lab's Cloudflare stand-in account: the zones BIND serves. */
+export function labZones(dns: LabDns): Record<string, string> {
+  return Object.fromEntries(
+    dns.zones.map((z, i) => [z, `${(i + 1).toString(16).padStart(32, "0")}`]),
+  );
 }
-
-const appliedFile = () => labPath("deployed.json");
 
 /**
- * The lab stack's config as `pulumi up -s lab` would see it: the stack file, with the values a
- * real deployment decrypts (the TSIG secret) and the CA PEMs the lab generates filled in.
+ * The lab stack's config as `pulumi up -s lab` would see it: the stack file, plus the secrets
+ * and CAs the lab generates (TSIG secret, SSH deploy key, pebble's CA, the CVM client CA, the
+ * host key to pin), all passed as the engine passes config.
  */
-function labStackConfig(dns: LabDns, acme: LabAcme, clientCaPem: string) {
-  const base = stackConfig(LAB_STACK);
+function labStackConfig(dns: LabDns, acme: LabAcme, host: LabHost, clientCaPem: string) {
+  const base = readStackConfig(join(ROOT, "stacks"), LAB_STACK);
   const gateway = JSON.parse(base.config["gateway:config"] ?? "{}");
   gateway.core.certbot.rfc2136.tsig_secret = dns.secret;
-  base.config["gateway:config"] = JSON.stringify(gateway);
-  base.config["gateway:acmeCaPem"] = pem(acme.listenerCaFile);
-  base.config["gateway:attestationCaPem"] = clientCaPem;
-  return base;
-}
-
-/** The ACME account is created for real against pebble (once; kept in .lab), as the program's provider does. */
-function realAccount(applied: Applied) {
-  return async (args: pulumi.runtime.MockResourceArgs) => {
-    if (args.type !== "pulumi-nodejs:dynamic/gateway:AcmeAccount") return undefined;
-    const inputs = args.inputs as AcmeAccountInputs;
-    if (applied.account?.directoryUrl !== inputs.directoryUrl) {
-      step(`ACME: registering the lab's account at ${inputs.directoryUrl}`);
-      const created = await acmeAccountProvider().create(inputs);
-      applied.account = {
-        directoryUrl: inputs.directoryUrl,
-        accountUrl: created.outs.accountUrl,
-        accountKey: created.outs.accountKey,
-      };
-      writeJson(appliedFile(), applied);
-    }
-    const account = applied.account as NonNullable<Applied["account"]>;
-    return {
-      id: account.accountUrl,
-      state: { ...inputs, accountUrl: account.accountUrl, accountKey: account.accountKey },
-    };
+  const hosts = JSON.parse(base.config["gateway:hosts"] ?? "[]") as Record<string, unknown>[];
+  const hostKey = readFileSync(join(host.keyFile, "..", "host_key.pub"), "utf8")
+    .trim()
+    .split(" ")
+    .slice(0, 2)
+    .join(" ");
+  for (const h of hosts) if (h.address === LAB.gateway.address) h.sshHostKey = hostKey;
+  return {
+    config: {
+      ...base.config,
+      "gateway:config": JSON.stringify(gateway),
+      "gateway:hosts": JSON.stringify(hosts),
+      "gateway:acmeCaPem": pem(acme.listenerCaFile),
+      "gateway:attestationCaPem": clientCaPem,
+      "gateway:sshPrivateKey": readFileSync(host.keyFile, "utf8"),
+    },
+    secretKeys: [...new Set([...base.secretKeys, "gateway:config", "gateway:sshPrivateKey"])],
   };
 }
 
-/** Evaluates the Pulumi program for the lab stack (secrets kept, in memory only). */
-export async function labPlan(dns: LabDns, acme: LabAcme, clientCaPem: string): Promise<Plan> {
-  const applied = readJson<Applied>(appliedFile()) ?? { steps: {} };
-  const sha256 = createHash("sha256").update(readFileSync(BUNDLE)).digest("hex");
-  return capturePlan(LAB_STACK, {
-    revealSecrets: true,
-    config: labStackConfig(dns, acme, clientCaPem),
-    bundle: { path: BUNDLE, sha256 },
-    override: realAccount(applied),
-  });
+function bindSink(dns: LabDns) {
+  return {
+    add: (r: DnsRecordValue) => updateRecord(dns, "add", r),
+    remove: (r: DnsRecordValue) => updateRecord(dns, "delete", r),
+  };
 }
 
-/** Runs the host steps GatewayHost produced, over SSH, in dependency order. */
-export async function applyHost(plan: Plan, host: LabHost): Promise<void> {
-  const applied = readJson<Applied>(appliedFile()) ?? { steps: {} };
-  for (const s of hostSteps(plan, LAB_HOST)) {
-    const digest = createHash("sha256")
-      .update(s.kind === "copy" ? readFileSync(s.source) : `${s.script}\0${s.stdin ?? ""}`)
-      .digest("hex");
-    const running = s.name.endsWith("-restart")
-      ? await ssh(host, "systemctl is-active --quiet gateway.service").then(
-          () => true,
-          () => false,
-        )
-      : true;
-    if (applied.steps[s.name] === digest && running) {
-      step(`deploy: ${s.name} unchanged`);
+export interface LabDeployInputs {
+  dns: LabDns;
+  acme: LabAcme;
+  host: LabHost;
+  clientCaPem: string;
+  /** `<ns>:<key>[.path]=<value>` settings applied over the stack file for this run, as `pulumi config set --path` would. */
+  sets?: readonly string[];
+}
+
+/** Applies `gateway:config.core.proxy.timeouts.idle=7m` to the engine's config map (values as YAML scalars: JSON, else a string). */
+export function applySets(config: Record<string, string>, sets: readonly string[]): void {
+  for (const set of sets) {
+    const match = /^([a-zA-Z0-9-]+:[a-zA-Z0-9_-]+)((?:\.[a-zA-Z0-9_-]+)*)=(.*)$/s.exec(set);
+    if (!match) throw new Error(`--set ${set}: expected <namespace>:<key>[.<path>]=<value>`);
+    const [, key = "", path = "", raw = ""] = match;
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      value = raw;
+    }
+    const parts = path.split(".").filter(Boolean);
+    if (parts.length === 0) {
+      config[key] = typeof value === "string" ? value : JSON.stringify(value);
       continue;
     }
-    step(`deploy: ${s.name} (${s.kind === "copy" ? `copy to ${s.remotePath}` : "remote command"})`);
-    if (s.kind === "copy") {
-      const dir = s.remotePath.slice(0, s.remotePath.lastIndexOf("/"));
-      await sh("scp", [
-        ...sshOptions(host.keyFile),
-        "-q",
-        s.source,
-        `${host.user}@${host.address}:${s.remotePath}`,
-      ]).catch(async () => {
-        await ssh(host, `mkdir -p ${dir}`);
-        await sh("scp", [
-          ...sshOptions(host.keyFile),
-          "-q",
-          s.source,
-          `${host.user}@${host.address}:${s.remotePath}`,
-        ]);
-      });
-    } else {
-      const out = await ssh(host, s.script, s.stdin ?? "");
-      for (const line of out.trim().split("\n").filter(Boolean).slice(-3)) step(`  ${line}`);
+    const root = JSON.parse(config[key] ?? "{}") as Record<string, unknown>;
+    let node = root;
+    for (const part of parts.slice(0, -1)) {
+      if (typeof node[part] !== "object" || node[part] === null) node[part] = {};
+      node = node[part] as Record<string, unknown>;
     }
-    applied.steps[s.name] = digest;
-    writeJson(appliedFile(), { ...(readJson<Applied>(appliedFile()) ?? {}), steps: applied.steps });
+    node[parts[parts.length - 1] as string] = value;
+    config[key] = JSON.stringify(root);
   }
 }
 
-/** Writes the records GatewayDns produced to BIND with RFC 2136, grouped by name and type. */
-export async function applyDns(plan: Plan, dns: LabDns): Promise<void> {
-  const groups = new Map<
-    string,
-    { name: string; type: "A" | "AAAA" | "TXT" | "CAA"; values: string[] }
-  >();
-  for (const r of plan.resources.filter((x) => x.type === "cloudflare:index/dnsRecord:DnsRecord")) {
-    const i = r.inputs as {
-      name: string;
-      type: "A" | "AAAA" | "TXT" | "CAA";
-      content?: string;
-      data?: { flags: number; tag: string; value: string };
-    };
-    const value =
-      i.type === "CAA" && i.data
-        ? `${i.data.flags} ${i.data.tag} "${i.data.value}"`
-        : (i.content ?? "");
-    const key = `${i.name} ${i.type}`;
-    const group = groups.get(key) ?? { name: i.name, type: i.type, values: [] };
-    group.values.push(value);
-    groups.set(key, group);
-  }
-  for (const g of groups.values()) {
-    step(`DNS: ${g.name} ${g.type} ${g.values.join(" | ")}`);
-    await setRecord(dns, g.name, g.type, g.values);
-  }
+function summary(steps: readonly Step[]): string {
+  const count = (op: string) => steps.filter((s) => s.op === op).length;
+  const parts = ["create", "update", "replace", "delete"]
+    .map((op) => [op, count(op)] as const)
+    .filter(([, n]) => n > 0)
+    .map(([op, n]) => `${n} to ${op}`);
+  return `${parts.length > 0 ? parts.join(", ") : "no changes"}, ${count("same")} unchanged`;
+}
+
+/** Runs the engine over the lab stack in `mode`; returns the steps it took. */
+export async function labDeploy(inputs: LabDeployInputs, mode: Mode): Promise<Step[]> {
+  const { config, secretKeys } = labStackConfig(
+    inputs.dns,
+    inputs.acme,
+    inputs.host,
+    inputs.clientCaPem,
+  );
+  applySets(config, inputs.sets ?? []);
+  const log = (line: string) => step(`  ${line}`);
+  const result = await run({
+    projectDir: ROOT,
+    stack: LAB_STACK,
+    mode,
+    config,
+    secretKeys,
+    checkpointFile: checkpointFile(),
+    providers: {
+      command: commandProvider({ pwd: ROOT, log }),
+      cloudflare: cloudflareProvider({ zones: labZones(inputs.dns), sink: bindSink(inputs.dns) }),
+    },
+    log,
+  });
+  step(`deploy (${mode}): ${summary(result.deployment.steps)}`);
+  return result.deployment.steps;
+}
+
+/** `pulumi preview` then `pulumi up`: the diff is shown before anything is applied. */
+export async function labUp(inputs: LabDeployInputs): Promise<Step[]> {
+  step("deploy: pulumi preview of the lab stack (recording engine)");
+  await labDeploy(inputs, "preview");
+  step("deploy: pulumi up of the lab stack");
+  return labDeploy(inputs, "up");
 }

@@ -93,20 +93,21 @@ export async function dnsUp(): Promise<LabDns> {
   return dns;
 }
 
-/** Applies one record with nsupdate (TSIG), replacing what the name had of that type. */
-export async function setRecord(
+/** Adds or deletes one record (one value of a name and type) with nsupdate, signed with the TSIG key. */
+export async function updateRecord(
   dns: LabDns,
-  name: string,
-  type: "A" | "AAAA" | "TXT" | "CAA",
-  values: readonly string[],
+  action: "add" | "delete",
+  record: { name: string; type: string; value: string; ttl: number },
 ): Promise<void> {
+  const rr = `${record.name}. ${action === "add" ? `${record.ttl} ` : ""}${record.type} ${record.value}`;
+  step(`DNS: ${action} ${rr}`);
   const lines = [
     `server ${LAB.hostAddress} ${LAB.dnsPort}`,
     `key ${dns.algorithm}:${dns.keyName} ${dns.secret}`,
-    `update delete ${name}. ${type}`,
+    `update ${action} ${rr}`,
+    "send",
+    "",
   ];
-  for (const value of values) lines.push(`update add ${name}. 60 ${type} ${value}`);
-  lines.push("send", "");
   await sh("nsupdate", [], { input: lines.join("\n"), timeoutMs: 10_000 });
 }
 

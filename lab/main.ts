@@ -1,15 +1,18 @@
 // npm run lab [-- up|down|status]: a whole region on this machine, deployed by the Pulumi program.
-import { rmSync } from "node:fs";
-import { acmeDown, acmeUp } from "./acme.js";
+import { existsSync, rmSync } from "node:fs";
+import { acmeDown, acmeUp, type LabAcme } from "./acme.js";
 import { cvmsDown, cvmsUp, labClientCa } from "./cvms.js";
-import { applyDns, applyHost, labPlan } from "./deploy.js";
-import { dnsDown, dnsUp } from "./dns.js";
-import { LabError, sh, step } from "./exec.js";
-import { HOST_MOUNT_POINTS, hostDown, hostUp } from "./host.js";
+import { labDeploy, labUp } from "./deploy.js";
+import { dnsDown, dnsUp, type LabDns } from "./dns.js";
+import { alive, LabError, sh, step } from "./exec.js";
+import { HOST_MOUNT_POINTS, hostDown, hostUp, type LabHost } from "./host.js";
 import { networkDown, networkUp } from "./network.js";
 import { ensurePackages } from "./packages.js";
 import { report } from "./report.js";
-import { LAB_DIR } from "./state.js";
+import { LAB_DIR, labPath, readJson } from "./state.js";
+
+/** `--set <ns>:<key>[.path]=<value>` (repeatable): a config change for this run only. */
+const sets = process.argv.slice(3).flatMap((arg, i, all) => (all[i - 1] === "--set" ? [arg] : []));
 
 async function up(): Promise<void> {
   const started = Date.now();
@@ -21,16 +24,30 @@ async function up(): Promise<void> {
   const acme = await acmeUp();
   const host = await hostUp();
   const clientCa = await labClientCa();
-  step("deploy: evaluating the Pulumi program for the lab stack");
-  const plan = await labPlan(dns, acme, clientCa.certPem);
-  await applyDns(plan, dns);
-  await applyHost(plan, host);
+  await labUp({ dns, acme, host, clientCaPem: clientCa.certPem, sets });
   const cvms = await cvmsUp(clientCa, acme);
   await report(acme, cvms);
   step(`up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
+/** `pulumi destroy` of the lab stack, while the host, DNS and pebble it deployed to still run. */
+async function destroy(): Promise<void> {
+  const dns = readJson<LabDns>(labPath("dns.json"));
+  const acme = readJson<LabAcme>(labPath("acme.json"));
+  const host = readJson<LabHost>(labPath("host.json"));
+  if (!existsSync(labPath("checkpoint.json"))) return;
+  if (!dns || !acme || !host || ![dns.pid, acme.pid, host.pid].every(alive)) {
+    step(
+      "down: the lab's services are not all running: skipping pulumi destroy, removing everything",
+    );
+    return;
+  }
+  step("down: pulumi destroy of the lab stack (recording engine)");
+  await labDeploy({ dns, acme, host, clientCaPem: (await labClientCa()).certPem }, "destroy");
+}
+
 async function down(): Promise<void> {
+  await destroy();
   step("down: stopping CVMs, the gateway host, pebble and BIND; removing namespaces and .lab");
   await cvmsDown();
   await hostDown();
@@ -46,7 +63,7 @@ const command = process.argv[2] ?? "up";
 const steps: Record<string, () => Promise<void>> = { up, down };
 const run = steps[command];
 if (!run) {
-  process.stderr.write(`usage: npm run lab [-- up|down]\n`);
+  process.stderr.write(`usage: npm run lab [-- up [--set <ns>:<key>[.path]=<value>]... | down]\n`);
   process.exit(64);
 }
 if (process.getuid?.() !== 0) {

@@ -357,3 +357,44 @@ describe("operations on the lab", () => {
     expect(again.out).toContain("starting the agent");
   }, 120_000);
 });
+
+describe("the lab deploys through the recording engine (pulumi preview, then up)", () => {
+  const gatewayPid = async () => (await ssh("cat /run/lab-units/gateway.service.pid")).out.trim();
+  const deployLines = (out: string) =>
+    out.split("\n").filter((l) => /^lab: {3}(create|update|replace|delete) /.test(l));
+
+  it("a second run with no change touches nothing: every step is the same, the gateway keeps running", async () => {
+    const pid = await gatewayPid();
+    const r = await lab$("up");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("lab: deploy (preview): no changes, 17 unchanged");
+    expect(r.out).toContain("lab: deploy (up): no changes, 17 unchanged");
+    expect(deployLines(r.out)).toEqual([]);
+    expect(await gatewayPid()).toBe(pid);
+  }, 180_000);
+
+  it("one changed key replaces just the config and restart steps, and the gateway restarts with it", async () => {
+    const pid = await gatewayPid();
+    const r = await lab$("up", "--set", "gateway:config.core.proxy.timeouts.idle=7m");
+    expect(r.code).toBe(0);
+    expect(deployLines(r.out)).toEqual([
+      "lab:   replace (preview)  lab-gw1-config (triggers)",
+      "lab:   replace (preview)  lab-gw1-restart (triggers)",
+      "lab:   replace            lab-gw1-config (triggers)",
+      "lab:   replace            lab-gw1-restart (triggers)",
+    ]);
+    // Create before delete, as the engine replaces: the old steps go once the new ones ran.
+    expect(r.out).toMatch(/lab: {3}delete-replaced +lab-gw1-restart\n/);
+    expect(r.out).toContain("lab: deploy (up): 2 to replace, 15 unchanged");
+    expect((await ssh("grep -A8 '^\\[core.proxy.timeouts\\]' /etc/gateway/gateway.toml")).out).toMatch(
+      /^idle = "7m"$/m,
+    );
+    expect(await gatewayPid()).not.toBe(pid);
+    await eventually("the restarted gateway to route", async () =>
+      (await curl(`${app}-8080`)).out.includes("8080 GET"),
+    );
+    const back = await lab$("up");
+    expect(back.code).toBe(0);
+    expect(back.out).toContain("lab: deploy (up): 2 to replace, 15 unchanged");
+  }, 300_000);
+});

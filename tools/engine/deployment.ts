@@ -213,7 +213,8 @@ export class Deployment {
 
   private async deleteAll(resources: ResourceState[]): Promise<void> {
     for (const r of deletionOrder(resources)) {
-      this.record({ urn: r.urn, op: "delete", keys: [], replaceKeys: [] });
+      const op = this.replaced.includes(r) ? "delete-replaced" : "delete";
+      this.record({ urn: r.urn, op, keys: [], replaceKeys: [] });
       if (this.options.preview) continue;
       if (r.custom) {
         const provider = await this.options.providerFor(r.type);

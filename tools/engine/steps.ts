@@ -8,7 +8,8 @@
 import type { DiffResult } from "./providers/types.js";
 import { changedKeys, type Props } from "./values.js";
 
-export type Operation = "create" | "same" | "update" | "replace" | "delete";
+/** `delete-replaced`: the old resource of a replacement, deleted once its successor exists. */
+export type Operation = "create" | "same" | "update" | "replace" | "delete" | "delete-replaced";
 
 export interface StepDecision {
   op: Exclude<Operation, "delete">;

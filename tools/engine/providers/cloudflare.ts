@@ -62,7 +62,9 @@ export function recordValue(props: Props): DnsRecordValue {
     name,
     type,
     ttl,
-    value: type === "TXT" ? `"${content.replaceAll('"', '\\"')}"` : content,
+    // Cloudflare takes TXT content quoted or bare; the zone holds the quoted form.
+    value:
+      type === "TXT" && !/^".*"$/.test(content) ? `"${content.replaceAll('"', '\\"')}"` : content,
   };
 }
 
