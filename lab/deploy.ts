@@ -5,9 +5,10 @@
  * to BIND by the cloudflare stand-in; state is kept in .lab/checkpoint.json between runs, so a
  * second run with no change touches nothing and a changed key touches only what it reaches.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Mode, run, readStackConfig, type Step } from "../tools/engine/index.js";
+import { readCheckpoint, writeCheckpoint } from "../tools/engine/state.js";
 import { type DnsRecordValue, cloudflareProvider } from "../tools/engine/providers/cloudflare.js";
 import { commandProvider } from "../tools/engine/providers/command.js";
 import type { LabAcme } from "./acme.js";
@@ -135,6 +136,23 @@ export async function labDeploy(inputs: LabDeployInputs, mode: Mode): Promise<St
   });
   step(`deploy (${mode}): ${summary(result.deployment.steps)}`);
   return result.deployment.steps;
+}
+
+/**
+ * A rebuilt gateway host (its sshd had to start again: a reboot, or another lab took the
+ * namespaces) has lost what the host steps did, while the checkpoint still lists them. The lab
+ * forgets them, as `pulumi refresh` would find them gone, so the next up runs them again.
+ */
+export function forgetHostSteps(): void {
+  const file = checkpointFile();
+  if (!existsSync(file)) return;
+  const state = readCheckpoint(file, LAB_STACK);
+  const kept = state.resources.filter((r) => !r.type.startsWith("command:remote:"));
+  if (kept.length === state.resources.length) return;
+  step(
+    `deploy: the gateway host was rebuilt: its ${state.resources.length - kept.length} host steps will run again`,
+  );
+  writeCheckpoint(file, { ...state, resources: kept });
 }
 
 /** `pulumi preview` then `pulumi up`: the diff is shown before anything is applied. */

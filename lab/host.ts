@@ -8,6 +8,8 @@ export interface LabHost {
   readonly user: "root";
   readonly keyFile: string;
   readonly pid: number;
+  /** Started by this run: a rebuilt host, which has none of what earlier deploys put in place. */
+  readonly fresh?: boolean;
 }
 
 const stateFile = () => labPath("host.json");
@@ -70,7 +72,7 @@ export async function hostUp(): Promise<LabHost> {
   await waitUntil("sshd on the gateway host", reachable, 15_000);
   const host: LabHost = { address: LAB.gateway.address, user: "root", keyFile, pid };
   writeJson(stateFile(), host);
-  return host;
+  return { ...host, fresh: true };
 }
 
 /** Paths the Pulumi program's scripts write on a host; they get private copies in the host's mount namespace. */

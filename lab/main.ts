@@ -2,7 +2,7 @@
 import { existsSync, rmSync } from "node:fs";
 import { acmeDown, acmeUp, type LabAcme } from "./acme.js";
 import { cvmsDown, cvmsUp, labClientCa } from "./cvms.js";
-import { labDeploy, labUp } from "./deploy.js";
+import { forgetHostSteps, labDeploy, labUp } from "./deploy.js";
 import { dnsDown, dnsUp, type LabDns } from "./dns.js";
 import { alive, LabError, sh, step } from "./exec.js";
 import { HOST_MOUNT_POINTS, hostDown, hostUp, type LabHost } from "./host.js";
@@ -24,6 +24,7 @@ async function up(): Promise<void> {
   const acme = await acmeUp();
   const host = await hostUp();
   const clientCa = await labClientCa();
+  if (host.fresh) forgetHostSteps();
   await labUp({ dns, acme, host, clientCaPem: clientCa.certPem, sets });
   const cvms = await cvmsUp(clientCa, acme);
   await report(acme, cvms);
@@ -60,10 +61,12 @@ async function down(): Promise<void> {
 }
 
 const command = process.argv[2] ?? "up";
-const steps: Record<string, () => Promise<void>> = { up, down };
+const steps: Record<string, () => Promise<void>> = { up, down, destroy };
 const run = steps[command];
 if (!run) {
-  process.stderr.write(`usage: npm run lab [-- up [--set <ns>:<key>[.path]=<value>]... | down]\n`);
+  process.stderr.write(
+    `usage: npm run lab [-- up [--set <ns>:<key>[.path]=<value>]... | destroy | down]\n`,
+  );
   process.exit(64);
 }
 if (process.getuid?.() !== 0) {

@@ -386,9 +386,9 @@ describe("the lab deploys through the recording engine (pulumi preview, then up)
     // Create before delete, as the engine replaces: the old steps go once the new ones ran.
     expect(r.out).toMatch(/lab: {3}delete-replaced +lab-gw1-restart\n/);
     expect(r.out).toContain("lab: deploy (up): 2 to replace, 15 unchanged");
-    expect((await ssh("grep -A8 '^\\[core.proxy.timeouts\\]' /etc/gateway/gateway.toml")).out).toMatch(
-      /^idle = "7m"$/m,
-    );
+    expect(
+      (await ssh("grep -A8 '^\\[core.proxy.timeouts\\]' /etc/gateway/gateway.toml")).out,
+    ).toMatch(/^idle = "7m"$/m);
     expect(await gatewayPid()).not.toBe(pid);
     await eventually("the restarted gateway to route", async () =>
       (await curl(`${app}-8080`)).out.includes("8080 GET"),
@@ -397,4 +397,25 @@ describe("the lab deploys through the recording engine (pulumi preview, then up)
     expect(back.code).toBe(0);
     expect(back.out).toContain("lab: deploy (up): 2 to replace, 15 unchanged");
   }, 300_000);
+
+  it("destroy deletes through the same path: every record leaves BIND, the unit's delete stops the gateway", async () => {
+    const dig = (name: string, type: string) =>
+      run("dig", ["+short", "+time=2", "@10.99.0.1", type, name]).then((r) => r.out.trim());
+    expect(await dig(`*.${lab.baseDomain}`, "A")).toBe(gw);
+    const r = await lab$("destroy");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("lab: deploy (destroy): 17 to delete, 0 unchanged");
+    for (const [name, type] of [
+      [`*.${lab.baseDomain}`, "A"],
+      [lab.baseDomain, "A"],
+      [lab.baseDomain, "CAA"],
+      [`rpc.${lab.baseDomain}`, "A"],
+      [`_dstack-app-address.${lab.customDomain}`, "TXT"],
+    ] as const) {
+      expect(await dig(name, type), `${name} ${type}`).toBe("");
+    }
+    expect((await ssh("systemctl is-active gateway.service")).out.trim()).toBe("inactive");
+    const again = await lab$("destroy");
+    expect(again.out).toContain("lab: deploy (destroy): no changes, 0 unchanged");
+  }, 180_000);
 });

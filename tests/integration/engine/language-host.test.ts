@@ -13,7 +13,7 @@ describe("the program under Pulumi's Node.js language host", () => {
     const lines: string[] = [];
     const plan = await capturePlan(stack, { log: (l) => lines.push(l) });
     const copy = plan.resources.find((r) => r.type === "command:remote:CopyToRemote");
-    const source = (copy?.inputs.source as { asset: string }).asset;
+    const source = (copy?.inputs.source as { asset: string } | undefined)?.asset;
     expect(source).toBe("dist/gateway.mjs");
     expect(existsSync(`${ROOT}${source}`)).toBe(true);
     expect(lines.filter((l) => l.startsWith("error"))).toEqual([]);
