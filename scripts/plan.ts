@@ -158,12 +158,20 @@ export async function capturePlan(stack: string, opts: CaptureOptions = {}): Pro
   const errors: unknown[] = [];
   const onError = (error: unknown) => errors.push(error);
   process.on("unhandledRejection", onError);
+  let thrown: { error: unknown } | undefined;
   try {
-    gatewayProgram({ bundle: opts.bundle ?? STAND_IN_BUNDLE });
-    await pulumi.runtime.disconnect();
+    try {
+      gatewayProgram({ bundle: opts.bundle ?? STAND_IN_BUNDLE });
+    } catch (error) {
+      thrown = { error };
+    }
+    // Also after a RunError: registrations the program started settle here, not as unhandled
+    // errors under the next capture's mocks.
+    await pulumi.runtime.disconnect().catch((error: unknown) => errors.push(error));
   } finally {
     process.off("unhandledRejection", onError);
   }
+  if (thrown) throw thrown.error;
   if (errors.length > 0) throw errors[0];
   resources.sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
   return { stack, resources };
