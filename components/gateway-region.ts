@@ -3,8 +3,8 @@ import type { GatewayConfig } from "../gateway-runtime/config/index.js";
 import { AcmeAccount } from "./acme-account.js";
 import { type CustomDomain, GatewayDns } from "./gateway-dns.js";
 import { GatewayHost } from "./gateway-host.js";
-import { hostConfigToml, wgEndpoint } from "./host-config.js";
-import { HOST_PATHS, hostLayout } from "./host-layout.js";
+import { hostConfigToml, shippedHostConfig, wgEndpoint } from "./host-config.js";
+import { hostLayout } from "./host-layout.js";
 import { WireGuardKey } from "./wireguard-key.js";
 
 /** One gateway host of a region. */
@@ -71,6 +71,15 @@ export class GatewayRegion extends pulumi.ComponentResource {
         `region ${name}: ${args.hosts.length} hosts need core.sync.enabled (shared registrations); list one host until then`,
       );
     }
+    // Each host's config against the files shipped to it, before any resource is registered:
+    // a file nothing ships fails the preview here, not the gateway on the host.
+    const cas = {
+      acmeCa: args.acmeCaPem !== undefined,
+      attestationCa: args.attestationCaPem !== undefined,
+    };
+    const hostConfigs = args.hosts.map((host) =>
+      shippedHostConfig(config, cas, { stack: pulumi.getStack(), host: host.name }),
+    );
     const child = { parent: this };
 
     let account: AcmeAccount | undefined;
@@ -91,7 +100,8 @@ export class GatewayRegion extends pulumi.ComponentResource {
       );
     }
 
-    this.hosts = args.hosts.map((host) => {
+    this.hosts = args.hosts.map((host, i) => {
+      const hostConfig = hostConfigs[i] as GatewayConfig;
       const key = new WireGuardKey(
         `${name}-${host.name}-wg`,
         { rotation: host.wgKeyRotation ?? "" },
@@ -102,17 +112,13 @@ export class GatewayRegion extends pulumi.ComponentResource {
         .all([key.privateKey, key.publicKey, account?.accountUrl, account?.accountKey])
         .apply(([wgPrivateKey, wgPublicKey, acmeAccountUrl, acmeAccountKey]) =>
           hostConfigToml(
-            config,
+            hostConfig,
             {
               wgPrivateKey,
               wgPublicKey,
               wgEndpoint: endpoint,
               ...(acmeAccountUrl === undefined ? {} : { acmeAccountUrl }),
               ...(acmeAccountKey === undefined ? {} : { acmeAccountKey }),
-              ...(args.acmeCaPem === undefined ? {} : { acmeCaFile: HOST_PATHS.acmeCa }),
-              ...(args.attestationCaPem === undefined
-                ? {}
-                : { attestationCaFile: HOST_PATHS.attestationCa }),
             },
             `host ${host.name} of region ${name}`,
           ),

@@ -1,9 +1,15 @@
+import * as pulumi from "@pulumi/pulumi";
 import {
+  checkHostFiles,
+  ConfigError,
   type GatewayConfig,
   parseGatewayConfig,
+  type ReadFileKey,
   serializeConfig,
   toConfigObject,
 } from "../gateway-runtime/config/index.js";
+import { type ShippedCas, shippedFiles } from "./host-files.js";
+import { HOST_PATHS } from "./host-layout.js";
 
 /** What the program generates for one host and writes into its config. */
 export interface GeneratedValues {
@@ -14,10 +20,51 @@ export interface GeneratedValues {
   /** The region's ACME account, when `core.certbot.enabled`. */
   readonly acmeAccountUrl?: string;
   readonly acmeAccountKey?: string;
-  /** Path of the extra CA file on the host, when the stack trusts a private ACME CA. */
-  readonly acmeCaFile?: string;
-  /** Path of the CVM client CA on the host, when the stack ships one (attestation mode "ca"). */
-  readonly attestationCaFile?: string;
+}
+
+/** What a stack does so that the program ships the file a key names. */
+const SHIP_HINTS: Record<ReadFileKey, string> = {
+  "core.attestation.ca_file":
+    'set gateway:attestationCaPem (the program writes it to the host and points ca_file at it), or use core.attestation.mode "tdx" with core.attestation.pccs_url',
+  "core.certbot.acme_ca_file":
+    "set gateway:acmeCaPem instead (the program writes it to the host and points acme_ca_file at it)",
+  "core.proxy.cert_chain": "enable core.certbot: the program ships no certificate",
+  "core.proxy.cert_key": "enable core.certbot: the program ships no certificate",
+};
+
+/**
+ * The part of a host's config known before any resource exists: the stack's config pointed at
+ * the CA files the program ships, then checked by the runtime's own `checkHostFiles` against
+ * every file `GatewayHost` ships. Called once per host where the region builds it, outside any
+ * apply, so a config naming a file nothing ships fails `pulumi preview` (a RunError naming the
+ * stack, host, key and path) instead of the gateway on the host, at `pulumi up`.
+ */
+export function shippedHostConfig(
+  config: GatewayConfig,
+  cas: ShippedCas,
+  where: { stack: string; host: string },
+): GatewayConfig {
+  const { core } = config;
+  const hostConfig: GatewayConfig = {
+    ...config,
+    core: {
+      ...core,
+      certbot: cas.acmeCa ? { ...core.certbot, acme_ca_file: HOST_PATHS.acmeCa } : core.certbot,
+      attestation: cas.attestationCa
+        ? { ...core.attestation, ca_file: HOST_PATHS.attestationCa }
+        : core.attestation,
+    },
+  };
+  const problems = checkHostFiles(hostConfig, shippedFiles(cas));
+  if (problems.length > 0) {
+    const hinted = problems.map((p) => ({
+      path: p.path,
+      message: `${p.message}: ${SHIP_HINTS[p.path as ReadFileKey]}`,
+    }));
+    const source = `stack ${where.stack}, host ${where.host}`;
+    throw new pulumi.RunError(new ConfigError(source, hinted, "E_CONFIG_FILE_MISSING").message);
+  }
+  return hostConfig;
 }
 
 type Plain = Record<string, unknown>;
@@ -32,7 +79,7 @@ function section(obj: Plain, ...keys: string[]): Plain {
 }
 
 /**
- * The config one host runs: the stack's validated config with the generated values filled in,
+ * The config one host runs: `shippedHostConfig` with the generated values filled in,
  * validated again with the runtime's schema (so a key pair that does not match, or a bad
  * endpoint, fails the deployment instead of the gateway). Secrets are revealed: for hosts only.
  */
@@ -45,9 +92,6 @@ export function hostConfigObject(config: GatewayConfig, values: GeneratedValues,
   const certbot = section(obj, "core", "certbot");
   if (values.acmeAccountUrl !== undefined) certbot.account_url = values.acmeAccountUrl;
   if (values.acmeAccountKey !== undefined) certbot.account_key = values.acmeAccountKey;
-  if (values.acmeCaFile !== undefined) certbot.acme_ca_file = values.acmeCaFile;
-  if (values.attestationCaFile !== undefined)
-    section(obj, "core", "attestation").ca_file = values.attestationCaFile;
   parseGatewayConfig(obj, source);
   return obj;
 }

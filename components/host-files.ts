@@ -219,11 +219,6 @@ systemctl daemon-reload
 const PEM_CERTS =
   /^(?:-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?)+$/;
 
-/**
- * Installs the config read from stdin (mode 0600, owned by the service user) once the runtime's
- * own `check-config` accepts it; a rejected config leaves the running one in place. The config
- * never appears in the script text; the problem list is printed without values.
- */
 /** Shell lines installing a public CA bundle (validated PEM) at `path`, readable by the service only. */
 function caFileLines(what: string, pemText: string | undefined, path: string): string {
   if (pemText === undefined) return "";
@@ -236,6 +231,13 @@ mv -f "$ca" ${path}
 `;
 }
 
+/**
+ * Installs the config read from stdin (mode 0600, owned by the service user) once the runtime's
+ * own `check-config --on-host` accepts it: the schema, and every file the config makes the
+ * gateway read present on the host (the CA files are written first, for that). A rejected
+ * config leaves the running one in place. The config never appears in the script text; the
+ * problem list is printed without values.
+ */
 export function configScript(acmeCaPem?: string, attestationCaPem?: string): string {
   const ca =
     caFileLines("acmeCaPem", acmeCaPem, HOST_PATHS.acmeCa) +
@@ -247,7 +249,7 @@ ${ca}tmp=$(mktemp --suffix=.toml ${HOST_PATHS.configDir}/.gateway-new.XXXXXX)
 trap 'rm -f "$tmp"' EXIT
 cat > "$tmp"
 chown ${SERVICE_USER}:${SERVICE_USER} "$tmp"
-if ! problems=$(node ${HOST_PATHS.bundle} check-config "$tmp" 2>&1 >/dev/null); then
+if ! problems=$(node ${HOST_PATHS.bundle} check-config --on-host "$tmp" 2>&1 >/dev/null); then
   echo "check-config rejected the new gateway config; the installed one stays:" >&2
   printf '%s\\n' "$problems" | sed 's/, got .*$//' >&2
   exit 1
@@ -319,6 +321,30 @@ export function hostFiles(opts: HostFilesOptions): HostFiles {
     restart: restartScript(opts.layout, opts.readyTimeoutSeconds),
     unitDigest: sha256(unit),
   };
+}
+
+/** Which CA files a host gets: `gateway:acmeCaPem` and `gateway:attestationCaPem` are region-wide. */
+export interface ShippedCas {
+  readonly acmeCa: boolean;
+  readonly attestationCa: boolean;
+}
+
+/**
+ * Every file `GatewayHost` puts on a host, by path: the bundle, the config, the unit, the
+ * firewall, the kernel settings, and the CA files `configScript` writes when the stack gives
+ * their PEM. The program checks the gateway config against this list at preview (host-config.ts).
+ */
+export function shippedFiles(cas: ShippedCas): string[] {
+  return [
+    HOST_PATHS.bundle,
+    HOST_PATHS.config,
+    HOST_PATHS.unit,
+    HOST_PATHS.firewall,
+    HOST_PATHS.firewallUnit,
+    HOST_PATHS.sysctl,
+    ...(cas.acmeCa ? [HOST_PATHS.acmeCa] : []),
+    ...(cas.attestationCa ? [HOST_PATHS.attestationCa] : []),
+  ];
 }
 
 /** Changes when the config or the CA file the config step writes changes: the gateway restarts. */

@@ -11,7 +11,7 @@ TLS gateway for confidential VMs: routes <app-id>[-<port>][s|g].<base-domain> by
 to CVMs over WireGuard.
 
 Commands:
-  check-config FILE      validate a config file and print it normalized, secrets redacted
+  check-config FILE      validate a config file (and the files it reads) and print it normalized, secrets redacted
   run --config FILE      start the gateway
   agent --gateway URL    run on a CVM: register with a gateway and keep the WireGuard tunnel up
 
@@ -31,14 +31,26 @@ async function main(argv: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         format: { type: "string", default: "json" },
+        "on-host": { type: "boolean", default: false },
+        shipped: { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
       },
     });
     if (values.help) return help(checkConfigHelp, 0);
     const format = values.format as ConfigFormat;
-    if (positionals.length !== 1 || !["json", "toml", "yaml"].includes(format))
+    const shipped = values.shipped;
+    if (
+      positionals.length !== 1 ||
+      !["json", "toml", "yaml"].includes(format) ||
+      (values["on-host"] && shipped !== undefined)
+    )
       return help(checkConfigHelp, EX_USAGE);
-    return checkConfigCommand(positionals[0] as string, format);
+    const files = values["on-host"]
+      ? ({ kind: "host" } as const)
+      : shipped !== undefined
+        ? ({ kind: "shipped", paths: shipped } as const)
+        : ({ kind: "none" } as const);
+    return checkConfigCommand(positionals[0] as string, format, files);
   }
   if (command === "run") {
     const { values } = parseArgs({

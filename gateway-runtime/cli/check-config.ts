@@ -1,18 +1,56 @@
+import { statSync } from "node:fs";
 import {
   type ConfigFormat,
+  filesReadAtStart,
   loadConfigFile,
+  requireHostFiles,
   serializeConfig,
   toRedactedObject,
 } from "../config/index.js";
 
-export const checkConfigHelp = `Usage: gateway check-config FILE [--format json|toml|yaml]
+export const checkConfigHelp = `Usage: gateway check-config FILE [--format json|toml|yaml] [--on-host | --shipped PATH ...]
 
 Validates FILE (.toml, .json, .yaml) against the gateway config schema.
 Prints the normalized config (defaults filled in, secrets redacted) and exits 0,
-or prints every problem, each with its key path, and exits 2.`;
+or prints every problem, each with its key path, and exits 2.
 
-export function checkConfigCommand(file: string, format: ConfigFormat): number {
+Files the config makes the gateway read at start (the attestation CA in mode "ca",
+acme_ca_file, the certificate files while certbot is disabled) are checked too with:
+  --on-host          each must exist here: run it on the host the config is for
+  --shipped PATH     each must be one of these paths (repeat it): the files that will
+                     be on the host, checked anywhere, without reading them
+Without either, only the schema is checked (the config may be meant for another machine).`;
+
+/** Where the files the config reads are looked for: nowhere, this machine, or a given list. */
+export type HostFilesCheck =
+  | { kind: "none" }
+  | { kind: "host" }
+  | { kind: "shipped"; paths: readonly string[] };
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+export function checkConfigCommand(
+  file: string,
+  format: ConfigFormat,
+  files: HostFilesCheck = { kind: "none" },
+): number {
   const config = loadConfigFile(file);
+  if (files.kind !== "none") {
+    // On a host the files present are the shipped ones: the same pure check as at preview.
+    const present =
+      files.kind === "shipped"
+        ? files.paths
+        : filesReadAtStart(config)
+            .map((read) => read.path)
+            .filter(isFile);
+    requireHostFiles(config, present, file);
+  }
   process.stdout.write(serializeConfig(toRedactedObject(config), format));
   return 0;
 }

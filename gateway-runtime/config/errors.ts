@@ -9,15 +9,30 @@ export interface ConfigProblem {
   readonly message: string;
 }
 
+/**
+ * `E_CONFIG_INVALID`: the config breaks the schema. `E_CONFIG_FILE_MISSING`: it is valid but names
+ * a file the gateway reads that will not be on the host (host-files.ts).
+ */
+export type ConfigErrorCode = "E_CONFIG_INVALID" | "E_CONFIG_FILE_MISSING";
+
+const HEADINGS: Record<ConfigErrorCode, string> = {
+  E_CONFIG_INVALID: "invalid gateway config",
+  E_CONFIG_FILE_MISSING: "gateway config names files that will not be on the host",
+};
+
 /** Every problem of a config at once; `message` is what both `pulumi preview` and the runtime print. */
-export class ConfigError extends GatewayError<"E_CONFIG_INVALID"> {
+export class ConfigError extends GatewayError<ConfigErrorCode> {
   readonly problems: readonly ConfigProblem[];
 
-  constructor(source: string, problems: readonly ConfigProblem[]) {
+  constructor(
+    source: string,
+    problems: readonly ConfigProblem[],
+    code: ConfigErrorCode = "E_CONFIG_INVALID",
+  ) {
     const lines = problems.map((p) => `  - ${p.path}: ${p.message}`);
     super(
-      "E_CONFIG_INVALID",
-      `invalid gateway config (${source}), ${problems.length} problem(s):\n${lines.join("\n")}`,
+      code,
+      `${HEADINGS[code]} (${source}), ${problems.length} problem(s):\n${lines.join("\n")}`,
     );
     this.name = "ConfigError";
     this.problems = problems;

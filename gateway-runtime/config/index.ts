@@ -1,5 +1,13 @@
 export { formatDuration, parseDuration } from "./duration.js";
-export { type ConfigProblem, ConfigError } from "./errors.js";
+export { type ConfigErrorCode, type ConfigProblem, ConfigError } from "./errors.js";
+export {
+  checkHostFiles,
+  FILE_KEYS,
+  type FileRead,
+  filesReadAtStart,
+  type ReadFileKey,
+  requireHostFiles,
+} from "./host-files.js";
 export { type FieldMeta, isDnsName } from "./fields.js";
 export {
   type ConfigFormat,

@@ -77,6 +77,50 @@ describe("gateway check-config (the bundle, run with plain node)", () => {
     expect(gateway("check-config", ini).stderr).toContain('unknown config format ".ini"');
   });
 
+  describe("the files the config reads at start", () => {
+    // certbot off, attestation "tdx": the gateway reads exactly the two certificate files.
+    const dir = mkdtempSync(join(tmpdir(), "cli-files-"));
+    const [chain, key] = [join(dir, "cert.pem"), join(dir, "key.pem")];
+    const config = (keyFile: string) => {
+      let raw = minimalConfig();
+      for (const [k, v] of Object.entries({
+        "core.attestation.mode": "tdx",
+        "core.attestation.pccs_url": "https://pccs.test.example",
+        "core.proxy.cert_chain": chain,
+        "core.proxy.cert_key": keyFile,
+      }))
+        raw = withKey(raw, k, v);
+      return tempFile("gateway.json", JSON.stringify(raw));
+    };
+    const missingKey = `  - core.proxy.cert_key: ${join(dir, "absent.pem")} is read by the gateway`;
+
+    it("--shipped: every file read must be listed; a missing one names its key, exit 2", () => {
+      expect(gateway("check-config", config(key), "--shipped", chain, "--shipped", key).code).toBe(
+        0,
+      );
+      const r = gateway("check-config", config(join(dir, "absent.pem")), "--shipped", chain);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toContain("gateway config names files that will not be on the host");
+      expect(r.stderr).toContain(missingKey);
+      expect(r.stderr).not.toContain("core.proxy.cert_chain");
+    });
+
+    it("--on-host: every file read must exist here", () => {
+      writeFileSync(chain, "x");
+      writeFileSync(key, "x");
+      expect(gateway("check-config", config(key), "--on-host").code).toBe(0);
+      const r = gateway("check-config", config(join(dir, "absent.pem")), "--on-host");
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(missingKey);
+    });
+
+    it("without either, only the schema: a config for another machine passes", () => {
+      expect(gateway("check-config", config(join(dir, "absent.pem"))).code).toBe(0);
+      expect(gateway("check-config", config(key), "--on-host", "--shipped", key).code).toBe(64);
+    });
+  });
+
   it("has help for each command, and usage errors exit 64", () => {
     expect(gateway("--help")).toMatchObject({ code: 0 });
     expect(gateway("--help").stdout).toContain("check-config FILE");

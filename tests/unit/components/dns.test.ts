@@ -7,7 +7,11 @@ import {
   nameSlug,
 } from "../../../components/dns-records.js";
 import { GatewayDns } from "../../../components/gateway-dns.js";
-import { hostConfigObject, wgEndpoint } from "../../../components/host-config.js";
+import {
+  hostConfigObject,
+  shippedHostConfig,
+  wgEndpoint,
+} from "../../../components/host-config.js";
 import { loadStackFile } from "../../../components/stack-config.js";
 import { Secret } from "../../../gateway-runtime/config/index.js";
 import { generateWgKeyPair } from "../../../gateway-runtime/wg/keys.js";
@@ -62,22 +66,27 @@ describe("per-host config", () => {
       wgPrivateKey: keys.privateKey,
       wgPublicKey: keys.publicKey,
       wgEndpoint: wgEndpoint("2001:db8::2", 51820),
-      acmeCaFile: "/etc/gateway/acme-ca.pem",
     };
     // The lab stack's TSIG secret is still encrypted offline: give it a value first.
     const withTsig = structuredClone(config);
     const plain = { ...withTsig.core.certbot.rfc2136, tsig_secret: Secret.of("bGFiLXRzaWc=") };
-    const obj = hostConfigObject(
+    const shipped = shippedHostConfig(
       {
         ...withTsig,
         core: { ...withTsig.core, certbot: { ...withTsig.core.certbot, rfc2136: plain } },
       },
-      values,
-      "host gw1",
-    ) as { core: { wg: Record<string, unknown>; certbot: Record<string, unknown> } };
+      { acmeCa: true, attestationCa: true },
+      { stack: "lab", host: "gw1" },
+    );
+    const obj = hostConfigObject(shipped, values, "host gw1") as {
+      core: { wg: Record<string, unknown>; certbot: Record<string, unknown> };
+    };
     expect(obj.core.wg.endpoint).toBe("[2001:db8::2]:51820");
     expect(obj.core.wg.private_key).toBe(keys.privateKey);
     expect(obj.core.certbot.acme_ca_file).toBe("/etc/gateway/acme-ca.pem");
+    expect((obj.core as Record<string, Record<string, unknown>>).attestation?.ca_file).toBe(
+      "/etc/gateway/client-ca.pem",
+    );
     const lab = {
       ...withTsig,
       core: { ...withTsig.core, certbot: { ...withTsig.core.certbot, rfc2136: plain } },

@@ -11,10 +11,12 @@ import {
   hostFiles,
   restartScript,
   setupScript,
+  shippedFiles,
   sysctlFile,
   unitFile,
 } from "../../../components/host-files.js";
 import {
+  HOST_PATHS,
   heredoc,
   hostLayout,
   outermostPaths,
@@ -199,7 +201,7 @@ describe("host scripts", () => {
       'cat > "$tmp"',
     ]);
     expect(script).toContain(
-      'if ! problems=$(node /opt/gateway/gateway.mjs check-config "$tmp" 2>&1 >/dev/null); then',
+      'if ! problems=$(node /opt/gateway/gateway.mjs check-config --on-host "$tmp" 2>&1 >/dev/null); then',
     );
     expect(script).toContain('mv -f "$tmp" /etc/gateway/gateway.toml');
     expect(files.configScript).toContain(
@@ -219,6 +221,28 @@ describe("host scripts", () => {
     expect(() => configScript(undefined, "nope")).toThrow(
       "attestationCaPem must be PEM CERTIFICATE blocks only",
     );
+  });
+
+  it("shippedFiles lists exactly the files the steps write (the bundle is GatewayHost's copy)", () => {
+    const pem = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----";
+    const written = (script: string) =>
+      [...script.matchAll(/^(?:mv -f "\$\w+"|cat >) (\/[^\s]+)/gm)].map((m) => m[1]);
+    for (const [acmeCa, attestationCa] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
+      const files = hostFiles({
+        layout: us,
+        ...(acmeCa ? { acmeCaPem: pem } : {}),
+        ...(attestationCa ? { attestationCaPem: pem } : {}),
+      });
+      const steps = [files.setup, files.unitScript, files.configScript];
+      expect(shippedFiles({ acmeCa, attestationCa }).sort()).toEqual(
+        [HOST_PATHS.bundle, ...steps.flatMap(written)].sort(),
+      );
+    }
   });
 
   it("heredocs refuse content that would end them early", () => {

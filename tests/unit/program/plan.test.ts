@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { configDigest, hostFiles } from "../../../components/host-files.js";
+import { configDigest, hostFiles, UNIT_DELETE } from "../../../components/host-files.js";
 import { hostLayout, sha256 } from "../../../components/host-layout.js";
 import { loadStackFile } from "../../../components/stack-config.js";
 import {
@@ -205,7 +205,11 @@ describe("offline plans: inputs", () => {
     const files = hostFiles({ layout: hostLayout(loadStackFile(`${ROOT}stacks/Pulumi.us.yaml`)) });
     const base = { addPreviousOutputInEnv: false, connection: "[secret]" };
     expect(byName(p, "us-gw1-setup").inputs).toEqual({ ...base, create: files.setup });
-    expect(byName(p, "us-gw1-unit").inputs).toEqual({ ...base, create: files.unitScript });
+    expect(byName(p, "us-gw1-unit").inputs).toEqual({
+      ...base,
+      create: files.unitScript,
+      delete: UNIT_DELETE,
+    });
     expect(byName(p, "us-gw1-bundle").inputs).toEqual({
       connection: "[secret]",
       remotePath: "/opt/gateway/gateway.mjs",

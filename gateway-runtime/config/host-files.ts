@@ -1,0 +1,93 @@
+import { posix } from "node:path";
+import { ConfigError, type ConfigProblem } from "./errors.js";
+import type { GatewayConfig } from "./schema.js";
+
+/**
+ * Files a config makes the gateway READ at start or at registration, and a pure check that each
+ * is among the files that will exist on the host. A schema-valid config can still name a file
+ * nobody put there; the gateway then fails on the host only (E_ATTEST_CONFIG, E_CERT_CONFIG, a
+ * certificate it cannot load). `check-config` runs this check against the real filesystem on a
+ * host, and the Pulumi program against the files it ships, so both catch the same mistake.
+ *
+ * Every key of the schema that names a file, and why it is in or out:
+ * - `core.attestation.ca_file` IN when `mode` is "ca": registration reads it before the RPC
+ *   server starts (start.ts). Mode "tdx" never reads it: the TDX quote is the trust anchor.
+ * - `core.certbot.acme_ca_file` IN when certbot is enabled and the key is set: the first ACME
+ *   request reads it (certs/acme/http.ts), right at start when there is no certificate yet.
+ *   With certbot disabled nothing contacts ACME.
+ * - `core.proxy.cert_chain`, `core.proxy.cert_key` IN only when certbot is disabled: the proxy
+ *   and the RPC server load them at start. With certbot enabled they must be
+ *   `<workdir>/live/...` (checks.ts), which the certificate manager writes before anything serves.
+ * - `core.certbot.workdir` OUT: a directory the gateway creates and writes (account, live/).
+ * - `core.state_path` OUT: written by the gateway (atomic writes); a missing file is empty state.
+ * - `core.wg.config_path` OUT: rendered and written by the gateway.
+ */
+export const FILE_KEYS = {
+  read: [
+    "core.attestation.ca_file",
+    "core.certbot.acme_ca_file",
+    "core.proxy.cert_chain",
+    "core.proxy.cert_key",
+  ],
+  written: ["core.certbot.workdir", "core.state_path", "core.wg.config_path"],
+} as const;
+
+export type ReadFileKey = (typeof FILE_KEYS.read)[number];
+
+/** One file the gateway will read, and the key that names it. */
+export interface FileRead {
+  readonly key: ReadFileKey;
+  readonly path: string;
+  /** What the gateway reads it for, for the problem message. */
+  readonly why: string;
+}
+
+/** The files this config makes the gateway read at start or at registration (see `FILE_KEYS`). */
+export function filesReadAtStart(config: GatewayConfig): FileRead[] {
+  const { attestation, certbot, proxy } = config.core;
+  const reads: FileRead[] = [];
+  if (attestation.mode === "ca") {
+    reads.push({
+      key: "core.attestation.ca_file",
+      path: attestation.ca_file,
+      why: 'CVM client certificates must chain to it in attestation mode "ca"',
+    });
+  }
+  if (certbot.enabled && certbot.acme_ca_file !== undefined) {
+    reads.push({
+      key: "core.certbot.acme_ca_file",
+      path: certbot.acme_ca_file,
+      why: "CAs trusted for the ACME directory",
+    });
+  }
+  if (!certbot.enabled) {
+    const why = "the served certificate, while core.certbot.enabled is false";
+    reads.push({ key: "core.proxy.cert_chain", path: proxy.cert_chain, why });
+    reads.push({ key: "core.proxy.cert_key", path: proxy.cert_key, why });
+  }
+  return reads;
+}
+
+/**
+ * Problems, one per file this config reads that is not in `present` (absolute paths of the files
+ * that will exist on the host), each naming the key and the path. Pure: no I/O.
+ */
+export function checkHostFiles(config: GatewayConfig, present: Iterable<string>): ConfigProblem[] {
+  const there = new Set([...present].map((p) => posix.normalize(p)));
+  return filesReadAtStart(config)
+    .filter((read) => !there.has(posix.normalize(read.path)))
+    .map((read) => ({
+      path: read.key,
+      message: `${read.path} is read by the gateway (${read.why}) but nothing ships it`,
+    }));
+}
+
+/** `checkHostFiles` that throws a ConfigError (E_CONFIG_FILE_MISSING) listing every problem. */
+export function requireHostFiles(
+  config: GatewayConfig,
+  present: Iterable<string>,
+  source: string,
+): void {
+  const problems = checkHostFiles(config, present);
+  if (problems.length > 0) throw new ConfigError(source, problems, "E_CONFIG_FILE_MISSING");
+}
