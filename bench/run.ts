@@ -205,10 +205,18 @@ async function main(): Promise<number> {
     }
 
     if (only.has("g")) {
-      progress(`(g) ${options.idleConnections} idle terminated connections per proxy`);
+      progress(
+        `(g) ${options.idleConnections} idle terminated connections per proxy${options.idleGroups ? `, the client offering ${options.idleGroups}` : ""}`,
+      );
       const proxies = PROXIES.filter((p) => targetNames.has(p));
       const idle = new Map<string, IdleSample[]>(proxies.map((p) => [p, []]));
-      const idleCtx = { ps, dir, clientCpus: env.clientCpus, idleClient: built.idleClient };
+      const idleCtx = {
+        ps,
+        dir,
+        clientCpus: env.clientCpus,
+        idleClient: built.idleClient,
+        groups: options.idleGroups,
+      };
       for (let run = 0; run < timing.runs; run++) {
         for (const name of proxies) {
           const target = await startProxy(name);

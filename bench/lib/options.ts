@@ -32,6 +32,8 @@ export interface BenchOptions {
   };
   /** Scenario (g)'s idle connections. */
   readonly idleConnections: number;
+  /** Scenario (g): the groups the idle client offers (`--idle-groups`, e.g. a post-quantum one). */
+  readonly idleGroups: string | undefined;
   readonly targetNames: ReadonlySet<string>;
   readonly only: ReadonlySet<ScenarioId | "r">;
   /**
@@ -79,6 +81,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       runs: { type: "string" },
       seconds: { type: "string" },
       "idle-connections": { type: "string" },
+      "idle-groups": { type: "string" },
       "no-profile": { type: "boolean", default: false },
       keep: { type: "boolean", default: false },
     },
@@ -130,6 +133,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     quick,
     timing,
     idleConnections,
+    idleGroups: args["idle-groups"],
     targetNames,
     only,
     oursFlags,
@@ -146,6 +150,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       unitFlags &&
       args.base === undefined &&
       baseNode === undefined &&
+      args["idle-groups"] === undefined &&
       instances === 1 &&
       attemptDelay === undefined &&
       workers === 1 &&

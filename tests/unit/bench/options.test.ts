@@ -12,6 +12,7 @@ describe("npm run bench's options", () => {
       attemptDelay: undefined,
       base: undefined,
       baseNode: undefined,
+      idleGroups: undefined,
       unitFlags: true,
       complete: true,
     });
@@ -31,6 +32,7 @@ describe("npm run bench's options", () => {
     [["--attempt-delay", "250ms"]],
     [["--workers", "2"]],
     [["--base-node", "/usr/bin/node"]],
+    [["--idle-groups", "X25519MLKEM768:X25519"]],
   ])("%j is not a complete run (writes quick.* or partial.*)", (argv) => {
     expect(parseBenchOptions(argv).complete).toBe(false);
   });
