@@ -30,7 +30,10 @@ fetch() {
   mkdir -p "$cache"
   exec 9>"$cache/.lock"
   flock 9
-  [ "$("$bin/node" --version 2>/dev/null)" = "v$version" ] && return 0
+  if [ "$("$bin/node" --version 2>/dev/null)" = "v$version" ]; then
+    exec 9>&- # another run fetched it meanwhile
+    return 0
+  fi
   echo "node.sh: fetching Node.js $version (node-linux-$arch) from the npm registry into $home" >&2
   local tmp
   tmp=$(mktemp -d "$cache/.fetch.XXXXXX")
