@@ -119,7 +119,7 @@ export function offeredAlpn(initial: Uint8Array): readonly string[] | undefined 
 
 /**
  * The server's ALPN list for one connection. Mode "h2" offers h2 then http/1.1, mode "http1"
- * only http/1.1, so h2 is never selected in http1 mode. Node (20) answers a ClientHello with
+ * only http/1.1, so h2 is never selected in http1 mode. Node (20 to 26) answers a ClientHello with
  * no overlap with a fatal no_application_protocol alert, so when the client offers none of our
  * names (e.g. only h2 in http1 mode) we configure no ALPN at all: the handshake completes
  * without an ALPN answer and the client decides whether it can go on. Unreadable input (the
@@ -138,7 +138,7 @@ interface TicketKey {
 
 /**
  * Undocumented hook of Node's native SecureContext (`secureContext.context`), present in Node
- * 20 and used by Node's own test-https-resume-after-renew. OpenSSL's ticket key callback calls
+ * 20 to 26 and used by Node's own test-https-resume-after-renew. OpenSSL's ticket key callback calls
  * `onticketkeycallback(name, iv, encrypt)`, which returns `[result, hmacKey, aesKey]` plus,
  * when encrypting, `name, iv` (16 bytes each; AES-128-CBC and HMAC-SHA256 as Node's own keys).
  * result: 1 = use this key, 2 = decrypted and issue a fresh ticket, 0 = unknown key (full
