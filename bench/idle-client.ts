@@ -4,7 +4,12 @@
  * Prints `{"open", "failed", "done": true}` once every attempt settled, then the open count every
  * 500 ms, so the bench can check that none was dropped. SIGTERM closes all and exits.
  *
- *   node bench/.build/idle-client.mjs --port N --servername NAME --count 5000
+ *   node bench/.build/idle-client.mjs --port N --servername NAME --count 5000 [--groups LIST]
+ *
+ * `--groups` (the TLS key-agreement groups offered, first one with a key share) defaults to
+ * X25519, P-256, P-384: what h2load and wrk (OpenSSL 3.0) offer in the other scenarios, so (g)
+ * is the same handshake for every target whichever node runs this client. Node's own default on
+ * OpenSSL 3.5 adds an X25519MLKEM768 key share, a ClientHello 1.2 KiB longer.
  */
 import { connect, type TLSSocket } from "node:tls";
 import { parseArgs } from "node:util";
@@ -16,6 +21,7 @@ const { values } = parseArgs({
     count: { type: "string", default: "5000" },
     parallel: { type: "string", default: "64" },
     timeout: { type: "string", default: "10000" },
+    groups: { type: "string", default: "X25519:P-256:P-384" },
   },
 });
 const port = Number(values.port);
@@ -23,6 +29,7 @@ const servername = values.servername ?? "";
 const count = Number(values.count);
 const parallel = Number(values.parallel);
 const timeoutMs = Number(values.timeout);
+const ecdhCurve = values.groups;
 if (!(port > 0) || servername === "" || !(count > 0) || !(parallel > 0)) {
   process.stderr.write(
     "usage: idle-client --port N --servername NAME [--count N] [--parallel N]\n",
@@ -43,7 +50,13 @@ function openOne(): Promise<void> {
     let ready = false;
     let done = false;
     let buffered = "";
-    const socket = connect({ host: "127.0.0.1", port, servername, rejectUnauthorized: false });
+    const socket = connect({
+      host: "127.0.0.1",
+      port,
+      servername,
+      rejectUnauthorized: false,
+      ecdhCurve,
+    });
     sockets.add(socket);
     const timer = setTimeout(() => socket.destroy(new Error("timeout")), timeoutMs);
     const finish = (ok: boolean): void => {

@@ -1,13 +1,14 @@
 /**
  * `npm run bench [-- --quick] [-- --only a,c] [-- --targets haproxy,ours] [-- --runs N --seconds S]
- *   [-- --ours-flags="node flags", default the unit's NODE_FLAGS] [-- --base REV]
+ *   [-- --ours-flags="node flags", default the unit's NODE_FLAGS] [-- --base REV] [-- --base-node PATH]
  *   [-- --instances N] [-- --attempt-delay 250ms] [-- --workers N] [-- --no-profile] [-- --keep]`
  *
  * Builds the bench gateway bundle, starts the backend and the proxies (HAProxy, nginx, ours,
  * each pinned to core 0; load generators and backend on the other cores), checks every route,
  * runs scenarios (a)-(h) and the control plane (r, `bench/registration/scale.ts`), and prints
  * the table; with `--base REV` also ours as of commit REV ("base") and the per-round ratio of
- * ours to it. Writes `bench/results/latest.{json,svg,md}` and `profile.json` (`quick.*` with
+ * ours to it (`--base-node PATH`: base runs on that node binary, ours' code unless `--base`
+ * says otherwise). Writes `bench/results/latest.{json,svg,md}` and `profile.json` (`quick.*` with
  * --quick, `partial.*` for a subset, other --ours-flags, --base, --instances, --attempt-delay or
  * --workers). `--attempt-delay` and `--workers` apply to ours only, so `--base HEAD` pairs them
  * with the defaults on the same code.
@@ -24,7 +25,7 @@ import { runControlPlane, runRouteBench } from "./lib/standalone.js";
 import { ratioChart } from "./lib/chart.js";
 import { measureIdle, type IdleSample } from "./lib/idle.js";
 import { type BenchOptions, parseBenchOptions } from "./lib/options.js";
-import { cpuList, machineInfo, pinSelf, preflight } from "./lib/machine.js";
+import { cpuList, machineInfo, nodeVersion, pinSelf, preflight } from "./lib/machine.js";
 import { probe } from "./lib/net.js";
 import { ProcessSet } from "./lib/procs.js";
 import { profileScenarios } from "./lib/profile-run.js";
@@ -127,6 +128,9 @@ async function main(): Promise<number> {
     const base =
       options.base === undefined ? undefined : await buildBaseGateway(ROOT, options.base);
     if (base) log(`base: ours as of ${base.commit} (--base ${options.base})`);
+    const baseNodeVersion =
+      options.baseNode === undefined ? undefined : nodeVersion(options.baseNode);
+    if (baseNodeVersion) log(`base: on ${baseNodeVersion} (--base-node ${options.baseNode})`);
     const env: Env = {
       ps,
       dir,
@@ -164,8 +168,14 @@ async function main(): Promise<number> {
         case "node":
           return startNodeFloor(env, backend, { ...node, entry: built.nodeFloor });
         case "base":
-          if (!base) throw new Error("the base target needs --base");
-          return startOurs(env, backend, { ...node, entry: base.gateway, target: "base" });
+          if (!base && options.baseNode === undefined)
+            throw new Error("the base target needs --base or --base-node");
+          return startOurs(env, backend, {
+            ...node,
+            entry: base?.gateway ?? built.gateway,
+            target: "base",
+            ...(options.baseNode !== undefined ? { nodeBin: options.baseNode } : {}),
+          });
       }
     };
 
@@ -195,10 +205,18 @@ async function main(): Promise<number> {
     }
 
     if (only.has("g")) {
-      progress(`(g) ${options.idleConnections} idle terminated connections per proxy`);
+      progress(
+        `(g) ${options.idleConnections} idle terminated connections per proxy${options.idleGroups ? `, the client offering ${options.idleGroups}` : ""}`,
+      );
       const proxies = PROXIES.filter((p) => targetNames.has(p));
       const idle = new Map<string, IdleSample[]>(proxies.map((p) => [p, []]));
-      const idleCtx = { ps, dir, clientCpus: env.clientCpus, idleClient: built.idleClient };
+      const idleCtx = {
+        ps,
+        dir,
+        clientCpus: env.clientCpus,
+        idleClient: built.idleClient,
+        groups: options.idleGroups,
+      };
       for (let run = 0; run < timing.runs; run++) {
         for (const name of proxies) {
           const target = await startProxy(name);
@@ -256,7 +274,7 @@ async function main(): Promise<number> {
         : a.scenario.localeCompare(b.scenario),
     );
     const goalList = judge(rows);
-    const subtitle = `${timing.runs} run(s) × ${timing.seconds} s, median; ${machine.nproc} CPUs ${machine.cpuModel}; ${new Date().toISOString().slice(0, 10)}; ours with node ${options.oursFlags.join(" ") || "(no flags)"}${options.unitFlags ? " (the unit's)" : ""}${base ? `; base = ours as of ${base.commit.slice(0, 12)}` : ""}${instances > 1 ? `; ${instances} instances` : ""}${options.attemptDelay !== undefined ? `; ours with connect_attempt_delay ${options.attemptDelay}` : ""}${workers > 1 ? `; ours with ${workers} workers on the proxy core` : ""}`;
+    const subtitle = `${timing.runs} run(s) × ${timing.seconds} s, median; ${machine.nproc} CPUs ${machine.cpuModel}; ${new Date().toISOString().slice(0, 10)}; ours with node ${options.oursFlags.join(" ") || "(no flags)"}${options.unitFlags ? " (the unit's)" : ""}${base ? `; base = ours as of ${base.commit.slice(0, 12)}` : ""}${baseNodeVersion ? `; base on ${baseNodeVersion}, ours on node ${process.version}` : ""}${instances > 1 ? `; ${instances} instances` : ""}${options.attemptDelay !== undefined ? `; ours with connect_attempt_delay ${options.attemptDelay}` : ""}${workers > 1 ? `; ours with ${workers} workers on the proxy core` : ""}`;
     log("");
     if (rows.length > 0) {
       log(textTable(rows));
@@ -274,9 +292,11 @@ async function main(): Promise<number> {
       log("control plane (r):");
       for (const line of controlLines) log(`  ${line}`);
     }
-    if (base) {
+    if (base || baseNodeVersion) {
       log("");
-      log(`against base ${base.commit.slice(0, 12)}:`);
+      log(
+        `against base (${[base?.commit.slice(0, 12), baseNodeVersion].filter(Boolean).join(", ")}):`,
+      );
       for (const line of pairedLines) log(`  ${line}`);
     }
 

@@ -28,7 +28,7 @@ export interface GatewayHostArgs {
   acmeCaPem?: pulumi.Input<string>;
   /** PEM CA bundle CVM client certificates must chain to (attestation mode "ca"). @default none */
   attestationCaPem?: pulumi.Input<string>;
-  /** Node.js major version installed from NodeSource when the host has no node >= 20. @default 22 */
+  /** Node.js major installed from NodeSource when the host's node is missing or older; at least `NODE_MAJOR`. @default 26 */
   nodeMajor?: pulumi.Input<number>;
   /** Bound on the wait for the restarted gateway to accept connections. @default 60 */
   readyTimeoutSeconds?: pulumi.Input<number>;

@@ -42,7 +42,7 @@ export interface GatewayRegionArgs {
   attestationCaPem?: pulumi.Input<string>;
   /** CAA issuer domain. @default derived from `core.certbot.acme_url` */
   caaIssuer?: pulumi.Input<string>;
-  /** Node.js major installed when a host has no node >= 20. @default 22 */
+  /** Node.js major installed when a host's node is missing or older; at least `NODE_MAJOR`. @default 26 */
   nodeMajor?: pulumi.Input<number>;
   /** The bundled runtime. @default this package's dist/gateway.mjs */
   bundlePath?: pulumi.Input<string>;

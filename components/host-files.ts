@@ -7,6 +7,7 @@ import {
   HOST_PATHS,
   HOST_SYSCTLS,
   NODE_FLAGS,
+  NODE_MAJOR,
   type HostLayout,
   heredoc,
   probeAddress,
@@ -82,13 +83,13 @@ function applySysctl({ key, value, why }: (typeof HOST_SYSCTLS)[number]): string
 }
 
 /**
- * The idempotent host setup: packages (Node >= 20 from NodeSource only when missing or older),
- * the service user, 0700 directories, the kernel settings, the firewall. A second run changes
- * nothing.
+ * The idempotent host setup: packages (Node `nodeMajor` from NodeSource only when node is
+ * missing or older), the service user, 0700 directories, the kernel settings, the firewall. A
+ * second run changes nothing. Below `NODE_MAJOR` is refused: the bundle targets it.
  */
-export function setupScript(layout: HostLayout, nodeMajor = 22): string {
-  if (!Number.isInteger(nodeMajor) || nodeMajor < 20) {
-    throw new Error(`nodeMajor must be an integer >= 20, got ${nodeMajor}`);
+export function setupScript(layout: HostLayout, nodeMajor = NODE_MAJOR): string {
+  if (!Number.isInteger(nodeMajor) || nodeMajor < NODE_MAJOR) {
+    throw new Error(`nodeMajor must be an integer >= ${NODE_MAJOR}, got ${nodeMajor}`);
   }
   const dirs = serviceDirectories(layout).join(" ");
   return `#!/bin/sh
@@ -115,15 +116,20 @@ else
   echo "no WireGuard kernel module: using wireguard-go"
   apt_install wireguard-go
 fi
-node_major=0
-if command -v node >/dev/null 2>&1; then node_major=$(node -p 'process.versions.node.split(".")[0]'); fi
-if [ "$node_major" -lt 20 ]; then
-  echo "node $node_major is missing or older than 20: installing Node.js ${nodeMajor} from NodeSource"
+node_major() { if command -v node >/dev/null 2>&1; then node -p 'process.versions.node.split(".")[0]'; else echo 0; fi; }
+node_major=$(node_major)
+if [ "$node_major" -lt ${nodeMajor} ]; then
+  echo "node $node_major is missing or older than ${nodeMajor}: installing Node.js ${nodeMajor} from NodeSource"
   install -d -m 0755 /etc/apt/keyrings
   curl -fsSL https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key | gpg --dearmor --yes -o /etc/apt/keyrings/nodesource.gpg
   echo "deb [signed-by=/etc/apt/keyrings/nodesource.gpg] https://deb.nodesource.com/node_${nodeMajor}.x nodistro main" > /etc/apt/sources.list.d/nodesource.list
   apt-get update -q
   apt-get install -y -q nodejs
+  node_major=$(node_major)
+  [ "$node_major" -ge ${nodeMajor} ] || {
+    echo "node on PATH ($(command -v node)) is still $node_major after installing Node.js ${nodeMajor}: remove the older one first" >&2
+    exit 1
+  }
 fi
 id -u ${SERVICE_USER} >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/gateway --no-create-home --shell /usr/sbin/nologin ${SERVICE_USER}
 install -d -m 0700 -o ${SERVICE_USER} -g ${SERVICE_USER} ${dirs}

@@ -47,6 +47,14 @@ export const HOST_SYSCTLS: readonly { key: string; value: string; why: string }[
  */
 export const NODE_FLAGS: readonly string[] = ["--single-threaded-gc"];
 
+/**
+ * The Node.js major the gateway runs on (the bundle's esbuild target, `engines` in
+ * package.json, the exact version in `.node-version`): a host whose node is older gets this
+ * major from NodeSource. 26: the Active LTS line, supported to April 2029 (24 ends in April
+ * 2028), with OpenSSL 3.5 and so X25519MLKEM768; README "Which Node" says why.
+ */
+export const NODE_MAJOR = 26;
+
 export const SERVICE_USER = "gateway";
 export const SERVICE_NAME = "gateway.service";
 

@@ -2,6 +2,7 @@ import { isIP } from "node:net";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { isDnsName } from "../gateway-runtime/config/index.js";
+import { NODE_MAJOR } from "./host-layout.js";
 
 /**
  * Program-level stack keys (beside `gateway:config`): where the region's hosts are, how to reach
@@ -54,7 +55,7 @@ const settingsSchema = z.strictObject({
   acmeCaPem: z.string().min(1).optional(),
   attestationCaPem: z.string().min(1).optional(),
   caaIssuer: z.string().min(1).optional(),
-  nodeMajor: z.number().int().min(20).default(22),
+  nodeMajor: z.number().int().min(NODE_MAJOR).default(NODE_MAJOR),
 });
 
 export type HostSettings = z.output<typeof hostSchema>;

@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   appInfoSpec,
@@ -9,6 +9,7 @@ import {
 } from "../tests/helpers/ra-tls.js";
 import type { LabAcme } from "./acme.js";
 import { alive, daemon, sh, step, stopDaemon, waitUntil } from "./exec.js";
+import { labNode } from "./node.js";
 import { labLeaf } from "./pki.js";
 import { LAB, labDir, labPath, readJson, writeJson } from "./state.js";
 
@@ -62,12 +63,19 @@ async function wgAddress(ns: string, dev: string): Promise<string | undefined> {
 export async function cvmsUp(clientCa: TestCert, acme: LabAcme): Promise<LabCvm[]> {
   const previous = readJson<LabCvm[]>(stateFile()) ?? [];
   const cvms: LabCvm[] = [];
+  const node = await labNode();
   for (const [k, spec] of LAB.cvms.entries()) {
     const instanceId = INSTANCE_IDS[k] as string;
     const dir = labDir(`cvm${k + 1}`);
     const dev = `wglabcvm${k + 1}`;
     const old = previous.find((c) => c.ns === spec.ns);
-    if (old && alive(old.agentPid) && alive(old.demoPid) && (await wgAddress(spec.ns, dev))) {
+    if (
+      old &&
+      alive(old.agentPid) &&
+      alive(old.demoPid) &&
+      runsOn(old.agentPid, node) &&
+      (await wgAddress(spec.ns, dev))
+    ) {
       step(`CVM ${spec.ns}: agent and demo services already running`);
       cvms.push(old);
       continue;
@@ -89,7 +97,7 @@ export async function cvmsUp(clientCa: TestCert, acme: LabAcme): Promise<LabCvm[
       `CVM ${spec.ns}: starting demo services (HTTP+WebSocket 80/8080, h2 50051, TLS 443/8443) and sshd`,
     );
     const demoPid = daemon(
-      process.execPath,
+      node,
       [
         "--import",
         "tsx",
@@ -108,7 +116,7 @@ export async function cvmsUp(clientCa: TestCert, acme: LabAcme): Promise<LabCvm[
       `CVM ${spec.ns}: starting the agent (registers instance ${instanceId.slice(0, 8)}… of app ${LAB_APP_ID.slice(0, 8)}…)`,
     );
     const agentPid = daemon(
-      process.execPath,
+      node,
       [
         join(ROOT, "dist/gateway.mjs"),
         "agent",
@@ -138,6 +146,15 @@ export async function cvmsUp(clientCa: TestCert, acme: LabAcme): Promise<LabCvm[
   }
   writeJson(stateFile(), cvms);
   return cvms;
+}
+
+/** A process started from `node` (not one left by a lab on another node). */
+function runsOn(pid: number, node: string): boolean {
+  try {
+    return realpathSync(`/proc/${pid}/exe`) === realpathSync(node);
+  } catch {
+    return false;
+  }
 }
 
 function startCvmSshd(ns: string, dir: string): number {

@@ -1,6 +1,7 @@
 import { cpSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { alive, daemon, ok, sh, step, stopDaemon, waitUntil } from "./exec.js";
+import { labNode, labNodeDir } from "./node.js";
 import { LAB, labDir, labPath, readJson, writeJson } from "./state.js";
 
 export interface LabHost {
@@ -33,8 +34,15 @@ export async function hostUp(): Promise<LabHost> {
   if (!existsSync(join(dir, "host_key")))
     await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "host_key")]);
   const previous = readJson<LabHost>(stateFile());
+  const nodeDir = await labNodeDir();
+  const nodeVersion = (await sh(await labNode(), ["--version"])).trim();
+  // Reachable with the pinned node first on PATH: a host started by an older lab gets restarted.
   const reachable = () =>
-    ok("ssh", [...sshOptions(keyFile), `root@${LAB.gateway.address}`, "true"]);
+    ok("ssh", [
+      ...sshOptions(keyFile),
+      `root@${LAB.gateway.address}`,
+      `test "$(node --version)" = ${nodeVersion}`,
+    ]);
   if (previous && alive(previous.pid) && (await reachable())) {
     step(`gateway host: sshd already up at ${LAB.gateway.address}`);
     return previous;
@@ -63,7 +71,7 @@ export async function hostUp(): Promise<LabHost> {
   step(`gateway host: starting sshd in ${LAB.gateway.ns} at ${LAB.gateway.address}:22`);
   const pid = daemon(
     "unshare",
-    ["--mount", "--propagation", "private", "sh", "-c", hostMounts(dir)],
+    ["--mount", "--propagation", "private", "sh", "-c", hostMounts(dir, nodeDir)],
     {
       ns: LAB.gateway.ns,
       logFile: join(dir, "sshd.log"),
@@ -81,10 +89,13 @@ export const HOST_MOUNT_POINTS = ["/opt/gateway", "/var/lib/gateway"] as const;
 /**
  * The gateway host is a network namespace plus a mount namespace: its own /etc (a copy), /run,
  * /opt/gateway and /var/lib/gateway, so the setup script's users, units and files stay inside
- * the lab; and the lab's systemctl/journalctl stand-ins first in PATH (/usr/local/sbin), since a
- * namespace has no systemd. Everything else (packages, node) is this machine's.
+ * the lab; the lab's systemctl/journalctl stand-ins first in PATH (/usr/local/sbin), since a
+ * namespace has no systemd; and the pinned node (`nodeDir`, which holds only `node`) as
+ * /usr/local/bin, ahead of this machine's /usr/bin/node in every PATH on the host (sshd's,
+ * the units'), as a host where NodeSource installed it. Everything else (packages) is this
+ * machine's.
  */
-function hostMounts(dir: string): string {
+function hostMounts(dir: string, nodeDir: string): string {
   const root = join(dir, "root");
   mkdirSync(join(root, "opt-gateway"), { recursive: true });
   mkdirSync(join(root, "var-lib-gateway"), { recursive: true });
@@ -104,6 +115,7 @@ function hostMounts(dir: string): string {
     `mount --bind ${join(root, "opt-gateway")} /opt/gateway`,
     `mount --bind ${join(root, "var-lib-gateway")} /var/lib/gateway`,
     `mount --bind ${shims} /usr/local/sbin`,
+    `mount --bind ${nodeDir} /usr/local/bin`,
     `exec /usr/sbin/sshd -D -e -f ${join(dir, "sshd_config")}`,
   ].join("\n");
 }

@@ -1,9 +1,10 @@
 // How every bundle of ours is built (the gateway in scripts/build.mjs, the bench entries in
-// bench/lib/build.ts): one ESM file per entry for plain `node` 20, dependencies inlined.
+// bench/lib/build.ts): one ESM file per entry for plain `node` of the hosts' major
+// (`NODE_MAJOR`, .node-version), dependencies inlined.
 export const BUNDLE_OPTIONS = {
   bundle: true,
   platform: "node",
-  target: "node20",
+  target: "node26",
   format: "esm",
   minify: false,
   sourcemap: false,

@@ -52,6 +52,8 @@ export interface IdleContext {
   readonly clientCpus: string;
   /** Bundled `bench/idle-client.ts`. */
   readonly idleClient: string;
+  /** The groups the idle client offers (`--idle-groups`); @default the client's own */
+  readonly groups?: string | undefined;
 }
 
 interface Status {
@@ -77,6 +79,7 @@ async function holdConnections(
       target.term.sni,
       "--count",
       String(count),
+      ...(ctx.groups === undefined ? [] : ["--groups", ctx.groups]),
     ],
     { cpus: ctx.clientCpus, stdout: "pipe", logDir: ctx.dir },
   );

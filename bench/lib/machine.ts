@@ -75,3 +75,17 @@ export function machineInfo(): MachineInfo {
     },
   };
 }
+
+/** `v20.20.2 (OpenSSL 3.0.19)` of another node binary (`--base-node`); throws when it does not run. */
+export function nodeVersion(bin: string): string {
+  const r = spawnSync(
+    bin,
+    ["-p", 'process.version + " (OpenSSL " + process.versions.openssl + ")"'],
+    {
+      encoding: "utf8",
+      timeout: 10_000,
+    },
+  );
+  if (r.status !== 0) throw new Error(`--base-node ${bin} does not run: ${r.stderr || r.error}`);
+  return r.stdout.trim();
+}

@@ -32,6 +32,8 @@ export interface BenchOptions {
   };
   /** Scenario (g)'s idle connections. */
   readonly idleConnections: number;
+  /** Scenario (g): the groups the idle client offers (`--idle-groups`, e.g. a post-quantum one). */
+  readonly idleGroups: string | undefined;
   readonly targetNames: ReadonlySet<string>;
   readonly only: ReadonlySet<ScenarioId | "r">;
   /**
@@ -50,6 +52,11 @@ export interface BenchOptions {
   readonly workers: number;
   /** `--base REV`: ours as of that commit runs as target "base". */
   readonly base: string | undefined;
+  /**
+   * `--base-node PATH`: target "base" runs on that node binary (ours' code, or `--base`'s), so
+   * two Node releases are paired round by round on the same bundle.
+   */
+  readonly baseNode: string | undefined;
   readonly wantProfile: boolean;
   readonly keep: boolean;
   /** Only a complete default run may replace the committed `latest.*`. */
@@ -67,12 +74,14 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       targets: { type: "string" },
       "ours-flags": { type: "string" },
       base: { type: "string" },
+      "base-node": { type: "string" },
       instances: { type: "string" },
       "attempt-delay": { type: "string" },
       workers: { type: "string" },
       runs: { type: "string" },
       seconds: { type: "string" },
       "idle-connections": { type: "string" },
+      "idle-groups": { type: "string" },
       "no-profile": { type: "boolean", default: false },
       keep: { type: "boolean", default: false },
     },
@@ -87,7 +96,8 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   const targetNames = new Set(
     (args.targets ?? DEFAULT_TARGETS.join(",")).split(",").map((s) => s.trim()),
   );
-  if (args.base !== undefined) targetNames.add("base");
+  const baseNode = args["base-node"];
+  if (args.base !== undefined || baseNode !== undefined) targetNames.add("base");
   const oursFlags =
     args["ours-flags"] === undefined
       ? [...NODE_FLAGS]
@@ -105,6 +115,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   for (const t of targetNames)
     if (!["direct", ...PROXIES].includes(t)) problems.push(`unknown target "${t}"`);
   if (args.base === "") problems.push("--base needs a commit");
+  if (baseNode === "") problems.push("--base-node needs a node binary");
   if (attemptDelay !== undefined && parseDuration(attemptDelay) === undefined)
     problems.push(`--attempt-delay "${attemptDelay}" is not a duration like "250ms"`);
   for (const [name, v] of Object.entries({
@@ -122,6 +133,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     quick,
     timing,
     idleConnections,
+    idleGroups: args["idle-groups"],
     targetNames,
     only,
     oursFlags,
@@ -130,12 +142,15 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     attemptDelay,
     workers,
     base: args.base,
+    baseNode,
     wantProfile: !quick && !args["no-profile"],
     keep: args.keep ?? false,
     complete:
       !quick &&
       unitFlags &&
       args.base === undefined &&
+      baseNode === undefined &&
+      args["idle-groups"] === undefined &&
       instances === 1 &&
       attemptDelay === undefined &&
       workers === 1 &&

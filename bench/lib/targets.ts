@@ -262,6 +262,8 @@ stream {
 export interface OursOptions {
   /** Bundled entry, `bench/.build/gateway-bench.mjs` (or `node-floor.mjs` for the floor). */
   readonly entry: string;
+  /** The node binary. @default this process's (`process.execPath`) */
+  readonly nodeBin?: string;
   /** Node flags, e.g. the unit's `NODE_FLAGS`, `--cpu-prof`. */
   readonly nodeFlags?: readonly string[];
   /** The process's name (logs); @default the target's */
@@ -283,7 +285,7 @@ async function startNodeEntry<T>(
 ): Promise<{ proc: Proc; memoryFile: string; value: T }> {
   const memoryFile = join(env.dir, `${opts.name}-memory.json`);
   const argv = [...(opts.nodeFlags ?? []), opts.entry, "--memory-file", memoryFile, ...args];
-  const proc = env.ps.spawn(opts.name, process.execPath, argv, {
+  const proc = env.ps.spawn(opts.name, opts.nodeBin ?? process.execPath, argv, {
     cpus: env.proxyCpus,
     stdout: "pipe",
     logDir: env.dir,

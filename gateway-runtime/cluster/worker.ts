@@ -66,6 +66,6 @@ export async function proxyWorkerCommand(file: string): Promise<number> {
   const why = await stopped;
   log.info(`${why}: stopping`);
   await plane?.stop();
-  if (process.connected) process.disconnect(); // the IPC channel would keep the process alive
+  if (process.connected) process.disconnect?.(); // the IPC channel would keep the process alive
   return 0;
 }

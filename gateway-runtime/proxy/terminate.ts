@@ -19,6 +19,8 @@ import {
   alpnFor,
   type CertInfo,
   contextOptions,
+  GROUPS,
+  keyGroups,
   offeredAlpn,
   TicketKeyRing,
   verifyPair,
@@ -153,6 +155,12 @@ export class TlsTerminator {
     }
     if (!(opts.handshakeTimeoutMs > 0)) throw new RangeError("handshakeTimeoutMs must be > 0");
     const src: ContextSource = { ring: opts.ticketKeys ?? new TicketKeyRing(), rotationMs };
+    if (keyGroups() !== GROUPS) {
+      opts.log?.("warn", "this node's OpenSSL has no X25519MLKEM768: classic key agreement only", {
+        openssl: process.versions.openssl,
+        groups: keyGroups(),
+      });
+    }
     try {
       const stamp = await stampOf([opts.certFile, opts.keyFile]);
       return new TlsTerminator(opts, src, await loadPair(src, opts), stamp);

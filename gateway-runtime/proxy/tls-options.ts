@@ -12,15 +12,16 @@ import {
   randomFillSync,
   X509Certificate,
 } from "node:crypto";
-import type { SecureContext, SecureContextOptions } from "node:tls";
+import { createSecureContext, type SecureContext, type SecureContextOptions } from "node:tls";
 import { parseClientHello } from "./clienthello.js";
 
 export type AlpnMode = "http1" | "h2";
 
 /**
  * TLS 1.3 suites (all AEAD), then for TLS 1.2 only ECDHE with AES-GCM or ChaCha20-Poly1305.
- * Node puts the `TLS_` names into the TLS 1.3 list and the rest into the TLS 1.2 list; the
- * client's order decides (all of these are strong; clients without AES hardware pick ChaCha).
+ * Node puts the `TLS_` names into the TLS 1.3 list and the rest into the TLS 1.2 list. The
+ * server's order decides (`SERVER_ORDER`, for the groups' sake), except that a client putting
+ * ChaCha20-Poly1305 first (one without AES hardware) gets it.
  */
 export const CIPHERS = [
   "TLS_AES_128_GCM_SHA256",
@@ -34,8 +35,45 @@ export const CIPHERS = [
   "ECDHE-RSA-CHACHA20-POLY1305",
 ].join(":");
 
-/** X25519 first: clients send an X25519 key share, and anything else costs a HelloRetryRequest. */
-export const GROUPS = "X25519:P-256:P-384";
+/**
+ * Key agreement, in the server's order. X25519MLKEM768 (hybrid post-quantum, OpenSSL 3.5) first:
+ * browsers and OpenSSL 3.5 clients send a key share for it, and a recording of today's traffic
+ * stays safe from a future quantum computer. Then X25519, which every other client sends a key
+ * share for, then the NIST curves. One list, not OpenSSL 3.5's `/` tuples: a client that sends
+ * only an X25519 key share gets X25519 at once rather than a HelloRetryRequest (a round trip)
+ * for the hybrid.
+ */
+export const GROUPS = "X25519MLKEM768:X25519:P-256:P-384";
+
+/**
+ * The server's order picks among the key shares a client sent (OpenSSL takes the client's
+ * otherwise: a client listing P-256 first got P-256), which also makes it pick the cipher
+ * suite; `SSL_OP_PRIORITIZE_CHACHA` gives ChaCha20 back to clients that put it first.
+ */
+const SERVER_ORDER = constants.SSL_OP_CIPHER_SERVER_PREFERENCE | constants.SSL_OP_PRIORITIZE_CHACHA;
+
+/** GROUPS without the hybrid, for a node whose OpenSSL has no ML-KEM (one linked to 3.0-3.4). */
+export const CLASSIC_GROUPS = "X25519:P-256:P-384";
+
+/** GROUPS when this OpenSSL takes the list (`accepts`), else CLASSIC_GROUPS. */
+export function pickGroups(accepts: (groups: string) => boolean): string {
+  return accepts(GROUPS) ? GROUPS : CLASSIC_GROUPS;
+}
+
+let groups: string | undefined;
+
+/** The groups this process's OpenSSL supports, found once by building a context with them. */
+export function keyGroups(): string {
+  groups ??= pickGroups((list) => {
+    try {
+      createSecureContext({ ecdhCurve: list });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  return groups;
+}
 
 /** Ties sessions and tickets to this gateway (OpenSSL's sid_ctx, at most 32 bytes). */
 export const SESSION_ID_CONTEXT = "cvm-tls-gateway";
@@ -58,8 +96,8 @@ export function contextOptions(ticketRotationMs: number, ticketKeys: Buffer): Se
     minVersion: "TLSv1.2",
     maxVersion: "TLSv1.3",
     ciphers: CIPHERS,
-    ecdhCurve: GROUPS,
-    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
+    ecdhCurve: keyGroups(),
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION | SERVER_ORDER,
     sessionIdContext: SESSION_ID_CONTEXT,
     sessionTimeout: Math.min(
       MAX_TICKET_LIFETIME_S,
@@ -81,7 +119,7 @@ export function offeredAlpn(initial: Uint8Array): readonly string[] | undefined 
 
 /**
  * The server's ALPN list for one connection. Mode "h2" offers h2 then http/1.1, mode "http1"
- * only http/1.1, so h2 is never selected in http1 mode. Node (20) answers a ClientHello with
+ * only http/1.1, so h2 is never selected in http1 mode. Node (20 to 26) answers a ClientHello with
  * no overlap with a fatal no_application_protocol alert, so when the client offers none of our
  * names (e.g. only h2 in http1 mode) we configure no ALPN at all: the handshake completes
  * without an ALPN answer and the client decides whether it can go on. Unreadable input (the
@@ -100,7 +138,7 @@ interface TicketKey {
 
 /**
  * Undocumented hook of Node's native SecureContext (`secureContext.context`), present in Node
- * 20 and used by Node's own test-https-resume-after-renew. OpenSSL's ticket key callback calls
+ * 20 to 26 and used by Node's own test-https-resume-after-renew. OpenSSL's ticket key callback calls
  * `onticketkeycallback(name, iv, encrypt)`, which returns `[result, hmacKey, aesKey]` plus,
  * when encrypting, `name, iv` (16 bytes each; AES-128-CBC and HMAC-SHA256 as Node's own keys).
  * result: 1 = use this key, 2 = decrypted and issue a fresh ticket, 0 = unknown key (full
@@ -147,7 +185,8 @@ const keyToHex = (k: TicketKey): TicketKeyHex => ({
 function keyFromHex(k: TicketKeyHex, which: string): TicketKey {
   const part = (hex: string, what: string): Buffer => {
     const b = Buffer.from(hex, "hex");
-    if (b.length !== 16) throw new RangeError(`${which} ticket key: ${what} is not 16 bytes of hex`);
+    if (b.length !== 16)
+      throw new RangeError(`${which} ticket key: ${what} is not 16 bytes of hex`);
     return b;
   };
   return { name: part(k.name, "name"), hmac: part(k.hmac, "hmac"), aes: part(k.aes, "aes") };
@@ -194,13 +233,17 @@ export class TicketKeyRing {
 
   /** The current and previous keys, hex, for processes that must accept each other's tickets. */
   export(): TicketKeys {
-    return { current: keyToHex(this.#current), previous: this.#previous && keyToHex(this.#previous) };
+    return {
+      current: keyToHex(this.#current),
+      previous: this.#previous && keyToHex(this.#previous),
+    };
   }
 
   /** Takes over keys from `export()` of another ring (the process that rotates them). */
   load(keys: TicketKeys): void {
     this.#current = keyFromHex(keys.current, "current");
-    this.#previous = keys.previous === undefined ? undefined : keyFromHex(keys.previous, "previous");
+    this.#previous =
+      keys.previous === undefined ? undefined : keyFromHex(keys.previous, "previous");
   }
 
   /** The current key in Node's 48-byte `ticketKeys` layout (name, HMAC key, AES key). */

@@ -3,7 +3,7 @@
 // Every answer names the instance, so tests see where a connection landed.
 import { readFileSync } from "node:fs";
 import { createServer as createHttp } from "node:http";
-import { createServer as createH2 } from "node:http2";
+import { createServer as createH2, type ServerHttp2Stream } from "node:http2";
 import { createServer as createTls } from "node:tls";
 import { WebSocketServer } from "ws";
 
@@ -25,7 +25,7 @@ http(80);
 http(8080);
 
 const h2 = createH2();
-h2.on("stream", (stream, headers) => {
+h2.on("stream", (stream: ServerHttp2Stream, headers) => {
   stream.respond({ ":status": 200, "content-type": "application/grpc", "x-instance": instance });
   stream.end(`${instance} h2 ${headers[":path"]}\n`);
 });

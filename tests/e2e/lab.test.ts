@@ -289,6 +289,23 @@ describe("the admin API on the gateway host", () => {
     expect(r.out).toContain("\nnet.ipv4.tcp_tw_reuse = 1\n");
   });
 
+  it("the gateway and the CVM agents run on the pinned Node (.node-version)", async () => {
+    const pinned = `v${readFileSync(`${ROOT}.node-version`, "utf8").trim()}`;
+    // The binary the running gateway was started from, asked for its version on the host.
+    const r = await ssh(
+      'node --version; "/proc/$(cat /run/lab-units/gateway.service.pid)/exe" --version',
+    );
+    expect(r.code).toBe(0);
+    expect(r.out.trim().split("\n")).toEqual([pinned, pinned]);
+    const cvms = JSON.parse(readFileSync(`${ROOT}.lab/cvms.json`, "utf8")) as {
+      agentPid: number;
+    }[];
+    for (const cvm of cvms) {
+      const agent = await run(`/proc/${cvm.agentPid}/exe`, ["--version"]);
+      expect(agent.out.trim()).toBe(pinned);
+    }
+  });
+
   it("is not reachable from outside the gateway host", async () => {
     const r = await run("curl", ["-sS", "--max-time", "3", `http://${gw}:8001/metrics`]);
     expect(r.code).not.toBe(0);

@@ -1,6 +1,11 @@
 import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync, mkdtempSync } from "node:fs";
-import { connect as h2connect, createServer as createH2cServer } from "node:http2";
+import {
+  connect as h2connect,
+  createServer as createH2cServer,
+  type Http2Server,
+  type ServerHttp2Stream,
+} from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,7 +14,7 @@ import { APP_A, APP_B, type Backend, curl, httpBackend, type ProxyLab, startProx
 
 let lab: ProxyLab;
 const backends: Backend[] = [];
-let h2Server: ReturnType<typeof createH2cServer>;
+let h2Server: Http2Server;
 let wss: WebSocketServer;
 
 beforeAll(async () => {
@@ -22,7 +27,8 @@ beforeAll(async () => {
     await httpBackend("b-8080", "127.0.1.4", 8080),
   );
   h2Server = createH2cServer();
-  h2Server.on("stream", (stream, headers) => {
+  // @types/node 26 types the event with the session-level Http2Stream; a server stream it is.
+  h2Server.on("stream", (stream: ServerHttp2Stream, headers) => {
     stream.respond({ ":status": 200, "content-type": "application/grpc", "x-path": String(headers[":path"]) });
     stream.end("h2-ok");
   });

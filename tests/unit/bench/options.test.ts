@@ -11,6 +11,8 @@ describe("npm run bench's options", () => {
       workers: 1,
       attemptDelay: undefined,
       base: undefined,
+      baseNode: undefined,
+      idleGroups: undefined,
       unitFlags: true,
       complete: true,
     });
@@ -29,6 +31,8 @@ describe("npm run bench's options", () => {
     [["--instances", "3"]],
     [["--attempt-delay", "250ms"]],
     [["--workers", "2"]],
+    [["--base-node", "/usr/bin/node"]],
+    [["--idle-groups", "X25519MLKEM768:X25519"]],
   ])("%j is not a complete run (writes quick.* or partial.*)", (argv) => {
     expect(parseBenchOptions(argv).complete).toBe(false);
   });
@@ -45,6 +49,13 @@ describe("npm run bench's options", () => {
     expect([...o.targetNames]).toEqual(["ours", "base"]);
     expect(o.base).toBe("HEAD~1");
     expect(o.attemptDelay).toBe("250ms");
+  });
+
+  it("--base-node adds the base target: ours' code on another node binary", () => {
+    const o = parseBenchOptions(["--base-node", "/usr/bin/node", "--targets", "haproxy,ours"]);
+    expect([...o.targetNames]).toEqual(["haproxy", "ours", "base"]);
+    expect(o.base).toBeUndefined();
+    expect(o.baseNode).toBe("/usr/bin/node");
   });
 
   it("reports every bad option at once", () => {

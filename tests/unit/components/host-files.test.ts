@@ -19,6 +19,7 @@ import {
   HOST_PATHS,
   heredoc,
   hostLayout,
+  NODE_MAJOR,
   outermostPaths,
   probeAddress,
 } from "../../../components/host-layout.js";
@@ -166,10 +167,14 @@ describe("host scripts", () => {
     },
   );
 
-  it("setup installs node only when missing or older than 20, and makes 0700 service directories", () => {
-    const setup = setupScript(us, 22);
-    expect(setup).toContain('if [ "$node_major" -lt 20 ]; then');
-    expect(setup).toContain("https://deb.nodesource.com/node_22.x nodistro main");
+  it("setup installs the chosen Node major when node is missing or older, and makes 0700 service directories", () => {
+    const setup = setupScript(us);
+    expect(NODE_MAJOR).toBe(26);
+    expect(setup).toContain('if [ "$node_major" -lt 26 ]; then');
+    expect(setup).toContain("https://deb.nodesource.com/node_26.x nodistro main");
+    // A node shadowing the installed one (e.g. in /usr/local/bin) fails the setup, not the service.
+    expect(setup).toContain('[ "$node_major" -ge 26 ] || {');
+    expect(setupScript(us, 28)).toContain('if [ "$node_major" -lt 28 ]; then');
     expect(setup).toContain(
       "apt_install ca-certificates curl gnupg iproute2 nftables wireguard-tools",
     );
@@ -177,11 +182,11 @@ describe("host scripts", () => {
     expect(setup).toContain(
       "install -d -m 0700 -o gateway -g gateway /etc/gateway /var/lib/gateway\n",
     );
-    expect(() => setupScript(us, 18)).toThrow("nodeMajor must be an integer >= 20, got 18");
+    expect(() => setupScript(us, 24)).toThrow("nodeMajor must be an integer >= 26, got 24");
   });
 
   it("setup writes the kernel settings to sysctl.d for boot and applies them at once", () => {
-    const setup = setupScript(us, 22);
+    const setup = setupScript(us);
     expect(sysctlFile()).toContain("\nnet.ipv4.tcp_tw_reuse = 1\n");
     expect(setup).toContain(
       `cat > /etc/sysctl.d/60-gateway.conf <<'GATEWAY_SYSCTL'\n${sysctlFile()}GATEWAY_SYSCTL\n`,

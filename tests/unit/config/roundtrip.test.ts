@@ -19,7 +19,8 @@ const duration = fc
   })
   .map((parts) => parts.map(([n, unit]) => `${n}${unit}`).join(""));
 const secret = fc.string({ minLength: 1, maxLength: 40, unit: "grapheme" });
-const ports = fc.uniqueArray(fc.integer({ min: 1, max: 65535 }), { minLength: 3, maxLength: 3 });
+// The RPC, TLS, admin and http redirect ports: a config may not use one TCP port twice.
+const ports = fc.uniqueArray(fc.integer({ min: 1, max: 65535 }), { minLength: 4, maxLength: 4 });
 
 const configs = fc
   .record({
@@ -42,6 +43,7 @@ const configs = fc
     put("port", g.ports[0]);
     put("core.proxy.listen_port", g.ports[1]);
     put("core.admin.port", g.ports[2]);
+    put("core.proxy.http_port", g.ports[3]);
     put("core.proxy.base_domain", g.baseDomain);
     put("core.rpc_domain", g.rpcDomain);
     put("keep_alive", g.keepAlive);
