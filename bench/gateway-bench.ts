@@ -26,7 +26,7 @@ import { type GatewayConfig, parseGatewayConfig } from "../gateway-runtime/confi
 import { createLogger, type Logger } from "../gateway-runtime/log/index.js";
 import { startDataPlane } from "../gateway-runtime/proxy/index.js";
 import { MemoryDirectory } from "../gateway-runtime/registry/index.js";
-import { minimalConfig, withKey } from "../tests/helpers/config.js";
+import { minimalConfig, withKey } from "../testkit/config.js";
 import { reportMemoryOnSignal, stopSignal } from "./lib/entry.js";
 import { freePort } from "./lib/net.js";
 

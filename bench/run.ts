@@ -19,7 +19,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createCa, issueLeaf } from "../tests/helpers/certs.js";
+import { createCa, issueLeaf } from "../testkit/certs.js";
 import { buildBaseGateway, buildBench } from "./lib/build.js";
 import { runControlPlane, runRouteBench } from "./lib/standalone.js";
 import { ratioChart } from "./lib/chart.js";

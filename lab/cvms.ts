@@ -6,7 +6,7 @@ import {
   createTestCa,
   issueRaTlsCert,
   type TestCert,
-} from "../tests/helpers/ra-tls.js";
+} from "../testkit/ra-tls.js";
 import type { LabAcme } from "./acme.js";
 import { alive, daemon, sh, step, stopDaemon, waitUntil } from "./exec.js";
 import { labNode } from "./node.js";

@@ -27,7 +27,7 @@ import { prefixedRunner } from "../../gateway-runtime/wg/exec.js";
 import { generateWgKeyPair } from "../../gateway-runtime/wg/keys.js";
 import { WireGuardManager } from "../../gateway-runtime/wg/manager.js";
 import { parseWgDump } from "../../gateway-runtime/wg/render.js";
-import { cleanupStale, NetnsHarness } from "../../tests/helpers/netns.js";
+import { cleanupStale, NetnsHarness } from "../../testkit/netns.js";
 import { print, round } from "./print.js";
 
 const { values: args } = parseArgs({

@@ -12,10 +12,10 @@ import { copyFile, readFile, rm, stat } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { issueLeaf } from "../helpers/certs.js";
+import { issueLeaf } from "../../testkit/certs.js";
 import { type LabCvm, RegistrationLab, HTTP_PORT, GATEWAY_IP } from "../helpers/e2e-lab.js";
 import { until } from "../helpers/poll.js";
-import { processesMatching } from "../helpers/netns.js";
+import { processesMatching } from "../../testkit/netns.js";
 
 const APP_A = "a0".repeat(20);
 const APP_B = "b0".repeat(20);

@@ -11,10 +11,10 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateWgKeyPair } from "../../gateway-runtime/wg/keys.js";
-import { createCa, issueLeaf, type LeafCert, TEST_DOMAIN, type TestCa } from "./certs.js";
-import { cleanupStale, NetnsHarness, type NsProcess } from "./netns.js";
+import { createCa, issueLeaf, type LeafCert, TEST_DOMAIN, type TestCa } from "../../testkit/certs.js";
+import { cleanupStale, NetnsHarness, type NsProcess } from "../../testkit/netns.js";
 import { until } from "./poll.js";
-import { appInfoSpec, createTestCa, issueRaTlsCert, type TestCert } from "./ra-tls.js";
+import { appInfoSpec, createTestCa, issueRaTlsCert, type TestCert } from "../../testkit/ra-tls.js";
 
 export const BUNDLE = new URL("../../dist/gateway.mjs", import.meta.url).pathname;
 export const GATEWAY_IP = "192.0.2.1";

@@ -5,9 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { describe, expect, it } from "vitest";
-import { createCa, issueLeaf, TEST_DOMAIN } from "../helpers/certs.js";
+import { createCa, issueLeaf, TEST_DOMAIN } from "../../testkit/certs.js";
 import { freePort } from "../helpers/process.js";
-import { minimalConfig, SEED_TOML, withKey } from "../helpers/config.js";
+import { minimalConfig, withKey } from "../../testkit/config.js";
+import { SEED_TOML } from "../helpers/seed.js";
 
 // A copy outside the repository: the bundle must run with plain node and no node_modules near it.
 const bundle = join(mkdtempSync(join(tmpdir(), "bundle-")), "gateway.mjs");

@@ -11,7 +11,7 @@ import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { probe, readLineUntil } from "../../../bench/lib/net.js";
 import { BUNDLE_OPTIONS } from "../../../scripts/bundle-options.mjs";
-import { createCa, issueLeaf, type TestCa } from "../../helpers/certs.js";
+import { createCa, issueLeaf, type TestCa } from "../../../testkit/certs.js";
 import { stopChild } from "../../helpers/process.js";
 
 /**

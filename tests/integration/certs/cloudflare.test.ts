@@ -13,7 +13,7 @@ import { unquoteTxtContent } from "../../../gateway-runtime/certs/dns/cloudflare
 import { parseGatewayConfig } from "../../../gateway-runtime/config/index.js";
 import { silentLogger } from "../../../gateway-runtime/log/index.js";
 import { type CloudflareFake, startCloudflareFake } from "../../helpers/cloudflare-fake.js";
-import { minimalConfig, withKey } from "../../helpers/config.js";
+import { minimalConfig, withKey } from "../../../testkit/config.js";
 import { startDnsServer, type TestDnsServer } from "../../helpers/dns-server.js";
 import { type Pebble, startPebble } from "../../helpers/pebble.js";
 

@@ -11,7 +11,7 @@ import type { CertificateManager, CheckOutcome } from "../../../gateway-runtime/
 import { CertStore } from "../../../gateway-runtime/certs/store.js";
 import { createLogger } from "../../../gateway-runtime/log/index.js";
 import { TlsTerminator } from "../../../gateway-runtime/proxy/terminate.js";
-import { createCa, issueLeaf, type TestCa } from "../../helpers/certs.js";
+import { createCa, issueLeaf, type TestCa } from "../../../testkit/certs.js";
 import { startDnsServer, type TestDnsServer } from "../../helpers/dns-server.js";
 import { type Pebble, startPebble } from "../../helpers/pebble.js";
 import { CHALLENGE, type CertLab, NAMES, startCertLab } from "./harness.js";

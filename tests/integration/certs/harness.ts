@@ -12,7 +12,7 @@ import {
 import { type GatewayConfig, parseGatewayConfig } from "../../../gateway-runtime/config/index.js";
 import { silentLogger } from "../../../gateway-runtime/log/index.js";
 import { type BindServer, startBind } from "../../helpers/bind.js";
-import { minimalConfig, withKey } from "../../helpers/config.js";
+import { minimalConfig, withKey } from "../../../testkit/config.js";
 import { type Pebble, type PebbleOptions, startPebble } from "../../helpers/pebble.js";
 
 export const BASE = "app.test.example";

@@ -3,7 +3,7 @@ import { request } from "node:http";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeProxyV2 } from "../../../gateway-runtime/proxy/proxy-protocol.js";
-import { issueLeaf } from "../../helpers/certs.js";
+import { issueLeaf } from "../../../testkit/certs.js";
 import { until } from "../../helpers/poll.js";
 import { silentAddress } from "../../helpers/silent.js";
 import {

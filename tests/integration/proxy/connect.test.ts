@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConnectError, raceConnect } from "../../../gateway-runtime/proxy/connect.js";
 import { pooledSmallBuffers } from "../../../gateway-runtime/proxy/read-buffers.js";
 import type { Instance } from "../../../gateway-runtime/registry/index.js";
-import { run } from "../../helpers/netns.js";
+import { run } from "../../../testkit/netns.js";
 import { freePort } from "../../helpers/process.js";
 import { silentAddress } from "../../helpers/silent.js";
 

@@ -6,8 +6,8 @@ import { parseGatewayConfig, type GatewayConfig } from "../../../gateway-runtime
 import { createLogger, silentLogger } from "../../../gateway-runtime/log/index.js";
 import { type DataPlane, startDataPlane } from "../../../gateway-runtime/proxy/index.js";
 import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
-import { createCa, issueLeaf, TEST_DOMAIN, type TestCa } from "../../helpers/certs.js";
-import { minimalConfig, withKey } from "../../helpers/config.js";
+import { createCa, issueLeaf, TEST_DOMAIN, type TestCa } from "../../../testkit/certs.js";
+import { minimalConfig, withKey } from "../../../testkit/config.js";
 import { startDnsServer, type TestDnsServer } from "../../helpers/dns-server.js";
 
 export { TEST_DOMAIN };

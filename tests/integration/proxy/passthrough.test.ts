@@ -1,6 +1,6 @@
 import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createCa, issueLeaf, type TestCa } from "../../helpers/certs.js";
+import { createCa, issueLeaf, type TestCa } from "../../../testkit/certs.js";
 import { APP_A, APP_B, type Backend, curl, httpBackend, type ProxyLab, run, startProxyLab, TEST_DOMAIN } from "./harness.js";
 
 let lab: ProxyLab;

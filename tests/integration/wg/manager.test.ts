@@ -23,7 +23,7 @@ import {
   NetnsHarness,
   processesMatching,
   run,
-} from "../../helpers/netns.js";
+} from "../../../testkit/netns.js";
 import { until } from "../../helpers/poll.js";
 
 const TOOLS: [string, string[], string][] = [

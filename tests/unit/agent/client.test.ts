@@ -12,8 +12,8 @@ import { GatewayError } from "../../../gateway-runtime/errors.js";
 import type { RegisterCvmRequest } from "../../../gateway-runtime/registration/wire.js";
 import { RpcServer } from "../../../gateway-runtime/rpc/server.js";
 import { generateWgKeyPair } from "../../../gateway-runtime/wg/keys.js";
-import { createCa, issueLeaf, type LeafCert, type TestCa } from "../../helpers/certs.js";
-import { appInfoSpec, createTestCa, issueRaTlsCert, type TestCert } from "../../helpers/ra-tls.js";
+import { createCa, issueLeaf, type LeafCert, type TestCa } from "../../../testkit/certs.js";
+import { appInfoSpec, createTestCa, issueRaTlsCert, type TestCert } from "../../../testkit/ra-tls.js";
 
 const APP = "aa".repeat(20);
 const gwKeys = generateWgKeyPair();

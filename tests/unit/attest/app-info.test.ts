@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { appInfoJson, decodeAppInfo } from "../../../gateway-runtime/attest/app-info.js";
 import { decodeMsgpack, MsgpackError } from "../../../gateway-runtime/attest/msgpack.js";
 import { GatewayError } from "../../../gateway-runtime/errors.js";
-import { appInfoSpec, encodeAppInfo, type MsgIn, msgpack } from "../../helpers/ra-tls.js";
+import { appInfoSpec, encodeAppInfo, type MsgIn, msgpack } from "../../../testkit/ra-tls.js";
 
 /** What decodeMsgpack gives back for an encoder input (objects become Maps). */
 function expected(v: MsgIn): unknown {

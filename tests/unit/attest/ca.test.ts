@@ -8,7 +8,7 @@ import {
   issueRaTlsCert,
   raTlsExt,
   SERVER_AUTH,
-} from "../../helpers/ra-tls.js";
+} from "../../../testkit/ra-tls.js";
 
 const APP = "3763bc34552cf3a27ff71ad5f7a90471562a1a2d";
 const INSTANCE = "c3714eb66990eace777b4e664c16e09375dec4c9";

@@ -16,7 +16,7 @@ import {
   oid,
   raTlsExt,
   tlv,
-} from "../../helpers/ra-tls.js";
+} from "../../../testkit/ra-tls.js";
 
 const ca = createTestCa();
 

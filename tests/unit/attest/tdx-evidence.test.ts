@@ -13,7 +13,7 @@ import { quoteReportData, tdxEvidence } from "../../../gateway-runtime/attest/td
 import { decodeVersionedAttestation } from "../../../gateway-runtime/attest/tdx/scale.js";
 import { parseTdReport } from "../../../gateway-runtime/attest/tdx/verifier.js";
 import { GatewayError } from "../../../gateway-runtime/errors.js";
-import { createTestCa, issueRaTlsCert, OID, raTlsExt } from "../../helpers/ra-tls.js";
+import { createTestCa, issueRaTlsCert, OID, raTlsExt } from "../../../testkit/ra-tls.js";
 import { compact, eventLogJson, scaleAttestation } from "./tdx-encoders.js";
 import { fixtureQuoteReport } from "./pccs.js";
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CertError } from "../../../gateway-runtime/certs/errors.js";
 import { configuredCheckServers, waitForTxt } from "../../../gateway-runtime/certs/propagation.js";
 import { parseGatewayConfig } from "../../../gateway-runtime/config/index.js";
-import { minimalConfig, withKey } from "../../helpers/config.js";
+import { minimalConfig, withKey } from "../../../testkit/config.js";
 import { startDnsServer, type TestDnsServer } from "../../helpers/dns-server.js";
 
 const NAME = "_acme-challenge.app.test.example";

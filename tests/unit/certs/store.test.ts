@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { archiveName, CertStore } from "../../../gateway-runtime/certs/store.js";
-import { createCa, issueLeaf } from "../../helpers/certs.js";
+import { createCa, issueLeaf } from "../../../testkit/certs.js";
 
 const ca = createCa();
 const root = mkdtempSync(join(tmpdir(), "gw-store-"));

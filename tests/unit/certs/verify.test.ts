@@ -6,7 +6,7 @@ import {
   splitPemChain,
   verifyCertificate,
 } from "../../../gateway-runtime/certs/verify.js";
-import { createCa, issueLeaf, TEST_SANS } from "../../helpers/certs.js";
+import { createCa, issueLeaf, TEST_SANS } from "../../../testkit/certs.js";
 
 const ca = createCa();
 const other = createCa();

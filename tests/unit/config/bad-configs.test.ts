@@ -4,7 +4,7 @@ import {
   parseConfigText,
   parseGatewayConfig,
 } from "../../../gateway-runtime/config/index.js";
-import { minimalConfig, withKey } from "../../helpers/config.js";
+import { minimalConfig, withKey } from "../../../testkit/config.js";
 
 function problemsOf(raw: unknown): { path: string; message: string }[] {
   try {

@@ -9,7 +9,7 @@ import {
   requireHostFiles,
 } from "../../../gateway-runtime/config/index.js";
 import { fieldsOf } from "../../../gateway-runtime/config/walk.js";
-import { minimalConfig, withKey } from "../../helpers/config.js";
+import { minimalConfig, withKey } from "../../../testkit/config.js";
 
 const parse = (raw: Record<string, unknown>) => parseGatewayConfig(raw, "test");
 const set = (raw: Record<string, unknown>, pairs: Record<string, unknown>) =>

@@ -7,7 +7,8 @@ import {
   serializeConfig,
   toConfigObject,
 } from "../../../gateway-runtime/config/index.js";
-import { minimalConfig, SEED_TOML, withKey } from "../../helpers/config.js";
+import { minimalConfig, withKey } from "../../../testkit/config.js";
+import { SEED_TOML } from "../../helpers/seed.js";
 import { readFileSync } from "node:fs";
 
 const label = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?$/);

@@ -5,7 +5,7 @@ import {
   parseDuration,
   toRedactedObject,
 } from "../../../gateway-runtime/config/index.js";
-import { SEED_TOML } from "../../helpers/config.js";
+import { SEED_TOML } from "../../helpers/seed.js";
 
 describe("the seed gateway.toml", () => {
   const config = loadConfigFile(SEED_TOML);

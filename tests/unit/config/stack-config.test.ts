@@ -10,7 +10,7 @@ import {
   serializeConfig,
 } from "../../../gateway-runtime/config/index.js";
 import { generateWgKeyPair } from "../../../gateway-runtime/wg/keys.js";
-import { withKey } from "../../helpers/config.js";
+import { withKey } from "../../../testkit/config.js";
 
 const stacksDir = new URL("../../../stacks/", import.meta.url).pathname;
 const stackFiles = readdirSync(stacksDir).filter((f) => /^Pulumi\.[a-z]+\.yaml$/.test(f));

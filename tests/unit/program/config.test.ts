@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../../../gateway-runtime/config/index.js";
 import { planMocks } from "../../helpers/pulumi-mocks.js";
-import { minimalConfig, withKey } from "../../helpers/config.js";
+import { minimalConfig, withKey } from "../../../testkit/config.js";
 
 // Mocks must be in place before the program builds anything.
 beforeAll(() => {

@@ -14,7 +14,7 @@ import {
   TlsTerminator,
 } from "../../../gateway-runtime/proxy/terminate.js";
 import type { AlpnMode } from "../../../gateway-runtime/proxy/tls-options.js";
-import { createCa, issueLeaf, type LeafCert, type TestCa } from "../../helpers/certs.js";
+import { createCa, issueLeaf, type LeafCert, type TestCa } from "../../../testkit/certs.js";
 
 export type Outcome = { ok: true; socket: tls.TLSSocket } | { ok: false; error: TerminateError };
 export interface Gateway {

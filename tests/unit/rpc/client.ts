@@ -1,7 +1,7 @@
 /** A node:https client for the RPC tests: presents a client certificate, trusts the test CA. */
 import { type Agent, request } from "node:https";
 import { connect, type TLSSocket } from "node:tls";
-import type { TestCert } from "../../helpers/ra-tls.js";
+import type { TestCert } from "../../../testkit/ra-tls.js";
 
 export const SERVERNAME = "rpc.app.test.example";
 

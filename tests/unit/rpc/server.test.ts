@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { authorize } from "../../../gateway-runtime/auth/authorize.js";
 import { RpcServer, type RpcServerOptions } from "../../../gateway-runtime/rpc/index.js";
-import { createCa, issueLeaf, type TestCa } from "../../helpers/certs.js";
+import { createCa, issueLeaf, type TestCa } from "../../../testkit/certs.js";
 import { openFdCount, waitForFds } from "../../helpers/fds.js";
 import {
   appInfoSpec,
@@ -12,7 +12,7 @@ import {
   issueRaTlsCert,
   raTlsExt,
   type TestCert,
-} from "../../helpers/ra-tls.js";
+} from "../../../testkit/ra-tls.js";
 import { APP, CONFIG, HOUR, type Harness, harness } from "../registration/harness.js";
 import { wgKey } from "../registry/net.js";
 import { type CallOptions, call, rawTls, SERVERNAME } from "./client.js";

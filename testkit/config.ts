@@ -1,6 +1,5 @@
-import { generateWgKeyPair } from "../../gateway-runtime/wg/keys.js";
+import { generateWgKeyPair } from "../gateway-runtime/wg/keys.js";
 
-export const SEED_TOML = new URL("../fixtures/seed/gateway.toml", import.meta.url).pathname;
 
 const keys = generateWgKeyPair();
 
