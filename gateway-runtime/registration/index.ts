@@ -1,7 +1,6 @@
 export {
   type DirectoryWriter,
   type PeerApplier,
-  type PeerCertificate,
   type RegisterOutcome,
   RegistrationService,
   type RegistrationServiceOptions,
@@ -19,5 +18,6 @@ export {
   type RegisterCvmResponse,
   registerCvmRequestSchema,
   type WireGuardPeer,
-} from "./wire.js";
+} from "../rpc/wire.js";
+export type { PeerCertificate } from "../rpc/server.js";
 export { type Registration, startRegistration } from "./start.js";

@@ -24,7 +24,8 @@ import type {
   RegisterCvmRequest,
   RegisterCvmResponse,
   WireGuardPeer,
-} from "./wire.js";
+} from "../rpc/wire.js";
+import type { PeerCertificate } from "../rpc/server.js";
 
 /** One CVM as a WireGuard peer of this gateway (`AllowedIPs = <ip>/32`). */
 export interface WgPeer {
@@ -46,12 +47,6 @@ export interface DirectoryWriter {
 }
 
 /** The client certificate of the TLS connection a request came in on. */
-export interface PeerCertificate {
-  readonly der: Buffer;
-  /** Certificates the client sent after its own, leaf first. */
-  readonly chain: readonly Buffer[];
-}
-
 export interface RegistrationSettings {
   readonly agent: GuestAgentConfig;
   /** This gateway as a WireGuard peer of CVMs. */

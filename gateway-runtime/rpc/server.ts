@@ -15,21 +15,28 @@ import { constants } from "node:crypto";
 import type { DetailedPeerCertificate, TLSSocket } from "node:tls";
 import { GatewayError } from "../errors.js";
 import type { Logger } from "../log/index.js";
-import type { PeerCertificate, RegisterOutcome } from "../registration/service.js";
 import {
   type InfoResponse,
   type RegisterCvmRequest,
+  type RegisterCvmResponse,
   registerCvmRequestSchema,
-} from "../registration/wire.js";
+} from "./wire.js";
 import { isWgKey } from "../wg/keys.js";
 import { readBody, rpcError, sendJson, statusFor } from "./http.js";
+
+/** The client certificate a CVM presented: its own (DER), then the rest of the chain it sent. */
+export interface PeerCertificate {
+  readonly der: Buffer;
+  /** Certificates the client sent after its own, leaf first. */
+  readonly chain: readonly Buffer[];
+}
 
 /** What the server calls; `RegistrationService` implements it. */
 export interface RegistrationHandler {
   register(
     cert: PeerCertificate,
     req: RegisterCvmRequest,
-  ): Promise<Pick<RegisterOutcome, "response">>;
+  ): Promise<{ readonly response: RegisterCvmResponse }>;
   info(): InfoResponse;
 }
 

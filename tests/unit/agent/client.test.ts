@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentRpcError, registerCvm, registerUrl } from "../../../gateway-runtime/agent/client.js";
 import { planFromResponse } from "../../../gateway-runtime/agent/plan.js";
 import { GatewayError } from "../../../gateway-runtime/errors.js";
-import type { RegisterCvmRequest } from "../../../gateway-runtime/registration/wire.js";
+import type { RegisterCvmRequest } from "../../../gateway-runtime/rpc/wire.js";
 import { RpcServer } from "../../../gateway-runtime/rpc/server.js";
 import { generateWgKeyPair } from "../../../gateway-runtime/wg/keys.js";
 import { createCa, issueLeaf, type LeafCert, type TestCa } from "../../../testkit/certs.js";
