@@ -1,5 +1,5 @@
 /**
- * Custom domains (DESIGN §2): an SNI outside the base domain names an app through a TXT record
+ * Custom domains (ARCHITECTURE.md "Custom domains"): an SNI outside the base domain names an app through a TXT record
  * `<prefix>.<sni>` (then `<legacyPrefix>.<sni>`) whose value is `<app-id>:<port>`. The record
  * picks an app, never an address; the caller routes it as passthrough.
  *

@@ -1,5 +1,5 @@
 /**
- * TLS termination for the :443 listener (DESIGN.md §2, §4). The gateway has already read the
+ * TLS termination for the :443 listener (ARCHITECTURE.md "Request path"). The gateway has already read the
  * ClientHello from the plain socket to route by SNI; `terminate` replays those bytes into a
  * server-side TLSSocket (`unshift` on the paused socket; Node feeds a socket's buffered bytes to
  * the TLS layer before it reads from the handle), so the native TCP handle is wrapped

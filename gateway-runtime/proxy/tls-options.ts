@@ -1,5 +1,5 @@
 /**
- * The TLS policy of the terminating :443 listener (DESIGN.md §2, §7): versions, AEAD-only
+ * The TLS policy of the terminating :443 listener (ARCHITECTURE.md "Request path"): versions, AEAD-only
  * ciphers, key-exchange groups, no renegotiation, ALPN per route mode, the session ticket
  * keys, and the checks a certificate and key pass before use. Pure values and small pieces with
  * no I/O; `terminate.ts` puts them together.
@@ -217,7 +217,7 @@ class IvPool {
  * the current or the previous key are accepted, and either one is answered with a fresh ticket.
  * The fresh ticket matters for TLS 1.3: by default Node (OpenSSL) sends no new ticket after a
  * resumed handshake, so clients that use each ticket once get a full handshake every other
- * time (DESIGN.md §7). Node's public `ticketKeys` takes exactly one 48-byte key, with no
+ * time (ARCHITECTURE.md "Platform facts"). Node's public `ticketKeys` takes exactly one 48-byte key, with no
  * previous key; when the native hook is missing (a future Node) `attach` returns false and the
  * caller falls back to `currentKeys()` in the context options and a new context at rotation.
  */
