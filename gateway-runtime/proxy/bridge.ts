@@ -18,8 +18,7 @@
  *   only moves a timestamp; when the timer fires it settles or re-arms for what is left.
  * - No closures per connection: the socket listeners are shared functions that find their
  *   bridge through the socket (`kFlow`). An idle connection holds the bridge, its two flows
- *   and nothing else of ours (a closure-per-listener version held ~18 closures and their
- *   contexts, about 1.5 KiB per connection).
+ *   and nothing else of ours: closures per listener would be memory on every idle connection.
  *
  * The bridge owns both sockets from the call on: the caller has removed its own `data` and
  * `readable` listeners and hands over any bytes it already read as `initial`.
