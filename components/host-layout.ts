@@ -27,8 +27,8 @@ export const HOST_PATHS = {
  * local port whose last connection to the same CVM address and port is still in TIME_WAIT (older
  * than a second; TCP timestamps tell the two apart). The gateway sends the first FIN whenever
  * the client ends a connection before the CVM does, and each such close holds its local port
- * for a minute: without reuse, connections closed that way to one CVM port are limited to about
- * 470 a second (28,232 local ports over 60 s).
+ * for a minute: without reuse, connections closed that way to one CVM port are limited to the
+ * local port range per minute (BENCHMARKS.md, "Several instances").
  * Linux's default, 2, allows reuse on loopback only; WireGuard addresses are not loopback.
  */
 export const HOST_SYSCTLS: readonly { key: string; value: string; why: string }[] = [
@@ -42,8 +42,7 @@ export const HOST_SYSCTLS: readonly { key: string; value: string; why: string }[
 /**
  * Node flags the gateway runs with (the unit's ExecStart; `npm run bench` measures ours with the
  * same). `--single-threaded-gc`: V8's parallel GC helpers only add futex wake-ups for a
- * one-thread proxy; without them passthrough CPU per MiB fell by 38 % and the p99 of an
- * established connection improved (BENCHMARKS.md, suggestion 1).
+ * one-thread proxy, costing CPU and tail latency (BENCHMARKS.md has the A/B).
  */
 export const NODE_FLAGS: readonly string[] = ["--single-threaded-gc"];
 

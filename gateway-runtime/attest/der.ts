@@ -1,7 +1,7 @@
 /**
  * Just enough strict DER reading to take an X.509 certificate apart: the exact bytes of its
  * SubjectPublicKeyInfo (RA-TLS hashes them into the quote's report_data, so a re-encoding would
- * not do) and its extensions by OID. Node exposes neither (DESIGN §7). Pure, no I/O.
+ * not do) and its extensions by OID. Node's X509Certificate exposes neither. Pure, no I/O.
  */
 import { GatewayError } from "../errors.js";
 

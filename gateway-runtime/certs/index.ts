@@ -1,5 +1,5 @@
 /**
- * Certificates (DESIGN.md §4): one wildcard certificate per region via ACME DNS-01, renewed in
+ * Certificates (ARCHITECTURE.md "State on a host"): one wildcard certificate per region via ACME DNS-01, renewed in
  * the background, swapped into the proxy without dropping connections.
  */
 export { caaRecords, caaValue, caIdentifier } from "./caa.js";

@@ -1,9 +1,10 @@
 /**
- * The byte bridge between a client and the backend the gateway picked (DESIGN §2), for TLS
- * passthrough (the client is the raw TCP socket) and after termination (a `tls.TLSSocket`).
+ * The byte bridge between a client and the backend the gateway picked (ARCHITECTURE.md
+ * "Request path"), for TLS passthrough (the client is the raw TCP socket) and after
+ * termination (a `tls.TLSSocket`).
  *
  * Not `pipe()`/`pipeline()`: `pipe()` leaves a reader paused when the other side closes first,
- * so its own close is never read and descriptors leak (DESIGN §7). Here:
+ * so its own close is never read and its descriptor leaks. Here:
  * - Backpressure: a direction pauses its reader when `write()` returns false and resumes on
  *   `drain`, so a writable holds at most its high-water mark plus one chunk.
  * - Half-close: when one side ends, the other side's writable is ended and the other direction
@@ -17,8 +18,7 @@
  *   only moves a timestamp; when the timer fires it settles or re-arms for what is left.
  * - No closures per connection: the socket listeners are shared functions that find their
  *   bridge through the socket (`kFlow`). An idle connection holds the bridge, its two flows
- *   and nothing else of ours (a closure-per-listener version held ~18 closures and their
- *   contexts, about 1.5 KiB per connection).
+ *   and nothing else of ours: closures per listener would be memory on every idle connection.
  *
  * The bridge owns both sockets from the call on: the caller has removed its own `data` and
  * `readable` listeners and hands over any bytes it already read as `initial`.

@@ -1,10 +1,10 @@
 /**
- * Pure, incremental reader of a TLS ClientHello, for a proxy that peeks at a socket to route
- * by SNI (DESIGN.md §2). The caller passes every byte received so far and calls again with a
- * longer buffer while the answer is "need-more". The handshake message may be split across
- * any number of TLS records and any number of reads; it is reassembled from consecutive
- * handshake records. Nothing is read past the input, and a verdict is given as soon as the
- * bytes present prove the input can never become a valid ClientHello.
+ * Pure, incremental reader of a TLS ClientHello, for a proxy that peeks at a socket to route by
+ * SNI (ARCHITECTURE.md "Request path"). The caller passes every byte received so far and calls
+ * again with a longer buffer while the answer is "need-more". The handshake message may be split
+ * across any number of TLS records and any number of reads; it is reassembled from consecutive
+ * handshake records. Nothing is read past the input, and a verdict is given as soon as the bytes
+ * present prove the input can never become a valid ClientHello.
  */
 import { Buffer } from "node:buffer";
 import { GatewayError } from "../errors.js";

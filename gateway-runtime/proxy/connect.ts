@@ -40,8 +40,8 @@ function dropSilent(this: Socket): void {
  * A candidate still connecting when the race ended. Closing it now would often send a FIN on a
  * connection the kernel has already set up (its SYN-ACK arrived with the winner's), and the
  * side that sends the first FIN keeps the pair in TIME_WAIT for a minute: two per new
- * connection under the race, which runs out the local ports to a CVM at a few hundred new
- * connections a second (BENCHMARKS.md, "Several instances"). So it is reset once it connects
+ * connection under the race, which runs out the local ports to a CVM under load
+ * (BENCHMARKS.md, "Several instances"). So it is reset once it connects
  * (RST: no TIME_WAIT on either side, no half-open connection left on the CVM), or dropped if it
  * has not connected within `timeoutMs` (a connect that never completed leaves nothing behind).
  * It does not hold the process open meanwhile.

@@ -1,13 +1,14 @@
 /**
- * Custom domains (DESIGN §2): an SNI outside the base domain names an app through a TXT record
- * `<prefix>.<sni>` (then `<legacyPrefix>.<sni>`) whose value is `<app-id>:<port>`. The record
- * picks an app, never an address; the caller routes it as passthrough.
+ * Custom domains (ARCHITECTURE.md "Custom domains"): an SNI outside the base domain names an app
+ * through a TXT record `<prefix>.<sni>` (then `<legacyPrefix>.<sni>`) whose value is
+ * `<app-id>:<port>`. The record picks an app, never an address; the caller routes it as
+ * passthrough.
  *
  * Decisions:
  * - `node:dns/promises` has no TTL for TXT answers (`resolveTxt` returns strings only, and
  *   `resolveAny` drops TTLs on TXT), so a positive answer is kept for exactly `ttlCapMs`
- *   whatever the record's TTL. Node 20 runs c-ares 1.34 with its query cache off (measured: a
- *   TTL-300 record is queried again on every `resolveTxt`), so this cache is the only one.
+ *   whatever the record's TTL. Node's c-ares keeps no query cache (a TTL-300 record is
+ *   queried again on every `resolveTxt`), so this cache is the only one.
  * - No record (NXDOMAIN/NODATA) and malformed records are cached for `negativeTtlMs`, so a bad
  *   or absent record costs one query per name per negative TTL, not one per connection.
  * - DNS failures (timeout, SERVFAIL, refused...) are not cached; coalescing keeps them to one

@@ -1,7 +1,7 @@
 /**
  * PROXY protocol version 2 header (HAProxy's proxy-protocol.txt §2.2), sent to a backend before
- * the client's bytes so the app learns the client's address (DESIGN §2: dstack gives backends no
- * client IP; apps opt in per port through `port_policy`).
+ * the client's bytes so the app learns the client's address (dstack gives backends no client
+ * IP); sent when `core.proxy.proxy_protocol` or the app's `app_overrides` says so.
  *
  * Layout: 12-byte signature, version/command `0x21` (v2, PROXY), family/transport `0x11` (TCP
  * over IPv4) or `0x21` (TCP over IPv6), a big-endian 16-bit length of what follows, then source

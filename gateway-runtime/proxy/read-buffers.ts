@@ -1,24 +1,22 @@
 /**
  * Reads of a backend socket into reused buffers (net's `onread`), for passthrough. By default
- * Node allocates a fresh 64 KiB buffer for every read; moving a 1 MiB download that way hands
- * V8 sixteen external buffers to chase, and the collections they trigger cost about a tenth of
- * the proxy's time (BENCHMARKS.md, (d)). Here a read lands in the buffer of the previous one
- * when the bytes of that one are gone: written to the client synchronously, which is the
- * common case on a socket that keeps up.
+ * Node allocates a fresh 64 KiB buffer for every read, and the external memory that piles up
+ * makes V8 collect garbage on a busy download (BENCHMARKS.md, (d)). Here a read lands in the
+ * buffer of the previous one when the bytes of that one are gone: written to the client
+ * synchronously, which is the common case on a socket that keeps up.
  *
  * The consumer says when a chunk is still referenced (queued in a writable) with `retain()`;
  * the next read then gets another buffer, and the retained one is left to the GC.
  *
  * A socket's own 4 KiB buffer comes from a second pool and goes back to it when the socket
- * closes: with a new connection per request, a fresh one per connection was 4 KiB of external
- * memory per connection for V8 to account for and collect.
+ * closes, so a new connection per request adds no external memory for V8 to collect.
  *
  * Memory: a socket always holds the buffer its next read lands in. After a read that filled
  * its buffer that is a 64 KiB one borrowed from a shared pool (more is likely waiting); after
  * any shorter read it is a 4 KiB one, the large one going back to the pool (the connection may
  * now sit idle). So an idle connection holds 4 KiB, or 64 KiB in the rare case that its last
- * read ended exactly on a buffer's end. Keeping the large buffer after a short read too saved
- * another ~3 % in (d), but would leave 64 KiB on every connection idle after a mid-sized reply.
+ * read ended exactly on a buffer's end. Keeping the large buffer after a short read too would
+ * save a little CPU in (d), but leave 64 KiB on every connection idle after a mid-sized reply.
  */
 export const SMALL_READ = 4096;
 export const LARGE_READ = 65_536;

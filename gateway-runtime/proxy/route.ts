@@ -1,5 +1,5 @@
 /**
- * SNI routing grammar (DESIGN §2). Pure: no I/O, compiled once per config.
+ * SNI routing grammar (ARCHITECTURE.md "SNI grammar"). Pure: no I/O, compiled once per config.
  *
  * Under `<base_domain>` exactly one label is allowed, `<id>[-<port>][s|g]`:
  *

@@ -1,8 +1,8 @@
 /**
- * TLS termination for the :443 listener (DESIGN.md §2, §4). The gateway has already read the
- * ClientHello from the plain socket to route by SNI; `terminate` replays those bytes into a
- * server-side TLSSocket (`unshift` on the paused socket; Node feeds a socket's buffered bytes to
- * the TLS layer before it reads from the handle), so the native TCP handle is wrapped
+ * TLS termination for the :443 listener (ARCHITECTURE.md "Request path"). The gateway has already
+ * read the ClientHello from the plain socket to route by SNI; `terminate` replays those bytes
+ * into a server-side TLSSocket (`unshift` on the paused socket; Node feeds a socket's buffered
+ * bytes to the TLS layer before it reads from the handle), so the native TCP handle is wrapped
  * directly, with no JS stream in between. The policy lives in `tls-options.ts`.
  *
  * The certificate and key are files. A reload (file change seen by polling, or `reload()`,

@@ -1,8 +1,8 @@
 /**
- * The TLS policy of the terminating :443 listener (DESIGN.md §2, §7): versions, AEAD-only
- * ciphers, key-exchange groups, no renegotiation, ALPN per route mode, the session ticket
- * keys, and the checks a certificate and key pass before use. Pure values and small pieces with
- * no I/O; `terminate.ts` puts them together.
+ * The TLS policy of the terminating :443 listener (ARCHITECTURE.md "Request path"): versions,
+ * AEAD-only ciphers, key-exchange groups, no renegotiation, ALPN per route mode, the session
+ * ticket keys, and the checks a certificate and key pass before use. Pure values and small pieces
+ * with no I/O; `terminate.ts` puts them together.
  */
 import { Buffer } from "node:buffer";
 import {
@@ -193,9 +193,9 @@ function keyFromHex(k: TicketKeyHex, which: string): TicketKey {
 }
 
 /**
- * Fresh random 16-byte IVs, cut from a pool refilled in one call every 256 IVs (a
- * `randomBytes(16)` per ticket showed in the handshake profile). Each IV is handed out once;
- * OpenSSL copies it before the pool is refilled.
+ * Fresh random 16-byte IVs, cut from a pool refilled in one call every 256 IVs, so issuing a
+ * ticket costs no random-number call of its own on the handshake path. Each IV is handed out
+ * once; OpenSSL copies it before the pool is refilled.
  */
 class IvPool {
   #pool = Buffer.alloc(0);
@@ -216,10 +216,11 @@ class IvPool {
  * Session ticket encryption keys: tickets are sealed with the current key; tickets sealed with
  * the current or the previous key are accepted, and either one is answered with a fresh ticket.
  * The fresh ticket matters for TLS 1.3: by default Node (OpenSSL) sends no new ticket after a
- * resumed handshake, so clients that use each ticket once get a full handshake every other
- * time (DESIGN.md §7). Node's public `ticketKeys` takes exactly one 48-byte key, with no
- * previous key; when the native hook is missing (a future Node) `attach` returns false and the
- * caller falls back to `currentKeys()` in the context options and a new context at rotation.
+ * resumed handshake, so clients that use each ticket once get a full handshake every other time
+ * (ARCHITECTURE.md "Platform facts"). Node's public `ticketKeys` takes exactly one 48-byte key,
+ * with no previous key; when the native hook is missing (a future Node) `attach` returns false
+ * and the caller falls back to `currentKeys()` in the context options and a new context at
+ * rotation.
  */
 export class TicketKeyRing {
   #current: TicketKey = newKey();

@@ -1,5 +1,5 @@
 /**
- * CVM registration (DESIGN §3): attestation → authorization (when enabled) → durable store →
+ * CVM registration (ARCHITECTURE.md "Registration RPC"): attestation → authorization (when enabled) → durable store →
  * WireGuard peers → the directory the data plane reads → dstack's RegisterCvm response. Also
  * recycling: instances whose WireGuard peer stayed quiet for `core.recycle.timeout` are removed
  * from the store, the directory and WireGuard, which frees their addresses.

@@ -1,5 +1,5 @@
 /**
- * CVM address allocation (DESIGN §3): pure functions over unsigned 32-bit IPv4 numbers, no I/O.
+ * CVM address allocation (ARCHITECTURE.md "State on a host"): pure functions over unsigned 32-bit IPv4 numbers, no I/O.
  * The lowest free address of `core.wg.client_ip_range` wins, so allocation is deterministic and a
  * freed address is handed out again before the range grows into unused space.
  */

@@ -1,7 +1,7 @@
 /**
  * Registration state behind an interface a clustered store (etcd transactions) can implement
- * too; `FileRegistrationStore` is the single-node one (DESIGN §3): one JSON file, replaced
- * atomically, with concurrent changes group-committed into one write.
+ * too; `FileRegistrationStore` is the single-node one: one JSON file (`core.state_path`),
+ * replaced atomically, with concurrent changes group-committed into one write.
  */
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";

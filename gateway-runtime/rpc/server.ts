@@ -1,11 +1,11 @@
 /**
- * The registration RPC server on `port` (DESIGN §3), speaking dstack-gateway's prpc JSON:
+ * The registration RPC server on `port` (ARCHITECTURE.md "Registration RPC"), speaking dstack-gateway's prpc JSON:
  * `POST /prpc/RegisterCvm?json` (also spelled `Gateway.RegisterCvm` and the legacy
  * `Tproxy.RegisterCvm`; a JSON Content-Type works instead of `?json`) and `Info` (GET or POST,
  * no client certificate needed). HTTPS with the gateway's own certificate; clients authenticate
  * with an RA-TLS certificate, requested but not enforced by TLS (`rejectUnauthorized: false`)
  * so that a refusal is a 401 with a reason rather than a handshake alert. Session tickets are
- * off: RA-TLS client certificates with quotes are large (DESIGN §7).
+ * off: a ticket would carry the client's RA-TLS certificate, which with its quote is large.
  */
 import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";

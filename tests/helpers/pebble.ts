@@ -1,7 +1,7 @@
 /**
  * A real pebble ACME CA (Debian package `pebble`) on 127.0.0.1 with random ports, a generated
  * config and a throwaway TLS certificate for 127.0.0.1/localhost made with openssl. DNS-01 is
- * validated against `dnsServer` (`-dnsserver`). Environment as measured (DESIGN.md §7): no VA
+ * validated against `dnsServer` (`-dnsserver`). Its environment makes runs deterministic: no VA
  * sleeps, no rejected nonces, no authorization reuse. `rootPem()` fetches the issuing root from
  * the management port (`/roots/0`; new at every start) to verify issued chains.
  */

@@ -208,7 +208,7 @@ describe("bridge: abrupt ends", () => {
   );
 
   it("a backend that goes away while the client is paused by backpressure frees both", async () => {
-    // the pipe() leak (DESIGN §7): the paused client's own close was never read
+    // pipe()'s leak: a paused client's own close was never read
     const link = await loop.link();
     link.backend.pause(); // never reads
     const done = bridge(link.gwClient, link.gwBackend, LONG);

@@ -197,7 +197,7 @@ describe("session resumption", () => {
     const again = await connect(gw, { session: first.sessions.at(-1) });
     expect(again.socket.isSessionReused()).toBe(true);
     expect(await echo(again, "x")).toBe("x");
-    expect(again.sessions).toEqual([]); // DESIGN.md §7: OpenSSL's default sends none
+    expect(again.sessions).toEqual([]); // OpenSSL's default sends none after a resumption
     t.rotateTicketKeys();
     const rotated = await connect(gw, { session: first.sessions.at(-1) });
     expect(rotated.socket.isSessionReused()).toBe(false);

@@ -38,7 +38,10 @@ export async function tempDir(): Promise<{ dir: string; cleanup: () => Promise<v
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
-/** Brute force: every address of the range, tested one by one against the definition (DESIGN §3). */
+/**
+ * Brute force: every address of the range tested one by one against the definition (the range
+ * minus network and broadcast below /31, the gateway IP and `reserved_net`).
+ */
 export function allocatableByDefinition(p: IpPlan): number[] {
   const out: number[] = [];
   for (let a = p.range.network; a <= p.range.broadcast; a++) {
