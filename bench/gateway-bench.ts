@@ -21,7 +21,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ProxyWorkers, proxyWorkerCommand } from "../gateway-runtime/cluster/index.js";
+import { ProxyWorkers, proxyWorkerCommand } from "../gateway-runtime/workers/index.js";
 import { type GatewayConfig, parseGatewayConfig } from "../gateway-runtime/config/index.js";
 import { createLogger, type Logger } from "../gateway-runtime/log/index.js";
 import { startDataPlane } from "../gateway-runtime/proxy/index.js";

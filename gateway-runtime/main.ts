@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { agentCommand, agentHelp, parseAgentArgs } from "./agent/index.js";
 import { checkConfigCommand, checkConfigHelp } from "./cli/check-config.js";
-import { proxyWorkerCommand } from "./cluster/index.js";
+import { proxyWorkerCommand } from "./workers/index.js";
 import { runCommand, runHelp } from "./cli/run.js";
 import { ConfigError, type ConfigFormat } from "./config/index.js";
 
@@ -62,7 +62,7 @@ async function main(argv: string[]): Promise<number> {
     return runCommand(values.config);
   }
   if (command === "proxy-worker") {
-    // Internal: started by `run` when core.proxy.workers > 1 (cluster/primary.ts).
+    // Internal: started by `run` when core.proxy.workers > 1 (workers/primary.ts).
     const { values } = parseArgs({ args: rest, options: { config: { type: "string" } } });
     if (!values.config) return help(HELP, EX_USAGE);
     return proxyWorkerCommand(values.config);

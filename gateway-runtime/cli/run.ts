@@ -1,6 +1,6 @@
 import { AdminServer, type AdminView } from "../admin/index.js";
 import { CertificateManager } from "../certs/index.js";
-import { ProxyWorkers, type WorkersSnapshot } from "../cluster/index.js";
+import { ProxyWorkers, type WorkersSnapshot } from "../workers/index.js";
 import { type GatewayConfig, loadConfigFile, toRedactedObject } from "../config/index.js";
 import { createLogger, type Logger } from "../log/index.js";
 import { ProxyStats, startDataPlane } from "../proxy/index.js";

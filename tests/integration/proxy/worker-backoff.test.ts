@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
-import { ProxyWorkers } from "../../../gateway-runtime/cluster/index.js";
+import { ProxyWorkers } from "../../../gateway-runtime/workers/index.js";
 import { silentLogger } from "../../../gateway-runtime/log/index.js";
 import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
 import { until } from "../../helpers/poll.js";

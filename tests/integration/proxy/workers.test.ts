@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type SecureContextOptions } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ProxyWorkers } from "../../../gateway-runtime/cluster/index.js";
+import { ProxyWorkers } from "../../../gateway-runtime/workers/index.js";
 import { silentLogger } from "../../../gateway-runtime/log/index.js";
 import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
 import { createCa, issueLeaf, TEST_DOMAIN, type TestCa } from "../../../testkit/certs.js";
