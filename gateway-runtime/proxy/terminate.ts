@@ -9,7 +9,6 @@
  * which the gateway wires to SIGHUP) checks the new pair before it swaps the secure context:
  * new connections get the new certificate, open ones keep theirs; a bad pair keeps the old.
  */
-import { readFile } from "node:fs/promises";
 import type { Socket } from "node:net";
 import tls from "node:tls";
 import { GatewayError } from "../errors.js";
@@ -17,14 +16,13 @@ import { StampPoller, stampOf } from "./file-stamp.js";
 import {
   type AlpnMode,
   alpnFor,
-  type CertInfo,
   contextOptions,
   GROUPS,
   keyGroups,
   offeredAlpn,
   TicketKeyRing,
-  verifyPair,
 } from "./tls-options.js";
+import { type CertInfo, readPair } from "../certs/pair.js";
 
 export type { AlpnMode, CertInfo };
 
@@ -107,11 +105,7 @@ function buildContext(
 
 /** Reads, checks and builds; throws an Error whose message says what is wrong. */
 async function loadPair(src: ContextSource, opts: TerminatorOptions): Promise<Loaded> {
-  const [cert, key] = await Promise.all([
-    readFile(opts.certFile, "utf8"),
-    readFile(opts.keyFile, "utf8"),
-  ]);
-  const { info, notBefore } = verifyPair(cert, key, Date.now());
+  const { cert, key, info, notBefore } = await readPair(opts.certFile, opts.keyFile);
   if (notBefore.getTime() > Date.now()) {
     // Accepted: clients judge validity by their own clocks, and ours may be the one behind.
     opts.log?.("warn", "certificate not valid yet by our clock", {

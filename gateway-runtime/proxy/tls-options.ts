@@ -7,10 +7,8 @@
 import { Buffer } from "node:buffer";
 import {
   constants,
-  createPrivateKey,
   randomBytes,
   randomFillSync,
-  X509Certificate,
 } from "node:crypto";
 import { createSecureContext, type SecureContext, type SecureContextOptions } from "node:tls";
 import { parseClientHello } from "./clienthello.js";
@@ -271,55 +269,3 @@ export class TicketKeyRing {
   }
 }
 
-export interface CertInfo {
-  /** Hex, upper case, as `X509Certificate.serialNumber`. */
-  serial: string;
-  notAfter: Date;
-  /** The DNS names of subjectAltName (other entry types are left out). */
-  subjectAltNames: string[];
-  /** SHA-256 of the DER, colon-separated hex, as `X509Certificate.fingerprint256`. */
-  fingerprint256: string;
-}
-
-const reasonOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
-
-function dnsNames(san: string | undefined): string[] {
-  return (san ?? "")
-    .split(", ")
-    .filter((entry) => entry.startsWith("DNS:"))
-    .map((entry) => entry.slice(4));
-}
-
-/** Parses and checks a certificate and key; throws an Error whose message is the reason. */
-export function verifyPair(
-  cert: string,
-  key: string,
-  now: number,
-): { info: CertInfo; notBefore: Date } {
-  let x509: X509Certificate;
-  try {
-    x509 = new X509Certificate(cert);
-  } catch (e) {
-    throw new Error(`certificate is not a PEM X.509 certificate (${reasonOf(e)})`);
-  }
-  let privateKey: ReturnType<typeof createPrivateKey>;
-  try {
-    privateKey = createPrivateKey(key);
-  } catch (e) {
-    throw new Error(`private key is unparsable (${reasonOf(e)})`);
-  }
-  if (!x509.checkPrivateKey(privateKey)) {
-    throw new Error(`private key does not match certificate ${x509.serialNumber}`);
-  }
-  const notAfter = new Date(x509.validTo);
-  if (!(notAfter.getTime() > now)) {
-    throw new Error(`certificate ${x509.serialNumber} expired at ${notAfter.toISOString()}`);
-  }
-  const info: CertInfo = {
-    serial: x509.serialNumber,
-    notAfter,
-    subjectAltNames: dnsNames(x509.subjectAltName),
-    fingerprint256: x509.fingerprint256,
-  };
-  return { info, notBefore: new Date(x509.validFrom) };
-}

@@ -7,12 +7,12 @@
  * so that a refusal is a 401 with a reason rather than a handshake alert. Session tickets are
  * off: a ticket would carry the client's RA-TLS certificate, which with its quote is large.
  */
-import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { constants } from "node:crypto";
 import type { DetailedPeerCertificate, TLSSocket } from "node:tls";
+import { readPair } from "../certs/pair.js";
 import { GatewayError } from "../errors.js";
 import type { Logger } from "../log/index.js";
 import {
@@ -29,6 +29,14 @@ export interface PeerCertificate {
   readonly der: Buffer;
   /** Certificates the client sent after its own, leaf first. */
   readonly chain: readonly Buffer[];
+}
+
+async function loadPair(o: Pick<RpcServerOptions, "certFile" | "keyFile">) {
+  try {
+    return await readPair(o.certFile, o.keyFile);
+  } catch (error) {
+    throw new GatewayError("E_CERT_LOAD", `rpc certificate: ${(error as Error).message}`);
+  }
 }
 
 /** What the server calls; `RegistrationService` implements it. */
@@ -75,7 +83,7 @@ export class RpcServer {
   readonly #sockets = new Set<Socket>();
   readonly #maxBody: number;
 
-  private constructor(options: RpcServerOptions, cert: Buffer, key: Buffer) {
+  private constructor(options: RpcServerOptions, cert: string, key: string) {
     this.#o = options;
     this.#maxBody = options.maxBodyBytes ?? 65_536;
     const headersTimeout = options.headersTimeoutMs ?? 10_000;
@@ -109,9 +117,9 @@ export class RpcServer {
     });
   }
 
-  /** Reads the certificate files and starts listening. */
+  /** Reads and checks the certificate files (as the TLS proxy does), then starts listening. */
   static async start(options: RpcServerOptions): Promise<RpcServer> {
-    const [cert, key] = await Promise.all([readFile(options.certFile), readFile(options.keyFile)]);
+    const { cert, key } = await loadPair(options);
     const server = new RpcServer(options, cert, key);
     await new Promise<void>((resolve, reject) => {
       server.#server.once("error", reject);
@@ -127,9 +135,9 @@ export class RpcServer {
     return (this.#server.address() as AddressInfo).port;
   }
 
-  /** Re-reads the certificate files; new connections use them. A bad pair keeps the old one. */
+  /** Re-reads the certificate files; new connections use them. A bad pair keeps the old one (E_CERT_LOAD). */
   async reloadCertificate(): Promise<void> {
-    const [cert, key] = await Promise.all([readFile(this.#o.certFile), readFile(this.#o.keyFile)]);
+    const { cert, key } = await loadPair(this.#o);
     this.#server.setSecureContext({
       cert,
       key,
