@@ -1,11 +1,11 @@
 // End to end on the local lab (npm run lab): the region the Pulumi program deploys, exercised
 // with real clients from this machine. Brings the lab up if it is not, and down again after.
-import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { sshOptions } from "../../lab/host.js";
+import { request, run } from "../helpers/lab-client.js";
 import { until } from "../helpers/poll.js";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -24,27 +24,6 @@ let lab: LabInfo;
 let wasUp = false;
 let app = "";
 let gw = "";
-
-function run(
-  cmd: string,
-  args: readonly string[],
-  opts: { input?: string; timeoutMs?: number } = {},
-) {
-  return new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-    const child = spawn(cmd, args, { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 20_000);
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err });
-    });
-    child.stdin.on("error", () => {});
-    child.stdin.end(opts.input ?? "");
-  });
-}
 
 const lab$ = (...args: string[]) =>
   run(process.execPath, ["--import", "tsx", "lab/main.ts", ...args], { timeoutMs: 300_000 });
@@ -74,22 +53,6 @@ function openTls(label: string): Promise<TLSSocket> {
     });
     s.once("secureConnect", () => resolve(s));
     s.once("error", reject);
-  });
-}
-
-function request(s: TLSSocket, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = "";
-    const onData = (d: Buffer) => {
-      text += d.toString();
-      if (/\r\n\r\n[\s\S]*\n$/.test(text)) {
-        s.off("data", onData);
-        resolve(text);
-      }
-    };
-    s.on("data", onData);
-    s.once("error", reject);
-    s.write(`GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`);
   });
 }
 
