@@ -1,5 +1,8 @@
-import { readFileSync } from "node:fs";
-import { describe, expect, it } from "vitest";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { runCommand } from "../../../gateway-runtime/cli/run.js";
 import {
   gatewayConfigSchema,
   loadConfigFileNoting,
@@ -28,6 +31,12 @@ const EXPECTED = [
   "core.sync.bootnode",
   "core.recycle.node_timeout",
 ];
+
+function tempFile(name: string, text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), "no-effect-")), name);
+  writeFileSync(file, text);
+  return file;
+}
 
 describe("keys that do nothing", () => {
   it("are exactly the dstack keys nothing reads, each with a reason", () => {
@@ -89,6 +98,41 @@ describe("keys that do nothing", () => {
       expect(marked.find((l) => l.startsWith(`| \`${key.path}\` `))).toContain(
         `**No effect:** ${key.reason}.`,
       );
+    }
+  });
+});
+
+describe("gateway run with keys that do nothing", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("warns once per key the file sets, naming it and why, and not for the others", async () => {
+    let raw = withKey(minimalConfig(), "workers", 8);
+    raw = withKey(raw, "core.sync.enabled", false);
+    raw = withKey(raw, "core.recycle.node_timeout", "10m");
+    raw = withKey(raw, "core.set_ulimit", true);
+    const file = tempFile("gateway.json", JSON.stringify(raw));
+    const lines: string[] = [];
+    vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(...String(chunk).split("\n").filter(Boolean));
+      return true;
+    });
+    // A part that fails at once: the run stops right after the start-up messages.
+    const failing = {
+      name: "failing part",
+      enabled: () => true,
+      start: async () => {
+        throw new Error("stop here");
+      },
+    };
+    expect(await runCommand(file, [failing])).toBe(1);
+    const warnings = lines
+      .map((l) => JSON.parse(l) as { level: number; key?: string; msg: string })
+      .filter((l) => l.level === 40);
+    const set = ["workers", "core.set_ulimit", "core.sync.enabled", "core.recycle.node_timeout"];
+    expect(warnings.map((w) => w.key)).toEqual(set);
+    for (const [i, path] of set.entries()) {
+      const reason = noEffectKeys().find((k) => k.path === path)?.reason;
+      expect(warnings[i]?.msg).toBe(`${path} has no effect: ${reason}`);
     }
   });
 });
