@@ -66,9 +66,12 @@ export class GatewayRegion extends pulumi.ComponentResource {
     super("gateway:index:GatewayRegion", name, {}, opts);
     const { config } = args;
     const { certbot } = config.core;
-    if (args.hosts.length > 1 && !config.core.sync.enabled) {
+    // Hosts of one region would each keep their own registrations and WireGuard peers, so a
+    // CVM registered on one would be unreachable through the others. Nothing shares them yet
+    // (core.sync has no effect), whatever the config says.
+    if (args.hosts.length > 1) {
       throw new pulumi.RunError(
-        `region ${name}: ${args.hosts.length} hosts need core.sync.enabled (shared registrations); list one host until then`,
+        `stack ${pulumi.getStack()}: ${args.hosts.length} hosts in gateway:hosts, but a region runs one host: multi-host sharing of registrations is not built yet (core.sync has no effect); list one host`,
       );
     }
     // Each host's config against the files shipped to it, before any resource is registered:

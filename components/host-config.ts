@@ -7,6 +7,7 @@ import {
   type ReadFileKey,
   serializeConfig,
   toConfigObject,
+  withoutNoEffectKeys,
 } from "../gateway-runtime/config/index.js";
 import { type ShippedCas, shippedFiles } from "./host-files.js";
 import { HOST_PATHS } from "./host-layout.js";
@@ -82,9 +83,11 @@ function section(obj: Plain, ...keys: string[]): Plain {
  * The config one host runs: `shippedHostConfig` with the generated values filled in,
  * validated again with the runtime's schema (so a key pair that does not match, or a bad
  * endpoint, fails the deployment instead of the gateway). Secrets are revealed: for hosts only.
+ * Keys the runtime does not act on are left out: written with their defaults they would make
+ * every host warn at each start about lines nobody put there.
  */
 export function hostConfigObject(config: GatewayConfig, values: GeneratedValues, source: string) {
-  const obj = toConfigObject(config);
+  const obj = withoutNoEffectKeys(toConfigObject(config));
   const wg = section(obj, "core", "wg");
   wg.private_key = values.wgPrivateKey;
   wg.public_key = values.wgPublicKey;

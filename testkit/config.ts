@@ -10,7 +10,6 @@ export function minimalConfig(): Record<string, unknown> {
       rpc_domain: "gateway.test.example",
       auth: { enabled: false },
       certbot: { enabled: false },
-      sync: { enabled: false },
       wg: { public_key: keys.publicKey, private_key: keys.privateKey, endpoint: "192.0.2.1:51820" },
       proxy: { base_domain: "app.test.example" },
     },

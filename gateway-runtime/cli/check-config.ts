@@ -2,7 +2,8 @@ import { statSync } from "node:fs";
 import {
   type ConfigFormat,
   filesReadAtStart,
-  loadConfigFile,
+  loadConfigFileNoting,
+  noEffectMessage,
   requireHostFiles,
   serializeConfig,
   toRedactedObject,
@@ -13,6 +14,7 @@ export const checkConfigHelp = `Usage: gateway check-config FILE [--format json|
 Validates FILE (.toml, .json, .yaml) against the gateway config schema.
 Prints the normalized config (defaults filled in, secrets redacted) and exits 0,
 or prints every problem, each with its key path, and exits 2.
+Keys the gateway accepts but does not act on are noted on stderr; they do not fail the check.
 
 Files the config makes the gateway read at start (the attestation CA in mode "ca",
 acme_ca_file, the certificate files while certbot is disabled) are checked too with:
@@ -40,7 +42,7 @@ export function checkConfigCommand(
   format: ConfigFormat,
   files: HostFilesCheck = { kind: "none" },
 ): number {
-  const config = loadConfigFile(file);
+  const { config, noEffect } = loadConfigFileNoting(file);
   if (files.kind !== "none") {
     // On a host the files present are the shipped ones: the same pure check as at preview.
     const present =
@@ -51,6 +53,8 @@ export function checkConfigCommand(
             .filter(isFile);
     requireHostFiles(config, present, file);
   }
+  // Notes go to stderr: stdout stays the config alone, for whatever parses it.
+  for (const key of noEffect) process.stderr.write(`note: ${noEffectMessage(key)}\n`);
   process.stdout.write(serializeConfig(toRedactedObject(config), format));
   return 0;
 }

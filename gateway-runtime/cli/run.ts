@@ -1,7 +1,12 @@
 import { AdminServer, type AdminView } from "../admin/index.js";
 import { CertificateManager } from "../certs/index.js";
 import { ProxyWorkers, type WorkersSnapshot } from "../workers/index.js";
-import { type GatewayConfig, loadConfigFile, toRedactedObject } from "../config/index.js";
+import {
+  type GatewayConfig,
+  loadConfigFileNoting,
+  noEffectMessage,
+  toRedactedObject,
+} from "../config/index.js";
 import { createLogger, type Logger } from "../log/index.js";
 import { ProxyStats, startDataPlane } from "../proxy/index.js";
 import { startRegistration } from "../registration/index.js";
@@ -155,9 +160,11 @@ async function notify(ctx: RunContext): Promise<void> {
 }
 
 export async function runCommand(file: string, parts: readonly Part[] = PARTS): Promise<number> {
-  const config = loadConfigFile(file);
+  const { config, noEffect } = loadConfigFileNoting(file);
   const log = createLogger(config.log_level);
   log.info({ config: toRedactedObject(config) }, `config ${file} loaded`);
+  // Once, here: proxy workers load the file again but do not repeat this.
+  for (const key of noEffect) log.warn({ key: key.path }, noEffectMessage(key));
   const ctx: RunContext = {
     config,
     configFile: file,

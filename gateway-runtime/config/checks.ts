@@ -130,9 +130,7 @@ function checkRequiredWhenEnabled(core: Obj, ctx: Ctx): void {
     const why = `core.admin.address (${adminAddress}) is not a loopback address`;
     requireKeys(ctx, admin, "core.admin", ["auth_token"], why);
   }
-  const sync = obj(core.sync);
-  if (sync.enabled !== false)
-    requireKeys(ctx, sync, "core.sync", ["my_url", "bootnode"], "core.sync.enabled is true");
+  // core.sync has no effect (schema.ts), so nothing in it is required, whatever `enabled` says.
   const certbot = obj(core.certbot);
   if ((certbot.account_key === undefined) !== (certbot.account_url === undefined)) {
     const missing = certbot.account_key === undefined ? "account_key" : "account_url";
@@ -141,7 +139,6 @@ function checkRequiredWhenEnabled(core: Obj, ctx: Ctx): void {
   }
   if (certbot.enabled === false) return;
   checkLivePaths(certbot, obj(core.proxy), ctx);
-  requireKeys(ctx, certbot, "core.certbot", ["domain"], "core.certbot.enabled is true");
   const provider = certbot.dns_provider ?? "cloudflare";
   if (provider === "cloudflare") {
     requireKeys(
@@ -163,6 +160,10 @@ function checkRequiredWhenEnabled(core: Obj, ctx: Ctx): void {
   }
 }
 
+/**
+ * `core.certbot.domain` has no effect (the name follows base_domain), so it may be absent; a
+ * different name set there means the operator expects a certificate this gateway never gets.
+ */
 function checkCertificateDomain(core: Obj, ctx: Ctx): void {
   const certbot = obj(core.certbot);
   const domain = txt(certbot.domain);

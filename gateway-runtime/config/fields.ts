@@ -14,6 +14,12 @@ export interface FieldMeta {
   readonly kind?: "duration" | "secret";
   /** Set on keys this project adds beyond dstack's gateway.toml. */
   readonly added?: true;
+  /**
+   * Set on dstack keys this runtime accepts (so dstack's gateway.toml loads verbatim) but does
+   * not act on: why it has none. The start-up warning, check-config's notes and the README
+   * table all read it (no-effect.ts), so this is the one place to mark a key.
+   */
+  readonly noEffect?: string;
 }
 
 export const fieldMeta = z.registry<FieldMeta>();
@@ -45,7 +51,7 @@ export function isEndpoint(text: string): boolean {
   return hostOk && port >= 1 && port <= 65535;
 }
 
-type Doc = { doc: string; added?: true };
+type Doc = { doc: string; added?: true; noEffect?: string };
 
 function withMeta<T extends z.ZodType>(schema: T, type: string, d: Doc, kind?: FieldMeta["kind"]) {
   const meta: FieldMeta = {
@@ -53,6 +59,7 @@ function withMeta<T extends z.ZodType>(schema: T, type: string, d: Doc, kind?: F
     type,
     ...(kind ? { kind } : {}),
     ...(d.added ? { added: true as const } : {}),
+    ...(d.noEffect ? { noEffect: d.noEffect } : {}),
   };
   fieldMeta.add(schema as z.ZodType, meta);
   return schema;

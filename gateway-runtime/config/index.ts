@@ -13,6 +13,7 @@ export {
   type ConfigFormat,
   formatFromPath,
   loadConfigFile,
+  loadConfigFileNoting,
   parseConfigText,
   parseGatewayConfig,
   readText,
@@ -21,6 +22,13 @@ export {
   toConfigObject,
   toRedactedObject,
 } from "./load.js";
+export {
+  type NoEffectKey,
+  noEffectKeys,
+  noEffectKeysSet,
+  noEffectMessage,
+  withoutNoEffectKeys,
+} from "./no-effect.js";
 export { type Cidr, cidrContains, cidrWithin, formatIpv4, parseCidr, parseIpv4 } from "./net.js";
 export { referenceTable } from "./reference.js";
 export { type GatewayConfig, type GatewayConfigInput, gatewayConfigSchema } from "./schema.js";

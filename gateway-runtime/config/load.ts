@@ -5,6 +5,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import type { z } from "zod";
 import { formatDuration } from "./duration.js";
 import { ConfigError, toProblems } from "./errors.js";
+import { type NoEffectKey, noEffectKeysSet } from "./no-effect.js";
 import { type GatewayConfig, gatewayConfigSchema } from "./schema.js";
 import { isSecret } from "./secret.js";
 import { fieldsOf } from "./walk.js";
@@ -56,7 +57,19 @@ export function readText(path: string): string {
 }
 
 export function loadConfigFile(path: string): GatewayConfig {
-  return parseConfigText(readText(path), formatFromPath(path), path);
+  return loadConfigFileNoting(path).config;
+}
+
+/**
+ * The config, and the no-effect keys the file sets. Their presence is read from the file, not
+ * from the parsed config: parsing fills in every default, so it cannot tell what was written.
+ */
+export function loadConfigFileNoting(path: string): {
+  config: GatewayConfig;
+  noEffect: NoEffectKey[];
+} {
+  const raw = syntax(readText(path), formatFromPath(path), path);
+  return { config: parseGatewayConfig(raw, path), noEffect: noEffectKeysSet(raw) };
 }
 
 type Plain = { [key: string]: unknown };

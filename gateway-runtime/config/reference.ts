@@ -10,7 +10,9 @@ function defaultColumn(schema: Parameters<typeof defaultOf>[0]): string {
 /** The README's configuration reference, generated from the schema (a test keeps README in step). */
 export function referenceTable(): string {
   const rows = fieldsOf(gatewayConfigSchema).map(({ path, schema, meta }) => {
-    const doc = meta.added ? `${meta.doc} *(added beyond dstack)*` : meta.doc;
+    const added = meta.added ? `${meta.doc} *(added beyond dstack)*` : meta.doc;
+    // First in the cell, so a reader skimming the table sees it before the dstack meaning.
+    const doc = meta.noEffect ? `**No effect:** ${meta.noEffect}. ${added}` : added;
     return `| \`${path}\` | ${meta.type} | ${defaultColumn(schema)} | ${doc} |`;
   });
   return ["| key | type | default | meaning |", "|---|---|---|---|", ...rows].join("\n");

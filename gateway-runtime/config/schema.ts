@@ -4,6 +4,15 @@ import { field, section } from "./fields.js";
 
 const added = true as const;
 
+// Why a dstack key does nothing here (`noEffect`): accepted so dstack's gateway.toml loads
+// verbatim, warned about at start and marked in the README, never silently ignored.
+const NO_SYNC =
+  "multi-host sync is not built yet: each gateway host keeps its own registrations, and a region runs one host";
+const IN_TEE =
+  "dstack runs its gateway in a CVM (a TEE) beside a guest agent; this gateway runs on a host and asks no guest agent for anything";
+const ROCKET =
+  "a setting of dstack's Rust HTTP server (Rocket); this runtime serves the RPC on Node's event loop, and its proxy processes are `core.proxy.workers`";
+
 const auth = section({
   enabled: field.bool(true, { doc: "Ask `url` whether an app may register before admitting it" }),
   url: field.optional.url({
@@ -48,7 +57,9 @@ const certbot = section({
     doc: "Write CAA records pinning issuance to this ACME account and dns-01",
   }),
   domain: field.optional.string({
-    doc: "Certificate name, `*.<base_domain>`; required when `enabled`",
+    doc: "dstack's certificate name; if set, it must be `*.<core.proxy.base_domain>` (checked, not used)",
+    noEffect:
+      "the certificate is always for `*.<core.proxy.base_domain>` and `<core.proxy.base_domain>`",
   }),
   renew_interval: field.duration("1h", { doc: "How often to check whether to renew" }),
   renew_before_expiration: field.duration("10d", {
@@ -198,16 +209,25 @@ const proxy = section({
   timeouts,
 });
 
+// Off by default: there is no cluster to join, so nothing may default to enabling one.
 const sync = section({
-  enabled: field.bool(true, { doc: "Run as one node of a gateway cluster" }),
-  interval: field.duration("30s", { doc: "State sync period" }),
-  broadcast_interval: field.duration("10m", { doc: "Full state broadcast period" }),
-  timeout: field.duration("2s", { doc: "Bound on one sync request" }),
+  enabled: field.bool(false, {
+    doc: "dstack: run as one node of a gateway cluster",
+    noEffect: NO_SYNC,
+  }),
+  interval: field.duration("30s", { doc: "dstack: state sync period", noEffect: NO_SYNC }),
+  broadcast_interval: field.duration("10m", {
+    doc: "dstack: full state broadcast period",
+    noEffect: NO_SYNC,
+  }),
+  timeout: field.duration("2s", { doc: "dstack: bound on one sync request", noEffect: NO_SYNC }),
   my_url: field.optional.url({
-    doc: "This node's admin URL as peers reach it; required when `enabled`",
+    doc: "dstack: this node's admin URL as peers reach it",
+    noEffect: `${NO_SYNC}; only echoed as \`url\` in Admin.Status`,
   }),
   bootnode: field.optional.url({
-    doc: "A node to join the cluster through; required when `enabled`",
+    doc: "dstack: a node to join the cluster through",
+    noEffect: `${NO_SYNC}; only echoed as \`bootnode_url\` in Admin.Status`,
   }),
 });
 
@@ -218,7 +238,8 @@ const recycle = section({
     doc: "No handshake for this long: the instance is removed and its IP freed",
   }),
   node_timeout: field.duration("10m", {
-    doc: "A gateway node silent this long leaves the cluster",
+    doc: "dstack: a gateway node silent this long leaves the cluster",
+    noEffect: NO_SYNC,
   }),
 });
 
@@ -242,10 +263,15 @@ const core = section({
   state_path: field.path("/data/gateway-state.json", {
     doc: "Registrations and IP allocations (atomic writes)",
   }),
-  set_ulimit: field.bool(true, { doc: "Raise the soft open-files limit to the hard limit" }),
+  set_ulimit: field.bool(true, {
+    doc: "dstack: raise the soft open-files limit to the hard limit",
+    noEffect:
+      "this runtime leaves its limits alone; the systemd unit the program installs sets `LimitNOFILE`",
+  }),
   rpc_domain: field.required.dnsName(2, { doc: "Name CVMs use for the registration RPC" }),
   run_in_dstack: field.bool(true, {
-    doc: "Accepted for dstack compatibility; this runtime reads no keys from a dstack guest agent",
+    doc: "dstack: the gateway runs as a dstack app and takes its keys from the guest agent",
+    noEffect: IN_TEE,
   }),
   auth,
   attestation,
@@ -260,11 +286,10 @@ const core = section({
 /** The whole gateway config: the keys of dstack's gateway.toml plus documented additions. */
 export const gatewayConfigSchema = z
   .strictObject({
-    workers: field.int(8, 1, 1024, {
-      doc: "Accepted for dstack compatibility (Rocket worker threads)",
-    }),
+    workers: field.int(8, 1, 1024, { doc: "dstack: Rocket worker threads", noEffect: ROCKET }),
     max_blocking: field.int(64, 1, 65536, {
-      doc: "Accepted for dstack compatibility (Rocket blocking tasks)",
+      doc: "dstack: Rocket blocking tasks",
+      noEffect: ROCKET,
     }),
     keep_alive: field.durationOrSeconds("10s", {
       doc: "HTTP keep-alive of the RPC server; a bare number means seconds, as in dstack",

@@ -41,6 +41,26 @@ describe("gateway check-config (the bundle, run with plain node)", () => {
     expect(r.stdout + r.stderr).not.toMatch(/gateway_private_key|your_cloudflare_token/);
   });
 
+  it("notes each key that does nothing on stderr, and still exits 0", () => {
+    const seed = gateway("check-config", SEED_TOML);
+    expect(seed.code).toBe(0);
+    const notes = seed.stderr.split("\n").filter((l) => l.startsWith("note: "));
+    expect(notes.length).toBe(12);
+    expect(notes).toContain(
+      "note: core.run_in_dstack has no effect: dstack runs its gateway in a CVM (a TEE) beside a guest agent; this gateway runs on a host and asks no guest agent for anything",
+    );
+    const minimal = gateway(
+      "check-config",
+      tempFile("gateway.json", JSON.stringify(minimalConfig())),
+    );
+    expect(minimal).toMatchObject({ code: 0, stderr: "" });
+    const raw = withKey(minimalConfig(), "max_blocking", 64);
+    const one = gateway("check-config", tempFile("gateway.json", JSON.stringify(raw)));
+    expect(one.code).toBe(0);
+    expect(one.stderr).toMatch(/^note: max_blocking has no effect: [^\n]+\n$/);
+    expect(JSON.parse(one.stdout).max_blocking).toBe(64);
+  });
+
   it("prints TOML on request, which parses back", () => {
     const r = gateway("check-config", SEED_TOML, "--format", "toml");
     expect(r.code).toBe(0);

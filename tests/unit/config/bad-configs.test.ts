@@ -196,12 +196,6 @@ const cases: [string, Record<string, unknown>, string, string][] = [
     'got "ftp://kms"',
   ],
   [
-    "sync bootnode missing",
-    withKey(set("core.sync.enabled", true), "core.sync.my_url", "https://a.example:8001"),
-    "core.sync.bootnode",
-    "is required when core.sync.enabled",
-  ],
-  [
     "certbot token missing",
     certbotCloudflare,
     "core.certbot.cf_api_token",
