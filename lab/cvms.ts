@@ -1,12 +1,7 @@
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
 import { existsSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  appInfoSpec,
-  createTestCa,
-  issueRaTlsCert,
-  type TestCert,
-} from "../testkit/ra-tls.js";
+import { appInfoSpec, createTestCa, issueRaTlsCert, type TestCert } from "../testkit/ra-tls.js";
 import type { LabAcme } from "./acme.js";
 import { alive, daemon, sh, step, stopDaemon, waitUntil } from "./exec.js";
 import { labNode } from "./node.js";

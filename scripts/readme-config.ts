@@ -12,7 +12,10 @@ export function withReference(readme: string): string {
   return `${readme.slice(0, start + START.length)}\n${referenceTable()}\n${readme.slice(end)}`;
 }
 
-if (process.argv[1]?.endsWith("readme-config.ts") || process.argv[1]?.endsWith("readme-config.mjs")) {
+if (
+  process.argv[1]?.endsWith("readme-config.ts") ||
+  process.argv[1]?.endsWith("readme-config.mjs")
+) {
   const file = new URL("../README.md", import.meta.url);
   writeFileSync(file, withReference(readFileSync(file, "utf8")));
 }

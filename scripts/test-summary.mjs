@@ -17,8 +17,11 @@ if (existsSync(file)) {
     failed += 1;
   }
   // A suite that fails to load has no test results: count it as a failure.
-  const brokenSuites = report.testResults.filter((s) => s.status === "failed" && s.assertionResults.length === 0);
-  for (const suite of brokenSuites) console.log(`suite failed to run: ${suite.name}: ${suite.message}`);
+  const brokenSuites = report.testResults.filter(
+    (s) => s.status === "failed" && s.assertionResults.length === 0,
+  );
+  for (const suite of brokenSuites)
+    console.log(`suite failed to run: ${suite.name}: ${suite.message}`);
   failed += brokenSuites.length;
 } else {
   console.log(`vitest wrote no report (${file})`);

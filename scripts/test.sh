@@ -18,7 +18,7 @@ step() {
   fi
 }
 
-step "lint (biome)" npx biome lint .
+step "format and lint (biome check)" npx biome check .
 step "type check (tsc --noEmit, real provider packages)" npx tsc --noEmit -p tsconfig.json
 
 mkdir -p test-results

@@ -1,6 +1,5 @@
 import { generateWgKeyPair } from "../gateway-runtime/wg/keys.js";
 
-
 const keys = generateWgKeyPair();
 
 /** A small valid config: every feature that needs outside services is off. */

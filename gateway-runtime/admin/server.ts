@@ -74,7 +74,10 @@ export class AdminServer {
         resolve();
       });
     });
-    opts.log.info({ address: admin.address(), auth: opts.token !== undefined }, "admin API listening");
+    opts.log.info(
+      { address: admin.address(), auth: opts.token !== undefined },
+      "admin API listening",
+    );
     return admin;
   }
 
@@ -104,7 +107,11 @@ export class AdminServer {
       switch (method) {
         case "Status":
           allow(req, res, "GET", "POST");
-          return sendJson(res, 200, statusResponse(await this.#opts.sources.view(), this.#opts.urls));
+          return sendJson(
+            res,
+            200,
+            statusResponse(await this.#opts.sources.view(), this.#opts.urls),
+          );
         case "GetInfo": {
           allow(req, res, "GET", "POST");
           const id = req.method === "GET" ? url.searchParams.get("id") : await instanceIdOf(req);
@@ -120,7 +127,10 @@ export class AdminServer {
           allow(req, res, "POST");
           return sendJson(res, 200, await this.#renew());
         default:
-          throw rpcError("E_RPC_UNKNOWN_METHOD", `unknown admin path ${JSON.stringify(url.pathname)}`);
+          throw rpcError(
+            "E_RPC_UNKNOWN_METHOD",
+            `unknown admin path ${JSON.stringify(url.pathname)}`,
+          );
       }
     } catch (error) {
       this.#fail(req, res, error);
@@ -143,7 +153,10 @@ export class AdminServer {
   async #renew(): Promise<{ renewed: boolean }> {
     const renew = this.#opts.sources.renewCertificate;
     if (!renew) {
-      throw new GatewayError("E_ADMIN_CERTBOT_DISABLED", "core.certbot.enabled is false: nothing renews");
+      throw new GatewayError(
+        "E_ADMIN_CERTBOT_DISABLED",
+        "core.certbot.enabled is false: nothing renews",
+      );
     }
     this.#opts.log.info("admin: renewing the certificate now");
     const outcome = await renew();
@@ -162,7 +175,8 @@ export class AdminServer {
       res.destroy();
       return;
     }
-    if (code === "E_ADMIN_UNAUTHORIZED") res.setHeader("www-authenticate", 'Bearer realm="gateway admin"');
+    if (code === "E_ADMIN_UNAUTHORIZED")
+      res.setHeader("www-authenticate", 'Bearer realm="gateway admin"');
     // An oversized body is left unread: close rather than parse its rest as the next request.
     sendJson(res, status, { error: message, code }, code === "E_RPC_BODY_TOO_LARGE");
   }
@@ -172,7 +186,10 @@ export class AdminServer {
 function allow(req: IncomingMessage, res: ServerResponse, ...methods: string[]): void {
   if (methods.includes(req.method ?? "")) return;
   res.setHeader("allow", methods.join(", "));
-  throw rpcError("E_RPC_METHOD_NOT_ALLOWED", `${req.method} not allowed here; use ${methods.join(" or ")}`);
+  throw rpcError(
+    "E_RPC_METHOD_NOT_ALLOWED",
+    `${req.method} not allowed here; use ${methods.join(" or ")}`,
+  );
 }
 
 async function instanceIdOf(req: IncomingMessage): Promise<string | undefined> {
@@ -185,6 +202,7 @@ async function instanceIdOf(req: IncomingMessage): Promise<string | undefined> {
     throw rpcError("E_RPC_BAD_JSON", "request body is not JSON");
   }
   const id = (parsed as { id?: unknown } | null)?.id;
-  if (id !== undefined && typeof id !== "string") throw rpcError("E_RPC_BAD_REQUEST", '"id" must be a string');
+  if (id !== undefined && typeof id !== "string")
+    throw rpcError("E_RPC_BAD_REQUEST", '"id" must be a string');
   return id;
 }

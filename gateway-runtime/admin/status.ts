@@ -25,7 +25,9 @@ export interface StatusResponse {
   readonly nodes: readonly never[];
 }
 
-export type GetInfoResponse = { readonly found: false } | { readonly found: true; readonly info: HostInfo };
+export type GetInfoResponse =
+  | { readonly found: false }
+  | { readonly found: true; readonly info: HostInfo };
 
 function hostInfo(view: AdminView, i: Instance): HostInfo {
   return {

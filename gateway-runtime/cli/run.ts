@@ -154,7 +154,9 @@ export const PARTS: readonly Part[] = [certificates, dataPlane, registration, ad
 async function notify(ctx: RunContext): Promise<void> {
   await Promise.all(
     ctx.certificateListeners.map((reload) =>
-      reload().catch((error: unknown) => ctx.log.error({ err: error }, "certificate reload failed")),
+      reload().catch((error: unknown) =>
+        ctx.log.error({ err: error }, "certificate reload failed"),
+      ),
     ),
   );
 }

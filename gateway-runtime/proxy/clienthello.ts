@@ -308,7 +308,8 @@ function normalizeHostName(raw: string): string {
       label = 0;
       continue;
     }
-    if (c >= 65 && c <= 90) upper = true; // A-Z
+    if (c >= 65 && c <= 90)
+      upper = true; // A-Z
     else if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 95)) {
       badHost(name);
     }

@@ -192,11 +192,16 @@ export class TlsProxy {
       bytesToClient: 0,
     };
     try {
-      const connecting = raceConnect(selection.candidates, target.port, this.#config.timeouts.connect, {
-        reuseReads: target.mode === "passthrough",
-        attemptDelayMs: this.#config.connect_attempt_delay,
-        failures: this.#selector,
-      });
+      const connecting = raceConnect(
+        selection.candidates,
+        target.port,
+        this.#config.timeouts.connect,
+        {
+          reuseReads: target.mode === "passthrough",
+          attemptDelayMs: this.#config.connect_attempt_delay,
+          failures: this.#selector,
+        },
+      );
       const header =
         (override?.proxy_protocol ?? this.#config.proxy_protocol)
           ? this.#proxyHeader(socket)
@@ -219,9 +224,9 @@ export class TlsProxy {
         const terminating = this.#deps.terminator
           .terminate(socket, data, mode, hello.alpn)
           .then((tls) => {
-          this.#tlsOf.set(socket, tls);
-          return tls;
-        });
+            this.#tlsOf.set(socket, tls);
+            return tls;
+          });
         const [tls, connected] = await settleBoth(terminating, connecting);
         if (tls.destroyed) {
           connected.socket.destroy();
@@ -242,7 +247,8 @@ export class TlsProxy {
       if (instanceId !== undefined) this.#selector.release(instanceId);
       this.stats.closed(appId, moved.bytesToBackend, moved.bytesToClient);
       const log = this.#deps.log;
-      if (log.isLevelEnabled("debug")) log.debug({ appId, instanceId, ...moved }, "connection closed");
+      if (log.isLevelEnabled("debug"))
+        log.debug({ appId, instanceId, ...moved }, "connection closed");
     }
   }
 

@@ -5,11 +5,7 @@
  * with no I/O; `terminate.ts` puts them together.
  */
 import { Buffer } from "node:buffer";
-import {
-  constants,
-  randomBytes,
-  randomFillSync,
-} from "node:crypto";
+import { constants, randomBytes, randomFillSync } from "node:crypto";
 import { createSecureContext, type SecureContext, type SecureContextOptions } from "node:tls";
 import { parseClientHello } from "./clienthello.js";
 
@@ -268,4 +264,3 @@ export class TicketKeyRing {
     return k === undefined ? [0, ZERO16, ZERO16] : [2, k.hmac, k.aes];
   }
 }
-

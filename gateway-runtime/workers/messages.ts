@@ -22,7 +22,14 @@ export type ToPrimary =
   | { readonly type: "ready" }
   | { readonly type: "stats"; readonly id: number; readonly snapshot: ProxySnapshot };
 
-const TYPES = new Set(["directory", "ticket-keys", "reload-certificate", "hello", "ready", "stats"]);
+const TYPES = new Set([
+  "directory",
+  "ticket-keys",
+  "reload-certificate",
+  "hello",
+  "ready",
+  "stats",
+]);
 
 /** A message of ours (the channel also carries Node's own cluster messages). */
 export function isMessage<T extends ToWorker | ToPrimary>(value: unknown): value is T {

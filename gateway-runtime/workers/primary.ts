@@ -33,7 +33,11 @@ export interface ProxyWorkersOptions {
   /** How long start-up waits for every worker's "ready". @default 30000 */
   readonly readyTimeoutMs?: number;
   /** Restart back-off: first delay, cap, and the uptime that counts as recovered (tests). */
-  readonly restart?: { readonly delayMs: number; readonly capMs: number; readonly stableMs: number };
+  readonly restart?: {
+    readonly delayMs: number;
+    readonly capMs: number;
+    readonly stableMs: number;
+  };
 }
 
 /** A replacement starts after this; each quick death in a row doubles it, up to the cap. */
@@ -120,7 +124,11 @@ export class ProxyWorkers {
           clearTimeout(timer);
           this.#statsRequests.delete(id);
           const { answers } = request;
-          resolve({ snapshot: mergeSnapshots(answers), workers: workers.length, answered: answers.length });
+          resolve({
+            snapshot: mergeSnapshots(answers),
+            workers: workers.length,
+            answered: answers.length,
+          });
         },
       };
       const timer = setTimeout(request.done, timeoutMs);
@@ -150,7 +158,9 @@ export class ProxyWorkers {
     return new Promise<void>((resolve, reject) => {
       let ready = false;
       const timer = setTimeout(() => {
-        reject(new Error(`proxy worker ${worker.process.pid} not ready after ${readyTimeoutMs} ms`));
+        reject(
+          new Error(`proxy worker ${worker.process.pid} not ready after ${readyTimeoutMs} ms`),
+        );
         worker.process.kill("SIGKILL"); // a stuck worker would hold a slot and serve nothing
       }, readyTimeoutMs);
       worker.on("message", (message: unknown) => {
@@ -225,7 +235,10 @@ export class ProxyWorkers {
     if (!worker.isConnected()) return;
     worker.send(message, (error: Error | null) => {
       if (error && !this.#stopping) {
-        this.#opts.log.warn({ err: error, pid: worker.process.pid }, "could not reach a proxy worker");
+        this.#opts.log.warn(
+          { err: error, pid: worker.process.pid },
+          "could not reach a proxy worker",
+        );
       }
     });
   }

@@ -11,7 +11,13 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateWgKeyPair } from "../../gateway-runtime/wg/keys.js";
-import { createCa, issueLeaf, type LeafCert, TEST_DOMAIN, type TestCa } from "../../testkit/certs.js";
+import {
+  createCa,
+  issueLeaf,
+  type LeafCert,
+  TEST_DOMAIN,
+  type TestCa,
+} from "../../testkit/certs.js";
 import { cleanupStale, NetnsHarness, type NsProcess } from "../../testkit/netns.js";
 import { until } from "./poll.js";
 import { appInfoSpec, createTestCa, issueRaTlsCert, type TestCert } from "../../testkit/ra-tls.js";

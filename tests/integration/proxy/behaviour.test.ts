@@ -90,7 +90,11 @@ describe("instance choice", () => {
   it("dials every candidate of each connection at once by default (the seed's race)", async () => {
     const before = (backends[0]?.accepted ?? 0) + (backends[1]?.accepted ?? 0);
     for (let k = 0; k < 4; k++) await get(`${APP_A}-8080.${TEST_DOMAIN}`);
-    await until("both instances dialled for each connection", () => (backends[0]?.accepted ?? 0) + (backends[1]?.accepted ?? 0) - before === 8, 3_000);
+    await until(
+      "both instances dialled for each connection",
+      () => (backends[0]?.accepted ?? 0) + (backends[1]?.accepted ?? 0) - before === 8,
+      3_000,
+    );
   });
 
   it("fails cleanly, counted, when no instance answers", async () => {
@@ -116,7 +120,10 @@ describe("connect_attempt_delay: candidates dialled in turn", () => {
       turn.addInstance("aa01", APP_A, "127.0.4.2");
       turn.addInstance("aa02", APP_A, "127.0.4.3");
       const before = (backends[0]?.accepted ?? 0) + (backends[1]?.accepted ?? 0);
-      for (let k = 0; k < 6; k++) expect((await curl(turn, `${APP_A}-8080.${TEST_DOMAIN}`, "/", ["-H", "connection: close"])).code).toBe(0);
+      for (let k = 0; k < 6; k++)
+        expect(
+          (await curl(turn, `${APP_A}-8080.${TEST_DOMAIN}`, "/", ["-H", "connection: close"])).code,
+        ).toBe(0);
       await new Promise((r) => setTimeout(r, 100));
       expect((backends[0]?.accepted ?? 0) + (backends[1]?.accepted ?? 0) - before).toBe(6);
 
@@ -125,7 +132,10 @@ describe("connect_attempt_delay: candidates dialled in turn", () => {
       const took: number[] = [];
       for (let k = 0; k < 6; k++) {
         const started = Date.now();
-        const r = await curl(turn, `${APP_A}-8080.${TEST_DOMAIN}`, "/", ["-H", "connection: close"]);
+        const r = await curl(turn, `${APP_A}-8080.${TEST_DOMAIN}`, "/", [
+          "-H",
+          "connection: close",
+        ]);
         took.push(Date.now() - started);
         expect(r.stdout).toMatch(/^i1 /);
       }
@@ -173,7 +183,11 @@ describe("per-app counters", () => {
   it("count connections and bytes each way", async () => {
     const before = { ...lab.plane.proxy.stats.app(APP_A) };
     await get(`${APP_A}-8080.${TEST_DOMAIN}`);
-    await until("the connection counted as closed", () => lab.plane.proxy.stats.app(APP_A)?.active === 0, 3_000);
+    await until(
+      "the connection counted as closed",
+      () => lab.plane.proxy.stats.app(APP_A)?.active === 0,
+      3_000,
+    );
     const after = lab.plane.proxy.stats.app(APP_A);
     expect((after?.total ?? 0) - (before.total ?? 0)).toBe(1);
     expect(after?.active).toBe(0);

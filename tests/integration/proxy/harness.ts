@@ -1,5 +1,9 @@
 import { spawn } from "node:child_process";
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from "node:http";
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server as HttpServer,
+} from "node:http";
 import { createServer as createTcpServer, type Server, type Socket } from "node:net";
 import { createHash } from "node:crypto";
 import { parseGatewayConfig, type GatewayConfig } from "../../../gateway-runtime/config/index.js";
@@ -50,7 +54,9 @@ export async function startProxyLab(overrides: Record<string, unknown> = {}): Pr
   const config = parseGatewayConfig(raw, "proxy lab");
   const directory = new MemoryDirectory();
   // GATEWAY_TEST_LOG=debug shows the proxy's own log while debugging a test.
-  const log = process.env.GATEWAY_TEST_LOG ? createLogger(process.env.GATEWAY_TEST_LOG as "debug") : silentLogger();
+  const log = process.env.GATEWAY_TEST_LOG
+    ? createLogger(process.env.GATEWAY_TEST_LOG as "debug")
+    : silentLogger();
   const plane = await startDataPlane(config, { directory, log }, { https: 0, http: 0 });
   const httpAddress = plane.redirect?.address();
   return {
@@ -112,14 +118,20 @@ export function httpBackend(name: string, ip: string, port: number): Promise<Bac
       bytes += chunk.length;
       hash.update(chunk);
     });
-    req.on("end", () => res.end(`${name} ${req.method} ${req.url} ${bytes} ${hash.digest("hex")}\n`));
+    req.on("end", () =>
+      res.end(`${name} ${req.method} ${req.url} ${bytes} ${hash.digest("hex")}\n`),
+    );
   });
   server.keepAliveTimeout = 5_000;
   return track(server, ip, port);
 }
 
 /** A raw TCP backend that runs `onSocket` for each connection. */
-export function tcpBackend(ip: string, port: number, onSocket: (s: Socket) => void): Promise<Backend> {
+export function tcpBackend(
+  ip: string,
+  port: number,
+  onSocket: (s: Socket) => void,
+): Promise<Backend> {
   return track(createTcpServer(onSocket), ip, port);
 }
 
@@ -130,7 +142,11 @@ export interface Run {
 }
 
 /** Runs a real client (curl, openssl, ssh) with a hard time bound and stdin closed or given. */
-export function run(cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<Run> {
+export function run(
+  cmd: string,
+  args: readonly string[],
+  opts: { input?: string; timeoutMs?: number } = {},
+): Promise<Run> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
@@ -147,7 +163,12 @@ export function run(cmd: string, args: readonly string[], opts: { input?: string
 }
 
 /** curl through the proxy for `host`, resolving it to 127.0.0.1:<proxy port>. */
-export function curl(lab: ProxyLab, host: string, path = "/", extra: readonly string[] = []): Promise<Run> {
+export function curl(
+  lab: ProxyLab,
+  host: string,
+  path = "/",
+  extra: readonly string[] = [],
+): Promise<Run> {
   return run("curl", [
     "-sS",
     "--max-time",

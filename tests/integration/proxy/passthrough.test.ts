@@ -1,7 +1,17 @@
 import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCa, issueLeaf, type TestCa } from "../../../testkit/certs.js";
-import { APP_A, APP_B, type Backend, curl, httpBackend, type ProxyLab, run, startProxyLab, TEST_DOMAIN } from "./harness.js";
+import {
+  APP_A,
+  APP_B,
+  type Backend,
+  curl,
+  httpBackend,
+  type ProxyLab,
+  run,
+  startProxyLab,
+  TEST_DOMAIN,
+} from "./harness.js";
 
 let lab: ProxyLab;
 let backendCa: TestCa;
@@ -15,7 +25,9 @@ beforeAll(async () => {
   lab.addInstance("aa01", APP_A, "127.0.2.2");
   // The CVM's own certificate, from a CA the gateway knows nothing about.
   backendCa = createCa();
-  const leaf = issueLeaf(backendCa, { sans: ["backend.internal.example", "shop.customer.example"] });
+  const leaf = issueLeaf(backendCa, {
+    sans: ["backend.internal.example", "shop.customer.example"],
+  });
   backendCertPem = leaf.certPem;
   tlsBackend = createTlsServer({ cert: leaf.certPem, key: leaf.keyPem }, (s) => {
     s.on("data", (d: Buffer) => {
@@ -36,10 +48,24 @@ afterAll(async () => {
 });
 
 async function sClient(servername: string, input: string, ca = backendCa.certFile) {
-  return run("openssl", ["s_client", "-connect", `127.0.0.1:${lab.port}`, "-servername", servername, "-CAfile", ca, "-verify_return_error", "-ign_eof"], {
-    input,
-    timeoutMs: 10_000,
-  });
+  return run(
+    "openssl",
+    [
+      "s_client",
+      "-connect",
+      `127.0.0.1:${lab.port}`,
+      "-servername",
+      servername,
+      "-CAfile",
+      ca,
+      "-verify_return_error",
+      "-ign_eof",
+    ],
+    {
+      input,
+      timeoutMs: 10_000,
+    },
+  );
 }
 
 describe("TLS passthrough (s suffix)", () => {
@@ -47,7 +73,9 @@ describe("TLS passthrough (s suffix)", () => {
     const r = await sClient(`${APP_A}-8443s.${TEST_DOMAIN}`, "ping\n");
     expect(r.stdout).toContain("Verification: OK");
     // s_client prints the served certificate: it is the backend's, byte for byte.
-    const served = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(r.stdout)?.[0];
+    const served = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(
+      r.stdout,
+    )?.[0];
     expect(served?.replace(/\s/g, "")).toBe(backendCertPem.trim().replace(/\s/g, ""));
     expect(r.stdout).toContain(`backend saw ${APP_A}-8443s.${TEST_DOMAIN}: ping`);
   });

@@ -2,7 +2,16 @@ import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openFdCount, waitForFds } from "../../helpers/fds.js";
-import { APP_A, type Backend, curl, httpBackend, type ProxyLab, startProxyLab, TEST_DOMAIN, tcpBackend } from "./harness.js";
+import {
+  APP_A,
+  type Backend,
+  curl,
+  httpBackend,
+  type ProxyLab,
+  startProxyLab,
+  TEST_DOMAIN,
+  tcpBackend,
+} from "./harness.js";
 
 let lab: ProxyLab;
 let backend: Backend;
@@ -51,8 +60,16 @@ describe("bad input is refused with a named reason, and the proxy keeps serving"
     ["plain HTTP on the TLS port", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "E_HELLO_HTTP"],
     ["random bytes", Buffer.from([0x00, 0x01, 0x02, 0x03, 0x04, 0x05]), "E_HELLO_NOT_TLS"],
     ["an SSLv2 hello", Buffer.from([0x80, 0x2e, 0x01, 0x00, 0x02]), "E_HELLO_SSLV2"],
-    ["a record longer than TLS allows", Buffer.from([0x16, 0x03, 0x01, 0x7f, 0xff, 0x01]), "E_HELLO_BAD_RECORD"],
-    ["a hello declaring more than 16 KiB", Buffer.from([0x16, 0x03, 0x01, 0x00, 0x04, 0x01, 0x01, 0x00, 0x00]), "E_HELLO_TOO_LARGE"],
+    [
+      "a record longer than TLS allows",
+      Buffer.from([0x16, 0x03, 0x01, 0x7f, 0xff, 0x01]),
+      "E_HELLO_BAD_RECORD",
+    ],
+    [
+      "a hello declaring more than 16 KiB",
+      Buffer.from([0x16, 0x03, 0x01, 0x00, 0x04, 0x01, 0x01, 0x00, 0x00]),
+      "E_HELLO_TOO_LARGE",
+    ],
   ])("%s", async (_what, bytes, code) => {
     const before = rejected(code);
     const ms = await sendAndWaitClose(bytes);
@@ -93,7 +110,12 @@ describe("bad input is refused with a named reason, and the proxy keeps serving"
     [`-8080.${TEST_DOMAIN}`, "E_ROUTE_EMPTY_ID"],
   ])("SNI %s is refused with %s", async (sni, code) => {
     const before = rejected(code);
-    const s = tlsConnect({ port: lab.port, host: "127.0.0.1", servername: sni, ca: lab.ca.certPem });
+    const s = tlsConnect({
+      port: lab.port,
+      host: "127.0.0.1",
+      servername: sni,
+      ca: lab.ca.certPem,
+    });
     let connected = false;
     s.once("secureConnect", () => (connected = true));
     s.on("error", () => {});
@@ -129,7 +151,12 @@ describe("descriptors", () => {
       const start = openFdCount();
       const one = (k: number) =>
         new Promise<void>((resolve) => {
-          const s = tlsConnect({ port: lab.port, host: "127.0.0.1", servername: `${APP_A}-7007.${TEST_DOMAIN}`, ca: lab.ca.certPem });
+          const s = tlsConnect({
+            port: lab.port,
+            host: "127.0.0.1",
+            servername: `${APP_A}-7007.${TEST_DOMAIN}`,
+            ca: lab.ca.certPem,
+          });
           s.on("error", () => {});
           s.resume();
           s.once("close", () => resolve());

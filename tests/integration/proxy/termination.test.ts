@@ -10,7 +10,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ClientOptions, WebSocket, WebSocketServer } from "ws";
-import { APP_A, APP_B, type Backend, curl, httpBackend, type ProxyLab, startProxyLab, TEST_DOMAIN, tcpBackend } from "./harness.js";
+import {
+  APP_A,
+  APP_B,
+  type Backend,
+  curl,
+  httpBackend,
+  type ProxyLab,
+  startProxyLab,
+  TEST_DOMAIN,
+  tcpBackend,
+} from "./harness.js";
 
 let lab: ProxyLab;
 const backends: Backend[] = [];
@@ -29,7 +39,11 @@ beforeAll(async () => {
   h2Server = createH2cServer();
   // @types/node 26 types the event with the session-level Http2Stream; a server stream it is.
   h2Server.on("stream", (stream: ServerHttp2Stream, headers) => {
-    stream.respond({ ":status": 200, "content-type": "application/grpc", "x-path": String(headers[":path"]) });
+    stream.respond({
+      ":status": 200,
+      "content-type": "application/grpc",
+      "x-path": String(headers[":path"]),
+    });
     stream.end("h2-ok");
   });
   await new Promise<void>((r) => h2Server.listen(50051, "127.0.1.2", r));
@@ -64,7 +78,15 @@ describe("TLS termination through the proxy, with real clients", () => {
   it("keeps one backend connection for a keep-alive client", async () => {
     const before = backends[1]?.accepted ?? 0;
     const host = `${APP_A}-8080.${TEST_DOMAIN}`;
-    const r = await curl(lab, host, "/one", ["-o", "/dev/null", "-o", "/dev/null", "-w", "%{num_connects}\n", `https://${host}:${lab.port}/two`]);
+    const r = await curl(lab, host, "/one", [
+      "-o",
+      "/dev/null",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{num_connects}\n",
+      `https://${host}:${lab.port}/two`,
+    ]);
     expect(r.code).toBe(0);
     expect(r.stdout.trim().split("\n")).toEqual(["1", "0"]);
     expect((backends[1]?.accepted ?? 0) - before).toBe(1);
@@ -75,12 +97,23 @@ describe("TLS termination through the proxy, with real clients", () => {
     const body = randomBytes(100 * 1024 * 1024);
     writeFileSync(file, body);
     const sha = createHash("sha256").update(body).digest("hex");
-    const r = await curl(lab, `${APP_A}-8080.${TEST_DOMAIN}`, "/upload", ["--data-binary", `@${file}`, "-H", "content-type: application/octet-stream"]);
+    const r = await curl(lab, `${APP_A}-8080.${TEST_DOMAIN}`, "/upload", [
+      "--data-binary",
+      `@${file}`,
+      "-H",
+      "content-type: application/octet-stream",
+    ]);
     expect(r.stdout.trim()).toBe(`a-8080 POST /upload ${body.length} ${sha}`);
   }, 60_000);
 
   it("does not offer h2 on a plain host, even to a client that wants it", async () => {
-    const r = await curl(lab, `${APP_A}-8080.${TEST_DOMAIN}`, "/", ["--http2", "-o", "/dev/null", "-w", "%{http_version}"]);
+    const r = await curl(lab, `${APP_A}-8080.${TEST_DOMAIN}`, "/", [
+      "--http2",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_version}",
+    ]);
     expect(r.stdout).toBe("1.1");
   });
 
@@ -100,7 +133,11 @@ describe("TLS termination through the proxy, with real clients", () => {
         [1, 2, 3].map(
           (n) =>
             new Promise<string>((resolve, reject) => {
-              const req = session.request({ ":method": "POST", ":path": `/pkg.Svc/Call${n}`, "content-type": "application/grpc" });
+              const req = session.request({
+                ":method": "POST",
+                ":path": `/pkg.Svc/Call${n}`,
+                "content-type": "application/grpc",
+              });
               let data = "";
               let path = "";
               req.on("response", (h) => (path = String(h["x-path"])));
@@ -111,14 +148,24 @@ describe("TLS termination through the proxy, with real clients", () => {
             }),
         ),
       );
-      expect(results).toEqual(["/pkg.Svc/Call1 h2-ok", "/pkg.Svc/Call2 h2-ok", "/pkg.Svc/Call3 h2-ok"]);
+      expect(results).toEqual([
+        "/pkg.Svc/Call1 h2-ok",
+        "/pkg.Svc/Call2 h2-ok",
+        "/pkg.Svc/Call3 h2-ok",
+      ]);
     } finally {
       session.close();
     }
   });
 
   it("curl speaks HTTP/2 to a g host", async () => {
-    const r = await curl(lab, `${APP_A}-50051g.${TEST_DOMAIN}`, "/x", ["--http2", "-o", "/dev/null", "-w", "%{http_version}"]);
+    const r = await curl(lab, `${APP_A}-50051g.${TEST_DOMAIN}`, "/x", [
+      "--http2",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_version}",
+    ]);
     expect(r.stdout).toBe("2");
   });
 
@@ -147,7 +194,12 @@ describe("TLS termination through the proxy, with real clients", () => {
     const echo = await tcpBackend("127.0.1.4", 2222, (s) => s.pipe(s));
     try {
       const { connect } = await import("node:tls");
-      const socket = connect({ host: "127.0.0.1", port: lab.port, servername: `${APP_B}-2222.${TEST_DOMAIN}`, ca: lab.ca.certPem });
+      const socket = connect({
+        host: "127.0.0.1",
+        port: lab.port,
+        servername: `${APP_B}-2222.${TEST_DOMAIN}`,
+        ca: lab.ca.certPem,
+      });
       const payload = randomBytes(256 * 1024);
       const back = await new Promise<Buffer>((resolve, reject) => {
         const chunks: Buffer[] = [];
@@ -177,16 +229,24 @@ describe("half-close through termination", () => {
         { length: 20 },
         (_, k) =>
           new Promise<string>((resolve, reject) => {
-            const s = connect({ host: "127.0.0.1", port: lab.port, servername: host, ca: lab.ca.certPem });
+            const s = connect({
+              host: "127.0.0.1",
+              port: lab.port,
+              servername: host,
+              ca: lab.ca.certPem,
+            });
             let text = "";
             s.on("data", (d: Buffer) => (text += d.toString()));
-            s.once("secureConnect", () => s.end(`GET /half/${k} HTTP/1.1\r\nhost: ${host}\r\n\r\n`));
+            s.once("secureConnect", () =>
+              s.end(`GET /half/${k} HTTP/1.1\r\nhost: ${host}\r\n\r\n`),
+            );
             s.once("close", () => resolve(text));
             s.once("error", reject);
             setTimeout(() => s.destroy(), 5_000);
           }),
       ),
     );
-    for (const [k, reply] of replies.entries()) expect(reply).toMatch(new RegExp(`a-8080 GET /half/${k} 0 `));
+    for (const [k, reply] of replies.entries())
+      expect(reply).toMatch(new RegExp(`a-8080 GET /half/${k} 0 `));
   });
 });

@@ -95,7 +95,13 @@ describe("renderMetrics", () => {
     const view = adminView();
     const text = renderMetrics({
       ...view,
-      proxy: { ...view.proxy, certificates: [{ serial: "0A", notAfterMs: 1000 }, { serial: "0B", notAfterMs: 2000 }] },
+      proxy: {
+        ...view.proxy,
+        certificates: [
+          { serial: "0A", notAfterMs: 1000 },
+          { serial: "0B", notAfterMs: 2000 },
+        ],
+      },
     });
     expect(text).toContain('gateway_certificate_expiry_timestamp_seconds{serial="0A"} 1\n');
     expect(text).toContain('gateway_certificate_expiry_timestamp_seconds{serial="0B"} 2\n');
@@ -103,7 +109,13 @@ describe("renderMetrics", () => {
 
   it("escapes backslash, double quote and line feed in label values", () => {
     const view = adminView({
-      proxy: { apps: {}, rejected: { 'a"b\\c\nd': 1 }, instances: {}, connectFailures: {}, certificates: [] },
+      proxy: {
+        apps: {},
+        rejected: { 'a"b\\c\nd': 1 },
+        instances: {},
+        connectFailures: {},
+        certificates: [],
+      },
     });
     expect(renderMetrics(view)).toContain(
       'gateway_rejected_connections_total{reason="a\\"b\\\\c\\nd"} 1\n',
@@ -116,7 +128,9 @@ describe("renderMetrics", () => {
     });
     const text = renderMetrics(view);
     expect(text).toContain("gateway_certbot_consecutive_failures 3\n");
-    expect(text).toContain(`gateway_certbot_last_run_timestamp_seconds{result="failed"} ${s(NOW)}\n`);
+    expect(text).toContain(
+      `gateway_certbot_last_run_timestamp_seconds{result="failed"} ${s(NOW)}\n`,
+    );
     expect(text).not.toMatch(/^gateway_certbot_next_check_timestamp_seconds /m);
   });
 });

@@ -124,7 +124,10 @@ describe("admin API", () => {
     expect(await (await post()).json()).toEqual({ renewed: false });
     const limited = await post();
     expect(limited.status).toBe(429);
-    expect(await limited.json()).toEqual({ code: "E_CERT_RATE_LIMITED", error: "5 certificates this week" });
+    expect(await limited.json()).toEqual({
+      code: "E_CERT_RATE_LIMITED",
+      error: "5 certificates this week",
+    });
     const failed = await post();
     expect(failed.status).toBe(502);
     expect(await failed.json()).toMatchObject({ code: "E_CERT_DNS" });
@@ -166,7 +169,9 @@ describe("admin API", () => {
 
     it("takes the token as a Bearer or in X-Admin-Token", async () => {
       const { call } = await start({ token: TOKEN });
-      expect((await call("/metrics", { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
+      expect(
+        (await call("/metrics", { headers: { authorization: `Bearer ${TOKEN}` } })).status,
+      ).toBe(200);
       expect((await call("/metrics", { headers: { "x-admin-token": TOKEN } })).status).toBe(200);
     });
 
@@ -175,7 +180,10 @@ describe("admin API", () => {
       const missing = await call("/prpc/Admin.ReloadCert", { method: "POST" });
       expect(missing.status).toBe(401);
       expect(missing.headers.get("www-authenticate")).toBe('Bearer realm="gateway admin"');
-      expect(await missing.json()).toMatchObject({ code: "E_ADMIN_UNAUTHORIZED", error: expect.stringMatching(/missing/) });
+      expect(await missing.json()).toMatchObject({
+        code: "E_ADMIN_UNAUTHORIZED",
+        error: expect.stringMatching(/missing/),
+      });
       for (const headers of [
         { authorization: `Bearer ${TOKEN}x` },
         { authorization: `Basic ${TOKEN}` },

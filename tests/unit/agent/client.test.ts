@@ -13,7 +13,12 @@ import type { RegisterCvmRequest } from "../../../gateway-runtime/rpc/wire.js";
 import { RpcServer } from "../../../gateway-runtime/rpc/server.js";
 import { generateWgKeyPair } from "../../../gateway-runtime/wg/keys.js";
 import { createCa, issueLeaf, type LeafCert, type TestCa } from "../../../testkit/certs.js";
-import { appInfoSpec, createTestCa, issueRaTlsCert, type TestCert } from "../../../testkit/ra-tls.js";
+import {
+  appInfoSpec,
+  createTestCa,
+  issueRaTlsCert,
+  type TestCert,
+} from "../../../testkit/ra-tls.js";
 
 const APP = "aa".repeat(20);
 const gwKeys = generateWgKeyPair();

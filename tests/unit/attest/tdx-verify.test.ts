@@ -22,7 +22,13 @@ import {
   type VerifiedQuote,
 } from "../../../gateway-runtime/attest/tdx/verifier.js";
 import { GatewayError } from "../../../gateway-runtime/errors.js";
-import { createTestCa, issueRaTlsCert, newKeyPair, OID, raTlsExt } from "../../../testkit/ra-tls.js";
+import {
+  createTestCa,
+  issueRaTlsCert,
+  newKeyPair,
+  OID,
+  raTlsExt,
+} from "../../../testkit/ra-tls.js";
 import { eventLogJson, patchQuote, scaleAttestation, type TestEvent } from "./tdx-encoders.js";
 import { COLLATERAL_TIME, type FakePccs, fixtureQuoteReport, startPccs } from "./pccs.js";
 

@@ -3,20 +3,10 @@
 import { Buffer } from "node:buffer";
 import { once } from "node:events";
 import { describe, expect, it } from "vitest";
-import {
-  type BridgeEnd,
-  bridge,
-} from "../../../gateway-runtime/proxy/bridge.js";
+import { type BridgeEnd, bridge } from "../../../gateway-runtime/proxy/bridge.js";
 import { openFdCount, waitForFds } from "../../helpers/fds.js";
 
-import {
-  LONG,
-  useLoopback,
-  within,
-  until,
-  flood,
-  destroyPeers,
-} from "./bridge-harness.js";
+import { LONG, useLoopback, within, until, flood, destroyPeers } from "./bridge-harness.js";
 const loop = useLoopback();
 
 describe("bridge: descriptors", () => {

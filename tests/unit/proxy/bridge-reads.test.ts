@@ -38,47 +38,55 @@ describe("bridge: backend read into reused buffers", () => {
   it.each([
     [64 * 1024, 50],
     [1500, 8],
-  ])("keeps %i-byte writes, %i MB, to a slow client exact and bounded", async (size, megabytes) => {
-    const link = await loop.link(reuse);
-    const done = start(link);
-    let maxWritable = 0;
-    let drains = 0;
-    const sampler = setInterval(() => {
-      maxWritable = Math.max(maxWritable, link.gwClient.writableLength);
-    }, 1);
-    link.gwClient.on("drain", () => drains++);
-    const total = megabytes * 1024 * 1024;
-    const sent = createHash("sha256");
-    const got = createHash("sha256");
-    let received = 0;
-    let nextPause = 1024 * 1024;
-    link.client.on("data", (chunk: Buffer) => {
-      got.update(chunk);
-      received += chunk.length;
-      if (received >= nextPause) {
-        nextPause += 1024 * 1024;
-        link.client.pause();
-        setTimeout(() => link.client.resume(), 10);
+  ])(
+    "keeps %i-byte writes, %i MB, to a slow client exact and bounded",
+    async (size, megabytes) => {
+      const link = await loop.link(reuse);
+      const done = start(link);
+      let maxWritable = 0;
+      let drains = 0;
+      const sampler = setInterval(() => {
+        maxWritable = Math.max(maxWritable, link.gwClient.writableLength);
+      }, 1);
+      link.gwClient.on("drain", () => drains++);
+      const total = megabytes * 1024 * 1024;
+      const sent = createHash("sha256");
+      const got = createHash("sha256");
+      let received = 0;
+      let nextPause = 1024 * 1024;
+      link.client.on("data", (chunk: Buffer) => {
+        got.update(chunk);
+        received += chunk.length;
+        if (received >= nextPause) {
+          nextPause += 1024 * 1024;
+          link.client.pause();
+          setTimeout(() => link.client.resume(), 10);
+        }
+      });
+      const clientDone = once(link.client, "end");
+      const random = randomBytes(total); // every byte differs from the ones before: a stale buffer shows
+      for (let n = 0; n < total; n += size) {
+        const chunk = random.subarray(n, Math.min(total, n + size));
+        sent.update(chunk);
+        if (!link.backend.write(chunk)) await within(once(link.backend, "drain"), 5000, "drain");
       }
-    });
-    const clientDone = once(link.client, "end");
-    const random = randomBytes(total); // every byte differs from the ones before: a stale buffer shows
-    for (let n = 0; n < total; n += size) {
-      const chunk = random.subarray(n, Math.min(total, n + size));
-      sent.update(chunk);
-      if (!link.backend.write(chunk)) await within(once(link.backend, "drain"), 5000, "drain");
-    }
-    link.backend.end();
-    await within(clientDone, 10_000, "the client sees the end");
-    link.client.end();
-    clearInterval(sampler);
-    expect(await settled(link, done)).toEqual({ end: "closed", bytesToBackend: 0, bytesToClient: total });
-    expect(received).toBe(total);
-    expect(got.digest("hex")).toBe(sent.digest("hex"));
-    expect(drains).toBeGreaterThan(0); // writes really queued, so reads had to move buffers
-    expect(maxWritable).toBeLessThan(256 * 1024);
-    destroyPeers(link);
-  }, 30_000);
+      link.backend.end();
+      await within(clientDone, 10_000, "the client sees the end");
+      link.client.end();
+      clearInterval(sampler);
+      expect(await settled(link, done)).toEqual({
+        end: "closed",
+        bytesToBackend: 0,
+        bytesToClient: total,
+      });
+      expect(received).toBe(total);
+      expect(got.digest("hex")).toBe(sent.digest("hex"));
+      expect(drains).toBeGreaterThan(0); // writes really queued, so reads had to move buffers
+      expect(maxWritable).toBeLessThan(256 * 1024);
+      destroyPeers(link);
+    },
+    30_000,
+  );
 
   it("lends large buffers back to the pool when a download ends", async () => {
     const link = await loop.link(reuse);

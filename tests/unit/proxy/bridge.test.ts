@@ -12,10 +12,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type BridgeResult,
-  bridge,
-} from "../../../gateway-runtime/proxy/bridge.js";
+import { type BridgeResult, bridge } from "../../../gateway-runtime/proxy/bridge.js";
 
 import {
   assertEchoesExact,
@@ -36,16 +33,22 @@ const EVENTS = ["error", "close", "data", "end", "finish", "drain"] as const;
 
 describe("bridge: bytes", () => {
   it("carries random payloads byte-exact both ways and ends closed", async () => {
-    await assertEchoesExact(() => loop.link(), (l) => bridge(l.gwClient, l.gwBackend, LONG), 8);
+    await assertEchoesExact(
+      () => loop.link(),
+      (l) => bridge(l.gwClient, l.gwBackend, LONG),
+      8,
+    );
   });
 
   it("holds no closure per connection: two bridges share every listener they add", async () => {
     const [one, two] = [await loop.link(), await loop.link()];
-    const before = (s: Socket) =>
-      new Map(EVENTS.map((e) => [e, new Set(s.listeners(e))] as const));
+    const before = (s: Socket) => new Map(EVENTS.map((e) => [e, new Set(s.listeners(e))] as const));
     const sockets = [one.gwClient, one.gwBackend, two.gwClient, two.gwBackend];
     const had = sockets.map(before);
-    const done = [bridge(one.gwClient, one.gwBackend, LONG), bridge(two.gwClient, two.gwBackend, LONG)];
+    const done = [
+      bridge(one.gwClient, one.gwBackend, LONG),
+      bridge(two.gwClient, two.gwBackend, LONG),
+    ];
     const added = sockets.map((s, k) =>
       EVENTS.flatMap((e) => s.listeners(e).filter((f) => !had[k]?.get(e)?.has(f))),
     );

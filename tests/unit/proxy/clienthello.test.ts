@@ -174,9 +174,21 @@ const cases: ReadonlyArray<readonly [string, Uint8Array, string]> = [
   ],
   ["duplicate server_name", hello({ extensions: [sni("a.b"), sni("a.b")] }), "E_HELLO_MALFORMED"],
   // duplicates are tracked in three ranges: below 32, 32-63, and above
-  ["duplicate type 31", hello({ extensions: [ext(31, []), sni("a.b"), ext(31, [])] }), "E_HELLO_MALFORMED"],
-  ["duplicate type 43", hello({ extensions: [ext(43, []), sni("a.b"), ext(43, [])] }), "E_HELLO_MALFORMED"],
-  ["duplicate type 65281", hello({ extensions: [ext(65281, [0]), sni("a.b"), ext(65281, [0])] }), "E_HELLO_MALFORMED"],
+  [
+    "duplicate type 31",
+    hello({ extensions: [ext(31, []), sni("a.b"), ext(31, [])] }),
+    "E_HELLO_MALFORMED",
+  ],
+  [
+    "duplicate type 43",
+    hello({ extensions: [ext(43, []), sni("a.b"), ext(43, [])] }),
+    "E_HELLO_MALFORMED",
+  ],
+  [
+    "duplicate type 65281",
+    hello({ extensions: [ext(65281, [0]), sni("a.b"), ext(65281, [0])] }),
+    "E_HELLO_MALFORMED",
+  ],
   ["empty server_name ext", hello({ extensions: [ext(0, [])] }), "E_HELLO_MALFORMED"],
   ["empty server_name_list", hello({ extensions: [ext(0, [0, 0])] }), "E_HELLO_MALFORMED"],
   ["server_name_list too short", hello({ extensions: [ext(0, [0, 1, 0])] }), "E_HELLO_MALFORMED"],

@@ -1,7 +1,11 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
-import { type Balance, FAILURE_PENALTY_MS, InstanceSelector } from "../../../gateway-runtime/proxy/select.js";
+import {
+  type Balance,
+  FAILURE_PENALTY_MS,
+  InstanceSelector,
+} from "../../../gateway-runtime/proxy/select.js";
 
 const NOW = 1_000_000_000;
 const MIN = 60_000;
@@ -14,7 +18,11 @@ function directory(instances: [id: string, app: string, handshakeAgeMs: number |
   return d;
 }
 
-function selector(d: MemoryDirectory, balance: Balance = "least_conn", extra: { topN?: number; cacheMs?: number } = {}) {
+function selector(
+  d: MemoryDirectory,
+  balance: Balance = "least_conn",
+  extra: { topN?: number; cacheMs?: number } = {},
+) {
   let now = NOW;
   const s = new InstanceSelector(d, {
     topN: extra.topN ?? 3,
@@ -27,7 +35,8 @@ function selector(d: MemoryDirectory, balance: Balance = "least_conn", extra: { 
 }
 
 /** Candidate ids in order; empty when the selection is not "ok" (other tests check the kind). */
-const ids = (sel: ReturnType<InstanceSelector["select"]>): string[] => (sel.kind === "ok" ? sel.candidates.map((i) => i.id) : []);
+const ids = (sel: ReturnType<InstanceSelector["select"]>): string[] =>
+  sel.kind === "ok" ? sel.candidates.map((i) => i.id) : [];
 
 describe("instance selection", () => {
   const d = directory([
@@ -51,11 +60,17 @@ describe("instance selection", () => {
   });
 
   it("a named instance is tried whatever its health, and belongs to its app", () => {
-    expect(selector(d).s.select("a3", "1.2.3.4")).toMatchObject({ kind: "ok", appId: "aaa", candidates: [{ id: "a3" }] });
+    expect(selector(d).s.select("a3", "1.2.3.4")).toMatchObject({
+      kind: "ok",
+      appId: "aaa",
+      candidates: [{ id: "a3" }],
+    });
   });
 
   it("takes at most topN candidates", () => {
-    const many = directory(Array.from({ length: 10 }, (_, k) => [`i${k}`, "app", 1000] as [string, string, number]));
+    const many = directory(
+      Array.from({ length: 10 }, (_, k) => [`i${k}`, "app", 1000] as [string, string, number]),
+    );
     expect(ids(selector(many, "random", { topN: 3 }).s.select("app", "x"))).toHaveLength(3);
   });
 
@@ -71,22 +86,38 @@ describe("instance selection", () => {
   });
 
   it("least_conn spreads sequential connections evenly", () => {
-    const many = directory(Array.from({ length: 4 }, (_, k) => [`i${k}`, "app", 1000] as [string, string, number]));
+    const many = directory(
+      Array.from({ length: 4 }, (_, k) => [`i${k}`, "app", 1000] as [string, string, number]),
+    );
     const { s } = selector(many);
     for (let k = 0; k < 40; k++) s.acquire(ids(s.select("app", "x"))[0] ?? "");
     expect([0, 1, 2, 3].map((k) => s.activeConnections(`i${k}`))).toEqual([10, 10, 10, 10]);
   });
 
   it("least_conn orders all candidates by open connections and breaks ties uniformly", () => {
-    const five = directory(Array.from({ length: 5 }, (_, k) => [`i${k}`, "app", 1000] as [string, string, number]));
+    const five = directory(
+      Array.from({ length: 5 }, (_, k) => [`i${k}`, "app", 1000] as [string, string, number]),
+    );
     let seed = 7;
     const random = (): number => {
       seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
       return seed / 2 ** 32;
     };
-    const s = new InstanceSelector(five, { topN: 4, cacheMs: 30_000, healthyAgeMs: 5 * MIN, balance: "least_conn", now: () => NOW, random });
+    const s = new InstanceSelector(five, {
+      topN: 4,
+      cacheMs: 30_000,
+      healthyAgeMs: 5 * MIN,
+      balance: "least_conn",
+      now: () => NOW,
+      random,
+    });
     // open connections: i0 2, i1 0, i2 1, i3 0, i4 1
-    for (const [id, n] of [["i0", 2], ["i2", 1], ["i4", 1]] as const) for (let k = 0; k < n; k++) s.acquire(id);
+    for (const [id, n] of [
+      ["i0", 2],
+      ["i2", 1],
+      ["i4", 1],
+    ] as const)
+      for (let k = 0; k < n; k++) s.acquire(id);
     const firsts = new Map<string, number>();
     for (let k = 0; k < 6000; k++) {
       const order = ids(s.select("app", "x"));
@@ -105,11 +136,15 @@ describe("instance selection", () => {
   });
 
   it("ip_hash keeps one client on one instance and spreads clients", () => {
-    const many = directory(Array.from({ length: 8 }, (_, k) => [`i${k}`, "app", 1000] as [string, string, number]));
+    const many = directory(
+      Array.from({ length: 8 }, (_, k) => [`i${k}`, "app", 1000] as [string, string, number]),
+    );
     const { s } = selector(many, "ip_hash", { topN: 1 });
     const first = ids(s.select("app", "192.0.2.7"))[0];
     for (let k = 0; k < 5; k++) expect(ids(s.select("app", "192.0.2.7"))[0]).toBe(first);
-    const spread = new Set(Array.from({ length: 100 }, (_, k) => ids(s.select("app", `198.51.100.${k}`))[0]));
+    const spread = new Set(
+      Array.from({ length: 100 }, (_, k) => ids(s.select("app", `198.51.100.${k}`))[0]),
+    );
     expect(spread.size).toBeGreaterThanOrEqual(6);
   });
 
@@ -126,7 +161,11 @@ describe("instance selection", () => {
   });
 
   it("puts an instance whose connect failed behind the others for FAILURE_PENALTY_MS, under every balance", () => {
-    const three = directory([["i0", "app", 1000], ["i1", "app", 1000], ["i2", "app", 1000]]);
+    const three = directory([
+      ["i0", "app", 1000],
+      ["i1", "app", 1000],
+      ["i2", "app", 1000],
+    ]);
     for (const balance of ["least_conn", "random", "round_robin", "ip_hash"] as const) {
       const { s, advance } = selector(three, balance, { topN: 3 });
       s.acquire("i1");
@@ -136,14 +175,21 @@ describe("instance selection", () => {
       advance(FAILURE_PENALTY_MS - 1);
       expect(ids(s.select("app", "x"))[2]).toBe("i0");
       advance(1);
-      const after = Array.from({ length: 20 }, (_, k) => ids(s.select("app", `198.51.100.${k}`))[0]);
+      const after = Array.from(
+        { length: 20 },
+        (_, k) => ids(s.select("app", `198.51.100.${k}`))[0],
+      );
       expect(after).toContain("i0");
       if (balance === "least_conn") expect(new Set(after)).toEqual(new Set(["i0"]));
     }
   });
 
   it("leaves a failed instance out of a short top N while healthy others remain", () => {
-    const three = directory([["i0", "app", 1000], ["i1", "app", 1000], ["i2", "app", 1000]]);
+    const three = directory([
+      ["i0", "app", 1000],
+      ["i1", "app", 1000],
+      ["i2", "app", 1000],
+    ]);
     const { s } = selector(three, "round_robin", { topN: 2 });
     s.failed("i1");
     for (let k = 0; k < 6; k++) expect(ids(s.select("app", "x")).sort()).toEqual(["i0", "i2"]);
@@ -153,7 +199,10 @@ describe("instance selection", () => {
   });
 
   it("a successful connect ends an instance's penalty at once", () => {
-    const two = directory([["i0", "app", 1000], ["i1", "app", 1000]]);
+    const two = directory([
+      ["i0", "app", 1000],
+      ["i1", "app", 1000],
+    ]);
     const { s } = selector(two);
     s.failed("i0");
     expect(ids(s.select("app", "x"))).toEqual(["i1", "i0"]);
@@ -180,7 +229,10 @@ describe("instance selection", () => {
   });
 
   it("a named instance is tried even while it is penalised", () => {
-    const two = directory([["i0", "app", 1000], ["i1", "app", 1000]]);
+    const two = directory([
+      ["i0", "app", 1000],
+      ["i1", "app", 1000],
+    ]);
     const { s } = selector(two);
     s.failed("i0");
     expect(ids(s.select("i0", "x"))).toEqual(["i0"]);
@@ -189,12 +241,17 @@ describe("instance selection", () => {
   it("never returns an unhealthy, foreign or duplicate instance (property)", () => {
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(fc.constantFrom("aa", "bb"), fc.option(fc.integer({ min: 0, max: 20 * MIN }))), { minLength: 1, maxLength: 12 }),
+        fc.array(
+          fc.tuple(fc.constantFrom("aa", "bb"), fc.option(fc.integer({ min: 0, max: 20 * MIN }))),
+          { minLength: 1, maxLength: 12 },
+        ),
         fc.constantFrom<Balance>("least_conn", "random", "round_robin", "ip_hash"),
         fc.integer({ min: 1, max: 5 }),
         fc.array(fc.integer({ min: 0, max: 11 })),
         (spec, balance, topN, failedIdx) => {
-          const dir = directory(spec.map(([app, age], k) => [`i${k}`, app, age] as [string, string, number | null]));
+          const dir = directory(
+            spec.map(([app, age], k) => [`i${k}`, app, age] as [string, string, number | null]),
+          );
           const { s } = selector(dir, balance, { topN });
           const failed = new Set(failedIdx.map((k) => `i${k}`));
           for (const id of failed) s.failed(id);
@@ -202,7 +259,12 @@ describe("instance selection", () => {
           if (sel.kind !== "ok") return;
           const got = sel.candidates;
           expect(new Set(got.map((i) => i.id)).size).toBe(got.length);
-          expect(got.length).toBe(Math.min(topN, dir.appInstances("aa").filter((i) => NOW - i.lastHandshakeMs < 5 * MIN).length));
+          expect(got.length).toBe(
+            Math.min(
+              topN,
+              dir.appInstances("aa").filter((i) => NOW - i.lastHandshakeMs < 5 * MIN).length,
+            ),
+          );
           const fresh = got.map((i) => !failed.has(i.id));
           expect(fresh).toEqual([...fresh].sort((a, b) => Number(b) - Number(a))); // none failed before a fresh one
           for (const i of got) {

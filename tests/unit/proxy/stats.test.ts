@@ -18,10 +18,20 @@ describe("ProxyStats snapshots", () => {
       s.rejected("E_LIMIT_APP", "a1");
       s.rejected("E_ROUTE_UNKNOWN_APP");
     });
-    const snap = snapshotOf(stats, { open: new Map([["i1", 1]]), connectFailures: new Map([["i2", 4]]) }, cert);
+    const snap = snapshotOf(
+      stats,
+      { open: new Map([["i1", 1]]), connectFailures: new Map([["i2", 4]]) },
+      cert,
+    );
     expect(structuredClone(snap)).toEqual({
       apps: {
-        a1: { active: 1, total: 2, bytesToBackend: 100, bytesToClient: 2000, rejected: { E_LIMIT_APP: 1 } },
+        a1: {
+          active: 1,
+          total: 2,
+          bytesToBackend: 100,
+          bytesToClient: 2000,
+          rejected: { E_LIMIT_APP: 1 },
+        },
       },
       rejected: { E_LIMIT_APP: 1, E_ROUTE_UNKNOWN_APP: 1 },
       instances: { i1: 1 },
@@ -63,7 +73,13 @@ describe("ProxyStats snapshots", () => {
     );
     expect(mergeSnapshots([one, two])).toEqual({
       apps: {
-        a1: { active: 1, total: 2, bytesToBackend: 5, bytesToClient: 7, rejected: { E_LIMIT_APP: 2 } },
+        a1: {
+          active: 1,
+          total: 2,
+          bytesToBackend: 5,
+          bytesToClient: 7,
+          rejected: { E_LIMIT_APP: 2 },
+        },
         b2: { active: 1, total: 1, bytesToBackend: 0, bytesToClient: 0, rejected: {} },
       },
       rejected: { E_LIMIT_APP: 2, E_LIMIT_IP: 1 },
@@ -74,7 +90,13 @@ describe("ProxyStats snapshots", () => {
         { serial: "0B", notAfterMs: cert.notAfter.getTime() },
       ],
     });
-    expect(mergeSnapshots([])).toEqual({ apps: {}, rejected: {}, instances: {}, connectFailures: {}, certificates: [] });
+    expect(mergeSnapshots([])).toEqual({
+      apps: {},
+      rejected: {},
+      instances: {},
+      connectFailures: {},
+      certificates: [],
+    });
     expect(one.apps.a1?.total).toBe(1); // the inputs are left as they were
   });
 });

@@ -15,7 +15,12 @@ import {
 import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
 import { FileRegistrationStore } from "../../../gateway-runtime/registry/store.js";
 import { minimalConfig } from "../../../testkit/config.js";
-import { appInfoSpec, createTestCa, issueRaTlsCert, type TestCert } from "../../../testkit/ra-tls.js";
+import {
+  appInfoSpec,
+  createTestCa,
+  issueRaTlsCert,
+  type TestCert,
+} from "../../../testkit/ra-tls.js";
 import { DEFAULT_PLAN, tempDir } from "../registry/net.js";
 
 /** Records every `setPeers` and checks that calls never overlap. */

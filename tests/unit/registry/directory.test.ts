@@ -1,7 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
 
-const inst = (id: string, appId: string, lastHandshakeMs = 1) => ({ id, appId, ip: `10.4.0.${id.length}`, lastHandshakeMs });
+const inst = (id: string, appId: string, lastHandshakeMs = 1) => ({
+  id,
+  appId,
+  ip: `10.4.0.${id.length}`,
+  lastHandshakeMs,
+});
 
 describe("MemoryDirectory", () => {
   it("tells listeners about every change, handshakes included, until they unsubscribe", () => {
@@ -33,6 +38,11 @@ describe("MemoryDirectory", () => {
     expect(d.appInstances("bb")).toEqual([]);
     expect(d.appInstances("aa").map((i) => i.id)).toEqual(["a2", "a3"]);
     expect(d.instance("a2")?.lastHandshakeMs).toBe(7);
-    expect(d.all().map((i) => i.id).sort()).toEqual(["a2", "a3", "c1"]);
+    expect(
+      d
+        .all()
+        .map((i) => i.id)
+        .sort(),
+    ).toEqual(["a2", "a3", "c1"]);
   });
 });
