@@ -15,6 +15,7 @@ export type RpcErrorCode =
   | "E_RPC_BODY_TOO_LARGE"
   | "E_RPC_BAD_JSON"
   | "E_RPC_BAD_REQUEST"
+  | "E_RPC_WEAK_KEY"
   | "E_RPC_INTERNAL";
 
 export function rpcError(code: RpcErrorCode, message: string): GatewayError<RpcErrorCode> {
@@ -30,6 +31,7 @@ const STATUS: Readonly<Record<string, number>> = {
   E_RPC_BODY_TOO_LARGE: 413,
   E_RPC_BAD_JSON: 400,
   E_RPC_BAD_REQUEST: 400,
+  E_RPC_WEAK_KEY: 400,
   E_AUTH_DENIED: 403,
   E_AUTH_UNAVAILABLE: 503,
   E_ATTEST_COLLATERAL: 503,

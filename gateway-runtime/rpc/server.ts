@@ -21,7 +21,7 @@ import {
   type RegisterCvmResponse,
   registerCvmRequestSchema,
 } from "./wire.js";
-import { isWgKey } from "../wg/keys.js";
+import { isLowOrderWgKey, isWgKey } from "../wg/keys.js";
 import { readBody, rpcError, sendJson, statusFor } from "./http.js";
 
 /** The client certificate a CVM presented: its own (DER), then the rest of the chain it sent. */
@@ -239,6 +239,12 @@ function parseRequest(body: Buffer): RegisterCvmRequest {
   }
   if (!isWgKey(parsed.data.client_public_key)) {
     throw rpcError("E_RPC_BAD_REQUEST", "client_public_key is not a base64 WireGuard public key");
+  }
+  if (isLowOrderWgKey(parsed.data.client_public_key)) {
+    throw rpcError(
+      "E_RPC_WEAK_KEY",
+      "client_public_key is a point of small order: no WireGuard handshake can complete with it",
+    );
   }
   return parsed.data;
 }

@@ -11,6 +11,31 @@ export function decodeWgKey(text: string): Buffer | undefined {
   return raw.length === 32 && raw.toString("base64") === text ? raw : undefined;
 }
 
+/**
+ * The u-coordinates of Curve25519's points of small order (0, 1, the two of order 8, and p - 1,
+ * p, p + 1 as 32 little-endian bytes). X25519 with any of them gives a shared secret known in
+ * advance, so no peer can ever complete a handshake with such a key; X25519 ignores the top
+ * bit, so a key is compared with it cleared.
+ */
+const LOW_ORDER = [
+  "0000000000000000000000000000000000000000000000000000000000000000",
+  "0100000000000000000000000000000000000000000000000000000000000000",
+  "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+  "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+  "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+];
+
+/** True for a public key that is a point of small order (with or without the ignored top bit). */
+export function isLowOrderWgKey(text: string): boolean {
+  const raw = decodeWgKey(text);
+  if (!raw) return false;
+  const masked = Buffer.from(raw);
+  masked[31] = (masked[31] ?? 0) & 0x7f;
+  return LOW_ORDER.includes(masked.toString("hex"));
+}
+
 export function isWgKey(text: string): boolean {
   return decodeWgKey(text) !== undefined;
 }

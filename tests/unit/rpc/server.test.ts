@@ -158,6 +158,23 @@ describe("RPC server: RegisterCvm over mutual TLS", () => {
     expect(res.json).toEqual(errorOf(code));
   });
 
+  it.each([
+    ["all zeros", "A".repeat(43) + "="],
+    ["one", `AQ${"A".repeat(41)}=`],
+    ["a point of order 8", "4Ot6fDtBuK4WVuP68Z/EatoJjeucMrH9hmIFFl9JuAA="],
+    ["p - 1 with the ignored top bit set", "7P////////////////////////////////////////8="],
+  ])(
+    "refuses a WireGuard key of small order (%s) with E_RPC_WEAK_KEY, writing nothing",
+    async (_, key) => {
+      const { h, post } = await setup();
+      const body = JSON.stringify({ client_public_key: key });
+      const res = await post(REGISTER, { cert: h.cert(I1), chain: [h.appCa], body });
+      expect(res.status).toBe(400);
+      expect(res.json).toEqual(errorOf("E_RPC_WEAK_KEY"));
+      expect(h.store.list()).toEqual([]);
+    },
+  );
+
   it("answers 404 with a code for an unknown method, 405 for a wrong HTTP method", async () => {
     const { h, post } = await setup();
     const unknown = await post("/prpc/Gateway.Nope?json", { cert: h.cert(I1), body: "{}" });
