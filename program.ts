@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { type BundleInfo, readBundle } from "./components/bundle.js";
 import { GatewayRegion } from "./components/gateway-region.js";
-import { readGatewayConfig } from "./components/stack-config.js";
+import { readStackGatewayConfig, STACK_CONFIG_KEY } from "./components/stack-config.js";
 import { readStackSettings } from "./components/stack-settings.js";
 
 export interface ProgramOptions {
@@ -10,33 +10,33 @@ export interface ProgramOptions {
 }
 
 /**
- * The Pulumi program for one region stack. It validates `gateway:config` with the runtime's
- * schema first, so a bad stack fails before any resource is planned; then it builds the region.
+ * The Pulumi program for one region stack: the region's hosts and DNS from the stack's settings,
+ * and `gateway:config`, which `GatewayRegion` validates before it plans any resource.
  */
 export function gatewayProgram(options: ProgramOptions = {}) {
-  const config = readGatewayConfig();
+  const config = readStackGatewayConfig();
   const settings = readStackSettings();
   const bundle = options.bundle ?? readBundle();
-  const region = new GatewayRegion(pulumi.getStack(), {
+  const stack = pulumi.getStack();
+  const region = new GatewayRegion(stack, {
     config,
+    configSource: `stack ${stack} ${STACK_CONFIG_KEY}`,
     hosts: settings.hosts,
     sshUser: settings.sshUser,
-    ...(settings.sshPrivateKey === undefined ? {} : { sshPrivateKey: settings.sshPrivateKey }),
+    sshPrivateKey: settings.sshPrivateKey,
     dns: settings.dns,
-    ...(settings.dnsZone === undefined ? {} : { dnsZone: settings.dnsZone }),
+    dnsZone: settings.dnsZone,
     customDomains: settings.customDomains,
-    ...(settings.acmeCaPem === undefined ? {} : { acmeCaPem: settings.acmeCaPem }),
-    ...(settings.attestationCaPem === undefined
-      ? {}
-      : { attestationCaPem: settings.attestationCaPem }),
-    ...(settings.caaIssuer === undefined ? {} : { caaIssuer: settings.caaIssuer }),
+    acmeCaPem: settings.acmeCaPem,
+    attestationCaPem: settings.attestationCaPem,
+    caaIssuer: settings.caaIssuer,
     nodeMajor: settings.nodeMajor,
     bundlePath: bundle.path,
     bundleSha256: bundle.sha256,
   });
   return {
-    baseDomain: config.core.proxy.base_domain,
-    rpcDomain: config.core.rpc_domain,
+    baseDomain: region.baseDomain,
+    rpcDomain: region.rpcDomain,
     acmeAccountUrl: region.acmeAccountUrl,
     hosts: region.hosts.map((h) => ({
       name: h.name,

@@ -86,12 +86,12 @@ export interface AcmeAccountArgs {
    * PEM of extra CA certificates trusted for the directory, for a private CA such as pebble.
    * @default "" (the system's roots only)
    */
-  caPem?: pulumi.Input<string>;
+  caPem?: pulumi.Input<string> | undefined;
   /**
    * The PEM private key of an existing account, to find and keep it instead of registering one.
    * @default "" (a new P-256 key and account)
    */
-  accountKey?: pulumi.Input<string>;
+  accountKey?: pulumi.Input<string> | undefined;
 }
 
 /** One ACME account per region: its URL feeds the CAA records and the runtime's certificate manager. */

@@ -24,9 +24,9 @@ export interface CustomDomain {
 
 export interface GatewayDnsArgs {
   /** Cloudflare zone id holding the base domain and the RPC domain; or give `zoneName`. */
-  zoneId?: pulumi.Input<string>;
+  zoneId?: pulumi.Input<string> | undefined;
   /** Name of that zone, looked up with `cloudflare.getZoneOutput`. */
-  zoneName?: pulumi.Input<string>;
+  zoneName?: pulumi.Input<string> | undefined;
   /** `core.proxy.base_domain`: apex and wildcard records point at the hosts. */
   baseDomain: pulumi.Input<string>;
   /** `core.rpc_domain`: where CVMs register. */
@@ -34,23 +34,23 @@ export interface GatewayDnsArgs {
   /** The region's hosts; one record per host and name (round robin). Not an Input: it shapes the records. */
   hosts: readonly DnsHost[];
   /** The ACME account URL; when given, CAA `issue` and `issuewild` pin issuance to it and to dns-01. */
-  accountUrl?: pulumi.Input<string>;
+  accountUrl?: pulumi.Input<string> | undefined;
   /**
    * The ACME directory URL the account lives at.
    * @default "https://acme-v02.api.letsencrypt.org/directory"
    */
-  acmeDirectoryUrl?: pulumi.Input<string>;
+  acmeDirectoryUrl?: pulumi.Input<string> | undefined;
   /**
    * CAA issuer domain of the CA.
    * @default derived from `acmeDirectoryUrl` ("letsencrypt.org" for Let's Encrypt)
    */
-  caaIssuer?: pulumi.Input<string>;
+  caaIssuer?: pulumi.Input<string> | undefined;
   /** Custom domains, each TXT in its own zone. Not an Input: one record each. @default [] */
-  customDomains?: readonly CustomDomain[];
+  customDomains?: readonly CustomDomain[] | undefined;
   /** `core.proxy.app_address_ns_prefix`; not an Input: it names records. @default "_dstack-app-address" */
-  appAddressPrefix?: string;
+  appAddressPrefix?: string | undefined;
   /** Record TTL in seconds; 1 means automatic. @default 1 */
-  ttl?: pulumi.Input<number>;
+  ttl?: pulumi.Input<number> | undefined;
 }
 
 const COMMENT = "managed by Pulumi (cvm-tls-gateway)";

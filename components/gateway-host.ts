@@ -9,29 +9,29 @@ export interface GatewayHostArgs {
   /** Address SSH reaches the host at. */
   address: pulumi.Input<string>;
   /** SSH port; also kept open by the host firewall. @default 22 */
-  sshPort?: pulumi.Input<number>;
+  sshPort?: pulumi.Input<number> | undefined;
   /** SSH user; the scripts need root. @default "root" */
-  sshUser?: pulumi.Input<string>;
+  sshUser?: pulumi.Input<string> | undefined;
   /** SSH private key (PEM or OpenSSH), kept secret. @default none: the SSH agent is used */
-  sshPrivateKey?: pulumi.Input<string>;
+  sshPrivateKey?: pulumi.Input<string> | undefined;
   /** The host's public key (`ssh-ed25519 AAAA...`); when set, any other key is refused. @default not checked */
-  sshHostKey?: pulumi.Input<string>;
+  sshHostKey?: pulumi.Input<string> | undefined;
   /** The host's gateway.toml; a secret, sent on stdin only, written 0600. */
   configToml: pulumi.Input<string>;
   /** Ports and writable paths of this gateway, from `hostLayout(config)`. */
   layout: pulumi.Input<HostLayout>;
   /** The bundled runtime on the deployer's machine. @default this package's dist/gateway.mjs */
-  bundlePath?: pulumi.Input<string>;
+  bundlePath?: pulumi.Input<string> | undefined;
   /** sha256 of the bundle: a new value copies it again and restarts the gateway. */
   bundleSha256: pulumi.Input<string>;
   /** PEM of extra CAs the runtime trusts for the ACME directory (a private CA). @default none */
-  acmeCaPem?: pulumi.Input<string>;
+  acmeCaPem?: pulumi.Input<string> | undefined;
   /** PEM CA bundle CVM client certificates must chain to (attestation mode "ca"). @default none */
-  attestationCaPem?: pulumi.Input<string>;
+  attestationCaPem?: pulumi.Input<string> | undefined;
   /** Node.js major installed from NodeSource when the host's node is missing or older; at least `NODE_MAJOR`. @default 26 */
-  nodeMajor?: pulumi.Input<number>;
+  nodeMajor?: pulumi.Input<number> | undefined;
   /** Bound on the wait for the restarted gateway to accept connections. @default 60 */
-  readyTimeoutSeconds?: pulumi.Input<number>;
+  readyTimeoutSeconds?: pulumi.Input<number> | undefined;
 }
 
 /**
@@ -53,6 +53,7 @@ export class GatewayHost extends pulumi.ComponentResource {
       port: args.sshPort ?? 22,
       user: args.sshUser ?? "root",
       dialErrorLimit: 20,
+      // The provider's own types take no explicit undefined for these two.
       ...(args.sshPrivateKey === undefined
         ? {}
         : { privateKey: pulumi.secret(args.sshPrivateKey) }),
@@ -69,10 +70,10 @@ export class GatewayHost extends pulumi.ComponentResource {
       .apply(([layout, acmeCaPem, attestationCaPem, nodeMajor, readyTimeoutSeconds]) =>
         hostFiles({
           layout,
-          ...(acmeCaPem === undefined ? {} : { acmeCaPem }),
-          ...(attestationCaPem === undefined ? {} : { attestationCaPem }),
-          ...(nodeMajor === undefined ? {} : { nodeMajor }),
-          ...(readyTimeoutSeconds === undefined ? {} : { readyTimeoutSeconds }),
+          acmeCaPem,
+          attestationCaPem,
+          nodeMajor,
+          readyTimeoutSeconds,
         }),
       );
     const toml = pulumi.secret(args.configToml);

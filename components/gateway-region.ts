@@ -1,10 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { GatewayConfig } from "../gateway-runtime/config/index.js";
+import type { OperatorConfigInput } from "../gateway-runtime/config/index.js";
 import { AcmeAccount } from "./acme-account.js";
 import { type CustomDomain, GatewayDns } from "./gateway-dns.js";
 import { GatewayHost } from "./gateway-host.js";
-import { hostConfigToml, shippedHostConfig, wgEndpoint } from "./host-config.js";
+import { hostConfig, hostConfigToml, shippedHostConfig, wgEndpoint } from "./host-config.js";
 import { hostLayout } from "./host-layout.js";
+import { operatorConfig } from "./stack-config.js";
 import { WireGuardKey } from "./wireguard-key.js";
 
 /** One gateway host of a region. */
@@ -22,30 +23,35 @@ export interface RegionHost {
 }
 
 export interface GatewayRegionArgs {
-  /** The stack's validated gateway config. Not an Input: it shapes the resources. */
-  config: GatewayConfig;
+  /**
+   * The gateway config as a stack writes it (`gateway:config`: dstack's gateway.toml keys, less
+   * the keys the program generates), validated here. Not an Input: it shapes the resources.
+   */
+  config: OperatorConfigInput;
+  /** Names the config in error messages. @default "region <name> config" */
+  configSource?: string | undefined;
   /** The region's hosts. Not an Input: one `GatewayHost` each. */
   hosts: readonly RegionHost[];
   /** SSH user of every host. @default "root" */
-  sshUser?: pulumi.Input<string>;
+  sshUser?: pulumi.Input<string> | undefined;
   /** SSH private key, a secret. @default none: the SSH agent is used */
-  sshPrivateKey?: pulumi.Input<string>;
+  sshPrivateKey?: pulumi.Input<string> | undefined;
   /** Write the region's records to Cloudflare, or leave DNS to someone else (the lab's RFC 2136 server). @default "cloudflare" */
-  dns?: "cloudflare" | "none";
+  dns?: "cloudflare" | "none" | undefined;
   /** Cloudflare zone name of the base domain. @default the zone `core.certbot.cf_zone_id` */
-  dnsZone?: pulumi.Input<string>;
+  dnsZone?: pulumi.Input<string> | undefined;
   /** Custom domains whose TXT records point at apps. @default [] */
-  customDomains?: readonly CustomDomain[];
+  customDomains?: readonly CustomDomain[] | undefined;
   /** PEM of a private ACME CA (pebble) trusted by the account registration and the runtime. @default none */
-  acmeCaPem?: pulumi.Input<string>;
+  acmeCaPem?: pulumi.Input<string> | undefined;
   /** PEM CA bundle CVM client certificates must chain to (attestation mode "ca": the KMS root, or a development CA). @default none */
-  attestationCaPem?: pulumi.Input<string>;
+  attestationCaPem?: pulumi.Input<string> | undefined;
   /** CAA issuer domain. @default derived from `core.certbot.acme_url` */
-  caaIssuer?: pulumi.Input<string>;
+  caaIssuer?: pulumi.Input<string> | undefined;
   /** Node.js major installed when a host's node is missing or older; at least `NODE_MAJOR`. @default 26 */
-  nodeMajor?: pulumi.Input<number>;
+  nodeMajor?: pulumi.Input<number> | undefined;
   /** The bundled runtime. @default this package's dist/gateway.mjs */
-  bundlePath?: pulumi.Input<string>;
+  bundlePath?: pulumi.Input<string> | undefined;
   /** sha256 of the bundle. */
   bundleSha256: pulumi.Input<string>;
 }
@@ -60,12 +66,18 @@ export interface RegionHostOutputs {
 /** A whole region: ACME account, a WireGuard key and a `GatewayHost` per host, and its DNS. */
 export class GatewayRegion extends pulumi.ComponentResource {
   readonly acmeAccountUrl: pulumi.Output<string> | undefined;
+  /** `core.proxy.base_domain`: apps are `<app-id>[-<port>][s|g].<baseDomain>`. */
+  readonly baseDomain: string;
+  /** `core.rpc_domain`: the name CVMs register at. */
+  readonly rpcDomain: string;
   readonly hosts: readonly RegionHostOutputs[];
 
   constructor(name: string, args: GatewayRegionArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("gateway:index:GatewayRegion", name, {}, opts);
-    const { config } = args;
+    const config = operatorConfig(args.config, args.configSource ?? `region ${name} config`);
     const { certbot } = config.core;
+    this.baseDomain = config.core.proxy.base_domain;
+    this.rpcDomain = config.core.rpc_domain;
     // Hosts of one region would each keep their own registrations and WireGuard peers, so a
     // CVM registered on one would be unreachable through the others. Nothing shares them yet
     // (core.sync has no effect), whatever the config says.
@@ -97,14 +109,15 @@ export class GatewayRegion extends pulumi.ComponentResource {
         {
           directoryUrl: certbot.acme_url,
           email: certbot.contact_email,
-          ...(args.acmeCaPem === undefined ? {} : { caPem: args.acmeCaPem }),
+          caPem: args.acmeCaPem,
         },
         child,
       );
     }
 
     this.hosts = args.hosts.map((host, i) => {
-      const hostConfig = hostConfigs[i] as GatewayConfig;
+      const shipped = hostConfigs[i];
+      if (shipped === undefined) throw new Error(`no config for host ${host.name}`);
       const key = new WireGuardKey(
         `${name}-${host.name}-wg`,
         { rotation: host.wgKeyRotation ?? "" },
@@ -115,26 +128,17 @@ export class GatewayRegion extends pulumi.ComponentResource {
         .all([key.privateKey, key.publicKey, account?.accountUrl, account?.accountKey])
         .apply(([wgPrivateKey, wgPublicKey, acmeAccountUrl, acmeAccountKey]) =>
           hostConfigToml(
-            hostConfig,
-            {
+            hostConfig(shipped, {
               wgPrivateKey,
               wgPublicKey,
               wgEndpoint: endpoint,
-              ...(acmeAccountUrl === undefined ? {} : { acmeAccountUrl }),
-              ...(acmeAccountKey === undefined ? {} : { acmeAccountKey }),
-            },
-            `host ${host.name} of region ${name}`,
+              acmeAccount:
+                acmeAccountUrl === undefined || acmeAccountKey === undefined
+                  ? undefined
+                  : { url: acmeAccountUrl, key: acmeAccountKey },
+            }),
           ),
         );
-      const optional = {
-        ...(args.sshUser === undefined ? {} : { sshUser: args.sshUser }),
-        ...(args.sshPrivateKey === undefined ? {} : { sshPrivateKey: args.sshPrivateKey }),
-        ...(host.sshHostKey === undefined ? {} : { sshHostKey: host.sshHostKey }),
-        ...(args.acmeCaPem === undefined ? {} : { acmeCaPem: args.acmeCaPem }),
-        ...(args.attestationCaPem === undefined ? {} : { attestationCaPem: args.attestationCaPem }),
-        ...(args.nodeMajor === undefined ? {} : { nodeMajor: args.nodeMajor }),
-        ...(args.bundlePath === undefined ? {} : { bundlePath: args.bundlePath }),
-      };
       new GatewayHost(
         `${name}-${host.name}`,
         {
@@ -143,7 +147,13 @@ export class GatewayRegion extends pulumi.ComponentResource {
           configToml: pulumi.secret(toml),
           layout: hostLayout(config, host.sshPort ?? 22),
           bundleSha256: args.bundleSha256,
-          ...optional,
+          sshUser: args.sshUser,
+          sshPrivateKey: args.sshPrivateKey,
+          sshHostKey: host.sshHostKey,
+          acmeCaPem: args.acmeCaPem,
+          attestationCaPem: args.attestationCaPem,
+          nodeMajor: args.nodeMajor,
+          bundlePath: args.bundlePath,
         },
         child,
       );
@@ -173,15 +183,11 @@ export class GatewayRegion extends pulumi.ComponentResource {
           ...zone,
           baseDomain: config.core.proxy.base_domain,
           rpcDomain: config.core.rpc_domain,
-          hosts: args.hosts.map((h) => ({
-            name: h.name,
-            ipv4: h.address,
-            ...(h.ipv6 === undefined ? {} : { ipv6: h.ipv6 }),
-          })),
+          hosts: args.hosts.map((h) => ({ name: h.name, ipv4: h.address, ipv6: h.ipv6 })),
           ...(account === undefined || !certbot.auto_set_caa
             ? {}
             : { accountUrl: account.accountUrl, acmeDirectoryUrl: certbot.acme_url }),
-          ...(args.caaIssuer === undefined ? {} : { caaIssuer: args.caaIssuer }),
+          caaIssuer: args.caaIssuer,
           customDomains: args.customDomains ?? [],
           appAddressPrefix: config.core.proxy.app_address_ns_prefix,
         },

@@ -3,8 +3,9 @@ import {
   checkHostFiles,
   ConfigError,
   type GatewayConfig,
-  parseGatewayConfig,
+  type OperatorConfig,
   type ReadFileKey,
+  Secret,
   serializeConfig,
   toConfigObject,
   withoutNoEffectKeys,
@@ -19,8 +20,7 @@ export interface GeneratedValues {
   /** `<host address>:<core.wg.listen_port>`. */
   readonly wgEndpoint: string;
   /** The region's ACME account, when `core.certbot.enabled`. */
-  readonly acmeAccountUrl?: string;
-  readonly acmeAccountKey?: string;
+  readonly acmeAccount?: { readonly url: string; readonly key: string } | undefined;
 }
 
 /** What a stack does so that the program ships the file a key names. */
@@ -41,12 +41,12 @@ const SHIP_HINTS: Record<ReadFileKey, string> = {
  * stack, host, key and path) instead of the gateway on the host, at `pulumi up`.
  */
 export function shippedHostConfig(
-  config: GatewayConfig,
+  config: OperatorConfig,
   cas: ShippedCas,
   where: { stack: string; host: string },
-): GatewayConfig {
+): OperatorConfig {
   const { core } = config;
-  const hostConfig: GatewayConfig = {
+  const hostConfig: OperatorConfig = {
     ...config,
     core: {
       ...core,
@@ -68,40 +68,38 @@ export function shippedHostConfig(
   return hostConfig;
 }
 
-type Plain = Record<string, unknown>;
-
-function section(obj: Plain, ...keys: string[]): Plain {
-  let node = obj;
-  for (const key of keys) {
-    node[key] ??= {};
-    node = node[key] as Plain;
-  }
-  return node;
+/**
+ * The config one host runs, built once as a typed value: the stack's config (already pointed at
+ * the shipped files by `shippedHostConfig`) with the values the program generated for this host.
+ * Nothing is parsed again here; the runtime parses the written file once, at start.
+ */
+export function hostConfig(config: OperatorConfig, values: GeneratedValues): GatewayConfig {
+  const { wg, certbot } = config.core;
+  const { acmeAccount } = values;
+  return {
+    ...config,
+    core: {
+      ...config.core,
+      wg: {
+        ...wg,
+        private_key: Secret.of(values.wgPrivateKey),
+        public_key: values.wgPublicKey,
+        endpoint: values.wgEndpoint,
+      },
+      certbot: acmeAccount
+        ? { ...certbot, account_url: acmeAccount.url, account_key: Secret.of(acmeAccount.key) }
+        : certbot,
+    },
+  };
 }
 
 /**
- * The config one host runs: `shippedHostConfig` with the generated values filled in,
- * validated again with the runtime's schema (so a key pair that does not match, or a bad
- * endpoint, fails the deployment instead of the gateway). Secrets are revealed: for hosts only.
- * Keys the runtime does not act on are left out: written with their defaults they would make
- * every host warn at each start about lines nobody put there.
+ * The host's gateway.toml, serialized once. Secrets are revealed: for hosts only. Keys the
+ * runtime does not act on are left out: written with their defaults they would make every host
+ * warn at each start about lines nobody put there.
  */
-export function hostConfigObject(config: GatewayConfig, values: GeneratedValues, source: string) {
-  const obj = withoutNoEffectKeys(toConfigObject(config));
-  const wg = section(obj, "core", "wg");
-  wg.private_key = values.wgPrivateKey;
-  wg.public_key = values.wgPublicKey;
-  wg.endpoint = values.wgEndpoint;
-  const certbot = section(obj, "core", "certbot");
-  if (values.acmeAccountUrl !== undefined) certbot.account_url = values.acmeAccountUrl;
-  if (values.acmeAccountKey !== undefined) certbot.account_key = values.acmeAccountKey;
-  parseGatewayConfig(obj, source);
-  return obj;
-}
-
-/** The host's gateway.toml text. */
-export function hostConfigToml(config: GatewayConfig, values: GeneratedValues, source: string) {
-  return serializeConfig(hostConfigObject(config, values, source), "toml");
+export function hostConfigToml(config: GatewayConfig): string {
+  return serializeConfig(withoutNoEffectKeys(toConfigObject(config)), "toml");
 }
 
 /** `host:port` for WireGuard peers; IPv6 hosts in brackets. */

@@ -311,10 +311,10 @@ export interface HostFiles {
 
 export interface HostFilesOptions {
   readonly layout: HostLayout;
-  readonly acmeCaPem?: string;
-  readonly attestationCaPem?: string;
-  readonly nodeMajor?: number;
-  readonly readyTimeoutSeconds?: number;
+  readonly acmeCaPem?: string | undefined;
+  readonly attestationCaPem?: string | undefined;
+  readonly nodeMajor?: number | undefined;
+  readonly readyTimeoutSeconds?: number | undefined;
 }
 
 export function hostFiles(opts: HostFilesOptions): HostFiles {

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
-import type { GatewayConfig } from "../gateway-runtime/config/index.js";
+import type { OperatorConfig } from "../gateway-runtime/config/index.js";
 
 /** Where things live on a gateway host. The lab runs the same scripts, so these are fixed. */
 export const HOST_PATHS = {
@@ -108,7 +108,7 @@ export function outermostPaths(paths: readonly string[]): string[] {
 }
 
 /** The host's ports and writable directories, read from its validated gateway config. */
-export function hostLayout(config: GatewayConfig, sshPort = 22): HostLayout {
+export function hostLayout(config: OperatorConfig, sshPort = 22): HostLayout {
   const { core } = config;
   const writable = [
     checkedDir(posix.dirname(core.state_path), "core.state_path"),

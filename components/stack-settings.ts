@@ -62,7 +62,7 @@ export type HostSettings = z.output<typeof hostSchema>;
 export type CustomDomainSettings = z.output<typeof customDomainSchema>;
 export type StackSettings = z.output<typeof settingsSchema> & {
   /** `gateway:sshPrivateKey`, a secret; absent: the SSH agent is used. */
-  readonly sshPrivateKey?: pulumi.Output<string>;
+  readonly sshPrivateKey?: pulumi.Output<string> | undefined;
 };
 
 const OBJECT_KEYS = ["hosts", "customDomains"] as const;

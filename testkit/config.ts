@@ -15,6 +15,14 @@ export function minimalConfig(): Record<string, unknown> {
   };
 }
 
+/** `minimalConfig` as a stack writes it: without the keys the Pulumi program generates per host. */
+export function stackConfig(): Record<string, unknown> {
+  const config = minimalConfig();
+  const core = config.core as { wg: Record<string, unknown> };
+  core.wg = {};
+  return config;
+}
+
 /** A copy of `base` with the dotted `path` set to `value` (undefined deletes the key). */
 export function withKey(
   base: Record<string, unknown>,

@@ -92,18 +92,12 @@ export async function authorize(appInfo: AppInfoJson, options: AuthorizeOptions)
 export type Authorizer = (appInfo: AppInfoJson) => Promise<void>;
 
 /** The authorizer for `core.auth`, or undefined when authorization is off. */
-export function authorizerFromConfig(auth: {
-  readonly enabled: boolean;
-  readonly url?: string | undefined;
-  readonly timeout: number;
-}): Authorizer | undefined {
+export function authorizerFromConfig(
+  auth:
+    | { readonly enabled: false; readonly timeout: number }
+    | { readonly enabled: true; readonly url: string; readonly timeout: number },
+): Authorizer | undefined {
   if (!auth.enabled) return undefined;
-  const { url } = auth;
-  if (url === undefined) {
-    throw new GatewayError(
-      "E_AUTH_UNAVAILABLE",
-      "core.auth.enabled is true but core.auth.url is not set",
-    );
-  }
-  return (appInfo) => authorize(appInfo, { url, timeoutMs: auth.timeout });
+  const { url, timeout } = auth;
+  return (appInfo) => authorize(appInfo, { url, timeoutMs: timeout });
 }

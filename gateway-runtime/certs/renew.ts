@@ -62,6 +62,8 @@ export function renewDeps(
   now: () => number,
 ): RenewDeps {
   const c = opts.config.core.certbot;
+  // The manager runs only for an enabled certbot (cli/run.ts); this names it if that changes.
+  if (!c.enabled) throw new CertError("E_CERT_CONFIG", "core.certbot.enabled is false");
   const base = opts.config.core.proxy.base_domain;
   let agent: Promise<Agent | undefined> | undefined;
   return {

@@ -1,6 +1,9 @@
 import { posix } from "node:path";
 import { ConfigError, type ConfigProblem } from "./errors.js";
-import type { GatewayConfig } from "./schema.js";
+import type { GatewayConfig, OperatorConfig } from "./types.js";
+
+/** A host's config, or a stack's: the file keys are the same in both. */
+type AnyConfig = GatewayConfig | OperatorConfig;
 
 /**
  * Files a config makes the gateway READ at start or at registration, and a pure check that each
@@ -43,7 +46,7 @@ export interface FileRead {
 }
 
 /** The files this config makes the gateway read at start or at registration (see `FILE_KEYS`). */
-export function filesReadAtStart(config: GatewayConfig): FileRead[] {
+export function filesReadAtStart(config: AnyConfig): FileRead[] {
   const { attestation, certbot, proxy } = config.core;
   const reads: FileRead[] = [];
   if (attestation.mode === "ca") {
@@ -72,7 +75,7 @@ export function filesReadAtStart(config: GatewayConfig): FileRead[] {
  * Problems, one per file this config reads that is not in `present` (absolute paths of the files
  * that will exist on the host), each naming the key and the path. Pure: no I/O.
  */
-export function checkHostFiles(config: GatewayConfig, present: Iterable<string>): ConfigProblem[] {
+export function checkHostFiles(config: AnyConfig, present: Iterable<string>): ConfigProblem[] {
   const there = new Set([...present].map((p) => posix.normalize(p)));
   return filesReadAtStart(config)
     .filter((read) => !there.has(posix.normalize(read.path)))
@@ -84,7 +87,7 @@ export function checkHostFiles(config: GatewayConfig, present: Iterable<string>)
 
 /** `checkHostFiles` that throws a ConfigError (E_CONFIG_FILE_MISSING) listing every problem. */
 export function requireHostFiles(
-  config: GatewayConfig,
+  config: AnyConfig,
   present: Iterable<string>,
   source: string,
 ): void {

@@ -16,6 +16,7 @@ export {
   loadConfigFileNoting,
   parseConfigText,
   parseGatewayConfig,
+  parseOperatorConfig,
   readText,
   serializeConfig,
   syntax as parseSyntax,
@@ -31,5 +32,13 @@ export {
 } from "./no-effect.js";
 export { type Cidr, cidrContains, cidrWithin, formatIpv4, parseCidr, parseIpv4 } from "./net.js";
 export { referenceTable } from "./reference.js";
-export { type GatewayConfig, type GatewayConfigInput, gatewayConfigSchema } from "./schema.js";
+export { gatewayConfigSchema, operatorConfigSchema } from "./schema.js";
+export type {
+  CertbotConfig,
+  EnabledCertbot,
+  GatewayConfig,
+  GatewayConfigInput,
+  OperatorConfig,
+  OperatorConfigInput,
+} from "./types.js";
 export { isSecret, Secret } from "./secret.js";

@@ -6,17 +6,32 @@ import type { z } from "zod";
 import { formatDuration } from "./duration.js";
 import { ConfigError, toProblems } from "./errors.js";
 import { type NoEffectKey, noEffectKeysSet } from "./no-effect.js";
-import { type GatewayConfig, gatewayConfigSchema } from "./schema.js";
+import { gatewayConfigSchema, operatorConfigSchema } from "./schema.js";
 import { isSecret } from "./secret.js";
+import type { GatewayConfig, OperatorConfig } from "./types.js";
 import { fieldsOf } from "./walk.js";
 
 export type ConfigFormat = "toml" | "json" | "yaml";
 
-/** Validates a config object from any source; throws ConfigError listing every problem. */
+/**
+ * The one parse of each side. Its result is typed with the narrowed unions of types.ts: the
+ * schema's `checkConfig` has enforced exactly those "required when" rules, so this is where
+ * the inferred optional keys become the unions, for every reader at once.
+ */
+function parse<T>(schema: z.ZodType, raw: unknown, source: string): T {
+  const result = schema.safeParse(raw, { reportInput: true });
+  if (result.success) return result.data as T;
+  throw new ConfigError(source, toProblems(schema, result.error.issues));
+}
+
+/** Validates a host's config (what `gateway run` reads); throws ConfigError listing every problem. */
 export function parseGatewayConfig(raw: unknown, source: string): GatewayConfig {
-  const result = gatewayConfigSchema.safeParse(raw, { reportInput: true });
-  if (result.success) return result.data;
-  throw new ConfigError(source, toProblems(gatewayConfigSchema, result.error.issues));
+  return parse<GatewayConfig>(gatewayConfigSchema, raw, source);
+}
+
+/** Validates a stack's `gateway:config`: a host's config less the keys the program generates. */
+export function parseOperatorConfig(raw: unknown, source: string): OperatorConfig {
+  return parse<OperatorConfig>(operatorConfigSchema, raw, source);
 }
 
 export function formatFromPath(path: string): ConfigFormat {

@@ -41,7 +41,7 @@ const rfc2136 = section({
   tsig_secret: field.optional.secret({ doc: "TSIG key, base64", added }),
 });
 
-const certbot = section({
+const certbotFields = {
   enabled: field.bool(true, { doc: "Obtain and renew the wildcard certificate with ACME DNS-01" }),
   workdir: field.path("/data/rproxy/certs", { doc: "Account, `live/` certificate and backups" }),
   acme_url: field.url("https://acme-v02.api.letsencrypt.org/directory", {
@@ -71,11 +71,6 @@ const certbot = section({
     added,
   }),
   rfc2136,
-  account_url: field.optional.url({
-    doc: "Existing ACME account URL (the Pulumi program creates it); else one is created in `workdir`",
-    added,
-  }),
-  account_key: field.optional.secret({ doc: "PEM private key of `account_url`", added }),
   acme_ca_file: field.optional.string({
     doc: "PEM file of extra CAs trusted for `acme_url` (a private CA such as pebble)",
     added,
@@ -92,11 +87,9 @@ const certbot = section({
     doc: "Give up waiting for a challenge TXT to be visible after this",
     added,
   }),
-});
+};
 
-const wg = section({
-  public_key: field.required.string({ doc: "This gateway's WireGuard public key (base64)" }),
-  private_key: field.required.secret({ doc: "This gateway's WireGuard private key (base64)" }),
+const wgFields = {
   listen_port: field.port(51820, { doc: "WireGuard UDP port" }),
   ip: field.cidr("10.4.0.1/16", { doc: "Gateway address and prefix of the WireGuard network" }),
   reserved_net: field.cidrList(["10.4.0.0/27"], {
@@ -113,8 +106,7 @@ const wg = section({
     doc: "How often WireGuard handshakes are read to update instance health",
     added,
   }),
-  endpoint: field.required.endpoint({ doc: "Public `host:port` CVMs use to reach this gateway" }),
-});
+};
 
 const timeouts = section({
   connect: field.duration("5s", { doc: "Bound on connecting to a CVM (all raced candidates)" }),
@@ -259,7 +251,38 @@ const attestation = section({
   pccs_timeout: field.duration("10s", { doc: "Bound on one PCCS request", added }),
 });
 
-const core = section({
+/**
+ * The keys the Pulumi program generates for each host: the host's WireGuard identity and
+ * endpoint, and the region's ACME account. They are the only difference between what a stack
+ * sets (the operator's schema) and what a host runs (the host's schema); everything else below
+ * is one definition that both schemas share.
+ */
+const onHost = {
+  wg: {
+    public_key: field.required.string({ doc: "This gateway's WireGuard public key (base64)" }),
+    private_key: field.required.secret({ doc: "This gateway's WireGuard private key (base64)" }),
+    endpoint: field.required.endpoint({ doc: "Public `host:port` CVMs use to reach this gateway" }),
+  },
+  certbot: {
+    account_url: field.optional.url({
+      doc: "Existing ACME account URL (the Pulumi program creates it); else one is created in `workdir`",
+      added,
+    }),
+    account_key: field.optional.secret({ doc: "PEM private key of `account_url`", added }),
+  },
+};
+
+/** In a stack they are refused, so a value the program would overwrite is never silently dropped. */
+const inStack = {
+  wg: {
+    public_key: field.generated(),
+    private_key: field.generated(),
+    endpoint: field.generated(),
+  },
+  certbot: { account_url: field.generated(), account_key: field.generated() },
+};
+
+const coreHead = {
   state_path: field.path("/data/gateway-state.json", {
     doc: "Registrations and IP allocations (atomic writes)",
   }),
@@ -276,32 +299,58 @@ const core = section({
   auth,
   attestation,
   admin,
-  certbot,
-  wg,
-  proxy,
-  sync,
-  recycle,
-});
+};
 
-/** The whole gateway config: the keys of dstack's gateway.toml plus documented additions. */
+const coreTail = { proxy, sync, recycle };
+
+const top = {
+  workers: field.int(8, 1, 1024, { doc: "dstack: Rocket worker threads", noEffect: ROCKET }),
+  max_blocking: field.int(64, 1, 65536, {
+    doc: "dstack: Rocket blocking tasks",
+    noEffect: ROCKET,
+  }),
+  keep_alive: field.durationOrSeconds("10s", {
+    doc: "HTTP keep-alive of the RPC server; a bare number means seconds, as in dstack",
+  }),
+  log_level: field.choice(["trace", "debug", "info", "warn", "error"], "info", {
+    doc: "Log level",
+  }),
+  address: field.ip("0.0.0.0", { doc: "Listen address of the RPC server", added }),
+  port: field.port(8000, { doc: "Port of the RPC server (CVM registration)" }),
+};
+
+/** What a gateway host runs: the keys of dstack's gateway.toml plus documented additions. */
 export const gatewayConfigSchema = z
   .strictObject({
-    workers: field.int(8, 1, 1024, { doc: "dstack: Rocket worker threads", noEffect: ROCKET }),
-    max_blocking: field.int(64, 1, 65536, {
-      doc: "dstack: Rocket blocking tasks",
-      noEffect: ROCKET,
+    ...top,
+    core: section({
+      ...coreHead,
+      certbot: section({ ...certbotFields, ...onHost.certbot }),
+      wg: section({
+        public_key: onHost.wg.public_key,
+        private_key: onHost.wg.private_key,
+        ...wgFields,
+        endpoint: onHost.wg.endpoint,
+      }),
+      ...coreTail,
     }),
-    keep_alive: field.durationOrSeconds("10s", {
-      doc: "HTTP keep-alive of the RPC server; a bare number means seconds, as in dstack",
-    }),
-    log_level: field.choice(["trace", "debug", "info", "warn", "error"], "info", {
-      doc: "Log level",
-    }),
-    address: field.ip("0.0.0.0", { doc: "Listen address of the RPC server", added }),
-    port: field.port(8000, { doc: "Port of the RPC server (CVM registration)" }),
-    core,
   })
   .superRefine(checkConfig, { when: () => true });
 
-export type GatewayConfigInput = z.input<typeof gatewayConfigSchema>;
-export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
+/** What an operator writes in a stack's `gateway:config`: the same, less the generated keys. */
+export const operatorConfigSchema = z
+  .strictObject({
+    ...top,
+    core: section({
+      ...coreHead,
+      certbot: section({ ...certbotFields, ...inStack.certbot }),
+      wg: section({
+        public_key: inStack.wg.public_key,
+        private_key: inStack.wg.private_key,
+        ...wgFields,
+        endpoint: inStack.wg.endpoint,
+      }),
+      ...coreTail,
+    }),
+  })
+  .superRefine(checkConfig, { when: () => true });

@@ -11,7 +11,7 @@
 import { appInfoJson } from "../attest/app-info.js";
 import type { Attestation, VerifiedPeer } from "../attest/types.js";
 import type { Authorizer } from "../auth/authorize.js";
-import type { GatewayConfig } from "../config/schema.js";
+import type { GatewayConfig } from "../config/index.js";
 import { GatewayError } from "../errors.js";
 import type { Logger } from "../log/index.js";
 import type { Instance } from "../registry/index.js";

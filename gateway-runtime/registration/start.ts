@@ -39,15 +39,16 @@ export async function startRegistration(
 ): Promise<Registration> {
   const { wg: wgConfig, attestation: att, recycle } = config.core;
   const log = deps.log.child({ part: "registration" });
-  const caPem = att.mode === "ca" ? await readCa(att.ca_file) : undefined;
-  const attestation =
-    att.mode === "ca"
-      ? createAttestation({ mode: "ca", caPem: caPem as string })
-      : createAttestation({
-          mode: "tdx",
-          pccsUrl: att.pccs_url as string,
-          pccsTimeoutMs: att.pccs_timeout,
-        });
+  // Mode "ca" also has the RPC server ask for client certificates chaining to that CA.
+  let caPem: string | undefined;
+  let attestation: ReturnType<typeof createAttestation>;
+  if (att.mode === "ca") {
+    caPem = await readCa(att.ca_file);
+    attestation = createAttestation({ mode: "ca", caPem });
+  } else {
+    const { pccs_url: pccsUrl, pccs_timeout: pccsTimeoutMs } = att;
+    attestation = createAttestation({ mode: "tdx", pccsUrl, pccsTimeoutMs });
+  }
   const gateway = parseCidr(wgConfig.ip);
   const range = parseCidr(wgConfig.client_ip_range);
   if (!gateway || !range)

@@ -1,5 +1,4 @@
-import type { GatewayConfig } from "../../config/index.js";
-import { CertError } from "../errors.js";
+import type { EnabledCertbot } from "../../config/index.js";
 import { CloudflareProvider } from "./cloudflare.js";
 import type { DnsProvider } from "./provider.js";
 import { Rfc2136Provider } from "./rfc2136/provider.js";
@@ -15,7 +14,7 @@ export {
 } from "./provider.js";
 export { Rfc2136Provider, type Rfc2136Options } from "./rfc2136/provider.js";
 
-type Certbot = GatewayConfig["core"]["certbot"];
+type Certbot = EnabledCertbot;
 
 export interface DnsProviderOverrides {
   /** Cloudflare API base URL (tests point it at a local fake). */
@@ -29,9 +28,6 @@ export function createDnsProvider(
   overrides: DnsProviderOverrides = {},
 ): DnsProvider {
   if (certbot.dns_provider === "cloudflare") {
-    if (certbot.cf_api_token === undefined || certbot.cf_zone_id === undefined) {
-      throw new CertError("E_CERT_CONFIG", "cloudflare needs cf_api_token and cf_zone_id");
-    }
     return new CloudflareProvider({
       apiToken: certbot.cf_api_token.reveal(),
       zoneId: certbot.cf_zone_id,
@@ -39,9 +35,6 @@ export function createDnsProvider(
     });
   }
   const r = certbot.rfc2136;
-  if (r.server === undefined || r.tsig_key_name === undefined || r.tsig_secret === undefined) {
-    throw new CertError("E_CERT_CONFIG", "rfc2136 needs server, tsig_key_name and tsig_secret");
-  }
   return new Rfc2136Provider({
     server: r.server,
     zone: r.zone ?? baseDomain,

@@ -177,7 +177,9 @@ describe("first issuance", () => {
 
   it("pins CAA to a new account before ordering with it", async () => {
     const fresh = lab.workdir();
-    const real = createDnsProvider(lab.config(fresh).core.certbot, BASE);
+    const certbot = lab.config(fresh).core.certbot;
+    if (!certbot.enabled) throw new Error("the cert lab runs with certbot enabled");
+    const real = createDnsProvider(certbot, BASE);
     const calls: string[] = [];
     const logged =
       <A extends unknown[], R>(what: string, f: (...a: A) => Promise<R>) =>

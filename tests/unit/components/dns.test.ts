@@ -7,14 +7,6 @@ import {
   nameSlug,
 } from "../../../components/dns-records.js";
 import { GatewayDns } from "../../../components/gateway-dns.js";
-import {
-  hostConfigObject,
-  shippedHostConfig,
-  wgEndpoint,
-} from "../../../components/host-config.js";
-import { loadStackFile } from "../../../components/stack-config.js";
-import { Secret } from "../../../gateway-runtime/config/index.js";
-import { generateWgKeyPair } from "../../../gateway-runtime/wg/keys.js";
 import { capturePlan } from "../../../scripts/plan.js";
 import { planMocks } from "../../helpers/pulumi-mocks.js";
 
@@ -54,46 +46,6 @@ describe("CAA and TXT values", () => {
     expect(() => appAddressRecord("_p", "a.example", "AB", 443)).toThrow("must be lowercase hex");
     expect(() => appAddressRecord("_p", "a.example", "ab", 0)).toThrow("must be 1-65535");
     expect(nameSlug("*.a.example")).toBe("wildcard-a-example");
-  });
-});
-
-describe("per-host config", () => {
-  it("fills the generated keys and validates the result with the runtime's schema", () => {
-    const config = loadStackFile(`${ROOT}stacks/Pulumi.lab.yaml`);
-    const keys = generateWgKeyPair();
-    const other = generateWgKeyPair();
-    const values = {
-      wgPrivateKey: keys.privateKey,
-      wgPublicKey: keys.publicKey,
-      wgEndpoint: wgEndpoint("2001:db8::2", 51820),
-    };
-    // The lab stack's TSIG secret is still encrypted offline: give it a value first.
-    const withTsig = structuredClone(config);
-    const plain = { ...withTsig.core.certbot.rfc2136, tsig_secret: Secret.of("bGFiLXRzaWc=") };
-    const shipped = shippedHostConfig(
-      {
-        ...withTsig,
-        core: { ...withTsig.core, certbot: { ...withTsig.core.certbot, rfc2136: plain } },
-      },
-      { acmeCa: true, attestationCa: true },
-      { stack: "lab", host: "gw1" },
-    );
-    const obj = hostConfigObject(shipped, values, "host gw1") as {
-      core: { wg: Record<string, unknown>; certbot: Record<string, unknown> };
-    };
-    expect(obj.core.wg.endpoint).toBe("[2001:db8::2]:51820");
-    expect(obj.core.wg.private_key).toBe(keys.privateKey);
-    expect(obj.core.certbot.acme_ca_file).toBe("/etc/gateway/acme-ca.pem");
-    expect((obj.core as Record<string, Record<string, unknown>>).attestation?.ca_file).toBe(
-      "/etc/gateway/client-ca.pem",
-    );
-    const lab = {
-      ...withTsig,
-      core: { ...withTsig.core, certbot: { ...withTsig.core.certbot, rfc2136: plain } },
-    };
-    expect(() =>
-      hostConfigObject(lab, { ...values, wgPublicKey: other.publicKey }, "host gw1"),
-    ).toThrow("core.wg.public_key: does not match core.wg.private_key");
   });
 });
 

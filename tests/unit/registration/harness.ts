@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { CaAttestation } from "../../../gateway-runtime/attest/ca.js";
 import type { Authorizer } from "../../../gateway-runtime/auth/authorize.js";
-import { gatewayConfigSchema } from "../../../gateway-runtime/config/schema.js";
+import { parseGatewayConfig } from "../../../gateway-runtime/config/index.js";
 import {
   type PeerApplier,
   RegistrationService,
@@ -49,7 +49,7 @@ export class FakePeers implements PeerApplier {
 }
 
 export const APP = "3763bc34552cf3a27ff71ad5f7a90471562a1a2d";
-export const CONFIG = gatewayConfigSchema.parse(minimalConfig());
+export const CONFIG = parseGatewayConfig(minimalConfig(), "registration harness");
 export const HOUR = 3_600_000;
 
 export interface Harness {
