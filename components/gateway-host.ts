@@ -2,8 +2,8 @@ import * as command from "@pulumi/command";
 import type { types } from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { DEFAULT_BUNDLE } from "./bundle.js";
-import { configDigest, hostFiles, UNIT_DELETE } from "./host-files.js";
-import { HOST_PATHS, type HostLayout } from "./host-layout.js";
+import { configDigest, hostFiles, UNIT_DELETE } from "../host/files.js";
+import { HOST_PATHS, type HostLayout } from "../host/layout.js";
 
 export interface GatewayHostArgs {
   /** Address SSH reaches the host at. */

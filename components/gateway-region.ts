@@ -3,8 +3,8 @@ import type { OperatorConfigInput } from "../gateway-runtime/config/index.js";
 import { AcmeAccount } from "./acme-account.js";
 import { type CustomDomain, GatewayDns } from "./gateway-dns.js";
 import { GatewayHost } from "./gateway-host.js";
-import { hostConfig, hostConfigToml, shippedHostConfig, wgEndpoint } from "./host-config.js";
-import { hostLayout } from "./host-layout.js";
+import { hostConfig, hostConfigToml, shippedHostConfig, wgEndpoint } from "../host/config.js";
+import { hostLayout } from "../host/layout.js";
 import { operatorConfig } from "./stack-config.js";
 import { WireGuardKey } from "./wireguard-key.js";
 

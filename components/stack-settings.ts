@@ -2,7 +2,7 @@ import { isIP } from "node:net";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { isDnsName } from "../gateway-runtime/config/index.js";
-import { NODE_MAJOR } from "./host-layout.js";
+import { NODE_MAJOR } from "../host/layout.js";
 
 /**
  * Program-level stack keys (beside `gateway:config`): where the region's hosts are, how to reach

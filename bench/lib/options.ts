@@ -3,7 +3,7 @@
  * parsed and checked in one place, every problem reported at once.
  */
 import { parseArgs } from "node:util";
-import { NODE_FLAGS } from "../../components/host-layout.js";
+import { NODE_FLAGS } from "../../host/layout.js";
 import { parseDuration } from "../../gateway-runtime/config/index.js";
 import type { ScenarioId } from "./scenarios.js";
 import { PROXIES } from "./targets.js";

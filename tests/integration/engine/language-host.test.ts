@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { allStacks, capturePlan, ROOT } from "../../../scripts/plan.js";
+import { allStacks, capturePlan, ROOT } from "../../../tools/plan/plan.js";
 
 /**
  * Every stack as `pulumi preview` runs it: the recording engine derives the program directory

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { capturePlan, keyOf, type Plan, UNKNOWN_VALUE } from "../../../scripts/plan.js";
+import { capturePlan, keyOf, type Plan, UNKNOWN_VALUE } from "../../../tools/plan/plan.js";
 
 /** Every input path of a plan whose value is unknown at preview. */
 function unknownPaths(plan: Plan): string[] {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { NODE_FLAGS } from "../../../components/host-layout.js";
+import { NODE_FLAGS } from "../../../host/layout.js";
 import { ALL_SCENARIOS, BenchUsageError, parseBenchOptions } from "../../../bench/lib/options.js";
 
 describe("npm run bench's options", () => {

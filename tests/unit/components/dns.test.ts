@@ -7,7 +7,7 @@ import {
   nameSlug,
 } from "../../../components/dns-records.js";
 import { GatewayDns } from "../../../components/gateway-dns.js";
-import { capturePlan } from "../../../scripts/plan.js";
+import { capturePlan } from "../../../tools/plan/plan.js";
 import { planMocks } from "../../helpers/pulumi-mocks.js";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
@@ -121,7 +121,7 @@ describe("GatewayDns", () => {
   });
 
   it("a region with several hosts is refused, core.sync enabled or not (nothing shares registrations)", async () => {
-    const { config, secretKeys } = await import("../../../scripts/plan.js").then((m) =>
+    const { config, secretKeys } = await import("../../../tools/plan/plan.js").then((m) =>
       m.stackConfig("us"),
     );
     const hosts = JSON.parse(config["gateway:hosts"] as string) as object[];

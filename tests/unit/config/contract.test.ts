@@ -5,7 +5,7 @@ import {
   hostConfigToml,
   shippedHostConfig,
   wgEndpoint,
-} from "../../../components/host-config.js";
+} from "../../../host/config.js";
 import { loadStackFile } from "../../../components/stack-config.js";
 import {
   ConfigError,

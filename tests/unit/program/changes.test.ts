@@ -13,7 +13,7 @@ import {
   type PlanDiff,
   ROOT,
   stackConfig,
-} from "../../../scripts/plan.js";
+} from "../../../tools/plan/plan.js";
 
 type Json = Record<string, unknown>;
 const committed = (stack: string) =>
@@ -173,7 +173,7 @@ describe("a stack change changes only what it should", () => {
 describe("npm run plan -- --diff", () => {
   const run = promisify(execFile);
   const plan = (args: string[]) =>
-    run(process.execPath, ["--import", "tsx", "scripts/plan.ts", ...args], { cwd: ROOT }).then(
+    run(process.execPath, ["--import", "tsx", "tools/plan/plan.ts", ...args], { cwd: ROOT }).then(
       (r) => ({ code: 0, stdout: r.stdout }),
       (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
     );

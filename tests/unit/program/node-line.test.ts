@@ -15,9 +15,9 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { NODE_MAJOR } from "../../../components/host-layout.js";
+import { NODE_MAJOR } from "../../../host/layout.js";
 import { BUNDLE_OPTIONS } from "../../../scripts/bundle-options.mjs";
-import { ROOT } from "../../../scripts/plan.js";
+import { ROOT } from "../../../tools/plan/plan.js";
 
 const version = readFileSync(`${ROOT}.node-version`, "utf8").trim();
 const major = Number(version.split(".")[0]);

