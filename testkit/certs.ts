@@ -5,7 +5,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { randomBytes, X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -34,8 +34,13 @@ export interface LeafCert {
 export interface LeafOptions {
   /** @default "ec" */
   readonly key?: KeyType;
-  /** DNS names for subjectAltName. @default TEST_SANS */
+  /** subjectAltName entries: DNS names, or `DNS:`/`IP:` entries as given. @default TEST_SANS */
   readonly sans?: readonly string[];
+  /**
+   * A stable name: the subject's CN and the files' base name, and an existing pair of that name
+   * is reused (the lab keeps its PKI between runs). @default a random name, CN `app.test.example`
+   */
+  readonly name?: string;
   /** Days of validity; a negative number gives a certificate that has already expired. @default 2 */
   readonly days?: number;
 }
@@ -53,48 +58,17 @@ function newKeyArgs(key: KeyType): string[] {
     : ["-newkey", "rsa:2048"];
 }
 
-/** A self-signed ECDSA P-256 CA in a fresh temp dir. */
-export function createCa(): TestCa {
-  const dir = mkdtempSync(join(tmpdir(), "gw-certs-"));
-  const certFile = join(dir, "ca.pem");
-  const keyFile = join(dir, "ca.key");
-  openssl(
-    [
-      "req",
-      "-x509",
-      ...newKeyArgs("ec"),
-      "-nodes",
-      "-keyout",
-      keyFile,
-      "-out",
-      certFile,
-      "-subj",
-      "/CN=gateway test CA",
-      "-days",
-      "3",
-    ],
-    dir,
-  );
-  return {
-    dir,
-    certFile,
-    keyFile,
-    certPem: readFileSync(certFile, "utf8"),
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
-  };
+export interface CaOptions {
+  /** Keep the CA in this directory, reusing one already there. @default a fresh temp dir */
+  readonly dir?: string;
+  /** @default "gateway test CA" */
+  readonly name?: string;
+  /** @default 3 */
+  readonly days?: number;
 }
 
-/** A leaf certificate signed by `ca`, with a random serial, written next to the CA. */
-export function issueLeaf(ca: TestCa, opts: LeafOptions = {}): LeafCert {
-  const id = randomBytes(6).toString("hex");
-  const certFile = join(ca.dir, `leaf-${id}.pem`);
-  const keyFile = join(ca.dir, `leaf-${id}.key`);
-  const csr = join(ca.dir, `leaf-${id}.csr`);
-  const ext = join(ca.dir, `leaf-${id}.ext`);
-  const sans = (opts.sans ?? TEST_SANS).map((n) => `DNS:${n}`).join(",");
-  writeFileSync(ext, `subjectAltName=${sans}\nextendedKeyUsage=serverAuth\n`);
-  const req = ["req", "-new", ...newKeyArgs(opts.key ?? "ec"), "-nodes", "-keyout", keyFile];
-  openssl([...req, "-out", csr, "-subj", `/CN=${TEST_DOMAIN}`], ca.dir);
+/** Signs `csr` with `ca` (a random positive serial) into `certFile`. */
+function signLeaf(ca: TestCa, csr: string, ext: string, certFile: string, days: number): void {
   openssl(
     [
       "x509",
@@ -108,7 +82,7 @@ export function issueLeaf(ca: TestCa, opts: LeafOptions = {}): LeafCert {
       "-set_serial",
       `0x1${randomBytes(8).toString("hex")}`, // a leading 1: positive, no leading zero
       "-days",
-      String(opts.days ?? 2),
+      String(days),
       "-extfile",
       ext,
       "-out",
@@ -116,6 +90,55 @@ export function issueLeaf(ca: TestCa, opts: LeafOptions = {}): LeafCert {
     ],
     ca.dir,
   );
+}
+
+/** A self-signed ECDSA P-256 CA. */
+export function createCa(opts: CaOptions = {}): TestCa {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "gw-certs-"));
+  mkdirSync(dir, { recursive: true });
+  const certFile = join(dir, "ca.pem");
+  const keyFile = join(dir, "ca.key");
+  if (!existsSync(certFile))
+    openssl(
+      [
+        "req",
+        "-x509",
+        ...newKeyArgs("ec"),
+        "-nodes",
+        "-keyout",
+        keyFile,
+        "-out",
+        certFile,
+        "-subj",
+        `/CN=${opts.name ?? "gateway test CA"}`,
+        "-days",
+        String(opts.days ?? 3),
+      ],
+      dir,
+    );
+  return {
+    dir,
+    certFile,
+    keyFile,
+    certPem: readFileSync(certFile, "utf8"),
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** A leaf certificate signed by `ca`, with a random serial, written next to the CA. */
+export function issueLeaf(ca: TestCa, opts: LeafOptions = {}): LeafCert {
+  const base = opts.name ?? `leaf-${randomBytes(6).toString("hex")}`;
+  const certFile = join(ca.dir, `${base}.pem`);
+  const keyFile = join(ca.dir, `${base}.key`);
+  const csr = join(ca.dir, `${base}.csr`);
+  const ext = join(ca.dir, `${base}.ext`);
+  if (opts.name === undefined || !existsSync(certFile)) {
+    const sans = (opts.sans ?? TEST_SANS).map((n) => (/^(DNS|IP):/.test(n) ? n : `DNS:${n}`));
+    writeFileSync(ext, `subjectAltName=${sans.join(",")}\nextendedKeyUsage=serverAuth\n`);
+    const req = ["req", "-new", ...newKeyArgs(opts.key ?? "ec"), "-nodes", "-keyout", keyFile];
+    openssl([...req, "-out", csr, "-subj", `/CN=${opts.name ?? TEST_DOMAIN}`], ca.dir);
+    signLeaf(ca, csr, ext, certFile, opts.days ?? 2);
+  }
   const certPem = readFileSync(certFile, "utf8");
   return {
     certFile,
