@@ -2,11 +2,11 @@ import { fileURLToPath } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 
 /**
- * The compiled `gateway-runtime/wg/keys.js` next to this module (`npm run build` puts both in
+ * The compiled `gateway-runtime/keys/wireguard.js` next to this module (`npm run build` puts both in
  * `bin/`). The provider loads `generateWgKeyPair` from it when it runs, so the runtime and the
  * program share one key generator.
  */
-export const KEYS_MODULE = fileURLToPath(new URL("../gateway-runtime/wg/keys.js", import.meta.url));
+export const KEYS_MODULE = fileURLToPath(new URL("../gateway-runtime/keys/wireguard.js", import.meta.url));
 
 export interface WireGuardKeyInputs {
   rotation: string;

@@ -1,4 +1,4 @@
-import { generateWgKeyPair } from "../gateway-runtime/wg/keys.js";
+import { generateWgKeyPair } from "../gateway-runtime/keys/wireguard.js";
 
 const keys = generateWgKeyPair();
 

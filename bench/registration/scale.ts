@@ -24,7 +24,7 @@ import { RegistrationService } from "../../gateway-runtime/registration/service.
 import { MemoryDirectory } from "../../gateway-runtime/registry/index.js";
 import { FileRegistrationStore } from "../../gateway-runtime/registry/store.js";
 import { prefixedRunner } from "../../gateway-runtime/wg/exec.js";
-import { generateWgKeyPair } from "../../gateway-runtime/wg/keys.js";
+import { generateWgKeyPair } from "../../gateway-runtime/keys/wireguard.js";
 import { WireGuardManager } from "../../gateway-runtime/wg/manager.js";
 import { parseWgDump } from "../../gateway-runtime/wg/render.js";
 import { cleanupStale, NetnsHarness } from "../../testkit/netns.js";

@@ -6,8 +6,8 @@ import { readFile, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { Secret } from "../config/secret.js";
 import { GatewayError } from "../errors.js";
-import { ensureDir, writeFileAtomic } from "../registry/atomic-file.js";
-import { generateWgKeyPair, wgPublicKey } from "../wg/keys.js";
+import { ensureDir, writeFileAtomic } from "../files/atomic.js";
+import { generateWgKeyPair, wgPublicKey } from "../keys/wireguard.js";
 
 export interface AgentKey {
   readonly privateKey: Secret;

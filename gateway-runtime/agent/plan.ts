@@ -12,7 +12,7 @@
 import { z } from "zod";
 import { cidrContains, formatIpv4, parseCidr, parseIpv4 } from "../config/net.js";
 import { GatewayError } from "../errors.js";
-import { isWgKey } from "../wg/keys.js";
+import { isWgKey } from "../keys/wireguard.js";
 
 /** dstack's interval; also what wg-quick users set. */
 export const PERSISTENT_KEEPALIVE_S = 25;

@@ -8,7 +8,7 @@ import { dirname } from "node:path";
 import type { Secret } from "../config/secret.js";
 import { GatewayError } from "../errors.js";
 import type { Logger } from "../log/index.js";
-import { ensureDir, writeFileAtomic } from "../registry/atomic-file.js";
+import { ensureDir, writeFileAtomic } from "../files/atomic.js";
 import { CommandError, type CommandRunner, execRunner } from "../wg/exec.js";
 import { parseWgDump } from "../wg/render.js";
 import type { WireguardGoProcess } from "../wg/userspace.js";

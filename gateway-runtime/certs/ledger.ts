@@ -9,7 +9,7 @@
  * domain (other regions, other tools) use up the same CA limits without appearing here.
  */
 import { readFile } from "node:fs/promises";
-import { writeFileAtomic } from "../registry/atomic-file.js";
+import { writeFileAtomic } from "../files/atomic.js";
 import { CertError, reasonOf } from "./errors.js";
 
 export interface RateLimits {

@@ -30,7 +30,7 @@ import {
   unlink,
 } from "node:fs/promises";
 import { join } from "node:path";
-import { ensureDir, syncDir, writeFileAtomic } from "../registry/atomic-file.js";
+import { ensureDir, syncDir, writeFileAtomic } from "../files/atomic.js";
 import { CertError, reasonOf } from "./errors.js";
 import { type CertificateInfo, inspectChain } from "./verify.js";
 

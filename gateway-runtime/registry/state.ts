@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { formatIpv4, parseIpv4 } from "../config/net.js";
 import { GatewayError } from "../errors.js";
-import { decodeWgKey } from "../wg/keys.js";
+import { decodeWgKey } from "../keys/wireguard.js";
 import { allocateIp, capacity, formatCidr, type IpPlan, isAllocatable } from "./allocate.js";
 import type { InstanceRecord, RegisterRequest } from "./store.js";
 

@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { GatewayError } from "../errors.js";
 import type { IpPlan } from "./allocate.js";
-import { ensureDir, removeStrayTemps, writeFileAtomic } from "./atomic-file.js";
+import { ensureDir, removeStrayTemps, writeFileAtomic } from "../files/atomic.js";
 import { RegistryState } from "./state.js";
 
 export interface InstanceRecord {

@@ -21,7 +21,7 @@ import {
   type RegisterCvmResponse,
   registerCvmRequestSchema,
 } from "./wire.js";
-import { isLowOrderWgKey, isWgKey } from "../wg/keys.js";
+import { isLowOrderWgKey, isWgKey } from "../keys/wireguard.js";
 import { readBody, rpcError, sendJson, statusFor } from "./http.js";
 
 /** The client certificate a CVM presented: its own (DER), then the rest of the chain it sent. */

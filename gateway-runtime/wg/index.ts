@@ -5,7 +5,7 @@ export {
   execRunner,
   prefixedRunner,
 } from "./exec.js";
-export { decodeWgKey, generateWgKeyPair, isWgKey, wgPublicKey } from "./keys.js";
+export { decodeWgKey, generateWgKeyPair, isWgKey, wgPublicKey } from "../keys/wireguard.js";
 export { WireGuardManager, type WgErrorCode, type WireGuardManagerOptions } from "./manager.js";
 export {
   checkWgPeers,

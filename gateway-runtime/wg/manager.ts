@@ -10,9 +10,9 @@ import type { Secret } from "../config/secret.js";
 import { parseCidr } from "../config/net.js";
 import { GatewayError } from "../errors.js";
 import type { Logger } from "../log/index.js";
-import { ensureDir, removeStrayTemps, writeFileAtomic } from "../registry/atomic-file.js";
+import { ensureDir, removeStrayTemps, writeFileAtomic } from "../files/atomic.js";
 import { CommandError, type CommandRunner, execRunner } from "./exec.js";
-import { decodeWgKey } from "./keys.js";
+import { decodeWgKey } from "../keys/wireguard.js";
 import {
   checkWgPeers,
   parseWgDump,

@@ -4,7 +4,7 @@
  */
 import { GatewayError } from "../errors.js";
 import { parseIpv4 } from "../config/net.js";
-import { decodeWgKey } from "./keys.js";
+import { decodeWgKey } from "../keys/wireguard.js";
 
 export interface WgPeer {
   /** The peer's base64 public key. */

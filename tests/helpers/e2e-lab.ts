@@ -10,7 +10,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generateWgKeyPair } from "../../gateway-runtime/wg/keys.js";
+import { generateWgKeyPair } from "../../gateway-runtime/keys/wireguard.js";
 import {
   createCa,
   issueLeaf,

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
-import { wgPublicKey } from "../../gateway-runtime/wg/keys.js";
+import { wgPublicKey } from "../../gateway-runtime/keys/wireguard.js";
 
 const sha = (text: string) => createHash("sha256").update(text).digest("hex");
 

@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { wgPublicKey } from "../../gateway-runtime/wg/keys.js";
+import { wgPublicKey } from "../../gateway-runtime/keys/wireguard.js";
 import { diffPlans, formatDiff, isEmpty, keyOf, type Plan, type PlannedResource } from "./diff.js";
 import { readBundle } from "../../components/bundle.js";
 import { type Registration, type ResourceState, readStackConfig, run } from "../engine/index.js";

@@ -11,7 +11,7 @@ import { readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { Client, crypto as acmeCrypto } from "acme-client";
 import type { Logger } from "../../log/index.js";
-import { writeFileAtomic } from "../../registry/atomic-file.js";
+import { writeFileAtomic } from "../../files/atomic.js";
 import { CertError, reasonOf } from "../errors.js";
 
 export interface AccountSettings {

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Secret } from "../../../gateway-runtime/config/secret.js";
 import { createLogger } from "../../../gateway-runtime/log/index.js";
 import { prefixedRunner } from "../../../gateway-runtime/wg/exec.js";
-import { generateWgKeyPair } from "../../../gateway-runtime/wg/keys.js";
+import { generateWgKeyPair } from "../../../gateway-runtime/keys/wireguard.js";
 import { WireGuardManager } from "../../../gateway-runtime/wg/manager.js";
 import { parseWgDump, type WgPeer } from "../../../gateway-runtime/wg/render.js";
 import {

@@ -11,7 +11,7 @@ import { planFromResponse } from "../../../gateway-runtime/agent/plan.js";
 import { GatewayError } from "../../../gateway-runtime/errors.js";
 import type { RegisterCvmRequest } from "../../../gateway-runtime/rpc/wire.js";
 import { RpcServer } from "../../../gateway-runtime/rpc/server.js";
-import { generateWgKeyPair } from "../../../gateway-runtime/wg/keys.js";
+import { generateWgKeyPair } from "../../../gateway-runtime/keys/wireguard.js";
 import { createCa, issueLeaf, type LeafCert, type TestCa } from "../../../testkit/certs.js";
 import {
   appInfoSpec,

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadOrCreateKey } from "../../../gateway-runtime/agent/key.js";
 import { parseAgentArgs } from "../../../gateway-runtime/agent/options.js";
-import { wgPublicKey } from "../../../gateway-runtime/wg/keys.js";
+import { wgPublicKey } from "../../../gateway-runtime/keys/wireguard.js";
 
 const REQUIRED = ["--gateway", "https://gw.example.com:8000", "--cert", "c.pem", "--key", "k.pem"];
 

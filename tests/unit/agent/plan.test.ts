@@ -6,7 +6,7 @@ import {
   renderTunnelConfig,
 } from "../../../gateway-runtime/agent/plan.js";
 import { GatewayError } from "../../../gateway-runtime/errors.js";
-import { generateWgKeyPair } from "../../../gateway-runtime/wg/keys.js";
+import { generateWgKeyPair } from "../../../gateway-runtime/keys/wireguard.js";
 
 const gw = generateWgKeyPair();
 const gw2 = generateWgKeyPair();

@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { acmeAccountProvider } from "../../../components/acme-account.js";
 import { wireGuardKeyProvider } from "../../../components/wireguard-key.js";
-import { isWgKey, wgPublicKey } from "../../../gateway-runtime/wg/keys.js";
+import { isWgKey, wgPublicKey } from "../../../gateway-runtime/keys/wireguard.js";
 import { compileProgram } from "./compiled.js";
 
 const FAKE_ACME = new URL("./fixtures/fake-acme-client.cjs", import.meta.url).pathname;
@@ -28,7 +28,7 @@ afterAll(() => rmSync(compiled, { recursive: true, force: true }));
 
 describe("WireGuardKey provider", () => {
   it("creates an X25519 pair with the runtime's generator; the id is the public key", async () => {
-    const provider = wireGuardKeyProvider(join(compiled, "bin/gateway-runtime/wg/keys.js"));
+    const provider = wireGuardKeyProvider(join(compiled, "bin/gateway-runtime/keys/wireguard.js"));
     const { id, outs } = await provider.create({ rotation: "" });
     expect(outs?.rotation).toBe("");
     expect(isWgKey(outs?.privateKey ?? "")).toBe(true);
@@ -158,7 +158,7 @@ process.stdout.write(JSON.stringify({ key, account, texts: [wg.text, acme.text] 
     expect(out.account.outs.accountUrl).toBe(out.account.id);
     // Only the module paths are captured: no module bindings, no transformed code.
     expect(out.texts[0]).toContain(
-      JSON.stringify(join(compiled, "bin/gateway-runtime/wg/keys.js")),
+      JSON.stringify(join(compiled, "bin/gateway-runtime/keys/wireguard.js")),
     );
     for (const text of out.texts) {
       expect(text).not.toMatch(/__vite|__vi_|require\("\.\//);

@@ -16,7 +16,7 @@ import {
   parseOperatorConfig,
   Secret,
 } from "../../../gateway-runtime/config/index.js";
-import { generateWgKeyPair } from "../../../gateway-runtime/wg/keys.js";
+import { generateWgKeyPair } from "../../../gateway-runtime/keys/wireguard.js";
 import { minimalConfig, stackConfig, withKey } from "../../../testkit/config.js";
 
 const STACKS = new URL("../../../stacks/", import.meta.url).pathname;

@@ -9,7 +9,7 @@ import {
   loadConfigFile,
   serializeConfig,
 } from "../../../gateway-runtime/config/index.js";
-import { generateWgKeyPair } from "../../../gateway-runtime/wg/keys.js";
+import { generateWgKeyPair } from "../../../gateway-runtime/keys/wireguard.js";
 import { withKey } from "../../../testkit/config.js";
 
 const stacksDir = new URL("../../../stacks/", import.meta.url).pathname;

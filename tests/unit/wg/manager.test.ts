@@ -14,7 +14,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Secret } from "../../../gateway-runtime/config/secret.js";
 import { createLogger, silentLogger } from "../../../gateway-runtime/log/index.js";
 import { CommandError, type CommandRunner } from "../../../gateway-runtime/wg/exec.js";
-import { generateWgKeyPair } from "../../../gateway-runtime/wg/keys.js";
+import { generateWgKeyPair } from "../../../gateway-runtime/keys/wireguard.js";
 import { WireGuardManager } from "../../../gateway-runtime/wg/manager.js";
 import { until } from "../../helpers/poll.js";
 

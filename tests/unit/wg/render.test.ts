@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { formatIpv4 } from "../../../gateway-runtime/config/net.js";
-import { generateWgKeyPair } from "../../../gateway-runtime/wg/keys.js";
+import { generateWgKeyPair } from "../../../gateway-runtime/keys/wireguard.js";
 import {
   parseWgConfigEndpoints,
   parseWgDump,
