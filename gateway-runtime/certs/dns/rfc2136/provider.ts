@@ -11,7 +11,12 @@ import { decodeMessage, RCODE, rcodeOf } from "../../../dns/packet.js";
 import { CertError, reasonOf } from "../../errors.js";
 import { type CaaRecord, type DnsCallOptions, type DnsProvider, inZone } from "../provider.js";
 import { signMessage, type TsigAlgorithm, type TsigKey, verifyResponse } from "./tsig.js";
-import { type Endpoint, exchangeTcp, formatEndpoint, parseEndpoint } from "./transport.js";
+import {
+  type Endpoint,
+  exchangeTcp,
+  formatEndpoint,
+  parseEndpoint,
+} from "../../../dns/transport.js";
 import { encodeQuery, encodeUpdate, type UpdateRr } from "./wire.js";
 
 export interface Rfc2136Options {
