@@ -163,7 +163,7 @@ const proxy = section({
     added,
   }),
   app_address_ns_prefix: field.string("_dstack-app-address", {
-    doc: "TXT prefix for custom domains: `<prefix>.<domain>` = `<app-id>:<port>`",
+    doc: "TXT prefix for custom domains: `<prefix>.<domain>` = `<app-id>:<port>`; without one, `<prefix>-wildcard.<parent>` serves every name one label below `<parent>`",
   }),
   app_address_dns_servers: field.endpointList([], {
     doc: "DNS servers (`ip:port`) for custom-domain TXT lookups, asked in turn (UDP, then TCP for a truncated answer); empty: the nameservers of /etc/resolv.conf",

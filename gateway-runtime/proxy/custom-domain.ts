@@ -1,7 +1,8 @@
 /**
  * Custom domains (ARCHITECTURE.md "Custom domains"): an SNI outside the base domain names an app
- * through a TXT record `<prefix>.<sni>` (then `<legacyPrefix>.<sni>`) whose value is
- * `<app-id>:<port>`. The record picks an app, never an address; the caller routes it as
+ * through a TXT record `<prefix>.<sni>` (then `<legacyPrefix>.<sni>`, then the wildcard
+ * `<prefix>-wildcard.<parent>`, where the parent is the SNI without its first label) whose value
+ * is `<app-id>:<port>`. The record picks an app, never an address; the caller routes it as
  * passthrough.
  *
  * Decisions:
@@ -13,9 +14,14 @@
  *   This cache is the only one: the client keeps none.
  * - DNS failures (timeout, SERVFAIL, refused...) are not cached; coalescing keeps them to one
  *   query in flight per name.
- * - The prefixes are tried one after the other (dstack queries both at once): one query for
- *   names using the current prefix, two only for legacy ones. A malformed current record does
- *   not fall back to the legacy one.
+ * - The names are tried one after the other (dstack queries the two exact ones at once): one
+ *   query for names using the current prefix, two for legacy ones, three for a wildcard. Only
+ *   "no record" moves on: a malformed record is reported, not papered over with the next name,
+ *   and a DNS failure ends the lookup (dstack moves on to the wildcard after any failure of an
+ *   exact lookup; a failure says nothing about whether an exact record exists).
+ * - The wildcard follows dstack (#545): one level up only (`a.b.shop.example.com` looks at
+ *   `<prefix>-wildcard.b.shop.example.com`), never for the parent itself, and there is no
+ *   legacy-prefix form of it. An exact record overrides the wildcard for its name.
  * - Several TXT records at one name must agree; chunks of one record are joined (RFC 7208
  *   style). dstack takes the first chunk of whichever record comes first.
  * - The whole `resolve` is bounded by `timeoutMs` with an own timer, which also aborts the
@@ -55,7 +61,7 @@ export interface CustomDomainResolverOptions {
   servers?: readonly string[];
   /** Read when `servers` is empty. @default "/etc/resolv.conf" */
   resolvConf?: string;
-  /** Bound on one whole `resolve`, both prefixes included. */
+  /** Bound on one whole `resolve`, every name tried included. */
   timeoutMs: number;
   /** The longest a positive answer is kept (its TTL decides below that). */
   ttlCapMs: number;
@@ -174,15 +180,24 @@ export function createCustomDomainResolver(
     }
   }
 
-  /** Tries each prefix in turn; the outcome holds no longer than any answer it rests on. */
+  /** The TXT names that may hold `name`'s address, in the order they are tried. */
+  function txtNames(name: string): string[] {
+    const names = prefixes.map((prefix) => `${prefix}.${name}`);
+    const dot = name.indexOf(".");
+    if (dot > 0) names.push(`${prefixes[0]}-wildcard.${name.slice(dot + 1)}`);
+    return names;
+  }
+
+  /** Tries each name in turn; the outcome holds no longer than any answer it rests on. */
   async function lookup(name: string, signal: AbortSignal): Promise<Outcome> {
     let keepMs = Number.POSITIVE_INFINITY;
-    for (const prefix of prefixes) {
-      const outcome = await queryOne(`${prefix}.${name}`, signal);
+    const names = txtNames(name);
+    for (const txtName of names) {
+      const outcome = await queryOne(txtName, signal);
       keepMs = Math.min(keepMs, outcome.keepMs);
       if (outcome.ok || outcome.error.code !== "E_CUSTOM_NO_TXT") return { ...outcome, keepMs };
     }
-    return noTxt(`${prefixes.join("|")}.${name}`, keepMs);
+    return noTxt(names.join(", "), keepMs);
   }
 
   /** `lookup` raced against an own timer that aborts it: settles within `timeoutMs`. */
