@@ -31,8 +31,9 @@ export function caaValue(issuer: string, accountUrl: string): string {
 }
 
 /**
- * A custom domain's TXT record, `<prefix>.<domain>` = `<app-id>:<port>`. Cloudflare wants TXT
- * content as quoted character strings; DNS answers carry the text without the quotes.
+ * A custom domain's TXT record, `<prefix>.<domain>` = `<app-id>:<port>`; for `*.<parent>` the
+ * gateway's wildcard form `<prefix>-wildcard.<parent>`. Cloudflare wants TXT content as quoted
+ * character strings; DNS answers carry the text without the quotes.
  */
 export function appAddressRecord(
   prefix: string,
@@ -44,7 +45,10 @@ export function appAddressRecord(
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new Error(`port ${port} of ${domain} must be 1-65535`);
   }
-  return { name: `${prefix}.${domain}`, content: `"${appId}:${port}"` };
+  const name = domain.startsWith("*.")
+    ? `${prefix}-wildcard.${domain.slice(2)}`
+    : `${prefix}.${domain}`;
+  return { name, content: `"${appId}:${port}"` };
 }
 
 /** A resource-name-safe form of a DNS name: `app.example.org` → `app-example-org`. */

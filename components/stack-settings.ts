@@ -15,6 +15,12 @@ const ipv4 = z.string().refine((s) => isIP(s) === 4, { error: "expected an IPv4 
 const ipv6 = z.string().refine((s) => isIP(s) === 6, { error: "expected an IPv6 address" });
 const port = z.number().int().min(1).max(65535);
 const dnsName = z.string().refine((s) => isDnsName(s, 2), { error: "expected a DNS name" });
+/** A custom domain, or `*.<parent>` for every name one label below the parent. */
+const customDomainName = z
+  .string()
+  .refine((s) => isDnsName(s.startsWith("*.") ? s.slice(2) : s, 2), {
+    error: "expected a DNS name, or *.<DNS name>",
+  });
 
 const hostSchema = z.strictObject({
   name: hostName,
@@ -28,7 +34,7 @@ const hostSchema = z.strictObject({
 
 const customDomainSchema = z
   .strictObject({
-    domain: dnsName,
+    domain: customDomainName,
     appId: z.string().regex(/^[0-9a-f]{1,64}$/, { error: "expected an app id (lowercase hex)" }),
     port,
     zone: dnsName.optional(),

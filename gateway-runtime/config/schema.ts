@@ -155,18 +155,18 @@ const proxy = section({
     added,
   }),
   app_address_ns_prefix: field.string("_dstack-app-address", {
-    doc: "TXT prefix for custom domains: `<prefix>.<domain>` = `<app-id>:<port>`",
+    doc: "TXT prefix for custom domains: `<prefix>.<domain>` = `<app-id>:<port>`; without one, `<prefix>-wildcard.<parent>` serves every name one label below `<parent>`",
   }),
   app_address_dns_servers: field.endpointList([], {
-    doc: "DNS servers (`ip:port`) for custom-domain TXT lookups; empty: the system resolver",
+    doc: "DNS servers (`ip:port`) for custom-domain TXT lookups, asked in turn (UDP, then TCP for a truncated answer); empty: the nameservers of /etc/resolv.conf",
     added,
   }),
   app_address_cache_ttl: field.duration("1m", {
-    doc: "How long a custom-domain TXT answer is reused",
+    doc: "The longest a custom-domain TXT answer is reused; a record with a shorter TTL is reused for its TTL",
     added,
   }),
   app_address_negative_ttl: field.duration("10s", {
-    doc: "How long a missing or malformed TXT answer is reused",
+    doc: "The longest a missing or malformed TXT answer is reused; a shorter negative TTL (the SOA's) or record TTL decides below it",
     added,
   }),
   http_redirect: field.bool(true, {

@@ -1,28 +1,34 @@
 /**
  * Custom domains (ARCHITECTURE.md "Custom domains"): an SNI outside the base domain names an app
- * through a TXT record `<prefix>.<sni>` (then `<legacyPrefix>.<sni>`) whose value is
- * `<app-id>:<port>`. The record picks an app, never an address; the caller routes it as
+ * through a TXT record `<prefix>.<sni>` (then `<legacyPrefix>.<sni>`, then the wildcard
+ * `<prefix>-wildcard.<parent>`, where the parent is the SNI without its first label) whose value
+ * is `<app-id>:<port>`. The record picks an app, never an address; the caller routes it as
  * passthrough.
  *
  * Decisions:
- * - `node:dns/promises` has no TTL for TXT answers (`resolveTxt` returns strings only, and
- *   `resolveAny` drops TTLs on TXT), so a positive answer is kept for exactly `ttlCapMs`
- *   whatever the record's TTL. Node's c-ares keeps no query cache (a TTL-300 record is
- *   queried again on every `resolveTxt`), so this cache is the only one.
- * - No record (NXDOMAIN/NODATA) and malformed records are cached for `negativeTtlMs`, so a bad
- *   or absent record costs one query per name per negative TTL, not one per connection.
+ * - Lookups go through `dns/client.ts`, which returns TTLs (`node:dns` gives TXT answers without
+ *   them). A positive answer is kept for its records' TTL, at most `ttlCapMs`; no record
+ *   (NXDOMAIN/NODATA) for the SOA's negative TTL, at most `negativeTtlMs` (all of it when the
+ *   answer has no SOA); a malformed record for its TTL, at most `negativeTtlMs`. An answer that
+ *   took several queries (a fallback prefix) is kept as long as the shortest of them holds.
+ *   This cache is the only one: the client keeps none.
  * - DNS failures (timeout, SERVFAIL, refused...) are not cached; coalescing keeps them to one
  *   query in flight per name.
- * - The prefixes are tried one after the other (dstack queries both at once): one query for
- *   names using the current prefix, two only for legacy ones. A malformed current record does
- *   not fall back to the legacy one.
+ * - The names are tried one after the other (dstack queries the two exact ones at once): one
+ *   query for names using the current prefix, two for legacy ones, three for a wildcard. Only
+ *   "no record" moves on: a malformed record is reported, not papered over with the next name,
+ *   and a DNS failure ends the lookup (dstack moves on to the wildcard after any failure of an
+ *   exact lookup; a failure says nothing about whether an exact record exists).
+ * - The wildcard follows dstack (#545): one level up only (`a.b.shop.example.com` looks at
+ *   `<prefix>-wildcard.b.shop.example.com`), never for the parent itself, and there is no
+ *   legacy-prefix form of it. An exact record overrides the wildcard for its name.
  * - Several TXT records at one name must agree; chunks of one record are joined (RFC 7208
  *   style). dstack takes the first chunk of whichever record comes first.
- * - The whole `resolve` is bounded by `timeoutMs` with an own timer; a late DNS answer is
- *   dropped, not cached.
+ * - The whole `resolve` is bounded by `timeoutMs` with an own timer, which also aborts the
+ *   query in flight: a late DNS answer is dropped, not cached.
  * - Waiters on one lookup, and cache hits, receive the same error object.
  */
-import { Resolver } from "node:dns/promises";
+import { createDnsClient, DnsClientError, type TxtAnswer } from "../dns/client.js";
 import { GatewayError } from "../errors.js";
 import { isValidId, parsePort } from "./route.js";
 
@@ -51,13 +57,15 @@ export interface CustomDomainResolverOptions {
   prefix?: string;
   /** Tried when `<prefix>.<sni>` has no record; omit to disable. Usually `"_tapp-address"`. */
   legacyPrefix?: string;
-  /** DNS servers as `ip` or `ip:port` (`[v6]:port`). @default the system's servers */
+  /** DNS servers as `ip` or `ip:port` (`[v6]:port`). @default the nameservers of `resolvConf` */
   servers?: readonly string[];
-  /** Bound on one whole `resolve`, both prefixes included. */
+  /** Read when `servers` is empty. @default "/etc/resolv.conf" */
+  resolvConf?: string;
+  /** Bound on one whole `resolve`, every name tried included. */
   timeoutMs: number;
-  /** How long a positive answer is kept. */
+  /** The longest a positive answer is kept (its TTL decides below that). */
   ttlCapMs: number;
-  /** How long "no record" and "malformed record" are kept. */
+  /** The longest "no record" and "malformed record" are kept (their TTL decides below that). */
   negativeTtlMs: number;
   /**
    * Cache bound (the least recently used entry goes first), and also the bound on distinct
@@ -80,17 +88,18 @@ export interface CustomDomainResolver {
 export const DEFAULT_APP_ADDRESS_PREFIX = "_dstack-app-address";
 export const LEGACY_APP_ADDRESS_PREFIX = "_tapp-address";
 
-type Outcome = { ok: true; value: AppAddress } | { ok: false; error: CustomDomainError };
+/** What one lookup settled on, and how long it may be reused (ignored for DNS failures). */
+type Outcome = ({ ok: true; value: AppAddress } | { ok: false; error: CustomDomainError }) & {
+  readonly keepMs: number;
+};
 interface Entry {
   readonly expires: number;
   readonly outcome: Outcome;
 }
 
-/**
- * c-ares codes that mean "this name has no such record" rather than "DNS did not answer".
- * EBADNAME (e.g. `<prefix>.<sni>` longer than 253) can never have one either.
- */
-const NO_RECORD = new Set(["ENOTFOUND", "ENODATA", "EBADNAME"]);
+/** `ttl` seconds as milliseconds, at most `capMs`; no TTL at all means the cap. */
+const capped = (ttl: number | undefined, capMs: number): number =>
+  ttl === undefined ? capMs : Math.min(ttl * 1000, capMs);
 
 /** Parse one TXT value `<app-id>:<port>`. */
 export function parseAppAddress(text: string): AppAddress | undefined {
@@ -124,83 +133,105 @@ export function createCustomDomainResolver(
   if (opts.legacyPrefix !== undefined && opts.legacyPrefix !== prefixes[0]) {
     prefixes.push(opts.legacyPrefix);
   }
-  const dns = new Resolver({ timeout: opts.timeoutMs, tries: 1 });
-  if (opts.servers !== undefined) {
-    try {
-      dns.setServers([...opts.servers]);
-    } catch (cause) {
-      throw new CustomDomainError("E_CUSTOM_CONFIG", `bad DNS servers ${opts.servers}`, { cause });
-    }
+  let dns: ReturnType<typeof createDnsClient>;
+  try {
+    dns = createDnsClient({
+      timeoutMs: opts.timeoutMs,
+      ...(opts.servers !== undefined ? { servers: opts.servers } : {}),
+      ...(opts.resolvConf !== undefined ? { resolvConf: opts.resolvConf } : {}),
+    });
+  } catch (cause) {
+    throw new CustomDomainError("E_CUSTOM_CONFIG", `bad DNS servers ${opts.servers}`, { cause });
   }
   const cache = new Map<string, Entry>();
   const inflight = new Map<string, Promise<Outcome>>();
-  const timers = new Set<NodeJS.Timeout>();
+  const lookups = new Set<AbortController>();
   let closed = false;
 
-  async function queryOne(txtName: string): Promise<AppAddress | undefined> {
-    let records: string[][];
+  const noTxt = (txtName: string, keepMs: number): Outcome => ({
+    ok: false,
+    error: new CustomDomainError("E_CUSTOM_NO_TXT", `no TXT ${txtName}`),
+    keepMs,
+  });
+
+  /** The outcome of one TXT name; E_CUSTOM_NO_TXT when it has no record. */
+  async function queryOne(txtName: string, signal: AbortSignal): Promise<Outcome> {
+    let answer: TxtAnswer;
     try {
-      records = await dns.resolveTxt(txtName);
+      answer = await dns.queryTxt(txtName, signal);
     } catch (cause) {
-      const code = (cause as { code?: unknown }).code;
       if (closed) throw new CustomDomainError("E_CUSTOM_CLOSED", "resolver closed", { cause });
-      if (typeof code === "string" && NO_RECORD.has(code)) return undefined;
-      throw new CustomDomainError("E_CUSTOM_DNS_FAILED", `TXT ${txtName}: ${String(code)}`, {
-        cause,
-      });
+      // A name too long for DNS can have no record.
+      if (cause instanceof DnsClientError && cause.code === "E_DNS_BAD_NAME") {
+        return noTxt(txtName, opts.negativeTtlMs);
+      }
+      const reason = cause instanceof Error ? cause.message : String(cause);
+      throw new CustomDomainError("E_CUSTOM_DNS_FAILED", reason, { cause });
     }
-    return records.length === 0 ? undefined : fromRecords(txtName, records);
+    if (answer.records.length === 0) {
+      return noTxt(txtName, capped(answer.ttl, opts.negativeTtlMs));
+    }
+    try {
+      const value = fromRecords(txtName, answer.records);
+      return { ok: true, value, keepMs: capped(answer.ttl, opts.ttlCapMs) };
+    } catch (error) {
+      const keepMs = capped(answer.ttl, opts.negativeTtlMs);
+      return { ok: false, error: error as CustomDomainError, keepMs };
+    }
   }
 
-  /** Tries each prefix in turn; stops early once `gone()` says nobody waits any more. */
-  async function lookup(name: string, gone: () => boolean): Promise<AppAddress> {
-    for (const prefix of prefixes) {
-      if (gone()) throw new CustomDomainError("E_CUSTOM_DNS_FAILED", `lookup ${name} abandoned`);
-      const found = await queryOne(`${prefix}.${name}`);
-      if (found !== undefined) return found;
-    }
-    throw new CustomDomainError("E_CUSTOM_NO_TXT", `no TXT ${prefixes.join("|")}.${name}`);
+  /** The TXT names that may hold `name`'s address, in the order they are tried. */
+  function txtNames(name: string): string[] {
+    const names = prefixes.map((prefix) => `${prefix}.${name}`);
+    const dot = name.indexOf(".");
+    if (dot > 0) names.push(`${prefixes[0]}-wildcard.${name.slice(dot + 1)}`);
+    return names;
   }
 
-  /** `lookup` raced against an own timer: settles within `timeoutMs`, never rejects. */
-  function bounded(name: string): Promise<Outcome> {
-    return new Promise<Outcome>((settle) => {
-      let settled = false;
-      const finish = (outcome: Outcome): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        timers.delete(timer);
-        settle(outcome);
-      };
-      const timer = setTimeout(() => {
+  /** Tries each name in turn; the outcome holds no longer than any answer it rests on. */
+  async function lookup(name: string, signal: AbortSignal): Promise<Outcome> {
+    let keepMs = Number.POSITIVE_INFINITY;
+    const names = txtNames(name);
+    for (const txtName of names) {
+      const outcome = await queryOne(txtName, signal);
+      keepMs = Math.min(keepMs, outcome.keepMs);
+      if (outcome.ok || outcome.error.code !== "E_CUSTOM_NO_TXT") return { ...outcome, keepMs };
+    }
+    return noTxt(names.join(", "), keepMs);
+  }
+
+  /** `lookup` raced against an own timer that aborts it: settles within `timeoutMs`. */
+  async function bounded(name: string): Promise<Outcome> {
+    const controller = new AbortController();
+    lookups.add(controller);
+    const timer = setTimeout(() => controller.abort(), opts.timeoutMs);
+    try {
+      return await lookup(name, controller.signal);
+    } catch (error) {
+      if (closed) return failed(new CustomDomainError("E_CUSTOM_CLOSED", "resolver closed"));
+      if (controller.signal.aborted) {
         const message = `TXT lookup for ${name} exceeded ${opts.timeoutMs} ms`;
-        finish({ ok: false, error: new CustomDomainError("E_CUSTOM_DNS_FAILED", message) });
-      }, opts.timeoutMs);
-      timers.add(timer);
-      lookup(name, () => settled || closed).then(
-        (value) => finish({ ok: true, value }),
-        (error: unknown) =>
-          finish({
-            ok: false,
-            error:
-              error instanceof CustomDomainError
-                ? error
-                : new CustomDomainError("E_CUSTOM_DNS_FAILED", String(error), { cause: error }),
-          }),
+        return failed(new CustomDomainError("E_CUSTOM_DNS_FAILED", message));
+      }
+      return failed(
+        error instanceof CustomDomainError
+          ? error
+          : new CustomDomainError("E_CUSTOM_DNS_FAILED", String(error), { cause: error }),
       );
-    });
+    } finally {
+      clearTimeout(timer);
+      lookups.delete(controller);
+    }
   }
+
+  const failed = (error: CustomDomainError): Outcome => ({ ok: false, error, keepMs: 0 });
 
   function remember(name: string, outcome: Outcome): void {
     if (closed) return;
-    let ttl: number;
-    if (outcome.ok) ttl = opts.ttlCapMs;
-    else if (outcome.error.code === "E_CUSTOM_DNS_FAILED") return;
-    else ttl = opts.negativeTtlMs;
-    if (ttl <= 0) return;
+    if (!outcome.ok && outcome.error.code === "E_CUSTOM_DNS_FAILED") return;
+    if (outcome.keepMs <= 0) return;
     cache.delete(name);
-    cache.set(name, { expires: now() + ttl, outcome });
+    cache.set(name, { expires: now() + outcome.keepMs, outcome });
     while (cache.size > opts.maxEntries) {
       const oldest = cache.keys().next();
       if (oldest.done === true) break;
@@ -242,9 +273,8 @@ export function createCustomDomainResolver(
     size: () => cache.size,
     close(): void {
       closed = true;
-      for (const timer of timers) clearTimeout(timer);
-      timers.clear();
-      dns.cancel();
+      for (const controller of lookups) controller.abort();
+      lookups.clear();
       cache.clear();
     },
   };

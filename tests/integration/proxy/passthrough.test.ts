@@ -100,6 +100,14 @@ describe("custom domains (TXT record, always passthrough)", () => {
     expect(r.stdout).toContain("backend saw old.customer.example: legacy");
   });
 
+  it("a _dstack-app-address-wildcard record routes every name one label below its parent", async () => {
+    lab.dns.setTxt("_dstack-app-address-wildcard.shops.customer.example", [`${APP_A}:8443`]);
+    for (const name of ["one.shops.customer.example", "two.shops.customer.example"]) {
+      const r = await sClient(name, "wild\n");
+      expect(r.stdout).toContain(`backend saw ${name}: wild`);
+    }
+  });
+
   it("a TXT naming an unknown app is rejected, counted, and nothing is connected", async () => {
     lab.dns.setTxt("_dstack-app-address.ghost.customer.example", ["ffff00:443"]);
     const before = lab.plane.proxy.stats.rejections().get("E_CUSTOM_UNKNOWN_APP") ?? 0;

@@ -43,6 +43,10 @@ describe("CAA and TXT values", () => {
       name: "_dstack-app-address.shop.example.org",
       content: '"ab12:443"',
     });
+    expect(appAddressRecord("_dstack-app-address", "*.shop.example.org", "ab12", 443)).toEqual({
+      name: "_dstack-app-address-wildcard.shop.example.org",
+      content: '"ab12:443"',
+    });
     expect(() => appAddressRecord("_p", "a.example", "AB", 443)).toThrow("must be lowercase hex");
     expect(() => appAddressRecord("_p", "a.example", "ab", 0)).toThrow("must be 1-65535");
     expect(nameSlug("*.a.example")).toBe("wildcard-a-example");
@@ -77,7 +81,10 @@ describe("GatewayDns", () => {
       accountUrl: "https://ca.example/acct/9",
       acmeDirectoryUrl: "https://ca.example/dir",
       caaIssuer: "ca.example",
-      customDomains: [{ domain: "a.example.com", appId: "ab", port: 443, zone: "example.com" }],
+      customDomains: [
+        { domain: "a.example.com", appId: "ab", port: 443, zone: "example.com" },
+        { domain: "*.shop.example.com", appId: "cd", port: 8443, zone: "example.com" },
+      ],
     });
     const records = await new Promise<typeof registered>((resolve) =>
       pulumi.all(Object.values(dns.records).map((r) => r.urn)).apply(() => resolve(registered)),
@@ -94,6 +101,7 @@ describe("GatewayDns", () => {
       "r-dns-apex-a-gw2 A r.gw.example.com 192.0.2.2 zone-id-of-example.com",
       "r-dns-apex-aaaa-gw2 AAAA r.gw.example.com 2001:db8::2 zone-id-of-example.com",
       'r-dns-app-a-example-com TXT _dstack-app-address.a.example.com "ab:443" zone-id-of-example.com',
+      'r-dns-app-wildcard-shop-example-com TXT _dstack-app-address-wildcard.shop.example.com "cd:8443" zone-id-of-example.com',
       "r-dns-caa-issue CAA r.gw.example.com ca.example; accounturi=https://ca.example/acct/9; validationmethods=dns-01 zone-id-of-example.com",
       "r-dns-caa-issuewild CAA r.gw.example.com ca.example; accounturi=https://ca.example/acct/9; validationmethods=dns-01 zone-id-of-example.com",
       "r-dns-rpc-a-gw1 A rpc.r.gw.example.com 192.0.2.1 zone-id-of-example.com",

@@ -126,6 +126,24 @@ describe("the Pulumi program reads gateway:config through the runtime's schema",
     ]);
   });
 
+  it("takes *.<parent> custom domains (the gateway's wildcard record) and no other wildcard", async () => {
+    const { parseStackSettings } = await import("../../../components/stack-settings.js");
+    const settings = (domain: string) =>
+      parseStackSettings(
+        {
+          hosts: [{ name: "gw1", address: "192.0.2.1" }],
+          customDomains: [{ domain, appId: "ab", port: 443, zone: "example.org" }],
+        },
+        "test",
+      );
+    expect(settings("*.shops.example.org").customDomains[0]?.domain).toBe("*.shops.example.org");
+    for (const bad of ["a.*.example.org", "*.org", "*shops.example.org"]) {
+      expect(() => settings(bad)).toThrow(
+        "gateway:customDomains.0.domain: expected a DNS name, or *.<DNS name>",
+      );
+    }
+  });
+
   it("fails when the stack has no gateway:config at all", async () => {
     pulumi.runtime.setAllConfig({});
     await expect(async () => (await program())()).rejects.toThrow(

@@ -1,67 +1,19 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
-  type CustomDomainError,
-  type CustomDomainResolver,
-  type CustomDomainResolverOptions,
   createCustomDomainResolver,
   parseAppAddress,
 } from "../../../gateway-runtime/proxy/custom-domain.js";
-import { startDnsServer, type TestDnsServer } from "../../helpers/dns-server.js";
+import {
+  APP,
+  codeOf,
+  LEGACY,
+  PREFIX,
+  useCustomDomainFixture,
+} from "../../helpers/custom-domains.js";
 
-const APP = "3327603e03f5bd1f830812ca4a789277fc31f577";
-const PREFIX = "_dstack-app-address";
-const LEGACY = "_tapp-address";
-
-let dns: TestDnsServer;
-let clock: number;
-const open: CustomDomainResolver[] = [];
-
-beforeAll(async () => {
-  dns = await startDnsServer();
-});
-afterAll(async () => {
-  await dns.close();
-});
-beforeEach(() => {
-  clock = 1_000_000;
-  dns.setMode("answer");
-});
-afterEach(() => {
-  for (const resolver of open.splice(0)) resolver.close();
-});
-
-/** Every resolver in these tests talks to the local server only. */
-function make(overrides: Partial<CustomDomainResolverOptions> = {}): CustomDomainResolver {
-  const resolver = createCustomDomainResolver({
-    prefix: PREFIX,
-    legacyPrefix: LEGACY,
-    timeoutMs: 1_000,
-    ttlCapMs: 60_000,
-    negativeTtlMs: 5_000,
-    maxEntries: 100,
-    now: () => clock,
-    ...overrides,
-    servers: [dns.address],
-  });
-  open.push(resolver);
-  return resolver;
-}
-
-let serial = 0;
-/** A fresh custom domain per test so counts never mix. */
-function domain(): string {
-  serial += 1;
-  return `app${serial}.customer.test`;
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return (error as CustomDomainError).code;
-  }
-  return "no error";
-}
+const f = useCustomDomainFixture();
+const make = f.make;
+const domain = f.domain;
 
 describe("parseAppAddress", () => {
   it.each([
@@ -93,56 +45,57 @@ describe("parseAppAddress", () => {
 describe("createCustomDomainResolver against a local DNS server", () => {
   it("resolves <prefix>.<sni> to the app and port", async () => {
     const name = domain();
-    dns.setTxt(`${PREFIX}.${name}`, [`${APP}:8443`]);
+    f.dns.setTxt(`${PREFIX}.${name}`, [`${APP}:8443`]);
     const resolver = make();
     expect(await resolver.resolve(name)).toEqual({ appId: APP, port: 8443 });
-    expect(dns.queries(`${PREFIX}.${name}`)).toBe(1);
-    expect(dns.queries(`${LEGACY}.${name}`)).toBe(0);
+    expect(f.dns.queries(`${PREFIX}.${name}`)).toBe(1);
+    expect(f.dns.queries(`${LEGACY}.${name}`)).toBe(0);
   });
 
   it("falls back to the legacy prefix when the current one has no record", async () => {
     const name = domain();
-    dns.setTxt(`${LEGACY}.${name}`, [`${APP}:555`]);
+    f.dns.setTxt(`${LEGACY}.${name}`, [`${APP}:555`]);
     const resolver = make();
     expect(await resolver.resolve(name)).toEqual({ appId: APP, port: 555 });
-    expect(dns.queries(`${PREFIX}.${name}`)).toBe(1);
-    expect(dns.queries(`${LEGACY}.${name}`)).toBe(1);
+    expect(f.dns.queries(`${PREFIX}.${name}`)).toBe(1);
+    expect(f.dns.queries(`${LEGACY}.${name}`)).toBe(1);
   });
 
   it("prefers the current prefix when both have records", async () => {
     const name = domain();
-    dns.setTxt(`${PREFIX}.${name}`, [`${APP}:1`]);
-    dns.setTxt(`${LEGACY}.${name}`, [`${APP}:2`]);
+    f.dns.setTxt(`${PREFIX}.${name}`, [`${APP}:1`]);
+    f.dns.setTxt(`${LEGACY}.${name}`, [`${APP}:2`]);
     expect(await make().resolve(name)).toEqual({ appId: APP, port: 1 });
   });
 
   it("does not try the legacy prefix when none is configured", async () => {
     const name = domain();
-    dns.setTxt(`${LEGACY}.${name}`, [`${APP}:555`]);
-    const resolver = createCustomDomainResolver({
-      timeoutMs: 1_000,
-      ttlCapMs: 1_000,
-      negativeTtlMs: 1_000,
-      maxEntries: 10,
-      servers: [dns.address],
-    });
-    open.push(resolver);
+    f.dns.setTxt(`${LEGACY}.${name}`, [`${APP}:555`]);
+    const resolver = f.track(
+      createCustomDomainResolver({
+        timeoutMs: 1_000,
+        ttlCapMs: 1_000,
+        negativeTtlMs: 1_000,
+        maxEntries: 10,
+        servers: [f.dns.address],
+      }),
+    );
     expect(await codeOf(resolver.resolve(name))).toBe("E_CUSTOM_NO_TXT");
-    expect(dns.queries(`_dstack-app-address.${name}`)).toBe(1);
-    expect(dns.queries(`${LEGACY}.${name}`)).toBe(0);
+    expect(f.dns.queries(`_dstack-app-address.${name}`)).toBe(1);
+    expect(f.dns.queries(`${LEGACY}.${name}`)).toBe(0);
   });
 
   it("joins the chunks of one TXT record", async () => {
     const name = domain();
-    dns.setTxt(`${PREFIX}.${name}`, [[APP.slice(0, 20), APP.slice(20), ":", "9000"]]);
+    f.dns.setTxt(`${PREFIX}.${name}`, [[APP.slice(0, 20), APP.slice(20), ":", "9000"]]);
     expect(await make().resolve(name)).toEqual({ appId: APP, port: 9000 });
   });
 
   it("accepts several records that agree and rejects records that conflict", async () => {
     const agree = domain();
     const conflict = domain();
-    dns.setTxt(`${PREFIX}.${agree}`, [`${APP}:9000`, `${APP}:9000`]);
-    dns.setTxt(`${PREFIX}.${conflict}`, [`${APP}:9000`, `${APP}:9001`]);
+    f.dns.setTxt(`${PREFIX}.${agree}`, [`${APP}:9000`, `${APP}:9000`]);
+    f.dns.setTxt(`${PREFIX}.${conflict}`, [`${APP}:9000`, `${APP}:9001`]);
     const resolver = make();
     expect(await resolver.resolve(agree)).toEqual({ appId: APP, port: 9000 });
     expect(await codeOf(resolver.resolve(conflict))).toBe("E_CUSTOM_BAD_TXT");
@@ -158,23 +111,23 @@ describe("createCustomDomainResolver against a local DNS server", () => {
     ["app id not hex", "my-app:443"],
   ])("rejects a malformed value (%s) with E_CUSTOM_BAD_TXT", async (_why, value) => {
     const name = domain();
-    dns.setTxt(`${PREFIX}.${name}`, [value]);
-    dns.setTxt(`${LEGACY}.${name}`, [`${APP}:443`]);
+    f.dns.setTxt(`${PREFIX}.${name}`, [value]);
+    f.dns.setTxt(`${LEGACY}.${name}`, [`${APP}:443`]);
     const resolver = make();
     expect(await codeOf(resolver.resolve(name))).toBe("E_CUSTOM_BAD_TXT");
     // a broken current record is reported, not papered over with the legacy one
-    expect(dns.queries(`${LEGACY}.${name}`)).toBe(0);
+    expect(f.dns.queries(`${LEGACY}.${name}`)).toBe(0);
   });
 
   it("caches a malformed record for the negative TTL", async () => {
     const name = domain();
-    dns.setTxt(`${PREFIX}.${name}`, ["garbage"]);
+    f.dns.setTxt(`${PREFIX}.${name}`, ["garbage"]);
     const resolver = make();
     expect(await codeOf(resolver.resolve(name))).toBe("E_CUSTOM_BAD_TXT");
     expect(await codeOf(resolver.resolve(name))).toBe("E_CUSTOM_BAD_TXT");
-    expect(dns.queries(`${PREFIX}.${name}`)).toBe(1);
-    dns.setTxt(`${PREFIX}.${name}`, [`${APP}:443`]);
-    clock += 5_000;
+    expect(f.dns.queries(`${PREFIX}.${name}`)).toBe(1);
+    f.dns.setTxt(`${PREFIX}.${name}`, [`${APP}:443`]);
+    f.clock += 5_000;
     expect(await resolver.resolve(name)).toEqual({ appId: APP, port: 443 });
   });
 
@@ -182,44 +135,44 @@ describe("createCustomDomainResolver against a local DNS server", () => {
     const name = domain();
     const resolver = make();
     expect(await codeOf(resolver.resolve(name))).toBe("E_CUSTOM_NO_TXT");
-    expect(dns.queries(`${PREFIX}.${name}`)).toBe(1);
-    expect(dns.queries(`${LEGACY}.${name}`)).toBe(1);
+    expect(f.dns.queries(`${PREFIX}.${name}`)).toBe(1);
+    expect(f.dns.queries(`${LEGACY}.${name}`)).toBe(1);
 
-    clock += 4_999;
+    f.clock += 4_999;
     expect(await codeOf(resolver.resolve(name))).toBe("E_CUSTOM_NO_TXT");
-    expect(dns.queries(`${PREFIX}.${name}`)).toBe(1);
+    expect(f.dns.queries(`${PREFIX}.${name}`)).toBe(1);
 
-    clock += 1;
-    dns.setTxt(`${PREFIX}.${name}`, [`${APP}:443`]);
+    f.clock += 1;
+    f.dns.setTxt(`${PREFIX}.${name}`, [`${APP}:443`]);
     expect(await resolver.resolve(name)).toEqual({ appId: APP, port: 443 });
-    expect(dns.queries(`${PREFIX}.${name}`)).toBe(2);
+    expect(f.dns.queries(`${PREFIX}.${name}`)).toBe(2);
   });
 
   it("treats a name with records of other types only (NODATA) as no record", async () => {
     const name = domain();
-    dns.setTxt(`${PREFIX}.${name}`, []);
+    f.dns.setTxt(`${PREFIX}.${name}`, []);
     expect(await codeOf(make().resolve(name))).toBe("E_CUSTOM_NO_TXT");
   });
 
   it("serves positive answers from the cache until ttlCapMs, then asks again", async () => {
     const name = domain();
-    dns.setTxt(`${PREFIX}.${name}`, [`${APP}:443`]);
+    f.dns.setTxt(`${PREFIX}.${name}`, [`${APP}:443`]);
     const resolver = make();
     expect(await resolver.resolve(name)).toEqual({ appId: APP, port: 443 });
-    dns.setTxt(`${PREFIX}.${name}`, [`${APP}:444`]);
-    clock += 59_999;
+    f.dns.setTxt(`${PREFIX}.${name}`, [`${APP}:444`]);
+    f.clock += 59_999;
     expect(await resolver.resolve(name)).toEqual({ appId: APP, port: 443 });
     expect(await resolver.resolve(name.toUpperCase())).toEqual({ appId: APP, port: 443 });
     expect(await resolver.resolve(`${name}.`)).toEqual({ appId: APP, port: 443 });
-    expect(dns.queries(`${PREFIX}.${name}`)).toBe(1);
-    clock += 1;
+    expect(f.dns.queries(`${PREFIX}.${name}`)).toBe(1);
+    f.clock += 1;
     expect(await resolver.resolve(name)).toEqual({ appId: APP, port: 444 });
-    expect(dns.queries(`${PREFIX}.${name}`)).toBe(2);
+    expect(f.dns.queries(`${PREFIX}.${name}`)).toBe(2);
   });
 
   it("keeps at most maxEntries, dropping the least recently used", async () => {
     const names = [domain(), domain(), domain(), domain()];
-    for (const name of names) dns.setTxt(`${PREFIX}.${name}`, [`${APP}:443`]);
+    for (const name of names) f.dns.setTxt(`${PREFIX}.${name}`, [`${APP}:443`]);
     const resolver = make({ maxEntries: 3 });
     const [a, b, c, d] = names as [string, string, string, string];
     await resolver.resolve(a);
@@ -231,20 +184,20 @@ describe("createCustomDomainResolver against a local DNS server", () => {
     expect(resolver.size()).toBe(3);
     await resolver.resolve(a);
     await resolver.resolve(c);
-    expect(dns.queries(`${PREFIX}.${a}`)).toBe(1);
-    expect(dns.queries(`${PREFIX}.${c}`)).toBe(1);
+    expect(f.dns.queries(`${PREFIX}.${a}`)).toBe(1);
+    expect(f.dns.queries(`${PREFIX}.${c}`)).toBe(1);
     await resolver.resolve(b);
-    expect(dns.queries(`${PREFIX}.${b}`)).toBe(2);
+    expect(f.dns.queries(`${PREFIX}.${b}`)).toBe(2);
     expect(resolver.size()).toBe(3);
   });
 
   it("coalesces concurrent lookups of one name into one query", async () => {
     const name = domain();
-    dns.setTxt(`${PREFIX}.${name}`, [`${APP}:443`]);
+    f.dns.setTxt(`${PREFIX}.${name}`, [`${APP}:443`]);
     const resolver = make();
     const results = await Promise.all(Array.from({ length: 10 }, () => resolver.resolve(name)));
     expect(results).toEqual(Array.from({ length: 10 }, () => ({ appId: APP, port: 443 })));
-    expect(dns.queries(`${PREFIX}.${name}`)).toBe(1);
+    expect(f.dns.queries(`${PREFIX}.${name}`)).toBe(1);
   });
 
   it("coalesces concurrent misses too", async () => {
@@ -254,19 +207,19 @@ describe("createCustomDomainResolver against a local DNS server", () => {
       Array.from({ length: 10 }, () => codeOf(resolver.resolve(name))),
     );
     expect(codes).toEqual(Array.from({ length: 10 }, () => "E_CUSTOM_NO_TXT"));
-    expect(dns.queries(`${PREFIX}.${name}`)).toBe(1);
-    expect(dns.queries(`${LEGACY}.${name}`)).toBe(1);
+    expect(f.dns.queries(`${PREFIX}.${name}`)).toBe(1);
+    expect(f.dns.queries(`${LEGACY}.${name}`)).toBe(1);
   });
 
   it("fails fast with E_CUSTOM_BUSY beyond maxEntries distinct lookups in flight", async () => {
-    dns.setMode("silent");
+    f.dns.setMode("silent");
     const resolver = make({ maxEntries: 2, timeoutMs: 200 });
     const [a, b, c] = [domain(), domain(), domain()];
     const pending = [codeOf(resolver.resolve(a)), codeOf(resolver.resolve(b))];
     expect(await codeOf(resolver.resolve(c))).toBe("E_CUSTOM_BUSY");
-    expect(dns.queries(`${PREFIX}.${c}`)).toBe(0);
+    expect(f.dns.queries(`${PREFIX}.${c}`)).toBe(0);
     expect(await Promise.all(pending)).toEqual(["E_CUSTOM_DNS_FAILED", "E_CUSTOM_DNS_FAILED"]);
-    dns.setMode("answer");
+    f.dns.setMode("answer");
     expect(await codeOf(resolver.resolve(c))).toBe("E_CUSTOM_NO_TXT");
   });
 
@@ -274,14 +227,14 @@ describe("createCustomDomainResolver against a local DNS server", () => {
     const name = `${"a".repeat(60)}.${"b".repeat(60)}.${"c".repeat(60)}.${"d".repeat(60)}.test`;
     const resolver = make();
     expect(await codeOf(resolver.resolve(name))).toBe("E_CUSTOM_NO_TXT");
-    expect(dns.queries(`${PREFIX}.${name}`)).toBe(0);
+    expect(f.dns.queries(`${PREFIX}.${name}`)).toBe(0);
     expect(resolver.size()).toBe(1);
   });
 
   it("fails within timeoutMs when the server never answers, and does not cache it", async () => {
     const name = domain();
-    dns.setTxt(`${PREFIX}.${name}`, [`${APP}:443`]);
-    dns.setMode("silent");
+    f.dns.setTxt(`${PREFIX}.${name}`, [`${APP}:443`]);
+    f.dns.setMode("silent");
     const resolver = make({ timeoutMs: 300 });
     const started = performance.now();
     const codes = await Promise.all([
@@ -293,24 +246,24 @@ describe("createCustomDomainResolver against a local DNS server", () => {
     expect(elapsed).toBeLessThan(1_500); // its own 300 ms bound, not the resolver's retries (seconds)
     expect(resolver.size()).toBe(0);
 
-    dns.setMode("answer");
+    f.dns.setMode("answer");
     expect(await resolver.resolve(name)).toEqual({ appId: APP, port: 443 });
   });
 
   it("reports SERVFAIL as E_CUSTOM_DNS_FAILED without caching it", async () => {
     const name = domain();
-    dns.setTxt(`${PREFIX}.${name}`, [`${APP}:443`]);
-    dns.setMode("servfail");
+    f.dns.setTxt(`${PREFIX}.${name}`, [`${APP}:443`]);
+    f.dns.setMode("servfail");
     const resolver = make();
     expect(await codeOf(resolver.resolve(name))).toBe("E_CUSTOM_DNS_FAILED");
-    expect(dns.queries(`${LEGACY}.${name}`)).toBe(0);
-    dns.setMode("answer");
+    expect(f.dns.queries(`${LEGACY}.${name}`)).toBe(0);
+    f.dns.setMode("answer");
     expect(await resolver.resolve(name)).toEqual({ appId: APP, port: 443 });
   });
 
   it("close cancels lookups in flight and refuses new ones", async () => {
     const name = domain();
-    dns.setMode("silent");
+    f.dns.setMode("silent");
     const resolver = make({ timeoutMs: 5_000 });
     const pending = codeOf(resolver.resolve(name));
     await new Promise((resolve) => setTimeout(resolve, 50));

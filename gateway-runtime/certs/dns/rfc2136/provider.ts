@@ -6,22 +6,18 @@
  */
 import { Buffer } from "node:buffer";
 import { randomInt } from "node:crypto";
+import type dnsPacket from "dns-packet";
+import { decodeMessage, RCODE, rcodeOf } from "../../../dns/packet.js";
 import { CertError, reasonOf } from "../../errors.js";
 import { type CaaRecord, type DnsCallOptions, type DnsProvider, inZone } from "../provider.js";
 import { signMessage, type TsigAlgorithm, type TsigKey, verifyResponse } from "./tsig.js";
-import { type Endpoint, exchangeTcp, formatEndpoint, parseEndpoint } from "./transport.js";
 import {
-  caaRdata,
-  encodeMessage,
-  OPCODE,
-  parseCaaRdata,
-  parseMessage,
-  RCODE_NAMES,
-  RR_CLASS,
-  RR_TYPE,
-  type Rr,
-  txtRdata,
-} from "./wire.js";
+  type Endpoint,
+  exchangeTcp,
+  formatEndpoint,
+  parseEndpoint,
+} from "../../../dns/transport.js";
+import { encodeQuery, encodeUpdate, type UpdateRr } from "./wire.js";
 
 export interface Rfc2136Options {
   /** `ip:port` of the primary server taking updates. */
@@ -59,87 +55,69 @@ export class Rfc2136Provider implements DnsProvider {
 
   async setTxt(name: string, value: string, opts?: DnsCallOptions): Promise<void> {
     // Adding an RR that exists is a no-op (RFC 2136 §3.4.2.2), so this is idempotent.
-    const rdata = txtRdata(value);
-    await this.#update([this.#rr(name, RR_TYPE.TXT, RR_CLASS.IN, rdata)], opts, `add TXT ${name}`);
+    await this.#update([{ name, class: "IN", txt: value }], opts, `add TXT ${name}`);
   }
 
   async removeTxt(name: string, value: string, opts?: DnsCallOptions): Promise<void> {
     // Class NONE deletes exactly this RR; other values of the same name stay.
-    const rr: Rr = {
-      name,
-      type: RR_TYPE.TXT,
-      class: RR_CLASS.NONE,
-      ttl: 0,
-      rdata: txtRdata(value),
-    };
-    await this.#update([rr], opts, `remove TXT ${name}`);
+    await this.#update([{ name, class: "NONE", txt: value }], opts, `remove TXT ${name}`);
   }
 
   async setCaa(name: string, records: readonly CaaRecord[], opts?: DnsCallOptions): Promise<void> {
-    const clear: Rr = {
-      name,
-      type: RR_TYPE.CAA,
-      class: RR_CLASS.ANY,
-      ttl: 0,
-      rdata: Buffer.alloc(0),
-    };
-    const adds = records.map((r) => this.#rr(name, RR_TYPE.CAA, RR_CLASS.IN, caaRdata(r)));
+    const clear: UpdateRr = { name, class: "ANY", type: "CAA" };
+    const adds = records.map((caa): UpdateRr => ({ name, class: "IN", caa }));
     await this.#update([clear, ...adds], opts, `replace CAA ${name}`);
   }
 
   async listCaa(name: string, opts?: DnsCallOptions): Promise<CaaRecord[]> {
+    const what = `query CAA ${name}`;
     const id = randomInt(0x10000);
-    const query = encodeMessage({
-      id,
-      opcode: OPCODE.QUERY,
-      questions: [{ name, type: RR_TYPE.CAA, class: RR_CLASS.IN }],
-    });
-    const answer = await this.#exchange(query, opts, `query CAA ${name}`);
-    const parsed = parseMessage(answer);
-    if (parsed.id !== id || !parsed.qr) throw this.#error(`query CAA ${name}`, "mismatched answer");
-    if (parsed.rcode === 3) return [];
-    if (parsed.rcode !== 0) {
-      throw this.#error(`query CAA ${name}`, `rcode ${RCODE_NAMES[parsed.rcode] ?? parsed.rcode}`);
+    const raw = await this.#exchange(encodeQuery(id, name, "CAA"), opts, what);
+    const parsed = this.#decode(raw, what);
+    if (parsed.id !== id || parsed.type !== "response") {
+      throw this.#error(what, "mismatched answer");
     }
-    return parsed.answers
-      .filter((rr) => rr.type === RR_TYPE.CAA)
-      .map((rr) => parseCaaRdata(rr.rdata));
+    const rcode = rcodeOf(parsed);
+    if (rcode === RCODE.NXDOMAIN) return [];
+    if (rcode !== RCODE.NOERROR) throw this.#error(what, `rcode ${parsed.rcode}`);
+    return (parsed.answers ?? []).flatMap((rr) =>
+      rr.type === "CAA"
+        ? [{ flags: rr.data.flags ?? 0, tag: rr.data.tag, value: rr.data.value }]
+        : [],
+    );
   }
 
-  #rr(name: string, type: number, klass: number, rdata: Buffer): Rr {
-    return { name, type, class: klass, ttl: this.#ttl, rdata };
-  }
-
-  async #update(updates: Rr[], opts: DnsCallOptions | undefined, what: string): Promise<void> {
+  async #update(
+    updates: UpdateRr[],
+    opts: DnsCallOptions | undefined,
+    what: string,
+  ): Promise<void> {
     for (const rr of updates) {
       if (!inZone(rr.name, this.zone)) {
         throw new CertError("E_CERT_CONFIG", `${rr.name} is not in the zone ${this.zone}`);
       }
     }
     const id = randomInt(0x10000);
-    const unsigned = encodeMessage({
-      id,
-      opcode: OPCODE.UPDATE,
-      questions: [{ name: this.zone, type: RR_TYPE.SOA, class: RR_CLASS.IN }],
-      authority: updates,
-    });
+    const unsigned = encodeUpdate(id, this.zone, updates, this.#ttl);
     const { message, mac } = signMessage(unsigned, this.#key, Math.floor(Date.now() / 1000));
     const raw = await this.#exchange(message, opts, what);
-    let parsed: ReturnType<typeof parseMessage>;
+    const parsed = this.#decode(raw, what);
+    if (parsed.id !== id || parsed.type !== "response" || parsed.opcode !== "UPDATE") {
+      throw this.#error(what, "the answer does not belong to our update");
+    }
+    const tsigProblem = verifyResponse(raw, this.#key, mac, Math.floor(Date.now() / 1000));
+    if (rcodeOf(parsed) !== RCODE.NOERROR) {
+      throw this.#error(what, `rcode ${parsed.rcode}${tsigProblem ? ` (${tsigProblem})` : ""}`);
+    }
+    if (tsigProblem !== undefined) throw this.#error(what, tsigProblem);
+  }
+
+  #decode(raw: Buffer, what: string): dnsPacket.DecodedPacket {
     try {
-      parsed = parseMessage(raw);
+      return decodeMessage(raw);
     } catch (e) {
       throw this.#error(what, `unreadable answer: ${reasonOf(e)}`);
     }
-    if (parsed.id !== id || !parsed.qr || parsed.opcode !== OPCODE.UPDATE) {
-      throw this.#error(what, "the answer does not belong to our update");
-    }
-    const tsigProblem = verifyResponse(raw, parsed, this.#key, mac, Math.floor(Date.now() / 1000));
-    if (parsed.rcode !== 0) {
-      const rcode = RCODE_NAMES[parsed.rcode] ?? String(parsed.rcode);
-      throw this.#error(what, `rcode ${rcode}${tsigProblem ? ` (${tsigProblem})` : ""}`);
-    }
-    if (tsigProblem !== undefined) throw this.#error(what, tsigProblem);
   }
 
   async #exchange(

@@ -3,10 +3,14 @@
  * The MAC of a request covers the message as built (TSIG not yet added) and the TSIG variables;
  * the MAC of the answer covers our request MAC, the answer without its TSIG record (with the
  * original ID and one less additional record) and its TSIG variables.
+ *
+ * dns-packet places the TSIG record (type 250) but carries its data as opaque bytes and has no
+ * notion of the MAC input, so the TSIG data and the canonical variables (§4.3.3: names
+ * lower-cased, uncompressed) are written and read here.
  */
 import { Buffer } from "node:buffer";
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { encodeName, encodeRr, type ParsedMessage, RR_CLASS, RR_TYPE, readName } from "./wire.js";
+import dnsPacket from "dns-packet";
 
 export type TsigAlgorithm = "hmac-sha256" | "hmac-sha512";
 
@@ -27,6 +31,7 @@ export const TSIG_ERRORS: Readonly<Record<number, string>> = {
   22: "BADTRUNC",
 };
 
+const CLASS_ANY = 255;
 const HASH: Record<TsigAlgorithm, string> = { "hmac-sha256": "sha256", "hmac-sha512": "sha512" };
 
 interface TsigFields {
@@ -39,6 +44,8 @@ interface TsigFields {
   readonly other: Buffer;
 }
 
+const u16 = (n: number): Buffer => Buffer.from([n >> 8, n & 0xff]);
+
 function u48(seconds: number): Buffer {
   const b = Buffer.alloc(6);
   b.writeUIntBE(seconds, 0, 6);
@@ -47,20 +54,15 @@ function u48(seconds: number): Buffer {
 
 /** The TSIG variables of RFC 8945 §4.3.3, in canonical form. */
 function variables(key: TsigKey, f: Omit<TsigFields, "mac" | "originalId">): Buffer {
-  const tail = Buffer.alloc(8);
-  tail.writeUInt16BE(RR_CLASS.ANY, 0);
-  tail.writeUInt32BE(0, 2); // TTL
-  tail.writeUInt16BE(f.fudge, 6);
-  const rest = Buffer.alloc(4);
-  rest.writeUInt16BE(f.error, 0);
-  rest.writeUInt16BE(f.other.length, 2);
   return Buffer.concat([
-    encodeName(key.name, true),
-    tail.subarray(0, 6),
-    encodeName(f.algorithm, true),
+    dnsPacket.name.encode(key.name.toLowerCase()),
+    u16(CLASS_ANY),
+    Buffer.alloc(4), // TTL
+    dnsPacket.name.encode(f.algorithm.toLowerCase()),
     u48(f.timeSigned),
-    tail.subarray(6, 8),
-    rest,
+    u16(f.fudge),
+    u16(f.error),
+    u16(f.other.length),
     f.other,
   ]);
 }
@@ -77,57 +79,61 @@ export function signMessage(
   key: TsigKey,
   timeSigned: number,
 ): { message: Buffer; mac: Buffer } {
-  const fields = {
-    algorithm: key.algorithm,
-    timeSigned,
-    fudge: TSIG_FUDGE,
-    error: 0,
-    other: Buffer.alloc(0),
-  };
-  const mac = hmac(key, message, variables(key, fields));
-  const macLen = Buffer.alloc(2);
-  macLen.writeUInt16BE(mac.length);
-  const tail = Buffer.alloc(6);
-  tail.writeUInt16BE(message.readUInt16BE(0), 0); // original ID
-  tail.writeUInt16BE(0, 2); // error
-  tail.writeUInt16BE(0, 4); // other length
-  const fudge = Buffer.alloc(2);
-  fudge.writeUInt16BE(TSIG_FUDGE);
-  const rdata = Buffer.concat([
-    encodeName(key.algorithm),
+  const fields = { algorithm: key.algorithm, timeSigned, fudge: TSIG_FUDGE, error: 0 };
+  const mac = hmac(key, message, variables(key, { ...fields, other: Buffer.alloc(0) }));
+  const data = Buffer.concat([
+    dnsPacket.name.encode(key.algorithm),
     u48(timeSigned),
-    fudge,
-    macLen,
+    u16(TSIG_FUDGE),
+    u16(mac.length),
     mac,
-    tail,
+    u16(message.readUInt16BE(0)), // original ID
+    u16(0), // error
+    u16(0), // other length
   ]);
-  const rr = encodeRr({ name: key.name, type: RR_TYPE.TSIG, class: RR_CLASS.ANY, ttl: 0, rdata });
+  const rr = dnsPacket.answer.encode({ type: "TSIG", name: key.name, class: "ANY", ttl: 0, data });
   const signed = Buffer.concat([message, rr]);
   signed.writeUInt16BE(message.readUInt16BE(10) + 1, 10); // ARCOUNT
   return { message: signed, mac };
 }
 
-function parseTsig(msg: Buffer, rdataOffset: number, rdata: Buffer): TsigFields {
-  const { name: algorithm, next } = readName(msg, rdataOffset);
-  let p = next - rdataOffset;
+/** The TSIG data; its algorithm name is never compressed (RFC 8945 §4.2, RFC 3597 §4). */
+function parseTsig(data: Buffer): TsigFields {
+  const algorithm = dnsPacket.name.decode(data, 0);
+  let p = dnsPacket.name.decode.bytes;
   const need = (n: number): void => {
-    if (p + n > rdata.length) throw new Error("TSIG record is truncated");
+    if (p + n > data.length) throw new Error("TSIG record is truncated");
   };
   need(10);
-  const timeSigned = rdata.readUIntBE(p, 6);
-  const fudge = rdata.readUInt16BE(p + 6);
-  const macSize = rdata.readUInt16BE(p + 8);
+  const timeSigned = data.readUIntBE(p, 6);
+  const fudge = data.readUInt16BE(p + 6);
+  const macSize = data.readUInt16BE(p + 8);
   p += 10;
   need(macSize + 6);
-  const mac = rdata.subarray(p, p + macSize);
+  const mac = data.subarray(p, p + macSize);
   p += macSize;
-  const originalId = rdata.readUInt16BE(p);
-  const error = rdata.readUInt16BE(p + 2);
-  const otherLen = rdata.readUInt16BE(p + 4);
+  const originalId = data.readUInt16BE(p);
+  const error = data.readUInt16BE(p + 2);
+  const otherLen = data.readUInt16BE(p + 4);
   p += 6;
   need(otherLen);
-  const other = rdata.subarray(p, p + otherLen);
+  const other = data.subarray(p, p + otherLen);
   return { algorithm, timeSigned, fudge, mac, originalId, error, other };
+}
+
+/**
+ * The answer without its last additional record (ARCOUNT one less), the offset where that
+ * record starts, and the record. dns-packet gives no offsets, so the message is decoded
+ * with one record less: where that decoding ends, the last record begins.
+ */
+function splitLast(raw: Buffer): { body: Buffer; last: dnsPacket.Answer; earlier: boolean } {
+  const body = Buffer.from(raw);
+  body.writeUInt16BE(raw.readUInt16BE(10) - 1, 10);
+  const withoutLast = dnsPacket.decode(body);
+  const at = dnsPacket.decode.bytes;
+  const last = dnsPacket.answer.decode(raw, at);
+  const earlier = (withoutLast.additionals ?? []).some((rr) => rr.type === "TSIG");
+  return { body: body.subarray(0, at), last, earlier };
 }
 
 /**
@@ -137,37 +143,33 @@ function parseTsig(msg: Buffer, rdataOffset: number, rdata: Buffer): TsigFields 
  */
 export function verifyResponse(
   raw: Buffer,
-  parsed: ParsedMessage,
   key: TsigKey,
   requestMac: Buffer,
   nowSeconds: number,
 ): string | undefined {
-  const last = parsed.additional[parsed.additional.length - 1];
-  if (last === undefined || last.type !== RR_TYPE.TSIG) return "the answer is not signed";
-  if (parsed.additional.some((rr) => rr !== last && rr.type === RR_TYPE.TSIG)) {
-    return "the answer has a TSIG record that is not the last one";
-  }
+  if (raw.length < 12 || raw.readUInt16BE(10) === 0) return "the answer is not signed";
+  let split: ReturnType<typeof splitLast>;
   let f: TsigFields;
   try {
-    f = parseTsig(raw, last.rdataOffset, last.rdata);
+    split = splitLast(raw);
+    if (split.last.type !== "TSIG") return "the answer is not signed";
+    if (split.earlier) return "the answer has a TSIG record that is not the last one";
+    f = parseTsig(split.last.data);
   } catch (e) {
-    return (e as Error).message;
+    return `unreadable TSIG record: ${(e as Error).message}`;
   }
   if (f.error !== 0) {
     return `the server rejected our TSIG: ${TSIG_ERRORS[f.error] ?? `error ${f.error}`}`;
   }
+  const { last, body } = split;
   if (last.name.toLowerCase().replace(/\.$/, "") !== key.name.toLowerCase().replace(/\.$/, "")) {
     return `the answer is signed with key "${last.name}", not "${key.name}"`;
   }
   if (f.algorithm.toLowerCase().replace(/\.$/, "") !== key.algorithm) {
     return `the answer is signed with ${f.algorithm}, not ${key.algorithm}`;
   }
-  const body = Buffer.from(raw.subarray(0, last.offset));
   body.writeUInt16BE(f.originalId, 0);
-  body.writeUInt16BE(body.readUInt16BE(10) - 1, 10);
-  const macLen = Buffer.alloc(2);
-  macLen.writeUInt16BE(requestMac.length);
-  const expected = hmac(key, macLen, requestMac, body, variables(key, f));
+  const expected = hmac(key, u16(requestMac.length), requestMac, body, variables(key, f));
   if (f.mac.length !== expected.length || !timingSafeEqual(f.mac, expected)) {
     return "the answer's TSIG MAC does not verify (wrong key, or the answer was altered)";
   }
