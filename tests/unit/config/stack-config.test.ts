@@ -1,12 +1,13 @@
-import { readdirSync, writeFileSync, mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
 import { describe, expect, it } from "vitest";
 import { loadStackFile } from "../../../components/stack-config.js";
 import {
   ConfigError,
   loadConfigFile,
+  noEffectKeysSet,
   serializeConfig,
 } from "../../../gateway-runtime/config/index.js";
 import { generateWgKeyPair } from "../../../gateway-runtime/keys/wireguard.js";
@@ -36,7 +37,9 @@ describe("stack files", () => {
     expect(config.core.proxy.base_domain).toBe(
       region === "lab" ? "gw.lab.test" : `${region}.gw.example.com`,
     );
-    expect(config.core.certbot.domain).toBe(`*.${config.core.proxy.base_domain}`);
+    // A committed stack is an example operators copy: it sets nothing that does nothing.
+    const raw = parse(readFileSync(join(stacksDir, file), "utf8")).config["gateway:config"];
+    expect(noEffectKeysSet(raw).map((k) => k.path)).toEqual([]);
     const secret = config.core.certbot.cf_api_token ?? config.core.certbot.rfc2136.tsig_secret;
     expect(secret?.encrypted).toBe(true);
     expect(() => secret?.reveal()).toThrow("still encrypted");
