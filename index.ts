@@ -6,4 +6,5 @@ const outputs = gatewayProgram();
 export const baseDomain = outputs.baseDomain;
 export const rpcDomain = outputs.rpcDomain;
 export const acmeAccountUrl = outputs.acmeAccountUrl;
+export const adminToken = outputs.adminToken;
 export const hosts = outputs.hosts;

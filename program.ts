@@ -38,6 +38,8 @@ export function gatewayProgram(options: ProgramOptions = {}) {
     baseDomain: region.baseDomain,
     rpcDomain: region.rpcDomain,
     acmeAccountUrl: region.acmeAccountUrl,
+    /** Secret; on a host `node /opt/gateway/gateway.mjs admin <call>` reads it from the config. */
+    adminToken: region.adminToken,
     hosts: region.hosts.map((h) => ({
       name: h.name,
       address: h.address,

@@ -3,7 +3,14 @@ import type { OperatorConfigInput } from "../gateway-runtime/config/index.js";
 import { AcmeAccount } from "./acme-account.js";
 import { type CustomDomain, GatewayDns } from "./gateway-dns.js";
 import { GatewayHost } from "./gateway-host.js";
-import { hostConfig, hostConfigToml, shippedHostConfig, wgEndpoint } from "../host/config.js";
+import {
+  hostConfig,
+  hostConfigToml,
+  needsAdminToken,
+  shippedHostConfig,
+  wgEndpoint,
+} from "../host/config.js";
+import { AdminToken } from "./admin-token.js";
 import { hostLayout } from "../host/layout.js";
 import { operatorConfig } from "./stack-config.js";
 import { WireGuardKey } from "./wireguard-key.js";
@@ -66,6 +73,8 @@ export interface RegionHostOutputs {
 /** A whole region: ACME account, a WireGuard key and a `GatewayHost` per host, and its DNS. */
 export class GatewayRegion extends pulumi.ComponentResource {
   readonly acmeAccountUrl: pulumi.Output<string> | undefined;
+  /** The admin API token every host has (a secret), when the program made it. */
+  readonly adminToken: pulumi.Output<string> | undefined;
   /** `core.proxy.base_domain`: apps are `<app-id>[-<port>][s|g].<baseDomain>`. */
   readonly baseDomain: string;
   /** `core.rpc_domain`: the name CVMs register at. */
@@ -115,6 +124,11 @@ export class GatewayRegion extends pulumi.ComponentResource {
       );
     }
 
+    const adminToken = needsAdminToken(config)
+      ? new AdminToken(`${name}-admin-token`, {}, child).token
+      : undefined;
+    this.adminToken = adminToken;
+
     this.hosts = args.hosts.map((host, i) => {
       const shipped = hostConfigs[i];
       if (shipped === undefined) throw new Error(`no config for host ${host.name}`);
@@ -125,8 +139,8 @@ export class GatewayRegion extends pulumi.ComponentResource {
       );
       const endpoint = wgEndpoint(host.address, config.core.wg.listen_port);
       const toml = pulumi
-        .all([key.privateKey, key.publicKey, account?.accountUrl, account?.accountKey])
-        .apply(([wgPrivateKey, wgPublicKey, acmeAccountUrl, acmeAccountKey]) =>
+        .all([key.privateKey, key.publicKey, account?.accountUrl, account?.accountKey, adminToken])
+        .apply(([wgPrivateKey, wgPublicKey, acmeAccountUrl, acmeAccountKey, token]) =>
           hostConfigToml(
             hostConfig(shipped, {
               wgPrivateKey,
@@ -136,6 +150,7 @@ export class GatewayRegion extends pulumi.ComponentResource {
                 acmeAccountUrl === undefined || acmeAccountKey === undefined
                   ? undefined
                   : { url: acmeAccountUrl, key: acmeAccountKey },
+              adminToken: token,
             }),
           ),
         );
@@ -198,6 +213,7 @@ export class GatewayRegion extends pulumi.ComponentResource {
     this.acmeAccountUrl = account?.accountUrl;
     this.registerOutputs({
       acmeAccountUrl: this.acmeAccountUrl,
+      adminToken: this.adminToken,
       hosts: this.hosts.map((h) => ({ name: h.name, wgPublicKey: h.wgPublicKey })),
     });
   }

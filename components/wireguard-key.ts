@@ -6,7 +6,9 @@ import * as pulumi from "@pulumi/pulumi";
  * `bin/`). The provider loads `generateWgKeyPair` from it when it runs, so the runtime and the
  * program share one key generator.
  */
-export const KEYS_MODULE = fileURLToPath(new URL("../gateway-runtime/keys/wireguard.js", import.meta.url));
+export const KEYS_MODULE = fileURLToPath(
+  new URL("../gateway-runtime/keys/wireguard.js", import.meta.url),
+);
 
 export interface WireGuardKeyInputs {
   rotation: string;

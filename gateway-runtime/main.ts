@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { agentCommand, agentHelp, parseAgentArgs } from "./agent/index.js";
+import { adminCommand, adminHelp, HOST_CONFIG } from "./cli/admin.js";
 import { checkConfigCommand, checkConfigHelp } from "./cli/check-config.js";
 import { proxyWorkerCommand } from "./workers/index.js";
 import { runCommand, runHelp } from "./cli/run.js";
@@ -14,6 +15,7 @@ Commands:
   check-config FILE      validate a config file (and the files it reads) and print it normalized, secrets redacted
   run --config FILE      start the gateway
   agent --gateway URL    run on a CVM: register with a gateway and keep the WireGuard tunnel up
+  admin <call> [JSON]    call this host's admin API (Status, GetInfo, RenewCert, metrics, ...)
 
 Run "gateway <command> --help" for a command's options.`;
 
@@ -60,6 +62,19 @@ async function main(argv: string[]): Promise<number> {
     if (values.help) return help(runHelp, 0);
     if (!values.config) return help(runHelp, EX_USAGE);
     return runCommand(values.config);
+  }
+  if (command === "admin") {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: { config: { type: "string", short: "c" }, help: { type: "boolean", short: "h" } },
+    });
+    if (values.help) return help(adminHelp, 0);
+    const [call, json] = positionals;
+    if (call === undefined || positionals.length > 2 || !/^[A-Za-z]+$/.test(call)) {
+      return help(adminHelp, EX_USAGE);
+    }
+    return adminCommand(values.config ?? HOST_CONFIG, call, json);
   }
   if (command === "proxy-worker") {
     // Internal: started by `run` when core.proxy.workers > 1 (workers/primary.ts).

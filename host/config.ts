@@ -21,6 +21,8 @@ export interface GeneratedValues {
   readonly wgEndpoint: string;
   /** The region's ACME account, when `core.certbot.enabled`. */
   readonly acmeAccount?: { readonly url: string; readonly key: string } | undefined;
+  /** The region's admin token, when the stack configures no admin credentials of its own. */
+  readonly adminToken?: string | undefined;
 }
 
 /** What a stack does so that the program ships the file a key names. */
@@ -31,6 +33,10 @@ const SHIP_HINTS: Record<ReadFileKey, string> = {
     "set gateway:acmeCaPem instead (the program writes it to the host and points acme_ca_file at it)",
   "core.proxy.cert_chain": "enable core.certbot: the program ships no certificate",
   "core.proxy.cert_key": "enable core.certbot: the program ships no certificate",
+  "core.admin.auth_token_file":
+    "the program ships no token file: leave the admin credentials unset (the program then generates a token per region, the stack output adminToken) or set core.admin.auth_token as a secret",
+  "core.admin.htpasswd_file":
+    "the program ships no htpasswd file: leave the admin credentials unset (the program then generates a token per region) or set core.admin.auth_token as a secret",
 };
 
 /**
@@ -74,8 +80,8 @@ export function shippedHostConfig(
  * Nothing is parsed again here; the runtime parses the written file once, at start.
  */
 export function hostConfig(config: OperatorConfig, values: GeneratedValues): GatewayConfig {
-  const { wg, certbot } = config.core;
-  const { acmeAccount } = values;
+  const { wg, certbot, admin } = config.core;
+  const { acmeAccount, adminToken } = values;
   return {
     ...config,
     core: {
@@ -86,6 +92,7 @@ export function hostConfig(config: OperatorConfig, values: GeneratedValues): Gat
         public_key: values.wgPublicKey,
         endpoint: values.wgEndpoint,
       },
+      admin: adminToken === undefined ? admin : { ...admin, auth_token: Secret.of(adminToken) },
       certbot: acmeAccount
         ? { ...certbot, account_url: acmeAccount.url, account_key: Secret.of(acmeAccount.key) }
         : certbot,
@@ -100,6 +107,16 @@ export function hostConfig(config: OperatorConfig, values: GeneratedValues): Gat
  */
 export function hostConfigToml(config: GatewayConfig): string {
   return serializeConfig(withoutNoEffectKeys(toConfigObject(config)), "toml");
+}
+
+/**
+ * Whether the program makes the region's admin token: the admin API is on and the stack names
+ * no credentials (nor opts out of them). The gateway refuses to start without any.
+ */
+export function needsAdminToken(config: OperatorConfig): boolean {
+  const { admin } = config.core;
+  const own = admin.auth_token ?? admin.auth_token_file ?? admin.htpasswd_file;
+  return admin.enabled && own === undefined && !admin.insecure_no_auth;
 }
 
 /** `host:port` for WireGuard peers; IPv6 hosts in brackets. */

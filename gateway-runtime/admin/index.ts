@@ -1,3 +1,10 @@
+export {
+  ADMIN_TOKEN_ENV,
+  type AdminAuth,
+  authenticate,
+  parseHtpasswd,
+  resolveAdminAuth,
+} from "./auth.js";
 export { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.js";
 export { AdminServer, type AdminServerOptions, type AdminSources } from "./server.js";
 export { getInfoResponse, statusResponse } from "./status.js";

@@ -2,16 +2,18 @@
  * The admin API on `core.admin.address:port` (plain HTTP; the default address is loopback and
  * the host firewall keeps the port local). `GET /metrics` (Prometheus), and dstack-gateway's
  * admin prpc: `Status`, `GetInfo` (GET or POST), `RenewCert` and `ReloadCert` (POST), each
- * also spelled `Admin.<name>`. With `core.admin.auth_token` set, every request must carry it
- * as `Authorization: Bearer <token>` or `X-Admin-Token: <token>`; a missing or wrong token is
- * 401 (`E_ADMIN_UNAUTHORIZED`). Errors are JSON `{ "error", "code" }` as on the RPC port.
+ * also spelled `Admin.<name>`; or on a Unix socket (mode 0600) instead. Every request is
+ * authenticated first (auth.ts); missing or wrong credentials are 401 (`E_ADMIN_UNAUTHORIZED`)
+ * and nothing of the request is read or acted on. Errors are JSON `{ "error", "code" }` as on
+ * the RPC port.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { chmod, lstat, unlink } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { CheckOutcome } from "../certs/index.js";
 import { GatewayError } from "../errors.js";
 import type { Logger } from "../log/index.js";
+import { type AdminAuth, authenticate } from "./auth.js";
 import { readBody, rpcError, sendJson, statusFor } from "../rpc/http.js";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.js";
 import { getInfoResponse, statusResponse } from "./status.js";
@@ -27,11 +29,12 @@ export interface AdminSources {
 }
 
 export interface AdminServerOptions {
-  readonly address: string;
-  /** 0 picks a free port. */
-  readonly port: number;
-  /** The revealed `core.admin.auth_token`; no authentication when absent. */
-  readonly token?: string;
+  /** TCP `address:port` (port 0 picks a free one), or a Unix socket path. */
+  readonly listen:
+    | { readonly address: string; readonly port: number }
+    | { readonly socket: string };
+  /** From `resolveAdminAuth`: who may call. */
+  readonly auth: AdminAuth;
   /** This node's URL and its bootnode's (`core.sync`), for `Status`. */
   readonly urls: { readonly url: string; readonly bootnode: string };
   readonly sources: AdminSources;
@@ -41,24 +44,25 @@ export interface AdminServerOptions {
 const METHOD = /^\/prpc\/(?:Admin\.)?([A-Za-z]+)$/;
 const MAX_BODY_BYTES = 4096;
 
-const digest = (text: string): Buffer => createHash("sha256").update(text).digest();
-
-/** The token a request carries, from either header. */
-function presented(req: IncomingMessage): string | undefined {
-  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
-  const header = req.headers["x-admin-token"];
-  return bearer ?? (typeof header === "string" ? header : undefined);
+/** Removes a socket left by a process that did not close it; any other file is an error. */
+async function clearStaleSocket(path: string): Promise<void> {
+  const stat = await lstat(path).catch(() => undefined);
+  if (stat === undefined) return;
+  if (!stat.isSocket()) {
+    throw new GatewayError(
+      "E_ADMIN_AUTH_CONFIG",
+      `core.admin.socket ${path} exists and is not a socket`,
+    );
+  }
+  await unlink(path);
 }
 
 export class AdminServer {
   readonly #server: Server;
   readonly #opts: AdminServerOptions;
-  /** SHA-256 of the token: compared in constant time, whatever the presented length. */
-  readonly #tokenDigest: Buffer | undefined;
 
   private constructor(opts: AdminServerOptions) {
     this.#opts = opts;
-    this.#tokenDigest = opts.token === undefined ? undefined : digest(opts.token);
     this.#server = createServer(
       { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 },
       (req, res) => void this.#handle(req, res),
@@ -67,22 +71,29 @@ export class AdminServer {
 
   static async start(opts: AdminServerOptions): Promise<AdminServer> {
     const admin = new AdminServer(opts);
+    const { listen } = opts;
+    if ("socket" in listen) await clearStaleSocket(listen.socket);
     await new Promise<void>((resolve, reject) => {
       admin.#server.once("error", reject);
-      admin.#server.listen({ host: opts.address, port: opts.port }, () => {
+      const where =
+        "socket" in listen ? { path: listen.socket } : { host: listen.address, port: listen.port };
+      admin.#server.listen(where, () => {
         admin.#server.off("error", reject);
         resolve();
       });
     });
-    opts.log.info(
-      { address: admin.address(), auth: opts.token !== undefined },
-      "admin API listening",
-    );
+    // Owner only: the socket is the admin API, whoever can connect to it is an operator.
+    if ("socket" in listen) await chmod(listen.socket, 0o600);
+    if (opts.auth.kind === "none") {
+      opts.log.warn("admin API WITHOUT authentication (core.admin.insecure_no_auth = true)");
+    }
+    opts.log.info({ address: admin.address(), auth: opts.auth.kind }, "admin API listening");
     return admin;
   }
 
-  address(): AddressInfo {
-    return this.#server.address() as AddressInfo;
+  /** The TCP address, or the socket path. */
+  address(): AddressInfo | string {
+    return this.#server.address() as AddressInfo | string;
   }
 
   async close(): Promise<void> {
@@ -94,7 +105,7 @@ export class AdminServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      this.#authenticate(req);
+      await authenticate(req, this.#opts.auth);
       const url = new URL(req.url ?? "/", "http://admin.invalid");
       if (url.pathname === "/metrics") {
         allow(req, res, "GET");
@@ -135,19 +146,6 @@ export class AdminServer {
     } catch (error) {
       this.#fail(req, res, error);
     }
-  }
-
-  #authenticate(req: IncomingMessage): void {
-    const expected = this.#tokenDigest;
-    if (expected === undefined) return;
-    const token = presented(req);
-    if (token !== undefined && timingSafeEqual(digest(token), expected)) return;
-    throw new GatewayError(
-      "E_ADMIN_UNAUTHORIZED",
-      token === undefined
-        ? "admin token missing: send Authorization: Bearer <token> or X-Admin-Token"
-        : "admin token wrong",
-    );
   }
 
   async #renew(): Promise<{ renewed: boolean }> {

@@ -1,4 +1,4 @@
-import { AdminServer, type AdminView } from "../admin/index.js";
+import { type AdminAuth, AdminServer, type AdminView, resolveAdminAuth } from "../admin/index.js";
 import { CertificateManager } from "../certs/index.js";
 import { ProxyWorkers, type WorkersSnapshot } from "../workers/index.js";
 import {
@@ -28,6 +28,8 @@ export interface RunContext {
   readonly stats: ProxyStats;
   /** Parts that serve the certificate re-read it when it changes (renewal or SIGHUP). */
   readonly certificateListeners: (() => Promise<void>)[];
+  /** Resolved before any part starts, so a gateway without admin credentials orders nothing. */
+  readonly adminAuth: AdminAuth | undefined;
   /** What the admin API reads, set by the parts that own it as they start. */
   readonly admin: {
     proxy?: () => Promise<WorkersSnapshot>;
@@ -131,11 +133,10 @@ const admin: Part = {
         ...(certificates ? { certbot: certificates.status() } : {}),
       };
     };
-    const { address, port, auth_token } = config.core.admin;
+    const { address, port, socket } = config.core.admin;
     const server = await AdminServer.start({
-      address,
-      port,
-      ...(auth_token ? { token: auth_token.reveal() } : {}),
+      listen: socket === undefined ? { address, port } : { socket },
+      auth: ctx.adminAuth ?? (await resolveAdminAuth(config.core.admin)),
       urls: { url: config.core.sync.my_url ?? "", bootnode: config.core.sync.bootnode ?? "" },
       sources: {
         view,
@@ -167,6 +168,13 @@ export async function runCommand(file: string, parts: readonly Part[] = PARTS): 
   log.info({ config: toRedactedObject(config) }, `config ${file} loaded`);
   // Once, here: proxy workers load the file again but do not repeat this.
   for (const key of noEffect) log.warn({ key: key.path }, noEffectMessage(key));
+  let adminAuth: AdminAuth | undefined;
+  try {
+    if (config.core.admin.enabled) adminAuth = await resolveAdminAuth(config.core.admin);
+  } catch (error) {
+    log.error({ err: error }, "start-up failed");
+    return 1;
+  }
   const ctx: RunContext = {
     config,
     configFile: file,
@@ -174,6 +182,7 @@ export async function runCommand(file: string, parts: readonly Part[] = PARTS): 
     directory: new MemoryDirectory(),
     stats: new ProxyStats(),
     certificateListeners: [],
+    adminAuth,
     admin: {},
   };
   const onHup = () => {

@@ -126,9 +126,14 @@ function checkRequiredWhenEnabled(core: Obj, ctx: Ctx): void {
     requireKeys(ctx, auth, "core.auth", ["url"], "core.auth.enabled is true");
   const admin = obj(core.admin);
   const adminAddress = txt(admin.address);
-  if (admin.enabled !== false && adminAddress !== undefined && !isLoopback(adminAddress)) {
-    const why = `core.admin.address (${adminAddress}) is not a loopback address`;
-    requireKeys(ctx, admin, "core.admin", ["auth_token"], why);
+  const exposed = adminAddress !== undefined && !isLoopback(adminAddress) && admin.socket === undefined;
+  if (admin.enabled !== false && admin.insecure_no_auth === true && exposed) {
+    issue(
+      ctx,
+      "core.admin.insecure_no_auth",
+      `must not be true while core.admin.address (${adminAddress}) is not a loopback address`,
+      true,
+    );
   }
   // core.sync has no effect (schema.ts), so nothing in it is required, whatever `enabled` says.
   const certbot = obj(core.certbot);

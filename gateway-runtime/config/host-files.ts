@@ -21,6 +21,9 @@ type AnyConfig = GatewayConfig | OperatorConfig;
  * - `core.proxy.cert_chain`, `core.proxy.cert_key` IN only when certbot is disabled: the proxy
  *   and the RPC server load them at start. With certbot enabled they must be
  *   `<workdir>/live/...` (checks.ts), which the certificate manager writes before anything serves.
+ * - `core.admin.auth_token_file`, `core.admin.htpasswd_file` IN when the admin API is enabled
+ *   and the key is set: read at start to authenticate admin requests (admin/auth.ts).
+ * - `core.admin.socket` OUT: a socket the gateway creates.
  * - `core.certbot.workdir` OUT: a directory the gateway creates and writes (account, live/).
  * - `core.state_path` OUT: written by the gateway (atomic writes); a missing file is empty state.
  * - `core.wg.config_path` OUT: rendered and written by the gateway.
@@ -31,6 +34,8 @@ export const FILE_KEYS = {
     "core.certbot.acme_ca_file",
     "core.proxy.cert_chain",
     "core.proxy.cert_key",
+    "core.admin.auth_token_file",
+    "core.admin.htpasswd_file",
   ],
   written: ["core.certbot.workdir", "core.state_path", "core.wg.config_path"],
 } as const;
@@ -67,6 +72,15 @@ export function filesReadAtStart(config: AnyConfig): FileRead[] {
     const why = "the served certificate, while core.certbot.enabled is false";
     reads.push({ key: "core.proxy.cert_chain", path: proxy.cert_chain, why });
     reads.push({ key: "core.proxy.cert_key", path: proxy.cert_key, why });
+  }
+  const { admin } = config.core;
+  if (admin.enabled && admin.auth_token_file !== undefined) {
+    const why = "the admin API's token";
+    reads.push({ key: "core.admin.auth_token_file", path: admin.auth_token_file, why });
+  }
+  if (admin.enabled && admin.htpasswd_file !== undefined) {
+    const why = "the admin API's users";
+    reads.push({ key: "core.admin.htpasswd_file", path: admin.htpasswd_file, why });
   }
   return reads;
 }

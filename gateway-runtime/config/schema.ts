@@ -26,7 +26,23 @@ const admin = section({
   port: field.port(8001, { doc: "Admin API port" }),
   address: field.ip("127.0.0.1", { doc: "Admin API listen address; keep it local", added }),
   auth_token: field.optional.secret({
-    doc: "Token every admin request must carry (`Authorization: Bearer` or `X-Admin-Token`); required unless `address` is loopback",
+    doc: "Token every admin request must carry (`Authorization: Bearer` or `X-Admin-Token`), at least 16 characters; or `auth_token_file`, or the `GATEWAY_ADMIN_TOKEN` environment variable (one of the three)",
+  }),
+  auth_token_file: field.optional.string({
+    doc: "File whose first line is the admin token, so it need not sit in the config",
+    added,
+  }),
+  htpasswd_file: field.optional.string({
+    doc: "htpasswd file of users allowed with HTTP Basic auth; bcrypt entries only (`htpasswd -B`)",
+    added,
+  }),
+  insecure_no_auth: field.bool(false, {
+    doc: "Serve the admin API without authentication, with a warning at every start. Without it the gateway refuses to start unless a token or `htpasswd_file` is set",
+    added,
+  }),
+  socket: field.optional.string({
+    doc: "Listen on this Unix socket (mode 0600) instead of `address:port`",
+    added,
   }),
 });
 

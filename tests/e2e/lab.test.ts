@@ -213,8 +213,9 @@ describe("the lab region, deployed by the Pulumi program", () => {
 });
 
 describe("the admin API on the gateway host", () => {
-  const admin = async (path: string, method = "GET") => {
-    const r = await ssh(`curl -sS --max-time 5 -X ${method} http://127.0.0.1:8001${path}`);
+  // `gateway admin` reads the region's token (made by the program) from the host's config.
+  const admin = async (call: string) => {
+    const r = await ssh(`node /opt/gateway/gateway.mjs admin ${call}`);
     expect(r.code, r.err).toBe(0);
     return r.out;
   };
@@ -225,9 +226,9 @@ describe("the admin API on the gateway host", () => {
 
   it("counts the traffic over both proxy workers and shows the instances and certificate", async () => {
     const total = `gateway_connections_total{app="${app}"}`;
-    const before = sample(await admin("/metrics"), total) ?? 0;
+    const before = sample(await admin("metrics"), total) ?? 0;
     for (let k = 0; k < 3; k++) expect((await curl(`${app}-8080`)).out).toContain("8080 GET");
-    const text = await admin("/metrics");
+    const text = await admin("metrics");
     expect(sample(text, total)).toBe(before + 3);
     expect(sample(text, 'gateway_proxy_workers{state="running"}')).toBe(2);
     expect(sample(text, 'gateway_proxy_workers{state="answered"}')).toBe(2);
@@ -237,12 +238,19 @@ describe("the admin API on the gateway host", () => {
     const expiry =
       /^gateway_certificate_expiry_timestamp_seconds\{serial="[0-9A-F]+"\} (\d+)$/m.exec(text);
     expect(Number(expiry?.[1]) * 1000).toBeGreaterThan(Date.now());
-    const status = JSON.parse(await admin("/prpc/Admin.Status", "POST")) as {
+    const status = JSON.parse(await admin("Status")) as {
       hosts: { instance_id: string; app_id: string }[];
     };
     const ids = status.hosts.filter((h) => h.app_id === app).map((h) => h.instance_id);
     expect(ids.sort()).toEqual([...(lab.apps[0]?.instanceIds ?? [])].sort());
   }, 60_000);
+
+  it("refuses a caller without the region's token, and does nothing it asked", async () => {
+    const r = await ssh(
+      "curl -sS --max-time 5 -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:8001/prpc/Admin.RenewCert",
+    );
+    expect(r.out).toBe("401");
+  });
 
   it("the host setup applied the kernel settings, and keeps them for boot", async () => {
     // The gateway host is a network namespace: these are its own, not this machine's.

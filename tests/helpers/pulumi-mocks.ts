@@ -1,29 +1,14 @@
-import { createHash } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
-import { wgPublicKey } from "../../gateway-runtime/keys/wireguard.js";
-
-const sha = (text: string) => createHash("sha256").update(text).digest("hex");
+import { standIn } from "../../tools/plan/stand-ins.js";
 
 type MockResult = { id: string; state: Record<string, unknown> };
 
-/** Deterministic fakes for what real runs generate: WireGuard keys, the ACME account, zone ids. */
+/** Deterministic fakes for what real runs generate (`standIn`), and zone ids. */
 export function planMocks(stack: string): pulumi.runtime.Mocks {
   return {
     async newResource(args): Promise<MockResult> {
-      const seed = sha(`${stack}:${args.name}`);
-      if (args.type === "pulumi-nodejs:dynamic/gateway:WireGuardKey") {
-        const privateKey = Buffer.from(sha(`${seed}:${args.inputs.rotation}`), "hex").toString(
-          "base64",
-        );
-        const publicKey = wgPublicKey(privateKey) as string;
-        return { id: publicKey, state: { ...args.inputs, privateKey, publicKey } };
-      }
-      if (args.type === "pulumi-nodejs:dynamic/gateway:AcmeAccount") {
-        const origin = new URL(String(args.inputs.directoryUrl)).origin;
-        const accountUrl = `${origin}/acme/acct/${Number.parseInt(seed.slice(0, 8), 16)}`;
-        const accountKey = `-----BEGIN PRIVATE KEY-----\nstand-in ${seed.slice(0, 16)}\n-----END PRIVATE KEY-----\n`;
-        return { id: accountUrl, state: { ...args.inputs, accountUrl, accountKey } };
-      }
+      const made = standIn(stack, args.type, args.name, args.inputs);
+      if (made) return { id: made.id, state: made.outputs };
       return { id: `${args.name}-id`, state: args.inputs };
     },
     call(args) {

@@ -1,4 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -175,7 +176,7 @@ describe("gateway run", () => {
       "core.proxy.cert_chain": leaf.certFile,
       "core.proxy.cert_key": leaf.keyFile,
       "core.proxy.base_domain": TEST_DOMAIN,
-      "core.admin.enabled": false,
+      "core.admin": { enabled: false },
       "core.attestation.ca_file": "/nonexistent/client-ca.pem",
     }))
       raw = withKey(raw, k, v);
@@ -227,5 +228,61 @@ describe("gateway run", () => {
     const r = gateway("run", "--config", file);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('  - port: expected a port number 1-65535, got "x"');
+  });
+});
+
+describe("the admin API fails closed (the bundle)", () => {
+  it("refuses to start with the admin API on and no credentials, before any part starts", () => {
+    let raw = withKey(minimalConfig(), "core.admin", { enabled: true });
+    raw = withKey(raw, "core.proxy.listen_addr", "127.0.0.1");
+    const r = gateway("run", "--config", tempFile("gateway.json", JSON.stringify(raw)));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("E_ADMIN_AUTH_REQUIRED");
+    expect(r.stderr).not.toContain("starting TLS proxy");
+  });
+
+  it("gateway admin reads the token from the config and calls the API on its socket", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "admin-cli-"));
+    const token = "cli-token-0123456789abcdef";
+    const socket = join(dir, "admin.sock");
+    const seen: {
+      auth: string | undefined;
+      path: string | undefined;
+      method: string | undefined;
+    }[] = [];
+    // A stand-in for the gateway's admin API: the CLI's side of the wire is what is tested here.
+    const api = createHttpServer((req, res) => {
+      seen.push({ auth: req.headers.authorization, path: req.url, method: req.method });
+      res.writeHead(req.headers.authorization === `Bearer ${token}` ? 200 : 401, {
+        "content-type": "application/json",
+      });
+      res.end(JSON.stringify({ ok: req.headers.authorization === `Bearer ${token}` }));
+    });
+    await new Promise<void>((resolve) => api.listen(socket, resolve));
+    try {
+      const config = tempFile(
+        "gateway.json",
+        JSON.stringify(withKey(minimalConfig(), "core.admin", { auth_token: token, socket })),
+      );
+      const call = (...args: string[]) =>
+        new Promise<{ code: number | null; out: string }>((resolve) => {
+          const child = spawn(process.execPath, [bundle, "admin", "--config", config, ...args]);
+          let out = "";
+          child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+          child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+          child.once("exit", (code) => resolve({ code, out }));
+        });
+      expect(await call("Status")).toEqual({ code: 0, out: '{"ok":true}\n' });
+      expect((await call("GetInfo", '{"id":"ab"}')).code).toBe(0);
+      expect((await call("RenewCert")).code).toBe(0);
+      expect(seen).toEqual([
+        { auth: `Bearer ${token}`, path: "/prpc/Admin.Status", method: "GET" },
+        { auth: `Bearer ${token}`, path: "/prpc/Admin.GetInfo", method: "POST" },
+        { auth: `Bearer ${token}`, path: "/prpc/Admin.RenewCert", method: "POST" },
+      ]);
+      expect(gateway("admin", "--config", config, "Status", "{not json").code).not.toBe(0);
+    } finally {
+      await new Promise<void>((resolve) => api.close(() => resolve()));
+    }
   });
 });

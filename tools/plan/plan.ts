@@ -9,23 +9,21 @@
  * `fresh: true` previews a new stack, where everything derived from them is unknown.
  * `npm run plan` writes plans/<stack>.json; `npm run plan -- --diff` compares with them.
  */
-import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { wgPublicKey } from "../../gateway-runtime/keys/wireguard.js";
 import { diffPlans, formatDiff, isEmpty, keyOf, type Plan, type PlannedResource } from "./diff.js";
 import { readBundle } from "../../components/bundle.js";
 import { type Registration, type ResourceState, readStackConfig, run } from "../engine/index.js";
 import { commandProvider } from "../engine/providers/command.js";
 import { cloudflareProvider } from "../engine/providers/cloudflare.js";
-import { ASSET_SIG, SECRET_SIG, SIG_KEY, UNKNOWN } from "../engine/values.js";
+import { ASSET_SIG, type Props, SECRET_SIG, SIG_KEY, UNKNOWN } from "../engine/values.js";
+import { standIn } from "./stand-ins.js";
 
 export * from "./diff.js";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
-const sha = (text: string) => createHash("sha256").update(text).digest("hex");
 
 export const SECRET = "[secret]";
 export const UNKNOWN_VALUE = "[unknown]";
@@ -45,7 +43,6 @@ const urnKey = (urn: string) => {
 /** State for the generated resources as if an earlier `pulumi up` had made them (deterministic). */
 export function existingState(stack: string) {
   return (urn: string, reg: Registration): ResourceState | undefined => {
-    const seed = sha(`${stack}:${reg.name}`);
     const base = {
       urn,
       type: reg.type,
@@ -56,20 +53,8 @@ export function existingState(stack: string) {
       additionalSecretOutputs: reg.additionalSecretOutputs,
     };
     const inputs = Object.fromEntries(Object.entries(reg.inputs).filter(([, v]) => v !== UNKNOWN));
-    if (reg.type === "pulumi-nodejs:dynamic/gateway:WireGuardKey") {
-      const privateKey = Buffer.from(sha(`${seed}:${reg.inputs.rotation}`), "hex").toString(
-        "base64",
-      );
-      const publicKey = wgPublicKey(privateKey) as string;
-      return { ...base, id: publicKey, inputs, outputs: { ...inputs, privateKey, publicKey } };
-    }
-    if (reg.type === "pulumi-nodejs:dynamic/gateway:AcmeAccount") {
-      const origin = new URL(String(reg.inputs.directoryUrl)).origin;
-      const accountUrl = `${origin}/acme/acct/${Number.parseInt(seed.slice(0, 8), 16)}`;
-      const accountKey = `-----BEGIN PRIVATE KEY-----\nstand-in ${seed.slice(0, 16)}\n-----END PRIVATE KEY-----\n`;
-      return { ...base, id: accountUrl, inputs, outputs: { ...inputs, accountUrl, accountKey } };
-    }
-    return undefined;
+    const made = standIn(stack, reg.type, reg.name, reg.inputs);
+    return made && { ...base, id: made.id, inputs, outputs: made.outputs as Props };
   };
 }
 

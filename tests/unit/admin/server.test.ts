@@ -1,7 +1,13 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { AdminServer, type AdminSources } from "../../../gateway-runtime/admin/index.js";
+import {
+  AdminServer,
+  type AdminSources,
+  resolveAdminAuth,
+} from "../../../gateway-runtime/admin/index.js";
+import { parseGatewayConfig } from "../../../gateway-runtime/config/index.js";
 import { type CheckOutcome, CertError } from "../../../gateway-runtime/certs/index.js";
 import { silentLogger } from "../../../gateway-runtime/log/index.js";
+import { minimalConfig, withKey } from "../../../testkit/config.js";
 import { adminView, NOW } from "./view.js";
 
 const ADDRESS = "127.0.10.1";
@@ -16,16 +22,18 @@ async function start(opts: { token?: string; sources?: Partial<AdminSources> } =
     reloadCertificate: vi.fn(async () => {}),
     ...opts.sources,
   };
+  const raw = opts.token
+    ? withKey(minimalConfig(), "core.admin", { auth_token: opts.token })
+    : minimalConfig();
   const server = await AdminServer.start({
-    address: ADDRESS,
-    port: 0,
-    ...(opts.token ? { token: opts.token } : {}),
+    listen: { address: ADDRESS, port: 0 },
+    auth: await resolveAdminAuth(parseGatewayConfig(raw, "test").core.admin, {}),
     urls: { url: "https://gw1.example:8001", bootnode: "" },
     sources,
     log: silentLogger(),
   });
   servers.push(server);
-  const base = `http://${ADDRESS}:${server.address().port}`;
+  const base = `http://${ADDRESS}:${(server.address() as { port: number }).port}`;
   const call = (path: string, init: RequestInit = {}) =>
     fetch(`${base}${path}`, { ...init, signal: AbortSignal.timeout(5000) });
   return { call, sources };

@@ -172,15 +172,15 @@ const cases: [string, Record<string, unknown>, string, string][] = [
     "also used by core.proxy.listen_port",
   ],
   [
-    "admin on a public address without a token",
-    set("core.admin.address", "0.0.0.0"),
-    "core.admin.auth_token",
-    "is required when core.admin.address (0.0.0.0) is not a loopback address",
+    "admin without authentication on a public address",
+    withKey(set("core.admin.address", "0.0.0.0"), "core.admin.insecure_no_auth", true),
+    "core.admin.insecure_no_auth",
+    "must not be true while core.admin.address (0.0.0.0) is not a loopback address",
   ],
   [
-    "admin on an IPv6 address without a token",
-    set("core.admin.address", "fd00::1"),
-    "core.admin.auth_token",
+    "admin without authentication on an IPv6 address",
+    withKey(set("core.admin.address", "fd00::1"), "core.admin.insecure_no_auth", true),
+    "core.admin.insecure_no_auth",
     "(fd00::1) is not a loopback address",
   ],
   [
@@ -304,12 +304,18 @@ describe("bad configs name the key path", () => {
     expect(parseGatewayConfig(base, "test").core.proxy.base_domain).toBe("app.test.example");
   });
 
-  it("an admin API off loopback is fine with a token, or when disabled", () => {
-    const open = set("core.admin.address", "0.0.0.0");
+  it("an admin API off loopback is fine with a token, on a socket, or when disabled", () => {
+    const open = withKey(
+      set("core.admin.address", "0.0.0.0"),
+      "core.admin.insecure_no_auth",
+      false,
+    );
     const withToken = withKey(open, "core.admin.auth_token", "t0ken");
     expect(parseGatewayConfig(withToken, "test").core.admin.auth_token?.reveal()).toBe("t0ken");
+    const insecure = withKey(open, "core.admin.insecure_no_auth", true);
     for (const raw of [
       withKey(open, "core.admin.enabled", false),
+      withKey(insecure, "core.admin.socket", "/run/gateway/admin.sock"),
       set("core.admin.address", "::1"),
       set("core.admin.address", "127.1.2.3"),
     ]) {

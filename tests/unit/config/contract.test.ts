@@ -1,11 +1,6 @@
 import { readdirSync } from "node:fs";
 import { describe, expect, expectTypeOf, it } from "vitest";
-import {
-  hostConfig,
-  hostConfigToml,
-  shippedHostConfig,
-  wgEndpoint,
-} from "../../../host/config.js";
+import { hostConfig, hostConfigToml, shippedHostConfig, wgEndpoint } from "../../../host/config.js";
 import { loadStackFile } from "../../../components/stack-config.js";
 import {
   ConfigError,

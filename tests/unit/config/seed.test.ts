@@ -58,7 +58,7 @@ describe("the seed gateway.toml", () => {
         run_in_dstack: true,
         auth: { enabled: true, url: "https://kms.example.com/app-auth", timeout: "5s" },
         attestation: { mode: "ca", ca_file: "/data/gateway/client-ca.pem", pccs_timeout: "10s" },
-        admin: { enabled: true, port: 8001, address: "127.0.0.1" },
+        admin: { enabled: true, port: 8001, address: "127.0.0.1", insecure_no_auth: false },
         certbot: {
           enabled: true,
           workdir: "/data/rproxy/certs",

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { decodeWgKey, generateWgKeyPair, wgPublicKey } from "../../../gateway-runtime/keys/wireguard.js";
+import {
+  decodeWgKey,
+  generateWgKeyPair,
+  wgPublicKey,
+} from "../../../gateway-runtime/keys/wireguard.js";
 
 const hexToB64 = (hex: string) => Buffer.from(hex, "hex").toString("base64");
 

@@ -1,3 +1,4 @@
+import { HOST_CONFIG } from "../../../gateway-runtime/cli/admin.js";
 import { execFile } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
@@ -303,4 +304,10 @@ describe("restart with a bounded readiness wait (run for real, systemctl and jou
       "",
     ]);
   }, 15_000);
+});
+
+describe("the host's paths the runtime knows too", () => {
+  it("`gateway admin` reads the config where the program installs it", () => {
+    expect(HOST_CONFIG).toBe(HOST_PATHS.config);
+  });
 });

@@ -23,26 +23,30 @@ function useStackConfig(raw: unknown): void {
   });
 }
 
+/** A stack config whose gateway starts: it reads no file the program does not ship. */
+function startableConfig(): Record<string, unknown> {
+  let raw = minimalConfig();
+  // certbot writes the certificate, tdx attestation needs no CA file
+  for (const [key, value] of Object.entries({
+    "core.wg.private_key": undefined,
+    "core.wg.public_key": undefined,
+    "core.wg.endpoint": undefined,
+    "core.certbot": {
+      enabled: true,
+      domain: "*.app.test.example",
+      cf_api_token: "t",
+      cf_zone_id: "z",
+      contact_email: "ops@test.example",
+    },
+    "core.attestation": { mode: "tdx", pccs_url: "https://pccs.test.example" },
+  }))
+    raw = withKey(raw, key, value);
+  return raw;
+}
+
 describe("the Pulumi program reads gateway:config through the runtime's schema", () => {
   it("accepts a valid stack config, with the generated WireGuard keys left out", async () => {
-    let raw = minimalConfig();
-    // A config whose gateway starts: it reads no file the program does not ship (certbot
-    // writes the certificate, tdx attestation needs no CA file).
-    for (const [key, value] of Object.entries({
-      "core.wg.private_key": undefined,
-      "core.wg.public_key": undefined,
-      "core.wg.endpoint": undefined,
-      "core.certbot": {
-        enabled: true,
-        domain: "*.app.test.example",
-        cf_api_token: "t",
-        cf_zone_id: "z",
-        contact_email: "ops@test.example",
-      },
-      "core.attestation": { mode: "tdx", pccs_url: "https://pccs.test.example" },
-    }))
-      raw = withKey(raw, key, value);
-    useStackConfig(raw);
+    useStackConfig(startableConfig());
     const outputs = (await program())();
     expect([outputs.baseDomain, outputs.rpcDomain]).toEqual([
       "app.test.example",
@@ -52,6 +56,18 @@ describe("the Pulumi program reads gateway:config through the runtime's schema",
     expect(outputs.hosts.map((h) => [h.name, h.address, h.wireguardEndpoint])).toEqual([
       ["gw1", "192.0.2.1", "192.0.2.1:51820"],
     ]);
+    // The stack opted out of admin credentials (insecure_no_auth): the program makes no token.
+    expect(outputs.adminToken).toBeUndefined();
+  });
+
+  it("makes the region's admin token, a secret, when the stack names no admin credentials", async () => {
+    useStackConfig(withKey(startableConfig(), "core.admin", {}));
+    const outputs = (await program())();
+    const token = outputs.adminToken;
+    expect(token).toBeDefined();
+    expect(await pulumi.isSecret(token as pulumi.Output<string>)).toBe(true);
+    const value = await new Promise<string>((resolve) => token?.apply(resolve));
+    expect(value).toMatch(/^[A-Za-z0-9_-]{43}$/);
   });
 
   it("fails a bad stack config with a RunError carrying the runtime's problem list", async () => {

@@ -46,6 +46,7 @@ function regionShape(region: string, records: string[], opts = { acme: true }) {
     `gateway:index:GatewayHost::${region}-gw1 < ${top}`,
     `${top} < (root)`,
     ...(opts.acme ? [`pulumi-nodejs:dynamic/gateway:AcmeAccount::${region}-acme < ${top}`] : []),
+    `pulumi-nodejs:dynamic/gateway:AdminToken::${region}-admin-token < ${top}`,
     `pulumi-nodejs:dynamic/gateway:WireGuardKey::${region}-gw1-wg < ${top}`,
   ];
 }
@@ -236,6 +237,7 @@ describe("offline plans: inputs", () => {
       "command:remote:Command::us-gw1-unit",
       "command:remote:CopyToRemote::us-gw1-bundle",
       "pulumi-nodejs:dynamic/gateway:AcmeAccount::us-acme",
+      "pulumi-nodejs:dynamic/gateway:AdminToken::us-admin-token",
       "pulumi-nodejs:dynamic/gateway:WireGuardKey::us-gw1-wg",
     ]);
   });

@@ -1,7 +1,11 @@
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { generateWgKeyPair, isLowOrderWgKey, isWgKey } from "../../../gateway-runtime/keys/wireguard.js";
+import {
+  generateWgKeyPair,
+  isLowOrderWgKey,
+  isWgKey,
+} from "../../../gateway-runtime/keys/wireguard.js";
 
 /** The small-order u-coordinates, little-endian hex (0, 1, order 8 twice, p - 1, p, p + 1). */
 const POINTS = [

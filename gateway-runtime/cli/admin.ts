@@ -1,0 +1,76 @@
+import { readFile } from "node:fs/promises";
+import { request } from "node:http";
+import { ADMIN_TOKEN_ENV } from "../admin/index.js";
+import { loadConfigFile } from "../config/index.js";
+
+/** Where the Pulumi program installs a host's config (host/layout.ts; a test keeps them equal). */
+export const HOST_CONFIG = "/etc/gateway/gateway.toml";
+
+export const adminHelp = `Usage: gateway admin [--config FILE] <call> [JSON]
+
+Calls the admin API of the gateway configured in FILE (default ${HOST_CONFIG}), with the
+token from that config (auth_token or auth_token_file) or from ${ADMIN_TOKEN_ENV}, over
+core.admin.socket or core.admin.address:port. <call> is an Admin method (Status, GetInfo,
+RenewCert, ReloadCert, ...) or "metrics". With JSON the call is a POST with that body,
+otherwise a GET (RenewCert and ReloadCert are always POSTs). Prints the answer; exits 1
+when the API refuses the call.`;
+
+const ALWAYS_POST = new Set(["RenewCert", "ReloadCert"]);
+
+async function tokenOf(configFile: string): Promise<string | undefined> {
+  const { admin } = loadConfigFile(configFile).core;
+  if (admin.auth_token !== undefined) return admin.auth_token.reveal();
+  if (admin.auth_token_file !== undefined) {
+    return (await readFile(admin.auth_token_file, "utf8")).split("\n")[0]?.trim();
+  }
+  return process.env[ADMIN_TOKEN_ENV]?.trim() || undefined;
+}
+
+export async function adminCommand(
+  configFile: string,
+  call: string,
+  json?: string,
+): Promise<number> {
+  const { admin } = loadConfigFile(configFile).core;
+  if (!admin.enabled) {
+    process.stderr.write(`gateway admin: core.admin.enabled is false in ${configFile}\n`);
+    return 1;
+  }
+  if (json !== undefined) JSON.parse(json); // a typo fails here, not as the API's 400
+  const token = await tokenOf(configFile);
+  const path = call === "metrics" ? "/metrics" : `/prpc/Admin.${call}`;
+  const method = json !== undefined || ALWAYS_POST.has(call) ? "POST" : "GET";
+  const where =
+    admin.socket !== undefined
+      ? { socketPath: admin.socket }
+      : { host: admin.address, port: admin.port };
+  const { status, body } = await new Promise<{ status: number; body: string }>(
+    (resolve, reject) => {
+      const req = request(
+        {
+          ...where,
+          path,
+          method,
+          timeout: 120_000,
+          headers: {
+            ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+            ...(json === undefined ? {} : { "content-type": "application/json" }),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () =>
+            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }),
+          );
+          res.on("error", reject);
+        },
+      );
+      req.on("timeout", () => req.destroy(new Error("the admin API did not answer in 120 s")));
+      req.on("error", reject);
+      req.end(json ?? (method === "POST" ? "{}" : undefined));
+    },
+  );
+  (status < 400 ? process.stdout : process.stderr).write(body.endsWith("\n") ? body : `${body}\n`);
+  return status < 400 ? 0 : 1;
+}
