@@ -60,7 +60,14 @@ export class AdminServer {
     this.#opts = opts;
     this.#tokenDigest = opts.token === undefined ? undefined : digest(opts.token);
     this.#server = createServer(
-      { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 },
+      {
+        headersTimeout: 10_000,
+        requestTimeout: 30_000,
+        keepAliveTimeout: 5_000,
+        // How often Node checks the two bounds above; its default (30 s) let a slow client
+        // live up to 40 s on its headers and 60 s on its body.
+        connectionsCheckingInterval: 1_000,
+      },
       (req, res) => void this.#handle(req, res),
     );
   }
