@@ -15,12 +15,16 @@ export interface RawCase {
   readonly end: boolean;
   /** What ends the case: the gateway closing, or the first bytes of a ServerHello. */
   readonly until: "close" | "server-hello";
+  /** Local address to connect from (spreads a burst's ports over several addresses). */
+  readonly from?: string;
 }
 
 export interface RawOutcome {
   /** The gateway closed (or reset) the connection, or answered, within the bound. */
   readonly done: boolean;
   readonly ms: number;
+  /** From the connection's establishment to its end (what the gateway's timeouts bound). */
+  readonly openMs: number;
   /** The first bytes the gateway sent. */
   readonly head: Buffer;
   readonly error?: string;
@@ -31,11 +35,19 @@ export function runRaw(port: number, c: RawCase, boundMs: number): Promise<RawOu
   return new Promise((resolve) => {
     let head = Buffer.alloc(0);
     let error: string | undefined;
-    const socket = connect({ port, host: "127.0.0.1", noDelay: true });
+    let connected = Number.NaN;
+    const socket = connect({
+      port,
+      host: "127.0.0.1",
+      noDelay: true,
+      ...(c.from ? { localAddress: c.from } : {}),
+    });
     const finish = (done: boolean) => {
       clearTimeout(timer);
       socket.destroy();
-      resolve({ done, ms: performance.now() - start, head, ...(error ? { error } : {}) });
+      const now = performance.now();
+      const ms = now - start;
+      resolve({ done, ms, openMs: now - connected, head, ...(error ? { error } : {}) });
     };
     const timer = setTimeout(() => finish(false), boundMs);
     socket.on("data", (chunk: Buffer) => {
@@ -47,6 +59,7 @@ export function runRaw(port: number, c: RawCase, boundMs: number): Promise<RawOu
     });
     socket.on("close", () => finish(error !== "ECONNREFUSED"));
     socket.on("connect", async () => {
+      connected = performance.now();
       for (const [i, segment] of c.segments.entries()) {
         if (i > 0 && c.gapMs) await sleep(c.gapMs);
         if (socket.destroyed) return;
