@@ -32,6 +32,13 @@ import { adminRequest, rpcRequest } from "./requests.js";
 
 const BUNDLE = new URL("../../dist/gateway.mjs", import.meta.url).pathname;
 
+/**
+ * wireguard-go creates /var/run/wireguard, then listens there; on this shared machine something
+ * else removes that directory now and then, and the listen fails with ENOENT (seen once in many
+ * runs). A wireguard-go that failed so, and only so, gets one more attempt.
+ */
+const UAPI_RACE = "Failed to listen on uapi socket";
+
 /** Ids are 20 bytes of hex, as dstack's. */
 export const newId = (): string => randomBytes(20).toString("hex");
 
@@ -120,7 +127,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     const iface = net.linkName("gw");
     const statePath = join(dir, "state", "state.json");
     const config = {
-      log_level: process.env.ADV_LOG ?? "info",
+      // GATEWAY_TEST_LOG=debug logs every refused connection (the suite reads errors only).
+      log_level: process.env.GATEWAY_TEST_LOG ?? "info",
       address: "127.0.0.1",
       port: rpcPort,
       core: {
@@ -158,19 +166,35 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     };
     const configFile = join(dir, "gateway.json");
     writeFileSync(configFile, JSON.stringify(config), { mode: 0o600 });
-    const proc = spawn(process.execPath, [BUNDLE, "run", "--config", configFile], {
-      env: { ...process.env, PATH: `${shims}${delimiter}${process.env.PATH ?? ""}` },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    child = proc;
-    const keep = (chunk: Buffer) => {
-      output += chunk.toString("utf8");
+    const launch = async (): Promise<ChildProcess> => {
+      output = "";
+      const proc = spawn(process.execPath, [BUNDLE, "run", "--config", configFile], {
+        env: { ...process.env, PATH: `${shims}${delimiter}${process.env.PATH ?? ""}` },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      child = proc;
+      const keep = (chunk: Buffer) => {
+        output += chunk.toString("utf8");
+      };
+      proc.stdout?.on("data", keep);
+      proc.stderr?.on("data", keep);
+      const started = await until(
+        "the gateway's admin API",
+        () => (proc.exitCode !== null ? "exited" : output.includes('"admin API listening"')),
+        20_000,
+        { context: () => output },
+      );
+      if (started === "exited") throw new Error(`the gateway exited (${proc.exitCode})`);
+      return proc;
     };
-    proc.stdout?.on("data", keep);
-    proc.stderr?.on("data", keep);
-    await until("the gateway's admin API", () => output.includes('"admin API listening"'), 20_000, {
-      context: () => output,
-    });
+    let gateway: ChildProcess;
+    try {
+      gateway = await launch();
+    } catch (error) {
+      if (!output.includes(UAPI_RACE)) throw error;
+      await stopChild(child);
+      gateway = await launch();
+    }
 
     const appId = newId();
     const instanceId = newId();
@@ -188,10 +212,24 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
 
     // The CVM's end of the tunnel, in the same namespace: its keepalives make handshakes.
     const peerIface = net.linkName("cvm");
-    net.spawn(ns, which("wireguard-go"), ["-f", peerIface]);
     const keyFile = join(dir, "cvm.key");
     writeFileSync(keyFile, peer.privateKey, { mode: 0o600 });
-    await until("the CVM's wireguard-go", () => net.exec(ns, "wg", ["show", peerIface]), 10_000);
+    for (let attempt = 1; ; attempt++) {
+      const wgGo = net.spawn(ns, which("wireguard-go"), ["-f", peerIface]);
+      const up = await until(
+        "the CVM's wireguard-go",
+        async () =>
+          wgGo.child.exitCode !== null
+            ? "exited"
+            : (await net.exec(ns, "wg", ["show", peerIface])) && "up",
+        10_000,
+        { context: wgGo.output },
+      );
+      if (up !== "exited") break;
+      if (attempt > 1 || !wgGo.output().includes(UAPI_RACE)) {
+        throw new Error(`the CVM's wireguard-go exited: ${wgGo.output()}`);
+      }
+    }
     await net.exec(ns, "wg", [
       ...["set", peerIface, "private-key", keyFile, "listen-port", "51821"],
       ...["peer", wg.publicKey, "endpoint", "127.0.0.1:51820"],
@@ -211,7 +249,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     );
 
     return {
-      pid: proc.pid ?? -1,
+      pid: gateway.pid ?? -1,
       proxyPort,
       rpcPort,
       adminPort,
@@ -232,7 +270,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
         const { stdout } = await net.exec(ns, "wg", ["show", iface, "peers"]);
         return stdout.split("\n").filter(Boolean).sort().join("\n");
       },
-      alive: () => proc.exitCode === null && proc.signalCode === null,
+      alive: () => gateway.exitCode === null && gateway.signalCode === null,
       errors: () =>
         output
           .split("\n")

@@ -39,19 +39,26 @@ export async function goodRequest(gw: TestGateway, timeoutMs = GOOD_REQUEST_MS):
   expect(answer).toEqual({ status: 200, text: "ok /" });
 }
 
-/** Waits until the instance is reachable, warms the gateway up, and measures it. */
+/**
+ * Waits until the instance is reachable, warms the gateway up (its heap grows to the load; see
+ * RSS_MARGIN_KIB) and measures it. The warm-up must give back its own descriptors, or a leak
+ * would hide in the baseline.
+ */
 export async function baseline(gw: TestGateway): Promise<Baseline> {
   await until("the instance to be healthy", () => goodRequest(gw, 2_000).then(() => true), 20_000, {
     context: gw.log,
   });
   for (let i = 0; i < 20; i++) await goodRequest(gw);
+  await new Promise((r) => setTimeout(r, 500));
+  const cold = openFdCount(gw.pid);
   const hellos = corpus(gw.terminateName).map((h) => records(h.message, h.fragment));
   const handshakes = Array.from({ length: WARM_UP }, (_, i) => hellos[i % hellos.length] as Buffer);
   await pool(handshakes, 32, (hello) =>
     runRaw(gw.proxyPort, { segments: [hello], end: false, until: "server-hello" }, 10_000),
   );
-  await new Promise((r) => setTimeout(r, 500));
-  return { fds: openFdCount(gw.pid), rssKiB: rssKiB(gw.pid) };
+  const fds = await waitForFds(cold, FD_SLACK, SETTLE_MS, gw.pid);
+  expect(fds, "gateway descriptors after the warm-up").toBeLessThanOrEqual(cold + FD_SLACK);
+  return { fds, rssKiB: rssKiB(gw.pid) };
 }
 
 /** Asserts the gateway recovered from `part`; prints the figures for the report. */
