@@ -64,7 +64,14 @@ export class AdminServer {
   private constructor(opts: AdminServerOptions) {
     this.#opts = opts;
     this.#server = createServer(
-      { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 },
+      {
+        headersTimeout: 10_000,
+        requestTimeout: 30_000,
+        keepAliveTimeout: 5_000,
+        // How often Node checks the two bounds above; its default (30 s) let a slow client
+        // live up to 40 s on its headers and 60 s on its body.
+        connectionsCheckingInterval: 1_000,
+      },
       (req, res) => void this.#handle(req, res),
     );
   }

@@ -8,7 +8,8 @@ export class PeekError extends GatewayError<"E_HELLO_TIMEOUT" | "E_HELLO_TRUNCAT
 /**
  * Reads from `socket` until a whole ClientHello is in, within `timeoutMs`. Resolves with the
  * hello and every byte read so far (which the caller forwards or replays); the socket is left
- * paused with no listeners of ours. Rejects with ClientHelloError on bad input, PeekError on timeout or early end.
+ * paused with no listeners of ours. Rejects with ClientHelloError on bad input, PeekError on
+ * timeout or on an early end or socket error.
  */
 export function readClientHello(
   socket: Socket,
@@ -47,7 +48,15 @@ export function readClientHello(
       fail(
         new PeekError("E_HELLO_TRUNCATED", "connection ended before the ClientHello was complete"),
       );
-    const onError = (error: Error) => fail(error);
+    // A reset (ECONNRESET) or any socket error before the hello is whole is the client's
+    // doing, like an early end: a stable code, not an internal error in the log and metrics.
+    const onError = (error: NodeJS.ErrnoException) =>
+      fail(
+        new PeekError(
+          "E_HELLO_TRUNCATED",
+          `connection failed before the ClientHello was complete: ${error.code ?? error.message}`,
+        ),
+      );
     const timer = setTimeout(
       () =>
         fail(new PeekError("E_HELLO_TIMEOUT", `no complete ClientHello within ${timeoutMs} ms`)),

@@ -13,6 +13,7 @@ export type RpcErrorCode =
   | "E_RPC_CERT_UNTRUSTED"
   | "E_RPC_UNSUPPORTED_ENCODING"
   | "E_RPC_BODY_TOO_LARGE"
+  | "E_RPC_ABORTED"
   | "E_RPC_BAD_JSON"
   | "E_RPC_BAD_REQUEST"
   | "E_RPC_WEAK_KEY"
@@ -29,6 +30,7 @@ const STATUS: Readonly<Record<string, number>> = {
   E_RPC_CERT_UNTRUSTED: 401,
   E_RPC_UNSUPPORTED_ENCODING: 415,
   E_RPC_BODY_TOO_LARGE: 413,
+  E_RPC_ABORTED: 400,
   E_RPC_BAD_JSON: 400,
   E_RPC_BAD_REQUEST: 400,
   E_RPC_WEAK_KEY: 400,
@@ -69,6 +71,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, clo
 /**
  * Reads the whole request body, at most `limit` bytes. A larger declared or actual length is
  * `E_RPC_BODY_TOO_LARGE`; the caller answers and closes the connection (the rest is unread).
+ * A body that ends early (the connection closed or timed out) is `E_RPC_ABORTED`.
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers["content-length"] ?? 0);
@@ -94,9 +97,11 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       cleanup();
       resolve(Buffer.concat(chunks, size));
     };
+    // The client went away (or a server bound cut it off) mid-body: its doing, not ours, so
+    // a stable client-side code rather than an internal error in the log.
     const onError = (err: Error) => {
       cleanup();
-      reject(err);
+      reject(rpcError("E_RPC_ABORTED", `request body incomplete: ${err.message}`));
     };
     const cleanup = () => {
       req.off("data", onData);

@@ -1,0 +1,217 @@
+/**
+ * Part 1: ClientHellos built from the recorded corpus, broken on purpose, sent to a real
+ * gateway on both paths (`<app-id>.<base>` terminates, `<app-id>s.<base>` passes through).
+ * Every case must end within a bound (the gateway closes, or answers a valid hello), and the
+ * instance's backends must be dialled exactly for the hellos that are valid and route to it:
+ * never for a malformed one.
+ */
+import { Buffer } from "node:buffer";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { until } from "../helpers/poll.js";
+import { type TestGateway, startGateway } from "./gateway.js";
+import { type Baseline, baseline, expectRecovered } from "./health.js";
+import { corpus, expectedDial, type Hello, padded, records, stamp, withLength } from "./hello.js";
+import { pool, prng, type RawCase, type RawOutcome, runRaw } from "./raw.js";
+
+/** A malformed hello ends as soon as the client half-closes; generous for a loaded machine. */
+const CLOSE_BOUND_MS = 8_000;
+const WIDTH = 48;
+/** Hellos split at every offset: a common one, one over several records, a large post-quantum one. */
+const SPLIT = ["curl-default.bin", "openssl-fragmented.bin", "bun-pq-large.bin"];
+
+interface Case extends RawCase {
+  readonly name: string;
+  /** The bytes as one buffer, for the dial oracle and the passthrough comparison. */
+  readonly bytes: Buffer;
+  readonly stamp: number;
+}
+
+let gw: TestGateway;
+let base: Baseline;
+let nextStamp = 1;
+
+beforeAll(async () => {
+  gw = await startGateway();
+  base = await baseline(gw);
+});
+afterAll(async () => {
+  await gw?.close();
+});
+
+/** A case sending `bytes` at once, then half-closing; `mutate` runs after the stamp. */
+function sendWhole(
+  name: string,
+  hello: Hello | undefined,
+  bytes: Buffer,
+  mutate?: (b: Buffer) => void,
+): Case {
+  const n = nextStamp++;
+  const stamped = hello ? stamp(bytes, hello, n) : Buffer.from(bytes);
+  mutate?.(stamped);
+  return { name, bytes: stamped, stamp: n, segments: [stamped], end: true, until: "close" };
+}
+
+/** Truncations, broken length fields and oversized extensions: none may be dialled. */
+function malformed(serverName: string, rand: (below: number) => number): Case[] {
+  const cases: Case[] = [];
+  for (const hello of corpus(serverName)) {
+    const stream = records(hello.message, hello.fragment);
+    const cuts = new Set<number>([1, 2, 3, 4, 5, 6, 9, 10, stream.length - 1]);
+    while (cuts.size < 40) cuts.add(1 + rand(stream.length - 1));
+    for (const cut of cuts) {
+      cases.push(sendWhole(`${hello.fixture} cut at ${cut}`, hello, stream.subarray(0, cut)));
+    }
+    const recordLength = stream.readUInt16BE(3);
+    for (const value of [0, recordLength - 1, recordLength + 1, 0x4001, 0xffff]) {
+      const broken = Buffer.from(stream);
+      broken.writeUInt16BE(value, 3);
+      cases.push(sendWhole(`${hello.fixture} record length ${value}`, hello, broken));
+    }
+    for (const field of hello.lengths) {
+      const now = hello.message.readUIntBE(field.at, field.size);
+      const max = 2 ** (8 * field.size) - 1;
+      for (const value of new Set([0, now - 1, now + 1, now + 7, max, rand(max)])) {
+        if (value === now || value < 0) continue;
+        const name = `${hello.fixture} ${field.name} length ${value}`;
+        cases.push(sendWhole(name, hello, withLength(hello, field, value)));
+      }
+    }
+    // Over the reader's caps: a 16 KiB handshake body, and records past 32 KiB.
+    for (const size of [16_400, 40_000]) {
+      const big = padded(hello, serverName, size);
+      cases.push(sendWhole(`${big.fixture}`, big, records(big.message, 16384)));
+    }
+  }
+  return cases;
+}
+
+/** Random bytes, and corpus hellos with a few random bytes changed: dialled only if still valid. */
+function noise(serverName: string, rand: (below: number) => number, count: number): Case[] {
+  const cases: Case[] = [];
+  const hellos = corpus(serverName);
+  for (let i = 0; i < count; i++) {
+    const hello = hellos[i % hellos.length] as Hello;
+    const stream = records(hello.message, hello.fragment);
+    const flip = (b: Buffer) => {
+      for (let k = 0; k <= rand(3); k++) b[rand(b.length)] = rand(256);
+    };
+    cases.push(sendWhole(`${hello.fixture} flip ${i}`, hello, stream, flip));
+    const junk = Buffer.from(Array.from({ length: 1 + rand(700) }, () => rand(256)));
+    if (i % 2 === 0) junk.set([0x16, 3, 1], 0); // past the first checks
+    cases.push(sendWhole(`random ${i}`, undefined, junk));
+  }
+  return cases;
+}
+
+/** A valid hello written in two pieces, split at every offset, with a pause between. */
+function splits(serverName: string, fixtures: readonly string[], passthrough: boolean): Case[] {
+  const cases: Case[] = [];
+  for (const hello of corpus(serverName).filter((h) => fixtures.includes(h.fixture))) {
+    for (let cut = 1; cut < records(hello.message, hello.fragment).length; cut++) {
+      const bytes = stamp(records(hello.message, hello.fragment), hello, nextStamp++);
+      cases.push({
+        name: `${hello.fixture} split at ${cut}`,
+        bytes,
+        stamp: nextStamp - 1,
+        segments: [bytes.subarray(0, cut), bytes.subarray(cut)],
+        gapMs: 2,
+        // Passthrough: the backend reads until the end, then closes. Terminate: the gateway's
+        // ServerHello proves the split hello was read whole.
+        end: passthrough,
+        until: passthrough ? "close" : "server-hello",
+      });
+    }
+  }
+  return cases;
+}
+
+/** Runs `cases` and checks each backend was dialled exactly as often as the oracle says. */
+async function expectDials(
+  cases: readonly Case[],
+): Promise<{ want: { terminate: number; passthrough: number }; outcomes: RawOutcome[] }> {
+  const before = gw.backends.accepted();
+  const want = { terminate: 0, passthrough: 0 };
+  const stamps = new Set<number>();
+  for (const c of cases) {
+    const port = expectedDial(c.bytes, gw.appId);
+    if (port === 80) want.terminate += 1;
+    if (port === 443) {
+      want.passthrough += 1;
+      stamps.add(c.stamp);
+    }
+  }
+  const outcomes = await pool(cases, WIDTH, (c) => runRaw(gw.proxyPort, c, CLOSE_BOUND_MS));
+  const stuck = cases.filter((_, i) => !outcomes[i]?.done).map((c) => c.name);
+  expect(stuck, "cases the gateway neither closed nor answered in time").toEqual([]);
+  expect(gw.alive()).toBe(true);
+  const delta = () => {
+    const now = gw.backends.accepted();
+    return {
+      terminate: now.terminate - before.terminate,
+      passthrough: now.passthrough - before.passthrough,
+    };
+  };
+  // A dial may still be in a backend's accept queue when its client has seen the close.
+  await until(
+    "the backends' accept counts",
+    () => JSON.stringify(delta()) === JSON.stringify(want),
+    5_000,
+  ).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 200));
+  expect(delta()).toEqual(want);
+  // Passthrough dials carry their case's stamp: name any case dialled against the oracle.
+  const unexpected = cases.filter((c) => gw.backends.received.has(c.stamp) && !stamps.has(c.stamp));
+  expect(
+    unexpected.map((c) => c.name),
+    "passed through, but not a valid hello",
+  ).toEqual([]);
+  return { want, outcomes };
+}
+
+describe("malformed and random ClientHellos", () => {
+  for (const path of ["terminate", "passthrough"] as const) {
+    it(`on the ${path} path: each ends within ${CLOSE_BOUND_MS} ms, none malformed is dialled`, {
+      timeout: 180_000,
+    }, async () => {
+      const name = path === "terminate" ? gw.terminateName : gw.passthroughName;
+      const rand = prng(path === "terminate" ? 1 : 2);
+      const broken = malformed(name, rand);
+      // The generator's own check: every one of these is invalid to the ClientHello reader.
+      expect(
+        broken.filter((c) => expectedDial(c.bytes, gw.appId) !== undefined).map((c) => c.name),
+      ).toEqual([]);
+      const cases = [...broken, ...noise(name, rand, 300)];
+      const { want: dialled } = await expectDials(cases);
+      console.log(
+        `${path}: ${cases.length} malformed or random cases, ${JSON.stringify(dialled)} still valid and dialled`,
+      );
+    });
+  }
+
+  it("a valid hello split at every offset is read whole on both paths", {
+    timeout: 180_000,
+  }, async () => {
+    const term = splits(gw.terminateName, SPLIT, false);
+    const pass = splits(gw.passthroughName, SPLIT, true);
+    const { want, outcomes } = await expectDials(term);
+    expect(want.terminate).toBe(term.length);
+    const notServerHello = term.filter((_, i) => {
+      const head = outcomes[i]?.head ?? Buffer.alloc(0);
+      return !(head[0] === 0x16 && head[5] === 0x02);
+    });
+    expect(notServerHello.map((c) => c.name)).toEqual([]);
+    expect((await expectDials(pass)).want.passthrough).toBe(pass.length);
+    const garbled = pass.filter((c) => !gw.backends.received.get(c.stamp)?.equals(c.bytes));
+    expect(
+      garbled.map((c) => c.name),
+      "passthrough bytes differ from what was sent",
+    ).toEqual([]);
+    console.log(`splits: ${term.length} terminated, ${pass.length} passed through`);
+  });
+
+  it("leaves the gateway serving, with its descriptors and memory back", {
+    timeout: 60_000,
+  }, async () => {
+    await expectRecovered(gw, base, "ClientHello mutations");
+  });
+});

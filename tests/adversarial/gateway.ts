@@ -1,0 +1,292 @@
+/**
+ * A real gateway for the adversarial suite: the bundle (`node dist/gateway.mjs run`) on
+ * 127.0.0.1 with its proxy, registration RPC and admin API, as a host runs it. Only its
+ * WireGuard lives elsewhere: `ip`, `wg` and `setpriv` (which starts wireguard-go) reach it
+ * through shims first on its PATH that run them inside a network namespace this harness makes.
+ * The tunnel network is a 127.x.y.0/24 no one else uses, so the instance address the gateway
+ * dials is on this host's loopback, where the test's backends listen. A second wireguard-go in
+ * the namespace plays the CVM's side of the tunnel: its handshakes make the instance healthy.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes, randomInt } from "node:crypto";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import { generateWgKeyPair } from "../../gateway-runtime/wg/keys.js";
+import { createCa, issueLeaf, TEST_DOMAIN, type TestCa } from "../../testkit/certs.js";
+import { cleanupStale, NetnsHarness } from "../../testkit/netns.js";
+import { appInfoSpec, createTestCa, issueRaTlsCert, type TestCert } from "../../testkit/ra-tls.js";
+import { startDnsServer, type TestDnsServer } from "../helpers/dns-server.js";
+import { until } from "../helpers/poll.js";
+import { freePort, stopChild } from "../helpers/process.js";
+import { startBackends, type Backends } from "./backends.js";
+import { adminRequest, rpcRequest } from "./requests.js";
+
+const BUNDLE = new URL("../../dist/gateway.mjs", import.meta.url).pathname;
+
+/**
+ * wireguard-go creates /var/run/wireguard, then listens there; on this shared machine something
+ * else removes that directory now and then, and the listen fails with ENOENT (seen once in many
+ * runs). A wireguard-go that failed so, and only so, gets one more attempt.
+ */
+const UAPI_RACE = "Failed to listen on uapi socket";
+
+/** Ids are 20 bytes of hex, as dstack's. */
+export const newId = (): string => randomBytes(20).toString("hex");
+
+export interface GatewayOptions {
+  /** `core.proxy.timeouts.handshake`: how long a connection may take to send its ClientHello. */
+  readonly helloTimeout?: string;
+}
+
+export interface TestGateway {
+  readonly pid: number;
+  readonly proxyPort: number;
+  readonly rpcPort: number;
+  readonly adminPort: number;
+  readonly appId: string;
+  readonly instanceId: string;
+  /** `<app-id>.<base>` (terminate) and `<app-id>s.<base>` (passthrough). */
+  readonly terminateName: string;
+  readonly passthroughName: string;
+  /** The registered instance's tunnel address and WireGuard public key. */
+  readonly instanceIp: string;
+  readonly instanceKey: string;
+  readonly statePath: string;
+  readonly proxyCa: TestCa;
+  /** The CA that signs CVM client certificates (attestation mode `ca`), and one for the instance. */
+  readonly clientCa: TestCert;
+  readonly instanceCert: TestCert;
+  readonly backends: Backends;
+  readonly dns: TestDnsServer;
+  /** A client certificate for `(appId, instanceId)` signed by `clientCa`. */
+  clientCert(appId: string, instanceId: string): TestCert;
+  /** The gateway's WireGuard peers (`wg show <if> peers`, sorted). */
+  wgPeers(): Promise<string>;
+  /** Whether the process is still running. */
+  alive(): boolean;
+  /** Its log lines at level error or worse (pino: 50 and up). */
+  errors(): string[];
+  log(): string;
+  close(): Promise<void>;
+}
+
+/** The path of `name` on this host's PATH (shims must call the real tool by its path). */
+function which(name: string): string {
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    if (dir && existsSync(join(dir, name))) return join(dir, name);
+  }
+  throw new Error(`${name} is not on PATH`);
+}
+
+function writeShims(dir: string, ns: string): void {
+  const ip = which("ip");
+  for (const tool of ["ip", "wg", "setpriv"]) {
+    const file = join(dir, tool);
+    writeFileSync(file, `#!/bin/sh\nexec ${ip} netns exec '${ns}' ${which(tool)} "$@"\n`);
+    chmodSync(file, 0o755);
+  }
+}
+
+export async function startGateway(options: GatewayOptions = {}): Promise<TestGateway> {
+  await cleanupStale();
+  const net = new NetnsHarness();
+  const dir = mkdtempSync(join(tmpdir(), "gw-adv-"));
+  const proxyCa = createCa();
+  const dns = await startDnsServer();
+  let child: ChildProcess | undefined;
+  let backends: Backends | undefined;
+  let output = "";
+  const close = async () => {
+    await stopChild(child);
+    await backends?.close();
+    await net.teardown();
+    await dns.close();
+    proxyCa.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const ns = await net.add("wg");
+    const shims = join(dir, "shims");
+    mkdirSync(shims);
+    writeShims(shims, ns);
+    const leaf = issueLeaf(proxyCa, { sans: [`*.${TEST_DOMAIN}`, TEST_DOMAIN] });
+    const clientCa = createTestCa("adversarial RA-TLS CA");
+    writeFileSync(join(dir, "client-ca.pem"), clientCa.pem);
+    const [proxyPort, rpcPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+    const net24 = `127.${randomInt(100, 250)}.${randomInt(1, 250)}`;
+    const wg = generateWgKeyPair();
+    const iface = net.linkName("gw");
+    const statePath = join(dir, "state", "state.json");
+    const config = {
+      // GATEWAY_TEST_LOG=debug logs every refused connection (the suite reads errors only).
+      log_level: process.env.GATEWAY_TEST_LOG ?? "info",
+      address: "127.0.0.1",
+      port: rpcPort,
+      core: {
+        rpc_domain: `rpc.${TEST_DOMAIN}`,
+        state_path: statePath,
+        auth: { enabled: false },
+        certbot: { enabled: false },
+        admin: { enabled: true, address: "127.0.0.1", port: adminPort },
+        attestation: { mode: "ca", ca_file: join(dir, "client-ca.pem") },
+        recycle: { enabled: false },
+        wg: {
+          public_key: wg.publicKey,
+          private_key: wg.privateKey,
+          ip: `${net24}.1/24`,
+          client_ip_range: `${net24}.0/24`,
+          reserved_net: [`${net24}.0/30`],
+          config_path: join(dir, "wireguard", "gw.conf"),
+          interface: iface,
+          endpoint: "127.0.0.1:51820",
+          handshake_poll_interval: "250ms",
+        },
+        proxy: {
+          cert_chain: leaf.certFile,
+          cert_key: leaf.keyFile,
+          base_domain: TEST_DOMAIN,
+          listen_addr: "127.0.0.1",
+          listen_port: proxyPort,
+          http_redirect: false,
+          // The suite runs for minutes on one handshake of the stand-in CVM.
+          healthy_handshake_age: "30m",
+          app_address_dns_servers: [dns.address],
+          timeouts: { handshake: options.helloTimeout ?? "2s", connect: "2s" },
+        },
+      },
+    };
+    const configFile = join(dir, "gateway.json");
+    writeFileSync(configFile, JSON.stringify(config), { mode: 0o600 });
+    const launch = async (): Promise<ChildProcess> => {
+      output = "";
+      const proc = spawn(process.execPath, [BUNDLE, "run", "--config", configFile], {
+        env: { ...process.env, PATH: `${shims}${delimiter}${process.env.PATH ?? ""}` },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      child = proc;
+      const keep = (chunk: Buffer) => {
+        output += chunk.toString("utf8");
+      };
+      proc.stdout?.on("data", keep);
+      proc.stderr?.on("data", keep);
+      const started = await until(
+        "the gateway's admin API",
+        () => (proc.exitCode !== null ? "exited" : output.includes('"admin API listening"')),
+        20_000,
+        { context: () => output },
+      );
+      if (started === "exited") throw new Error(`the gateway exited (${proc.exitCode})`);
+      return proc;
+    };
+    let gateway: ChildProcess;
+    try {
+      gateway = await launch();
+    } catch (error) {
+      if (!output.includes(UAPI_RACE)) throw error;
+      await stopChild(child);
+      gateway = await launch();
+    }
+
+    const appId = newId();
+    const instanceId = newId();
+    const clientCert = (app: string, instance: string) =>
+      issueRaTlsCert(clientCa, { appInfo: appInfoSpec(app, instance) });
+    const instanceCert = clientCert(appId, instanceId);
+    const peer = generateWgKeyPair();
+    const answer = await rpcRequest(rpcPort, {
+      cert: instanceCert,
+      body: JSON.stringify({ client_public_key: peer.publicKey }),
+    });
+    if (answer.status !== 200) throw new Error(`registration failed: ${answer.text}`);
+    const instanceIp = (JSON.parse(answer.text) as { wg: { client_ip: string } }).wg.client_ip;
+    backends = await startBackends(instanceIp);
+
+    // The CVM's end of the tunnel, in the same namespace: its keepalives make handshakes.
+    const peerIface = net.linkName("cvm");
+    const keyFile = join(dir, "cvm.key");
+    writeFileSync(keyFile, peer.privateKey, { mode: 0o600 });
+    for (let attempt = 1; ; attempt++) {
+      const wgGo = net.spawn(ns, which("wireguard-go"), ["-f", peerIface]);
+      const up = await until(
+        "the CVM's wireguard-go",
+        async () =>
+          wgGo.child.exitCode !== null
+            ? "exited"
+            : (await net.exec(ns, "wg", ["show", peerIface])) && "up",
+        10_000,
+        { context: wgGo.output },
+      );
+      if (up !== "exited") break;
+      if (attempt > 1 || !wgGo.output().includes(UAPI_RACE)) {
+        throw new Error(`the CVM's wireguard-go exited: ${wgGo.output()}`);
+      }
+    }
+    await net.exec(ns, "wg", [
+      ...["set", peerIface, "private-key", keyFile, "listen-port", "51821"],
+      ...["peer", wg.publicKey, "endpoint", "127.0.0.1:51820"],
+      ...["allowed-ips", `${net24}.1/32`, "persistent-keepalive", "1"],
+    ]);
+    await net.exec(ns, "ip", ["link", "set", peerIface, "up"]);
+    // Probing the proxy before the first handshake would cache "no healthy instance" for
+    // `cache_top_n`; the admin API shows the handshake without touching that cache.
+    await until(
+      "the instance's first WireGuard handshake",
+      async () => {
+        const status = await adminRequest(adminPort, { method: "GET", path: "/prpc/Admin.Status" });
+        const hosts = (JSON.parse(status.text) as { hosts: { latest_handshake: number }[] }).hosts;
+        return hosts.some((h) => h.latest_handshake > 0);
+      },
+      15_000,
+    );
+
+    return {
+      pid: gateway.pid ?? -1,
+      proxyPort,
+      rpcPort,
+      adminPort,
+      appId,
+      instanceId,
+      terminateName: `${appId}.${TEST_DOMAIN}`,
+      passthroughName: `${appId}s.${TEST_DOMAIN}`,
+      instanceIp,
+      instanceKey: peer.publicKey,
+      statePath,
+      proxyCa,
+      clientCa,
+      instanceCert,
+      backends,
+      dns,
+      clientCert,
+      async wgPeers() {
+        const { stdout } = await net.exec(ns, "wg", ["show", iface, "peers"]);
+        return stdout.split("\n").filter(Boolean).sort().join("\n");
+      },
+      alive: () => gateway.exitCode === null && gateway.signalCode === null,
+      errors: () =>
+        output
+          .split("\n")
+          .filter((l) => l.startsWith("{"))
+          .filter((l) => ((JSON.parse(l) as { level?: number }).level ?? 0) >= 50),
+      log: () => output,
+      close,
+    };
+  } catch (error) {
+    await close().catch(() => undefined);
+    throw new Error(`${(error as Error).message}\n--- gateway log ---\n${output.slice(-8000)}`);
+  }
+}
+
+/** Resident memory of process `pid`, in KiB. */
+export function rssKiB(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8").match(/^VmRSS:\s+(\d+) kB/m);
+  return Number(line?.[1] ?? Number.NaN);
+}

@@ -1,0 +1,88 @@
+/**
+ * What "the gateway is still fine" means after each part of the suite: the process runs and
+ * logged no error, a good request through the proxy is served within a bound, and its file
+ * descriptors and resident memory are back near what they were before the part.
+ */
+import { expect } from "vitest";
+import { openFdCount, waitForFds } from "../helpers/fds.js";
+import { until } from "../helpers/poll.js";
+import { rssKiB, type TestGateway } from "./gateway.js";
+import { corpus, records } from "./hello.js";
+import { pool, runRaw } from "./raw.js";
+import { proxyRequest } from "./requests.js";
+
+/** A good request must be answered within this, right after a part (a hang shows as a miss). */
+export const GOOD_REQUEST_MS = 5_000;
+/** Descriptors the gateway may hold beyond its baseline: `wg show` pipes come and go. */
+const FD_SLACK = 12;
+/**
+ * Resident memory the gateway may keep beyond its baseline. Measured: under repeated rounds of
+ * TLS handshakes its RSS grows by ~80 MiB from a fresh start and then stays flat (V8's heap
+ * limit and OpenSSL's allocations grow to the load and are kept), hence the warm-up before the
+ * baseline. Connections that are never released (30-40 KiB each when idle) exceed this after
+ * a few thousand; the ~40,000 connections of the floods exceed it at ~3 KiB each.
+ */
+const RSS_MARGIN_KIB = 128 * 1024;
+/** TLS handshakes of the warm-up. */
+const WARM_UP = 1_000;
+/** How long descriptors and memory get to come back (sockets close, V8's memory reducer runs). */
+const SETTLE_MS = 30_000;
+
+export interface Baseline {
+  readonly fds: number;
+  readonly rssKiB: number;
+}
+
+/** The good request: `GET /` through the terminating path, answered by the instance. */
+export async function goodRequest(gw: TestGateway, timeoutMs = GOOD_REQUEST_MS): Promise<void> {
+  const answer = await proxyRequest(gw.proxyPort, gw.terminateName, gw.proxyCa, timeoutMs);
+  expect(answer).toEqual({ status: 200, text: "ok /" });
+}
+
+/**
+ * Waits until the instance is reachable, warms the gateway up (its heap grows to the load; see
+ * RSS_MARGIN_KIB) and measures it. The warm-up must give back its own descriptors, or a leak
+ * would hide in the baseline.
+ */
+export async function baseline(gw: TestGateway): Promise<Baseline> {
+  await until("the instance to be healthy", () => goodRequest(gw, 2_000).then(() => true), 20_000, {
+    context: gw.log,
+  });
+  for (let i = 0; i < 20; i++) await goodRequest(gw);
+  await new Promise((r) => setTimeout(r, 500));
+  const cold = openFdCount(gw.pid);
+  const hellos = corpus(gw.terminateName).map((h) => records(h.message, h.fragment));
+  const handshakes = Array.from({ length: WARM_UP }, (_, i) => hellos[i % hellos.length] as Buffer);
+  await pool(handshakes, 32, (hello) =>
+    runRaw(gw.proxyPort, { segments: [hello], end: false, until: "server-hello" }, 10_000),
+  );
+  const fds = await waitForFds(cold, FD_SLACK, SETTLE_MS, gw.pid);
+  expect(fds, "gateway descriptors after the warm-up").toBeLessThanOrEqual(cold + FD_SLACK);
+  return { fds, rssKiB: rssKiB(gw.pid) };
+}
+
+/** Asserts the gateway recovered from `part`; prints the figures for the report. */
+export async function expectRecovered(
+  gw: TestGateway,
+  base: Baseline,
+  part: string,
+): Promise<void> {
+  expect(gw.alive(), `${part}: the gateway exited\n${gw.log().slice(-4000)}`).toBe(true);
+  const start = performance.now();
+  await goodRequest(gw);
+  const goodMs = performance.now() - start;
+  const fds = await waitForFds(base.fds, FD_SLACK, SETTLE_MS, gw.pid);
+  const settled = performance.now() + SETTLE_MS;
+  while (rssKiB(gw.pid) > base.rssKiB + RSS_MARGIN_KIB && performance.now() < settled) {
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const rss = rssKiB(gw.pid);
+  console.log(
+    `${part}: good request ${goodMs.toFixed(0)} ms; fds ${fds} (baseline ${base.fds}); ` +
+      `RSS ${(rss / 1024).toFixed(0)} MiB (baseline ${(base.rssKiB / 1024).toFixed(0)} MiB); ` +
+      `test process fds ${openFdCount()}`,
+  );
+  expect(fds, `${part}: gateway descriptors`).toBeLessThanOrEqual(base.fds + FD_SLACK);
+  expect(rss, `${part}: gateway RSS (KiB)`).toBeLessThanOrEqual(base.rssKiB + RSS_MARGIN_KIB);
+  expect(gw.errors(), `${part}: error lines in the gateway's log`).toEqual([]);
+}
