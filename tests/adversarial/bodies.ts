@@ -4,7 +4,7 @@
  * and text that is no JSON at all. None carries a usable WireGuard key at the top level.
  */
 import fc from "fast-check";
-import { generateWgKeyPair } from "../../gateway-runtime/wg/keys.js";
+import { generateWgKeyPair } from "../../gateway-runtime/keys/wireguard.js";
 
 /** A key no instance holds: a body that smuggles it anywhere but the top level must not register. */
 const spare = generateWgKeyPair().publicKey;

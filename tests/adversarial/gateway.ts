@@ -20,7 +20,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
-import { generateWgKeyPair } from "../../gateway-runtime/wg/keys.js";
+import { generateWgKeyPair } from "../../gateway-runtime/keys/wireguard.js";
 import { createCa, issueLeaf, TEST_DOMAIN, type TestCa } from "../../testkit/certs.js";
 import { cleanupStale, NetnsHarness } from "../../testkit/netns.js";
 import { appInfoSpec, createTestCa, issueRaTlsCert, type TestCert } from "../../testkit/ra-tls.js";
@@ -28,7 +28,7 @@ import { startDnsServer, type TestDnsServer } from "../helpers/dns-server.js";
 import { until } from "../helpers/poll.js";
 import { freePort, stopChild } from "../helpers/process.js";
 import { startBackends, type Backends } from "./backends.js";
-import { adminRequest, rpcRequest } from "./requests.js";
+import { ADMIN_TOKEN, adminRequest, rpcRequest } from "./requests.js";
 
 const BUNDLE = new URL("../../dist/gateway.mjs", import.meta.url).pathname;
 
@@ -136,7 +136,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
         state_path: statePath,
         auth: { enabled: false },
         certbot: { enabled: false },
-        admin: { enabled: true, address: "127.0.0.1", port: adminPort },
+        admin: { enabled: true, address: "127.0.0.1", port: adminPort, auth_token: ADMIN_TOKEN },
         attestation: { mode: "ca", ca_file: join(dir, "client-ca.pem") },
         recycle: { enabled: false },
         wg: {

@@ -60,8 +60,13 @@ export function rpcRequest(port: number, c: HttpCall & { cert?: TestCert }): Pro
   );
 }
 
+/** The admin token of the suite's gateway: the admin API refuses to start without one. */
+export const ADMIN_TOKEN = "adversarial-suite-admin-token";
+
+/** An admin request: with `c.headers` exactly those, otherwise carrying the token. */
 export function adminRequest(port: number, c: HttpCall): Promise<Answer> {
-  return call(httpRequest, { host: "127.0.0.1", port }, c);
+  const headers = c.headers ?? { authorization: `Bearer ${ADMIN_TOKEN}` };
+  return call(httpRequest, { host: "127.0.0.1", port }, { ...c, headers });
 }
 
 /** `GET /` through the proxy's terminating path for `serverName`. */

@@ -8,12 +8,12 @@
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateWgKeyPair } from "../../gateway-runtime/wg/keys.js";
+import { generateWgKeyPair } from "../../gateway-runtime/keys/wireguard.js";
 import { createTestCa, issueRaTlsCert, appInfoSpec } from "../../testkit/ra-tls.js";
 import { adminBody, notJsonType, registerBody } from "./bodies.js";
 import { newId, startGateway, type TestGateway } from "./gateway.js";
 import { type Baseline, baseline, expectRecovered, goodRequest } from "./health.js";
-import { adminRequest, type Answer, rpcRequest } from "./requests.js";
+import { ADMIN_TOKEN, adminRequest, type Answer, rpcRequest } from "./requests.js";
 import { slowRequest } from "./slow.js";
 
 const RUNS = 300;
@@ -177,6 +177,41 @@ describe("the registration RPC, with a valid client certificate", () => {
 });
 
 describe("the admin API", () => {
+  it("refuses missing, wrong and malformed credentials with 401, whatever the request", {
+    timeout: 120_000,
+  }, async () => {
+    const before = await snapshot();
+    // Printable ASCII: what an HTTP client lets into a header at all.
+    const text = fc.stringMatching(/^[\x21-\x7e]{1,120}$/);
+    const credentials = fc.oneof(
+      fc.constant({}),
+      text.map((t) => ({ authorization: `Bearer ${t}` })),
+      text.map((t) => ({ "x-admin-token": t })),
+      text.map((t) => ({ authorization: `Basic ${Buffer.from(t).toString("base64")}` })),
+      fc.constant({ authorization: `Bearer ${ADMIN_TOKEN}x` }),
+      fc.constant({ authorization: `Bearer ${ADMIN_TOKEN.slice(1)}` }),
+    );
+    const paths = fc.constantFrom(
+      "/metrics",
+      "/prpc/Admin.Status",
+      "/prpc/Admin.RenewCert",
+      "/prpc/Admin.ReloadCert",
+      "/prpc/Admin.GetInfo",
+    );
+    await fc.assert(
+      fc.asyncProperty(credentials, paths, adminBody, async (headers, path, body) => {
+        // GET for /metrics: a refusal must come from the credentials, not the method.
+        const method = path === "/metrics" ? "GET" : "POST";
+        const call = { method, path, headers, ...(method === "POST" ? { body } : {}) };
+        const answer = await adminRequest(gw.adminPort, call);
+        expectRefused(answer, ["E_ADMIN_UNAUTHORIZED"], `${path} ${JSON.stringify(headers)}`);
+        expect(answer.status).toBe(401);
+      }),
+      { numRuns: RUNS, seed: 1207 },
+    );
+    expect(await snapshot()).toEqual(before);
+  });
+
   it("answers fast-check GetInfo bodies with 200 or 4xx, never 5xx", {
     timeout: 120_000,
   }, async () => {
