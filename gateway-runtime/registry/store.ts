@@ -8,6 +8,7 @@ import { dirname, resolve } from "node:path";
 import { GatewayError } from "../errors.js";
 import type { IpPlan } from "./allocate.js";
 import { ensureDir, removeStrayTemps, writeFileAtomic } from "./atomic-file.js";
+import { applyBatch, GroupCommit, type Operation, settle } from "./group-commit.js";
 import { RegistryState } from "./state.js";
 
 export interface InstanceRecord {
@@ -61,12 +62,6 @@ export interface FileStoreOptions {
   readonly onWrite?: (write: { operations: number; bytes: number }) => void;
 }
 
-interface Operation {
-  run(state: RegistryState, now: number): unknown;
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
-}
-
 export class FileRegistrationStore implements RegistrationStore {
   readonly #path: string;
   readonly #now: () => number;
@@ -74,17 +69,17 @@ export class FileRegistrationStore implements RegistrationStore {
   /** The durable state: what the file holds. */
   #state: RegistryState;
   #list: readonly InstanceRecord[] | undefined;
-  /** Operations waiting for the next write. */
-  #queue: Operation[] = [];
-  /** Set while a drain is scheduled or running. */
-  #draining: Promise<void> | undefined;
-  #closed = false;
+  readonly #group: GroupCommit;
 
   private constructor(path: string, state: RegistryState, options: FileStoreOptions) {
     this.#path = path;
     this.#state = state;
     this.#now = options.now ?? Date.now;
     this.#onWrite = options.onWrite;
+    this.#group = new GroupCommit(
+      (batch) => this.#commit(batch),
+      () => new GatewayError("E_STATE_CLOSED", `registration store ${this.#path} is closed`),
+    );
   }
 
   /**
@@ -129,11 +124,13 @@ export class FileRegistrationStore implements RegistrationStore {
 
   register(req: RegisterRequest): Promise<InstanceRecord> {
     const { instanceId, appId, publicKey } = req;
-    return this.#enqueue((state, now) => state.register({ instanceId, appId, publicKey }, now));
+    return this.#group.enqueue((state, now) =>
+      state.register({ instanceId, appId, publicKey }, now),
+    );
   }
 
   remove(instanceId: string): Promise<boolean> {
-    return this.#enqueue((state) => state.remove(instanceId));
+    return this.#group.enqueue((state) => state.remove(instanceId));
   }
 
   list(): readonly InstanceRecord[] {
@@ -146,55 +143,15 @@ export class FileRegistrationStore implements RegistrationStore {
   }
 
   /** Refuses new operations and waits until those already accepted are written. */
-  async close(): Promise<void> {
-    this.#closed = true;
-    while (this.#draining) await this.#draining;
-  }
-
-  #enqueue<T>(run: (state: RegistryState, now: number) => T): Promise<T> {
-    if (this.#closed) {
-      return Promise.reject(
-        new GatewayError("E_STATE_CLOSED", `registration store ${this.#path} is closed`),
-      );
-    }
-    return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ run, resolve: resolve as (value: unknown) => void, reject });
-      // Group commit: everything queued until the next macrotask, or while a write is in
-      // flight, goes into one write.
-      this.#draining ??= new Promise<void>((done) => {
-        setImmediate(() => void this.#drain().then(done));
-      });
-    });
-  }
-
-  async #drain(): Promise<void> {
-    for (;;) {
-      const batch = this.#queue.splice(0);
-      if (batch.length === 0) {
-        // Same synchronous step as the emptiness check: a later enqueue schedules a new drain.
-        this.#draining = undefined;
-        return;
-      }
-      try {
-        await this.#commit(batch);
-      } catch (error) {
-        // Only a bug gets here (`now` or `onWrite` wiring); never leave a caller waiting.
-        for (const op of batch) op.reject(error);
-      }
-    }
+  close(): Promise<void> {
+    return this.#group.close();
   }
 
   /** Applies `batch` to a copy of the state, writes it once, then settles every operation. */
   async #commit(batch: Operation[]): Promise<void> {
     const draft = this.#state.clone();
     const now = this.#now();
-    const outcomes = batch.map((op) => {
-      try {
-        return { ok: true as const, value: op.run(draft, now) };
-      } catch (error) {
-        return { ok: false as const, error };
-      }
-    });
+    const outcomes = applyBatch(batch, draft, now);
     if (draft.version !== this.#state.version) {
       let data: string;
       try {
@@ -217,10 +174,6 @@ export class FileRegistrationStore implements RegistrationStore {
         queueMicrotask(() => onWrite(write));
       }
     }
-    batch.forEach((op, k) => {
-      const outcome = outcomes[k];
-      if (outcome?.ok) op.resolve(outcome.value);
-      else op.reject(outcome?.error);
-    });
+    settle(batch, outcomes);
   }
 }
