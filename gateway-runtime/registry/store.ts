@@ -1,7 +1,8 @@
 /**
- * Registration state behind an interface a clustered store (etcd transactions) can implement
- * too; `FileRegistrationStore` is the single-node one: one JSON file (`core.state_path`),
- * replaced atomically, with concurrent changes group-committed into one write.
+ * Registration state behind one interface, two stores chosen by config: `FileRegistrationStore`
+ * is the single-host one: one JSON file (`core.state_path`), replaced atomically, with
+ * concurrent changes group-committed into one write; `EtcdRegistrationStore` (etcd-store.ts)
+ * shares the state among the hosts of a region (`core.cluster`).
  */
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
@@ -43,6 +44,18 @@ export interface RegistrationStore {
   /** The durable state: never shows a change whose write has not completed. */
   list(): readonly InstanceRecord[];
   get(instanceId: string): InstanceRecord | undefined;
+  /**
+   * Changes other writers made (other gateway hosts of a region), and this one's; absent on a
+   * store only this process writes.
+   */
+  subscribe?(listener: (change: StoreChange) => void): () => void;
+  /** Refuses new operations and waits until those already accepted are settled. */
+  close(): Promise<void>;
+}
+
+export interface StoreChange {
+  readonly upserted: readonly InstanceRecord[];
+  readonly removed: readonly string[];
 }
 
 export type RegistryErrorCode =
@@ -53,7 +66,10 @@ export type RegistryErrorCode =
   | "E_STATE_CORRUPT"
   | "E_STATE_READ"
   | "E_STATE_WRITE"
-  | "E_STATE_CLOSED";
+  | "E_STATE_CLOSED"
+  | "E_CLUSTER_UNAVAILABLE"
+  | "E_CLUSTER_CONFLICT"
+  | "E_CLUSTER_CONFIG";
 
 export interface FileStoreOptions {
   /** Clock for `registeredAt`/`updatedAt`, ms since the epoch. @default Date.now */

@@ -1,0 +1,71 @@
+/**
+ * The etcd client of a gateway host: endpoints as `host:port`, TLS when a CA is given (client
+ * certificate and key too when etcd asks for them). Every unary request is bounded by
+ * `timeoutMs`; the watch reconnects after a short backoff, resuming where it stopped.
+ */
+import { readFile } from "node:fs/promises";
+import { ExponentialBackoff, type IBackoff } from "cockatiel";
+import { Etcd3 } from "etcd3";
+import { GatewayError } from "../errors.js";
+
+export interface EtcdClientOptions {
+  /** `host:port` of each etcd member. */
+  readonly endpoints: readonly string[];
+  /** PEM CA etcd's server certificates chain to; without it the connection is plain. */
+  readonly caFile?: string | undefined;
+  readonly certFile?: string | undefined;
+  readonly keyFile?: string | undefined;
+  /** Bound on one request and on connecting, ms. */
+  readonly timeoutMs: number;
+}
+
+async function readPem(file: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (error) {
+    throw new GatewayError(
+      "E_CLUSTER_CONFIG",
+      `cannot read core.cluster.etcd.${what} ${file}: ${(error as Error).message}`,
+    );
+  }
+}
+
+export async function connectEtcd(o: EtcdClientOptions): Promise<Etcd3> {
+  if (o.endpoints.length === 0)
+    throw new GatewayError("E_CLUSTER_CONFIG", "core.cluster.etcd.endpoints is empty");
+  if ((o.certFile === undefined) !== (o.keyFile === undefined))
+    throw new GatewayError(
+      "E_CLUSTER_CONFIG",
+      "core.cluster.etcd.cert_file and key_file go together",
+    );
+  const scheme = o.caFile === undefined ? "http" : "https";
+  const credentials =
+    o.caFile === undefined
+      ? undefined
+      : {
+          rootCertificate: await readPem(o.caFile, "ca_file"),
+          ...(o.certFile && o.keyFile
+            ? {
+                certChain: await readPem(o.certFile, "cert_file"),
+                privateKey: await readPem(o.keyFile, "key_file"),
+              }
+            : {}),
+        };
+  return new Etcd3({
+    hosts: o.endpoints.map((e) => `${scheme}://${e}`),
+    ...(credentials ? { credentials } : {}),
+    dialTimeout: o.timeoutMs,
+    // The library's default waits up to 30 s between watch reconnects; a host should see the
+    // region's changes again within seconds of etcd coming back. etcd3 types this slot as an
+    // IBackoff but calls it as a factory (its own default is an ExponentialBackoff too).
+    faultHandling: {
+      watchBackoff: new ExponentialBackoff({
+        initialDelay: 100,
+        maxDelay: 2000,
+      }) as unknown as IBackoff<unknown>,
+    },
+    // Streams (the watch) live as long as the store; every other call is bounded.
+    defaultCallOptions: (context) =>
+      context.isStream ? {} : { deadline: Date.now() + o.timeoutMs },
+  });
+}
