@@ -31,6 +31,9 @@ const SHIP_HINTS: Record<ReadFileKey, string> = {
     "set gateway:acmeCaPem instead (the program writes it to the host and points acme_ca_file at it)",
   "core.proxy.cert_chain": "enable core.certbot: the program ships no certificate",
   "core.proxy.cert_key": "enable core.certbot: the program ships no certificate",
+  "core.cluster.etcd.ca_file": "the program does not provision etcd TLS yet (core.cluster)",
+  "core.cluster.etcd.cert_file": "the program does not provision etcd TLS yet (core.cluster)",
+  "core.cluster.etcd.key_file": "the program does not provision etcd TLS yet (core.cluster)",
 };
 
 /**

@@ -18,6 +18,8 @@ import type { GatewayConfig } from "./schema.js";
  * - `core.proxy.cert_chain`, `core.proxy.cert_key` IN only when certbot is disabled: the proxy
  *   and the RPC server load them at start. With certbot enabled they must be
  *   `<workdir>/live/...` (checks.ts), which the certificate manager writes before anything serves.
+ * - `core.cluster.etcd.ca_file`, `cert_file`, `key_file` IN when the cluster is enabled and the
+ *   key is set: the etcd client reads them before registration starts.
  * - `core.certbot.workdir` OUT: a directory the gateway creates and writes (account, live/).
  * - `core.state_path` OUT: written by the gateway (atomic writes); a missing file is empty state.
  * - `core.wg.config_path` OUT: rendered and written by the gateway.
@@ -28,6 +30,9 @@ export const FILE_KEYS = {
     "core.certbot.acme_ca_file",
     "core.proxy.cert_chain",
     "core.proxy.cert_key",
+    "core.cluster.etcd.ca_file",
+    "core.cluster.etcd.cert_file",
+    "core.cluster.etcd.key_file",
   ],
   written: ["core.certbot.workdir", "core.state_path", "core.wg.config_path"],
 } as const;
@@ -64,6 +69,13 @@ export function filesReadAtStart(config: GatewayConfig): FileRead[] {
     const why = "the served certificate, while core.certbot.enabled is false";
     reads.push({ key: "core.proxy.cert_chain", path: proxy.cert_chain, why });
     reads.push({ key: "core.proxy.cert_key", path: proxy.cert_key, why });
+  }
+  if (config.core.cluster.enabled) {
+    for (const name of ["ca_file", "cert_file", "key_file"] as const) {
+      const path = config.core.cluster.etcd[name];
+      const why = "TLS to the region's etcd";
+      if (path !== undefined) reads.push({ key: `core.cluster.etcd.${name}`, path, why });
+    }
   }
   return reads;
 }
