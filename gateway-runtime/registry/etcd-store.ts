@@ -28,6 +28,8 @@ export interface EtcdStoreOptions {
   /** @default Date.now */
   readonly now?: () => number;
   readonly log?: Logger;
+  /** `close()` closes the client too. @default false */
+  readonly ownsClient?: boolean;
 }
 
 /** Conflicting transactions are retried after reading what changed; this bounds the retries. */
@@ -105,9 +107,8 @@ export class EtcdRegistrationStore implements RegistrationStore {
   async close(): Promise<void> {
     this.#closed = true;
     await this.#group.close();
-    const watcher = this.#watcher;
-    this.#watcher = undefined;
-    await watcher?.cancel().catch(() => undefined);
+    await this.#stopWatch();
+    if (this.#o.ownsClient) this.#o.client.close();
   }
 
   #unavailable(cause: unknown): GatewayError {
@@ -145,9 +146,7 @@ export class EtcdRegistrationStore implements RegistrationStore {
   }
 
   async #watch(after: number): Promise<void> {
-    const old = this.#watcher;
-    this.#watcher = undefined;
-    await old?.cancel().catch(() => undefined);
+    await this.#stopWatch();
     if (this.#closed) return;
     const watcher = this.#o.client
       .watch()
@@ -173,6 +172,9 @@ export class EtcdRegistrationStore implements RegistrationStore {
     watcher.on("error", (err) => {
       if (this.#closed || this.#watcher !== watcher) return;
       log?.warn({ err }, "etcd watch cancelled; reloading the registrations");
+      // etcd ended this watch itself: cancelling it again would wait for an answer that never
+      // comes.
+      this.#watcher = undefined;
       this.#reloadUntilDone();
     });
     try {
@@ -181,6 +183,16 @@ export class EtcdRegistrationStore implements RegistrationStore {
     } catch (error) {
       throw this.#unavailable(error);
     }
+  }
+
+  /** Cancels the watch; bounded, since a cancel waits for etcd to confirm it. */
+  async #stopWatch(): Promise<void> {
+    const watcher = this.#watcher;
+    this.#watcher = undefined;
+    if (!watcher) return;
+    watcher.removeAllListeners("data");
+    const bound = new Promise((resolve) => setTimeout(resolve, this.#o.timeoutMs).unref());
+    await Promise.race([watcher.cancel().catch(() => undefined), bound]);
   }
 
   #reloadUntilDone(): void {

@@ -1,0 +1,47 @@
+/**
+ * The registration store a config asks for: the state file (`core.state_path`) on a region of
+ * one host, or etcd shared by the region's hosts (`core.cluster.enabled`).
+ */
+import { hostname } from "node:os";
+import type { GatewayConfig } from "../config/index.js";
+import type { Logger } from "../log/index.js";
+import type { IpPlan } from "../registry/allocate.js";
+import { connectEtcd } from "../registry/etcd-client.js";
+import { EtcdRegistrationStore } from "../registry/etcd-store.js";
+import { FileRegistrationStore, type RegistrationStore } from "../registry/store.js";
+
+export async function openStore(
+  config: GatewayConfig,
+  plan: IpPlan,
+  log: Logger,
+): Promise<RegistrationStore> {
+  const { cluster } = config.core;
+  if (!cluster.enabled) return FileRegistrationStore.open(config.core.state_path, plan);
+  const { etcd } = cluster;
+  const client = await connectEtcd({
+    endpoints: etcd.endpoints,
+    caFile: etcd.ca_file,
+    certFile: etcd.cert_file,
+    keyFile: etcd.key_file,
+    timeoutMs: etcd.timeout,
+  });
+  const node = cluster.node_name ?? hostname();
+  try {
+    const store = await EtcdRegistrationStore.open({
+      client,
+      prefix: cluster.prefix,
+      plan,
+      timeoutMs: etcd.timeout,
+      log: log.child({ node, etcd: cluster.prefix }),
+      ownsClient: true,
+    });
+    log.info(
+      { node, instances: store.list().length, revision: store.revision },
+      "joined the region's registrations in etcd",
+    );
+    return store;
+  } catch (error) {
+    client.close();
+    throw error;
+  }
+}
