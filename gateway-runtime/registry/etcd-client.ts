@@ -55,6 +55,13 @@ export async function connectEtcd(o: EtcdClientOptions): Promise<Etcd3> {
     hosts: o.endpoints.map((e) => `${scheme}://${e}`),
     ...(credentials ? { credentials } : {}),
     dialTimeout: o.timeoutMs,
+    // gRPC backs off up to 2 minutes between attempts to reach a member that went away, and
+    // until it tries again every call to it fails at once: a restarted member would stay unused
+    // (unusable, with one endpoint) for that long.
+    grpcOptions: {
+      "grpc.initial_reconnect_backoff_ms": 100,
+      "grpc.max_reconnect_backoff_ms": 2000,
+    },
     // The library's default waits up to 30 s between watch reconnects; a host should see the
     // region's changes again within seconds of etcd coming back. etcd3 types this slot as an
     // IBackoff but calls it as a factory (its own default is an ExponentialBackoff too).

@@ -10,7 +10,8 @@ import type { InstanceRecord } from "../../../gateway-runtime/registry/store.js"
 import type { EtcdCluster } from "../../helpers/etcd.js";
 import { DEFAULT_PLAN } from "../../unit/registry/net.js";
 
-export const TIMEOUT_MS = 1000;
+/** Above an election (etcd runs with a 500 ms election timeout here), so one leader loss is survived. */
+export const TIMEOUT_MS = 3000;
 
 export function endpointsOf(etcd: EtcdCluster, members?: number[]): string[] {
   const all = etcd.endpoints.map((u) => u.replace("http://", ""));
