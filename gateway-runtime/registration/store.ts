@@ -6,8 +6,6 @@ import { hostname } from "node:os";
 import type { GatewayConfig } from "../config/index.js";
 import type { Logger } from "../log/index.js";
 import type { IpPlan } from "../registry/allocate.js";
-import { connectEtcd } from "../registry/etcd-client.js";
-import { EtcdRegistrationStore } from "../registry/etcd-store.js";
 import { FileRegistrationStore, type RegistrationStore } from "../registry/store.js";
 
 export async function openStore(
@@ -17,6 +15,11 @@ export async function openStore(
 ): Promise<RegistrationStore> {
   const { cluster } = config.core;
   if (!cluster.enabled) return FileRegistrationStore.open(config.core.state_path, plan);
+  // Loaded only here: a host on the state file never initializes gRPC and etcd's protos.
+  const [{ connectEtcd }, { EtcdRegistrationStore }] = await Promise.all([
+    import("../registry/etcd-client.js"),
+    import("../registry/etcd-store.js"),
+  ]);
   const { etcd } = cluster;
   const client = await connectEtcd({
     endpoints: etcd.endpoints,

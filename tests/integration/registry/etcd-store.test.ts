@@ -3,11 +3,20 @@
  * (same codes as the file store), two stores as two hosts, a view that follows other writers
  * (cluster.test.ts has several members, failures and compaction).
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Etcd3 } from "etcd3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { IpPlan } from "../../../gateway-runtime/registry/allocate.js";
 import { connectEtcd } from "../../../gateway-runtime/registry/etcd-client.js";
+import { gatewayConfigSchema } from "../../../gateway-runtime/config/schema.js";
+import { silentLogger } from "../../../gateway-runtime/log/index.js";
+import { openStore } from "../../../gateway-runtime/registration/store.js";
 import { EtcdRegistrationStore } from "../../../gateway-runtime/registry/etcd-store.js";
+import { FileRegistrationStore } from "../../../gateway-runtime/registry/store.js";
+import { minimalConfig, withKey } from "../../../testkit/config.js";
+import { freePort } from "../../helpers/process.js";
 import { type EtcdCluster, startEtcdCluster } from "../../helpers/etcd.js";
 import { until } from "../../helpers/poll.js";
 import { DEFAULT_PLAN, plan, wgKey } from "../../unit/registry/net.js";
@@ -158,6 +167,40 @@ describe("EtcdRegistrationStore", () => {
     await a.remove("inst1");
     await until("b to see inst1 go", () => b.get("inst1") === undefined, 5000);
     expect(seen).toEqual(["+inst1", "-inst1"]);
+  });
+
+  it("the config chooses the store: the state file by default, etcd with core.cluster", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gw-store-choice-"));
+    const base = withKey(minimalConfig(), "core.state_path", join(dir, "state.json"));
+    const cluster = (endpoint: string) =>
+      gatewayConfigSchema.parse(
+        withKey(base, "core.cluster", {
+          enabled: true,
+          prefix: `/test${prefixNo}/chosen`,
+          etcd: { endpoints: [endpoint], timeout: "2s" },
+        }),
+      );
+    try {
+      const file = await openStore(gatewayConfigSchema.parse(base), DEFAULT_PLAN, silentLogger());
+      expect(file).toBeInstanceOf(FileRegistrationStore);
+      await file.close();
+      const shared = await openStore(
+        cluster((etcd.endpoints[0] as string).replace("http://", "")),
+        DEFAULT_PLAN,
+        silentLogger(),
+      );
+      expect(shared).toBeInstanceOf(EtcdRegistrationStore);
+      expect((await shared.register(req(1))).ip).toBe("10.4.0.32");
+      await shared.close();
+      // No etcd there: the host does not start, and says why, within the timeout.
+      const started = performance.now();
+      await expect(
+        openStore(cluster(`127.0.0.1:${await freePort()}`), DEFAULT_PLAN, silentLogger()),
+      ).rejects.toMatchObject({ code: "E_CLUSTER_UNAVAILABLE" });
+      expect(performance.now() - started).toBeLessThan(5000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
