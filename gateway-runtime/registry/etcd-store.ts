@@ -75,14 +75,11 @@ export class EtcdRegistrationStore implements RegistrationStore {
   }
 
   register(req: RegisterRequest): Promise<InstanceRecord> {
-    const { instanceId, appId, publicKey } = req;
-    return this.#group.enqueue((state, now) =>
-      state.register({ instanceId, appId, publicKey }, now),
-    );
+    return this.#group.register(req);
   }
 
   remove(instanceId: string): Promise<boolean> {
-    return this.#group.enqueue((state) => state.remove(instanceId));
+    return this.#group.remove(instanceId);
   }
 
   list(): readonly InstanceRecord[] {

@@ -4,6 +4,7 @@
  * (one file write, one etcd transaction), then each caller learns its own outcome.
  */
 import type { RegistryState } from "./state.js";
+import type { InstanceRecord, RegisterRequest } from "./store.js";
 
 export interface Operation {
   run(state: RegistryState, now: number): unknown;
@@ -61,6 +62,16 @@ export class GroupCommit {
         setImmediate(() => void this.#drain().then(done));
       });
     });
+  }
+
+  /** A registration, queued (the id, app and key copied: the caller's object may change). */
+  register(req: RegisterRequest): Promise<InstanceRecord> {
+    const { instanceId, appId, publicKey } = req;
+    return this.enqueue((state, now) => state.register({ instanceId, appId, publicKey }, now));
+  }
+
+  remove(instanceId: string): Promise<boolean> {
+    return this.enqueue((state) => state.remove(instanceId));
   }
 
   /** Refuses new operations and waits until those already accepted are committed. */
