@@ -1,19 +1,23 @@
 /**
  * Bundled by etcd-bundle.test.ts the way dist/gateway.mjs is, then run from a directory with
- * nothing beside it: registers one instance in the etcd at argv[2] and prints the record.
+ * nothing beside it: opens the store a config with core.cluster asks for (the gateway's own
+ * path, which loads the etcd client on demand), registers one instance in the etcd at argv[2]
+ * and prints the record.
  */
-import { connectEtcd } from "../../../gateway-runtime/registry/etcd-client.js";
-import { EtcdRegistrationStore } from "../../../gateway-runtime/registry/etcd-store.js";
+import { gatewayConfigSchema } from "../../../gateway-runtime/config/schema.js";
+import { silentLogger } from "../../../gateway-runtime/log/index.js";
+import { openStore } from "../../../gateway-runtime/registration/store.js";
+import { minimalConfig, withKey } from "../../../testkit/config.js";
 import { DEFAULT_PLAN, wgKey } from "../../unit/registry/net.js";
 
-const client = await connectEtcd({ endpoints: [process.argv[2] as string], timeoutMs: 5000 });
-const store = await EtcdRegistrationStore.open({
-  client,
-  prefix: "/bundle",
-  plan: DEFAULT_PLAN,
-  timeoutMs: 5000,
-  ownsClient: true,
-});
+const config = gatewayConfigSchema.parse(
+  withKey(minimalConfig(), "core.cluster", {
+    enabled: true,
+    prefix: "/bundle",
+    etcd: { endpoints: [process.argv[2]], timeout: "5s" },
+  }),
+);
+const store = await openStore(config, DEFAULT_PLAN, silentLogger());
 const record = await store.register({ instanceId: "i1", appId: "app1", publicKey: wgKey(1) });
 await store.close();
 process.stdout.write(JSON.stringify(record));

@@ -46,7 +46,7 @@ describe("etcd client in a bundle", () => {
     expect(JSON.parse(run.stdout)).toMatchObject({ instanceId: "i1", ip: "10.4.0.32" });
   }, 30_000);
 
-  it("without the inlined protos the same bundle fails to load", async () => {
+  it("without the inlined protos the same bundle fails at its first etcd use", async () => {
     const run = await bundleAndRun("without-protos", []);
     expect(run.status).not.toBe(0);
     // etcd3's `${__dirname}/../proto/rpc.proto`: no __dirname in an ES module bundle (and no
