@@ -160,10 +160,16 @@ export class EtcdRegistrationStore implements RegistrationStore {
       const last = entries.at(-1)?.revision ?? 0;
       this.#view.applyWatch(entries, last);
     });
-    watcher.on("disconnected", (err) => log?.warn({ err }, "etcd watch lost; resuming"));
-    watcher.on("connected", () =>
-      log?.info({ from: watcher.lastRevision() }, "etcd watch running"),
-    );
+    // Logged once per outage: the client tries again every couple of seconds meanwhile.
+    let lost = false;
+    watcher.on("disconnected", (err) => {
+      if (!lost) log?.warn({ err }, "etcd watch lost; routing goes on from this host's view");
+      lost = true;
+    });
+    watcher.on("connected", () => {
+      if (lost) log?.info({ from: watcher.lastRevision() }, "etcd watch resumed");
+      lost = false;
+    });
     // The watch was cancelled by etcd, e.g. because the revision to resume from was compacted
     // away: read everything again and watch from there.
     watcher.on("error", (err) => {
