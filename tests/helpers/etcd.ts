@@ -5,7 +5,7 @@
  * again with their data (a host failing and coming back). `close()` kills every process and
  * removes the directory; call it in afterAll.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { get } from "node:http";
 import { tmpdir } from "node:os";
@@ -61,6 +61,9 @@ interface Member {
 }
 
 export async function startEtcdCluster(size: number): Promise<EtcdCluster> {
+  // CI installs it (.ci/run): a missing etcd fails these tests, never skips them.
+  if (spawnSync("etcd", ["--version"], { timeout: 10_000 }).status !== 0)
+    throw new Error("etcd is missing: apt-get install etcd-server");
   const dir = mkdtempSync(join(tmpdir(), "gw-etcd-"));
   const members: Member[] = [];
   for (let k = 0; k < size; k++) {
@@ -102,6 +105,7 @@ export async function startEtcdCluster(size: number): Promise<EtcdCluster> {
     };
     proc.stdout?.on("data", collect);
     proc.stderr?.on("data", collect);
+    proc.on("error", (error) => collect(Buffer.from(`spawn failed: ${error.message}\n`)));
   };
 
   const log = () => members.map((m) => `--- ${m.name}\n${m.output}`).join("\n");
