@@ -17,6 +17,11 @@ export interface EtcdClientOptions {
   readonly keyFile?: string | undefined;
   /** Bound on one request and on connecting, ms. */
   readonly timeoutMs: number;
+  /**
+   * How often an idle-looking connection is pinged, ms; at least etcd's
+   * `--grpc-keepalive-min-time` (5 s by default), or etcd hangs up. @default 10_000
+   */
+  readonly keepaliveMs?: number;
 }
 
 async function readPem(file: string, what: string): Promise<Buffer> {
@@ -58,9 +63,15 @@ export async function connectEtcd(o: EtcdClientOptions): Promise<Etcd3> {
     // gRPC backs off up to 2 minutes between attempts to reach a member that went away, and
     // until it tries again every call to it fails at once: a restarted member would stay unused
     // (unusable, with one endpoint) for that long.
+    // A member cut off without a word (a network partition, a frozen VM) leaves the watch
+    // stream open and silent: the host's view would stop following the region while writes
+    // went on through other members. Pings bound how long that goes unnoticed; the watch then
+    // reconnects, to another member if this one stays away, and resumes.
     grpcOptions: {
       "grpc.initial_reconnect_backoff_ms": 100,
       "grpc.max_reconnect_backoff_ms": 2000,
+      "grpc.keepalive_time_ms": o.keepaliveMs ?? 10_000,
+      "grpc.keepalive_timeout_ms": o.timeoutMs,
     },
     // The library's default waits up to 30 s between watch reconnects; a host should see the
     // region's changes again within seconds of etcd coming back. etcd3 types this slot as an
@@ -71,7 +82,8 @@ export async function connectEtcd(o: EtcdClientOptions): Promise<Etcd3> {
         maxDelay: 2000,
       }) as unknown as IBackoff<unknown>,
     },
-    // Streams (the watch) live as long as the store; every other call is bounded.
+    // Streams (the watch) live as long as the store; every other call is bounded, per attempt:
+    // the client tries up to three members in turn (its default retry policy).
     defaultCallOptions: (context) =>
       context.isStream ? {} : { deadline: Date.now() + o.timeoutMs },
   });

@@ -23,7 +23,10 @@ export interface EtcdStoreOptions {
   /** Key prefix of this region, e.g. `/cvm-gateway/us`. */
   readonly prefix: string;
   readonly plan: IpPlan;
-  /** Bound on one etcd request, ms. */
+  /**
+   * Bound on starting the watch and on cancelling it, ms. Requests are bounded by the client
+   * (etcd-client.ts: per attempt, so an attempt on a silent member leaves time for another).
+   */
   readonly timeoutMs: number;
   /** @default Date.now */
   readonly now?: () => number;
@@ -117,18 +120,14 @@ export class EtcdRegistrationStore implements RegistrationStore {
     );
   }
 
-  #callOptions() {
-    return { deadline: Date.now() + this.#o.timeoutMs };
-  }
-
   /** Reads every record, makes it the view, and (re)starts the watch just after it. */
   async #reload(): Promise<void> {
     let res: Awaited<ReturnType<Etcd3["kv"]["range"]>>;
     try {
-      res = await this.#o.client.kv.range(
-        { key: this.#keys.instances, range_end: this.#keys.instancesEnd },
-        this.#callOptions(),
-      );
+      res = await this.#o.client.kv.range({
+        key: this.#keys.instances,
+        range_end: this.#keys.instancesEnd,
+      });
     } catch (error) {
       throw this.#unavailable(error);
     }
@@ -226,7 +225,7 @@ export class EtcdRegistrationStore implements RegistrationStore {
       }
       let res: ITxnResponse;
       try {
-        res = await this.#o.client.kv.txn(txn.request(), this.#callOptions());
+        res = await this.#o.client.kv.txn(txn.request());
       } catch (error) {
         const err = this.#unavailable(error);
         for (const op of batch) op.reject(err);
@@ -259,7 +258,7 @@ export class EtcdRegistrationStore implements RegistrationStore {
     const ops: IRequestOp[] = conflicts.holders.map((id) => ({
       request_range: { key: this.#keys.instance(id) },
     }));
-    const res = await this.#o.client.kv.txn({ success: ops }, this.#callOptions());
+    const res = await this.#o.client.kv.txn({ success: ops });
     const revision = Number(res.header.revision);
     const entries = res.responses.map((r, k): ViewEntry => {
       const kv = r.response_range.kvs[0];

@@ -28,6 +28,10 @@ export interface EtcdCluster {
   kill(index: number): Promise<void>;
   /** Starts a stopped member again with its data. */
   start(index: number): Promise<void>;
+  /** SIGSTOP: the member stops answering but its connections stay open (a partition). */
+  freeze(index: number): void;
+  /** SIGCONT after `freeze`. */
+  thaw(index: number): void;
   /** Waits until the running members agree on a leader (or `timeoutMs` passes). */
   healthy(timeoutMs?: number): Promise<void>;
   /** The last output of every member, for failure messages. */
@@ -150,6 +154,12 @@ export async function startEtcdCluster(size: number): Promise<EtcdCluster> {
     async start(index) {
       const m = members[index] as Member;
       if (!m.proc) launch(m);
+    },
+    freeze(index) {
+      (members[index] as Member).proc?.kill("SIGSTOP");
+    },
+    thaw(index) {
+      (members[index] as Member).proc?.kill("SIGCONT");
     },
     healthy,
     log,

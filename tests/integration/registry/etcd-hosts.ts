@@ -18,8 +18,15 @@ export function endpointsOf(etcd: EtcdCluster, members?: number[]): string[] {
   return members ? members.map((k) => all[k] as string) : all;
 }
 
+/** Pings every 6 s (etcd refuses more than one per 5 s), so a silent member shows in ~9 s. */
+export const KEEPALIVE_MS = 6000;
+
 export async function client(etcd: EtcdCluster, members?: number[]): Promise<Etcd3> {
-  return connectEtcd({ endpoints: endpointsOf(etcd, members), timeoutMs: TIMEOUT_MS });
+  return connectEtcd({
+    endpoints: endpointsOf(etcd, members),
+    timeoutMs: TIMEOUT_MS,
+    keepaliveMs: KEEPALIVE_MS,
+  });
 }
 
 /** A host's store; it closes its client when closed. */
