@@ -21,13 +21,15 @@ export async function openStore(
     import("../registry/etcd-store.js"),
   ]);
   const { etcd } = cluster;
-  const client = await connectEtcd({
-    endpoints: etcd.endpoints,
-    caFile: etcd.ca_file,
-    certFile: etcd.cert_file,
-    keyFile: etcd.key_file,
-    timeoutMs: etcd.timeout,
-  });
+  const connect = () =>
+    connectEtcd({
+      endpoints: etcd.endpoints,
+      caFile: etcd.ca_file,
+      certFile: etcd.cert_file,
+      keyFile: etcd.key_file,
+      timeoutMs: etcd.timeout,
+    });
+  const client = await connect();
   const node = cluster.node_name ?? hostname();
   try {
     const store = await EtcdRegistrationStore.open({
@@ -37,6 +39,7 @@ export async function openStore(
       timeoutMs: etcd.timeout,
       log: log.child({ node, etcd: cluster.prefix }),
       ownsClient: true,
+      connectWatch: connect,
     });
     log.info(
       { node, instances: store.list().length, revision: store.revision },

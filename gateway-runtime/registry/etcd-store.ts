@@ -33,6 +33,14 @@ export interface EtcdStoreOptions {
   readonly log?: Logger;
   /** `close()` closes the client too. @default false */
   readonly ownsClient?: boolean;
+  /**
+   * A client of its own for the watch, replaced when the watch has not come back within
+   * `2 * timeoutMs + 2 s` of losing its stream. etcd3 reconnects a lost watch to a member
+   * picked at random, and gRPC waits without a bound for a member that accepts the connection
+   * but never answers (a hung process): a new client picks again. Without it the watch uses
+   * `client` and waits.
+   */
+  readonly connectWatch?: () => Promise<Etcd3>;
 }
 
 /** Conflicting transactions are retried after reading what changed; this bounds the retries. */
@@ -48,6 +56,8 @@ export class EtcdRegistrationStore implements RegistrationStore {
   readonly #group: GroupCommit;
   #list: readonly InstanceRecord[] | undefined;
   #watcher: Watcher | undefined;
+  /** From `connectWatch`; closed with the store or when the watch is stuck. */
+  #watchClient: Etcd3 | undefined;
   #closed = false;
 
   private constructor(options: EtcdStoreOptions) {
@@ -108,6 +118,7 @@ export class EtcdRegistrationStore implements RegistrationStore {
     this.#closed = true;
     await this.#group.close();
     await this.#stopWatch();
+    this.#watchClient?.close();
     if (this.#o.ownsClient) this.#o.client.close();
   }
 
@@ -144,7 +155,9 @@ export class EtcdRegistrationStore implements RegistrationStore {
   async #watch(after: number): Promise<void> {
     await this.#stopWatch();
     if (this.#closed) return;
-    const watcher = this.#o.client
+    const connect = this.#o.connectWatch;
+    if (connect) this.#watchClient ??= await connect();
+    const watcher = (this.#watchClient ?? this.#o.client)
       .watch()
       .prefix(this.#keys.instances.toString())
       .startRevision(String(after + 1))
@@ -161,13 +174,19 @@ export class EtcdRegistrationStore implements RegistrationStore {
     });
     // Logged once per outage: the client tries again every couple of seconds meanwhile.
     let lost = false;
+    let stuck: NodeJS.Timeout | undefined;
     watcher.on("disconnected", (err) => {
       if (!lost) log?.warn({ err }, "etcd watch lost; routing goes on from this host's view");
       lost = true;
+      if (connect && stuck === undefined) {
+        stuck = setTimeout(() => this.#unstick(watcher), 2 * this.#o.timeoutMs + 2000).unref();
+      }
     });
     watcher.on("connected", () => {
       if (lost) log?.info({ from: watcher.lastRevision() }, "etcd watch resumed");
       lost = false;
+      clearTimeout(stuck);
+      stuck = undefined;
     });
     // The watch was cancelled by etcd, e.g. because the revision to resume from was compacted
     // away: read everything again and watch from there.
@@ -185,6 +204,17 @@ export class EtcdRegistrationStore implements RegistrationStore {
     } catch (error) {
       throw this.#unavailable(error);
     }
+  }
+
+  /** The watch did not come back in time: drop its client and watch again on a new one. */
+  #unstick(watcher: Watcher): void {
+    if (this.#closed || this.#watcher !== watcher) return;
+    this.#o.log?.warn("etcd watch did not reconnect in time; watching on a new connection");
+    watcher.removeAllListeners("data");
+    this.#watcher = undefined;
+    this.#watchClient?.close();
+    this.#watchClient = undefined;
+    this.#reloadUntilDone();
   }
 
   /** Cancels the watch; bounded, since a cancel waits for etcd to confirm it. */

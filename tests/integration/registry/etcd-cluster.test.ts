@@ -122,8 +122,8 @@ describe("etcd region: member failures", () => {
         20_000,
       );
       // A watch on the frozen member notices after one keepalive round (KEEPALIVE_MS +
-      // TIMEOUT_MS); etcd3 reconnects it to a member picked at random, which may be the frozen
-      // one again, each time costing another round.
+      // TIMEOUT_MS); etcd3 reconnects it to a member picked at random, and one that landed on
+      // the frozen member again is moved to a new connection after 2 * TIMEOUT_MS + 2 s.
       await until(
         `b to see ${r.instanceId} with member ${m} frozen`,
         () => b.get(r.instanceId),

@@ -43,6 +43,7 @@ export async function openHost(
       plan: opts.plan ?? DEFAULT_PLAN,
       timeoutMs: TIMEOUT_MS,
       ownsClient: true,
+      connectWatch: () => client(etcd, opts.members),
     });
   } catch (error) {
     c.close();
