@@ -37,6 +37,9 @@ const SHIP_HINTS: Record<ReadFileKey, string> = {
     "the program ships no token file: leave the admin credentials unset (the program then generates a token per region, the stack output adminToken) or set core.admin.auth_token as a secret",
   "core.admin.htpasswd_file":
     "the program ships no htpasswd file: leave the admin credentials unset (the program then generates a token per region) or set core.admin.auth_token as a secret",
+  "core.cluster.etcd.ca_file": "the program does not provision etcd TLS yet (core.cluster)",
+  "core.cluster.etcd.cert_file": "the program does not provision etcd TLS yet (core.cluster)",
+  "core.cluster.etcd.key_file": "the program does not provision etcd TLS yet (core.cluster)",
 };
 
 /**

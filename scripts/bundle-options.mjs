@@ -1,6 +1,8 @@
 // How every bundle of ours is built (the gateway in scripts/build.mjs, the bench entries in
 // bench/lib/build.ts): one ESM file per entry for plain `node` of the hosts' major
 // (`NODE_MAJOR`, .node-version), dependencies inlined.
+import { etcdProtoInline } from "./etcd-proto.mjs";
+
 export const BUNDLE_OPTIONS = {
   bundle: true,
   platform: "node",
@@ -14,4 +16,5 @@ export const BUNDLE_OPTIONS = {
     js: 'import { createRequire as __gatewayRequire } from "node:module";\nconst require = __gatewayRequire(import.meta.url);',
   },
   logLevel: "warning",
+  plugins: [etcdProtoInline],
 };

@@ -126,7 +126,8 @@ function checkRequiredWhenEnabled(core: Obj, ctx: Ctx): void {
     requireKeys(ctx, auth, "core.auth", ["url"], "core.auth.enabled is true");
   const admin = obj(core.admin);
   const adminAddress = txt(admin.address);
-  const exposed = adminAddress !== undefined && !isLoopback(adminAddress) && admin.socket === undefined;
+  const exposed =
+    adminAddress !== undefined && !isLoopback(adminAddress) && admin.socket === undefined;
   if (admin.enabled !== false && admin.insecure_no_auth === true && exposed) {
     issue(
       ctx,

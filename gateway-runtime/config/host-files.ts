@@ -24,6 +24,8 @@ type AnyConfig = GatewayConfig | OperatorConfig;
  * - `core.admin.auth_token_file`, `core.admin.htpasswd_file` IN when the admin API is enabled
  *   and the key is set: read at start to authenticate admin requests (admin/auth.ts).
  * - `core.admin.socket` OUT: a socket the gateway creates.
+ * - `core.cluster.etcd.ca_file`, `cert_file`, `key_file` IN when the cluster is enabled and the
+ *   key is set: the etcd client reads them before registration starts.
  * - `core.certbot.workdir` OUT: a directory the gateway creates and writes (account, live/).
  * - `core.state_path` OUT: written by the gateway (atomic writes); a missing file is empty state.
  * - `core.wg.config_path` OUT: rendered and written by the gateway.
@@ -36,6 +38,9 @@ export const FILE_KEYS = {
     "core.proxy.cert_key",
     "core.admin.auth_token_file",
     "core.admin.htpasswd_file",
+    "core.cluster.etcd.ca_file",
+    "core.cluster.etcd.cert_file",
+    "core.cluster.etcd.key_file",
   ],
   written: ["core.certbot.workdir", "core.state_path", "core.wg.config_path"],
 } as const;
@@ -81,6 +86,13 @@ export function filesReadAtStart(config: AnyConfig): FileRead[] {
   if (admin.enabled && admin.htpasswd_file !== undefined) {
     const why = "the admin API's users";
     reads.push({ key: "core.admin.htpasswd_file", path: admin.htpasswd_file, why });
+  }
+  if (config.core.cluster.enabled) {
+    for (const name of ["ca_file", "cert_file", "key_file"] as const) {
+      const path = config.core.cluster.etcd[name];
+      const why = "TLS to the region's etcd";
+      if (path !== undefined) reads.push({ key: `core.cluster.etcd.${name}`, path, why });
+    }
   }
   return reads;
 }

@@ -239,6 +239,54 @@ const sync = section({
   }),
 });
 
+// Off by default: a region of one host keeps its registrations in `core.state_path`.
+const cluster = z
+  .strictObject({
+    enabled: field.bool(false, {
+      doc: "Share registrations and IP allocation with the region's other gateway hosts through etcd, instead of `core.state_path`",
+      added,
+    }),
+    node_name: field.optional.string({
+      doc: "This host's name in the region, in its logs (default: the host name)",
+      added,
+    }),
+    prefix: field.string("/cvm-gateway", {
+      doc: "etcd key prefix of the region's state: `<prefix>/instances/<id>`, `<prefix>/ips/<ip>`, `<prefix>/keys/<key>`",
+      added,
+    }),
+    etcd: section({
+      endpoints: field.endpointList([], {
+        doc: "etcd members, `host:port`; required when `enabled`",
+        added,
+      }),
+      ca_file: field.optional.string({
+        doc: "PEM CA of the etcd members' certificates; unset means plain connections",
+        added,
+      }),
+      cert_file: field.optional.string({ doc: "PEM client certificate for etcd", added }),
+      key_file: field.optional.string({ doc: "PEM key of `cert_file`", added }),
+      timeout: field.duration("5s", {
+        doc: "Bound on one etcd request; while etcd has no quorum a registration fails after a few of these",
+        added,
+      }),
+    }),
+  })
+  .superRefine((c, ctx) => {
+    if (c.enabled && c.etcd.endpoints.length === 0)
+      ctx.addIssue({
+        code: "custom",
+        path: ["etcd", "endpoints"],
+        message: "required when core.cluster.enabled is true",
+      });
+    if ((c.etcd.cert_file === undefined) !== (c.etcd.key_file === undefined))
+      ctx.addIssue({
+        code: "custom",
+        path: ["etcd", "cert_file"],
+        message: "cert_file and key_file go together",
+      });
+  })
+  .prefault({});
+
 const recycle = section({
   enabled: field.bool(true, { doc: "Remove instances whose WireGuard peer went quiet" }),
   interval: field.duration("5m", { doc: "How often to look for dead instances" }),
@@ -317,7 +365,7 @@ const coreHead = {
   admin,
 };
 
-const coreTail = { proxy, sync, recycle };
+const coreTail = { proxy, sync, cluster, recycle };
 
 const top = {
   workers: field.int(8, 1, 1024, { doc: "dstack: Rocket worker threads", noEffect: ROCKET }),

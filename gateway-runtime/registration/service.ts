@@ -15,7 +15,7 @@ import type { GatewayConfig } from "../config/index.js";
 import { GatewayError } from "../errors.js";
 import type { Logger } from "../log/index.js";
 import type { Instance } from "../registry/index.js";
-import type { InstanceRecord, RegistrationStore } from "../registry/store.js";
+import type { InstanceRecord, RegistrationStore, StoreChange } from "../registry/store.js";
 import type {
   GatewayNodeInfo,
   GuestAgentConfig,
@@ -115,7 +115,29 @@ export class RegistrationService {
   /** Loads every stored instance into the directory and applies the peers once. */
   async start(): Promise<void> {
     for (const r of this.#o.store.list()) this.#o.directory.upsert(this.#instance(r));
+    this.#o.store.subscribe?.((change) => this.#follow(change));
     await this.#syncPeers();
+  }
+
+  /**
+   * A change of a shared store, from any host: removed instances leave the directory at once,
+   * new ones join it once their WireGuard peers are applied (the same order as `register`).
+   */
+  #follow(change: StoreChange): void {
+    for (const id of change.removed) {
+      this.#o.directory.remove(id);
+      this.#portPolicies.delete(id);
+    }
+    this.#syncPeers().then(
+      () => {
+        for (const r of change.upserted) {
+          const current = this.#o.store.get(r.instanceId);
+          if (current?.publicKey === r.publicKey && current.ip === r.ip)
+            this.#o.directory.upsert(this.#instance(current));
+        }
+      },
+      (err: unknown) => this.#o.log?.error({ err }, "applying the region's peers failed"),
+    );
   }
 
   async register(cert: PeerCertificate, req: RegisterCvmRequest): Promise<RegisterOutcome> {

@@ -5,10 +5,10 @@ import { type GatewayConfig, parseCidr } from "../config/index.js";
 import { GatewayError } from "../errors.js";
 import type { Logger } from "../log/index.js";
 import type { MemoryDirectory } from "../registry/index.js";
-import { FileRegistrationStore } from "../registry/store.js";
 import { RpcServer } from "../rpc/index.js";
 import { WireGuardManager } from "../wg/index.js";
 import { RegistrationService, registrationSettings } from "./service.js";
+import { openStore } from "./store.js";
 
 export interface Registration {
   readonly service: RegistrationService;
@@ -54,11 +54,7 @@ export async function startRegistration(
   if (!gateway || !range)
     throw new GatewayError("E_WG_CONFIG_INVALID", "core.wg.ip or client_ip_range is not a CIDR");
   const reserved = wgConfig.reserved_net.flatMap((r) => parseCidr(r) ?? []);
-  const store = await FileRegistrationStore.open(config.core.state_path, {
-    range,
-    gatewayIp: gateway.address,
-    reserved,
-  });
+  const store = await openStore(config, { range, gatewayIp: gateway.address, reserved }, log);
   const cleanup: (() => Promise<void>)[] = [() => store.close()];
   const stopAll = async () => {
     for (const step of cleanup)
@@ -104,7 +100,11 @@ export async function startRegistration(
       service.applyHandshakes(handshakes),
     );
     cleanup.unshift(async () => health.stop());
-    if (recycle.enabled) {
+    if (recycle.enabled && config.core.cluster.enabled) {
+      // Each host sees handshakes only of the CVMs that talk to it; recycling on one host's
+      // view would remove instances alive on another. Off until hosts share what they see.
+      log.warn("core.recycle is not run while core.cluster is enabled");
+    } else if (recycle.enabled) {
       const timer = setInterval(() => {
         service.recycle().then(
           (removed) =>

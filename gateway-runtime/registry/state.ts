@@ -38,6 +38,34 @@ function ipOf(record: InstanceRecord): number {
   return ip;
 }
 
+/** A record's key and address as this plan allows them; returns it frozen. */
+function checkRecord(
+  record: InstanceRecord,
+  plan: IpPlan,
+  corrupt: (reason: string) => Error,
+): InstanceRecord {
+  const id = record.instanceId;
+  const ip = parseIpv4(record.ip);
+  if (!isCanonicalWgKey(record.publicKey)) {
+    throw corrupt(
+      `instance ${id} has public key ${JSON.stringify(record.publicKey)}, not a WireGuard key`,
+    );
+  }
+  if (ip === undefined || formatIpv4(ip) !== record.ip) {
+    throw corrupt(`instance ${id} has IP ${JSON.stringify(record.ip)}, not an IPv4 address`);
+  }
+  if (!isAllocatable(plan, ip)) {
+    const range = formatCidr(plan.range);
+    const where =
+      ip < plan.range.network || ip > plan.range.broadcast
+        ? `outside core.wg.client_ip_range ${range}`
+        : `which ${range} never hands out (network, broadcast, gateway IP or core.wg.reserved_net)`;
+    throw corrupt(`instance ${id} has IP ${record.ip}, ${where}; did the WireGuard config change?`);
+  }
+  const { instanceId, appId, publicKey, registeredAt, updatedAt } = record;
+  return Object.freeze({ instanceId, appId, publicKey, ip: record.ip, registeredAt, updatedAt });
+}
+
 export class RegistryState {
   readonly #plan: IpPlan;
   readonly #byId: Map<string, InstanceRecord>;
@@ -150,6 +178,28 @@ export class RegistryState {
     return true;
   }
 
+  /**
+   * Makes `record` the state of its instance as another writer decided it (a clustered store's
+   * view). Instances holding its address or key lose them: the writer's transaction proved they
+   * no longer do, and their own newer state arrives later. Returns the ids removed that way.
+   * A record of another shape, or one this plan would never hand out, is an `E_STATE_CORRUPT`
+   * naming `source`.
+   */
+  put(record: unknown, source: string): string[] {
+    const corrupt = (reason: string) =>
+      new GatewayError("E_STATE_CORRUPT", `${source} is unusable: ${reason}`);
+    const parsed = recordSchema.safeParse(record);
+    if (!parsed.success) throw corrupt(parsed.error.issues[0]?.message ?? "not a record");
+    const checked = checkRecord(parsed.data, this.#plan, corrupt);
+    this.remove(checked.instanceId);
+    const evicted = this.list()
+      .filter((r) => r.ip === checked.ip || r.publicKey === checked.publicKey)
+      .map((r) => r.instanceId);
+    for (const id of evicted) this.remove(id);
+    this.#insert(checked);
+    return evicted;
+  }
+
   #insert(record: InstanceRecord): void {
     this.#byId.set(record.instanceId, record);
     this.#byKey.set(record.publicKey, record.instanceId);
@@ -196,28 +246,11 @@ export class RegistryState {
       throw corrupt(`${at ? at.replace(/^\./, "") : "file"}: ${issue?.message ?? "invalid"}`);
     }
     const state = RegistryState.empty(plan);
-    const range = formatCidr(plan.range);
     for (const record of parsed.data.instances) {
       const id = record.instanceId;
-      const ip = parseIpv4(record.ip);
-      if (!isCanonicalWgKey(record.publicKey)) {
-        throw corrupt(
-          `instance ${id} has public key ${JSON.stringify(record.publicKey)}, not a WireGuard key`,
-        );
-      }
-      if (ip === undefined || formatIpv4(ip) !== record.ip) {
-        throw corrupt(`instance ${id} has IP ${JSON.stringify(record.ip)}, not an IPv4 address`);
-      }
+      const checked = checkRecord(record, plan, corrupt);
+      const ip = ipOf(checked);
       if (state.#byId.has(id)) throw corrupt(`instance ${id} appears twice`);
-      if (!isAllocatable(plan, ip)) {
-        const where =
-          ip < plan.range.network || ip > plan.range.broadcast
-            ? `outside core.wg.client_ip_range ${range}`
-            : `which ${range} never hands out (network, broadcast, gateway IP or core.wg.reserved_net)`;
-        throw corrupt(
-          `instance ${id} has IP ${record.ip}, ${where}; did the WireGuard config change?`,
-        );
-      }
       if (state.#taken.has(ip)) {
         const holder = state.list().find((r) => r.ip === record.ip)?.instanceId;
         throw corrupt(`instances ${holder} and ${id} share IP ${record.ip}`);
@@ -226,10 +259,7 @@ export class RegistryState {
       if (keyHolder !== undefined) {
         throw corrupt(`instances ${keyHolder} and ${id} share public key ${record.publicKey}`);
       }
-      const { appId, publicKey, registeredAt, updatedAt } = record;
-      state.#insert(
-        Object.freeze({ instanceId: id, appId, publicKey, ip: record.ip, registeredAt, updatedAt }),
-      );
+      state.#insert(checked);
     }
     return state;
   }

@@ -1,13 +1,15 @@
 /**
- * Registration state behind an interface a clustered store (etcd transactions) can implement
- * too; `FileRegistrationStore` is the single-node one: one JSON file (`core.state_path`),
- * replaced atomically, with concurrent changes group-committed into one write.
+ * Registration state behind one interface, two stores chosen by config: `FileRegistrationStore`
+ * is the single-host one: one JSON file (`core.state_path`), replaced atomically, with
+ * concurrent changes group-committed into one write; `EtcdRegistrationStore` (etcd-store.ts)
+ * shares the state among the hosts of a region (`core.cluster`).
  */
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { GatewayError } from "../errors.js";
 import type { IpPlan } from "./allocate.js";
 import { ensureDir, removeStrayTemps, writeFileAtomic } from "../files/atomic.js";
+import { applyBatch, GroupCommit, type Operation, settle } from "./group-commit.js";
 import { RegistryState } from "./state.js";
 
 export interface InstanceRecord {
@@ -42,6 +44,18 @@ export interface RegistrationStore {
   /** The durable state: never shows a change whose write has not completed. */
   list(): readonly InstanceRecord[];
   get(instanceId: string): InstanceRecord | undefined;
+  /**
+   * Changes other writers made (other gateway hosts of a region), and this one's; absent on a
+   * store only this process writes.
+   */
+  subscribe?(listener: (change: StoreChange) => void): () => void;
+  /** Refuses new operations and waits until those already accepted are settled. */
+  close(): Promise<void>;
+}
+
+export interface StoreChange {
+  readonly upserted: readonly InstanceRecord[];
+  readonly removed: readonly string[];
 }
 
 export type RegistryErrorCode =
@@ -52,19 +66,16 @@ export type RegistryErrorCode =
   | "E_STATE_CORRUPT"
   | "E_STATE_READ"
   | "E_STATE_WRITE"
-  | "E_STATE_CLOSED";
+  | "E_STATE_CLOSED"
+  | "E_CLUSTER_UNAVAILABLE"
+  | "E_CLUSTER_CONFLICT"
+  | "E_CLUSTER_CONFIG";
 
 export interface FileStoreOptions {
   /** Clock for `registeredAt`/`updatedAt`, ms since the epoch. @default Date.now */
   readonly now?: () => number;
   /** Called after each durable write with what it committed (metrics, tests). */
   readonly onWrite?: (write: { operations: number; bytes: number }) => void;
-}
-
-interface Operation {
-  run(state: RegistryState, now: number): unknown;
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
 }
 
 export class FileRegistrationStore implements RegistrationStore {
@@ -74,17 +85,17 @@ export class FileRegistrationStore implements RegistrationStore {
   /** The durable state: what the file holds. */
   #state: RegistryState;
   #list: readonly InstanceRecord[] | undefined;
-  /** Operations waiting for the next write. */
-  #queue: Operation[] = [];
-  /** Set while a drain is scheduled or running. */
-  #draining: Promise<void> | undefined;
-  #closed = false;
+  readonly #group: GroupCommit;
 
   private constructor(path: string, state: RegistryState, options: FileStoreOptions) {
     this.#path = path;
     this.#state = state;
     this.#now = options.now ?? Date.now;
     this.#onWrite = options.onWrite;
+    this.#group = new GroupCommit(
+      (batch) => this.#commit(batch),
+      () => new GatewayError("E_STATE_CLOSED", `registration store ${this.#path} is closed`),
+    );
   }
 
   /**
@@ -128,12 +139,11 @@ export class FileRegistrationStore implements RegistrationStore {
   }
 
   register(req: RegisterRequest): Promise<InstanceRecord> {
-    const { instanceId, appId, publicKey } = req;
-    return this.#enqueue((state, now) => state.register({ instanceId, appId, publicKey }, now));
+    return this.#group.register(req);
   }
 
   remove(instanceId: string): Promise<boolean> {
-    return this.#enqueue((state) => state.remove(instanceId));
+    return this.#group.remove(instanceId);
   }
 
   list(): readonly InstanceRecord[] {
@@ -146,55 +156,15 @@ export class FileRegistrationStore implements RegistrationStore {
   }
 
   /** Refuses new operations and waits until those already accepted are written. */
-  async close(): Promise<void> {
-    this.#closed = true;
-    while (this.#draining) await this.#draining;
-  }
-
-  #enqueue<T>(run: (state: RegistryState, now: number) => T): Promise<T> {
-    if (this.#closed) {
-      return Promise.reject(
-        new GatewayError("E_STATE_CLOSED", `registration store ${this.#path} is closed`),
-      );
-    }
-    return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ run, resolve: resolve as (value: unknown) => void, reject });
-      // Group commit: everything queued until the next macrotask, or while a write is in
-      // flight, goes into one write.
-      this.#draining ??= new Promise<void>((done) => {
-        setImmediate(() => void this.#drain().then(done));
-      });
-    });
-  }
-
-  async #drain(): Promise<void> {
-    for (;;) {
-      const batch = this.#queue.splice(0);
-      if (batch.length === 0) {
-        // Same synchronous step as the emptiness check: a later enqueue schedules a new drain.
-        this.#draining = undefined;
-        return;
-      }
-      try {
-        await this.#commit(batch);
-      } catch (error) {
-        // Only a bug gets here (`now` or `onWrite` wiring); never leave a caller waiting.
-        for (const op of batch) op.reject(error);
-      }
-    }
+  close(): Promise<void> {
+    return this.#group.close();
   }
 
   /** Applies `batch` to a copy of the state, writes it once, then settles every operation. */
   async #commit(batch: Operation[]): Promise<void> {
     const draft = this.#state.clone();
     const now = this.#now();
-    const outcomes = batch.map((op) => {
-      try {
-        return { ok: true as const, value: op.run(draft, now) };
-      } catch (error) {
-        return { ok: false as const, error };
-      }
-    });
+    const outcomes = applyBatch(batch, draft, now);
     if (draft.version !== this.#state.version) {
       let data: string;
       try {
@@ -217,10 +187,6 @@ export class FileRegistrationStore implements RegistrationStore {
         queueMicrotask(() => onWrite(write));
       }
     }
-    batch.forEach((op, k) => {
-      const outcome = outcomes[k];
-      if (outcome?.ok) op.resolve(outcome.value);
-      else op.reject(outcome?.error);
-    });
+    settle(batch, outcomes);
   }
 }

@@ -289,6 +289,24 @@ const cases: [string, Record<string, unknown>, string, string][] = [
     'got "10.0.0.1"',
   ],
   ["section as scalar", set("core.proxy.timeouts", 5), "core.proxy.timeouts", "got 5"],
+  [
+    "cluster enabled without etcd endpoints",
+    set("core.cluster.enabled", true),
+    "core.cluster.etcd.endpoints",
+    "required when core.cluster.enabled is true",
+  ],
+  [
+    "etcd client certificate without its key",
+    set("core.cluster.etcd.cert_file", "/etc/gateway/etcd.pem"),
+    "core.cluster.etcd.cert_file",
+    "cert_file and key_file go together",
+  ],
+  [
+    "etcd endpoint as a URL",
+    set("core.cluster.etcd.endpoints", ["https://10.0.0.1:2379"]),
+    "core.cluster.etcd.endpoints[0]",
+    "host:port",
+  ],
 ];
 
 describe("bad configs name the key path", () => {

@@ -59,6 +59,11 @@ describe("the seed gateway.toml", () => {
         auth: { enabled: true, url: "https://kms.example.com/app-auth", timeout: "5s" },
         attestation: { mode: "ca", ca_file: "/data/gateway/client-ca.pem", pccs_timeout: "10s" },
         admin: { enabled: true, port: 8001, address: "127.0.0.1", insecure_no_auth: false },
+        cluster: {
+          enabled: false,
+          prefix: "/cvm-gateway",
+          etcd: { endpoints: [], timeout: "5s" },
+        },
         certbot: {
           enabled: true,
           workdir: "/data/rproxy/certs",
