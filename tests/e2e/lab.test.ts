@@ -355,8 +355,8 @@ describe("the lab deploys through the recording engine (pulumi preview, then up)
     const pid = await gatewayPid();
     const r = await lab$("up");
     expect(r.code).toBe(0);
-    expect(r.out).toContain("lab: deploy (preview): no changes, 17 unchanged");
-    expect(r.out).toContain("lab: deploy (up): no changes, 17 unchanged");
+    expect(r.out).toContain("lab: deploy (preview): no changes, 18 unchanged");
+    expect(r.out).toContain("lab: deploy (up): no changes, 18 unchanged");
     expect(deployLines(r.out)).toEqual([]);
     expect(await gatewayPid()).toBe(pid);
   }, 180_000);
@@ -373,7 +373,7 @@ describe("the lab deploys through the recording engine (pulumi preview, then up)
     ]);
     // Create before delete, as the engine replaces: the old steps go once the new ones ran.
     expect(r.out).toMatch(/lab: {3}delete-replaced +lab-gw1-restart\n/);
-    expect(r.out).toContain("lab: deploy (up): 2 to replace, 15 unchanged");
+    expect(r.out).toContain("lab: deploy (up): 2 to replace, 16 unchanged");
     expect(
       (await ssh("grep -A8 '^\\[core.proxy.timeouts\\]' /etc/gateway/gateway.toml")).out,
     ).toMatch(/^idle = "7m"$/m);
@@ -383,7 +383,7 @@ describe("the lab deploys through the recording engine (pulumi preview, then up)
     );
     const back = await lab$("up");
     expect(back.code).toBe(0);
-    expect(back.out).toContain("lab: deploy (up): 2 to replace, 15 unchanged");
+    expect(back.out).toContain("lab: deploy (up): 2 to replace, 16 unchanged");
   }, 300_000);
 
   it("destroy deletes through the same path: every record leaves BIND, the unit's delete stops the gateway", async () => {
@@ -392,7 +392,7 @@ describe("the lab deploys through the recording engine (pulumi preview, then up)
     expect(await dig(`*.${lab.baseDomain}`, "A")).toBe(gw);
     const r = await lab$("destroy");
     expect(r.code).toBe(0);
-    expect(r.out).toContain("lab: deploy (destroy): 17 to delete, 0 unchanged");
+    expect(r.out).toContain("lab: deploy (destroy): 18 to delete, 0 unchanged");
     for (const [name, type] of [
       [`*.${lab.baseDomain}`, "A"],
       [lab.baseDomain, "A"],
