@@ -5,6 +5,7 @@ import type { InstanceDirectory } from "../registry/index.js";
 import { createCustomDomainResolver, LEGACY_APP_ADDRESS_PREFIX } from "./custom-domain.js";
 import { startRedirect } from "./redirect.js";
 import { TlsProxy } from "./server.js";
+import { SelfService } from "./self.js";
 import { type ProxySnapshot, type ProxyStats, snapshotOf } from "./stats.js";
 import { TlsTerminator } from "./terminate.js";
 import type { TicketKeyRing } from "./tls-options.js";
@@ -70,10 +71,16 @@ export async function startDataPlane(
     () => customDomains.close(),
   ];
   try {
+    const self = new SelfService({
+      accountUrl: config.core.certbot.account_url,
+      workdir: config.core.certbot.workdir,
+    });
+    stop.push(async () => self.close());
     const proxyDeps = {
       directory: deps.directory,
       terminator,
       customDomains,
+      self,
       log,
       ...(deps.stats ? { stats: deps.stats } : {}),
     };

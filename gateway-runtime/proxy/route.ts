@@ -47,7 +47,22 @@ export interface CustomRoute {
   readonly name: string;
 }
 
-export type Route = AppRoute | CustomRoute;
+/** The gateway's own names, `health.<base>` and `gateway.<base>` (self.ts). */
+export type SelfName = "health" | "gateway";
+
+export interface SelfRoute {
+  readonly kind: "self";
+  readonly name: SelfName;
+}
+
+export type Route = AppRoute | CustomRoute | SelfRoute;
+
+/** A label under the base domain: one of the gateway's own names, or an app route. */
+function labelRoute(label: string): AppRoute | SelfRoute {
+  // Not hex, so never an app id: reserved for the gateway itself, as in dstack.
+  if (label === "health" || label === "gateway") return { kind: "self", name: label };
+  return parseAppLabel(label);
+}
 
 export type RouteErrorCode =
   | "E_ROUTE_BAD_NAME"
@@ -179,7 +194,7 @@ export function compileRouter(opts: { baseDomain: string }): Router {
     if (label.includes(".")) {
       throw new RouteError("E_ROUTE_TOO_DEEP", `SNI "${name}": more than one label under base`);
     }
-    return parseAppLabel(label);
+    return labelRoute(label);
   };
 
   // The common case, checked in one pass without copies: already lowercase, one plain label
@@ -195,6 +210,6 @@ export function compileRouter(opts: { baseDomain: string }): Router {
       // a-z, 0-9, '-'
       if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45)) return general(sni);
     }
-    return parseAppLabel(sni.slice(0, labelLength));
+    return labelRoute(sni.slice(0, labelLength));
   };
 }

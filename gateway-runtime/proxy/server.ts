@@ -10,6 +10,7 @@ import type { CustomDomainResolver } from "./custom-domain.js";
 import { readClientHello } from "./peek.js";
 import { encodeProxyV2 } from "./proxy-protocol.js";
 import { type AppRoute, compileRouter, type RouteMode, type Router } from "./route.js";
+import type { SelfService } from "./self.js";
 import { InstanceSelector } from "./select.js";
 import { ProxyStats } from "./stats.js";
 import type { TlsTerminator } from "./terminate.js";
@@ -18,6 +19,8 @@ export interface ProxyDeps {
   readonly directory: InstanceDirectory;
   readonly terminator: TlsTerminator;
   readonly customDomains: CustomDomainResolver;
+  /** Serves `health.<base>` and `gateway.<base>`. */
+  readonly self: SelfService;
   readonly log: Logger;
   readonly stats?: ProxyStats;
 }
@@ -161,6 +164,12 @@ export class TlsProxy {
     }
     const { hello, data } = await readClientHello(socket, this.#config.timeouts.handshake);
     const route = this.#route(hello.serverName);
+    if (route.kind === "self") {
+      const tls = await this.#deps.terminator.terminate(socket, data, "http1", hello.alpn);
+      this.#tlsOf.set(socket, tls);
+      this.#deps.self.serve(route.name, tls);
+      return;
+    }
     const target = route.kind === "app" ? appTarget(route) : await this.#custom(route.name);
     const selection = this.#selector.select(target.id, ip);
     if (selection.kind === "unknown") {

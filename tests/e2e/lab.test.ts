@@ -283,6 +283,17 @@ describe("the admin API on the gateway host", () => {
   });
 });
 
+describe("the gateway's own names through the lab", () => {
+  it("health.<base>/health answers 200, and gateway.<base> names the region's ACME account", async () => {
+    const health = await curl("health", "/health", ["-o", "/dev/null", "-w", "%{http_code}"]);
+    expect(health.out).toBe("200");
+    const acme = JSON.parse((await curl("gateway", "/.dstack/acme-info")).out) as {
+      account_uri: string;
+    };
+    expect(acme.account_uri).toMatch(/^https:\/\/10\.99\.0\.1:14000\/my-account\/\w+$/);
+  });
+});
+
 describe("operations on the lab", () => {
   it("a forced renewal swaps the certificate and drops none of 20 open connections", async () => {
     const open = await Promise.all(Array.from({ length: 20 }, () => openTls(`${app}-8080`)));

@@ -10,8 +10,6 @@ import { GatewayDns } from "../../../components/gateway-dns.js";
 import { capturePlan } from "../../../tools/plan/plan.js";
 import { planMocks } from "../../helpers/pulumi-mocks.js";
 
-const ROOT = new URL("../../../", import.meta.url).pathname;
-
 describe("CAA and TXT values", () => {
   it.each([
     ["https://acme-v02.api.letsencrypt.org/directory", "letsencrypt.org"],
