@@ -31,6 +31,7 @@ export function gatewayProgram(options: ProgramOptions = {}) {
     attestationCaPem: settings.attestationCaPem,
     caaIssuer: settings.caaIssuer,
     nodeMajor: settings.nodeMajor,
+    adminTokenRotation: settings.adminTokenRotation,
     bundlePath: bundle.path,
     bundleSha256: bundle.sha256,
   });

@@ -55,6 +55,8 @@ export interface GatewayRegionArgs {
   attestationCaPem?: pulumi.Input<string> | undefined;
   /** CAA issuer domain. @default derived from `core.certbot.acme_url` */
   caaIssuer?: pulumi.Input<string> | undefined;
+  /** Change to rotate the region's admin token (made when the stack names no admin credentials). @default "" */
+  adminTokenRotation?: pulumi.Input<string> | undefined;
   /** Node.js major installed when a host's node is missing or older; at least `NODE_MAJOR`. @default 26 */
   nodeMajor?: pulumi.Input<number> | undefined;
   /** The bundled runtime. @default this package's dist/gateway.mjs */
@@ -125,7 +127,7 @@ export class GatewayRegion extends pulumi.ComponentResource {
     }
 
     const adminToken = needsAdminToken(config)
-      ? new AdminToken(`${name}-admin-token`, {}, child).token
+      ? new AdminToken(`${name}-admin-token`, { rotation: args.adminTokenRotation }, child).token
       : undefined;
     this.adminToken = adminToken;
 

@@ -62,6 +62,8 @@ const settingsSchema = z.strictObject({
   attestationCaPem: z.string().min(1).optional(),
   caaIssuer: z.string().min(1).optional(),
   nodeMajor: z.number().int().min(NODE_MAJOR).default(NODE_MAJOR),
+  /** Change to rotate the region's admin token (the program's, when the stack names none). */
+  adminTokenRotation: z.string().default(""),
 });
 
 export type HostSettings = z.output<typeof hostSchema>;
@@ -79,6 +81,7 @@ const STRING_KEYS = [
   "acmeCaPem",
   "attestationCaPem",
   "caaIssuer",
+  "adminTokenRotation",
 ] as const;
 
 /** The program-level keys, as `gateway:<key>` in the stack file. */

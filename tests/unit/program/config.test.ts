@@ -15,8 +15,9 @@ async function program() {
   return () => gatewayProgram({ bundle: { path: "dist/gateway.mjs", sha256: "0".repeat(64) } });
 }
 
-function useStackConfig(raw: unknown): void {
+function useStackConfig(raw: unknown, settings: Record<string, string> = {}): void {
   pulumi.runtime.setAllConfig({
+    ...Object.fromEntries(Object.entries(settings).map(([k, v]) => [`gateway:${k}`, v])),
     "gateway:config": JSON.stringify(raw),
     "gateway:hosts": JSON.stringify([{ name: "gw1", address: "192.0.2.1" }]),
     "gateway:dns": "none",
@@ -68,6 +69,10 @@ describe("the Pulumi program reads gateway:config through the runtime's schema",
     expect(await pulumi.isSecret(token as pulumi.Output<string>)).toBe(true);
     const value = await new Promise<string>((resolve) => token?.apply(resolve));
     expect(value).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    // gateway:adminTokenRotation replaces it, as a WireGuard key's rotation does.
+    useStackConfig(withKey(startableConfig(), "core.admin", {}), { adminTokenRotation: "2027-01" });
+    const rotated = (await program())().adminToken;
+    expect(await new Promise<string>((resolve) => rotated?.apply(resolve))).not.toBe(value);
   });
 
   it("fails a bad stack config with a RunError carrying the runtime's problem list", async () => {
