@@ -8,8 +8,8 @@ export function minimalConfig(): Record<string, unknown> {
     core: {
       rpc_domain: "gateway.test.example",
       auth: { enabled: false },
-      // Loopback only, and the tests that call the admin API set a token where they test one.
-      admin: { insecure_no_auth: true },
+      // Off: it needs credentials to start; the tests of the admin API set their own.
+      admin: { enabled: false },
       certbot: { enabled: false },
       wg: { public_key: keys.publicKey, private_key: keys.privateKey, endpoint: "192.0.2.1:51820" },
       proxy: { base_domain: "app.test.example" },

@@ -91,9 +91,6 @@ export class AdminServer {
     });
     // Owner only: the socket is the admin API, whoever can connect to it is an operator.
     if ("socket" in listen) await chmod(listen.socket, 0o600);
-    if (opts.auth.kind === "none") {
-      opts.log.warn("admin API WITHOUT authentication (core.admin.insecure_no_auth = true)");
-    }
     opts.log.info({ address: admin.address(), auth: opts.auth.kind }, "admin API listening");
     return admin;
   }

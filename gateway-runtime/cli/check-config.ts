@@ -1,6 +1,7 @@
 import { statSync } from "node:fs";
 import {
   type ConfigFormat,
+  configRisks,
   filesReadAtStart,
   loadConfigFileNoting,
   noEffectMessage,
@@ -55,6 +56,9 @@ export function checkConfigCommand(
   }
   // Notes go to stderr: stdout stays the config alone, for whatever parses it.
   for (const key of noEffect) process.stderr.write(`note: ${noEffectMessage(key)}\n`);
+  for (const risk of configRisks(config)) {
+    process.stderr.write(`warning: ${risk.path} ${risk.message}\n`);
+  }
   process.stdout.write(serializeConfig(toRedactedObject(config), format));
   return 0;
 }

@@ -2,6 +2,7 @@ import { type AdminAuth, AdminServer, type AdminView, resolveAdminAuth } from ".
 import { CertificateManager } from "../certs/index.js";
 import { ProxyWorkers, type WorkersSnapshot } from "../workers/index.js";
 import {
+  configRisks,
   type GatewayConfig,
   loadConfigFileNoting,
   noEffectMessage,
@@ -168,6 +169,8 @@ export async function runCommand(file: string, parts: readonly Part[] = PARTS): 
   log.info({ config: toRedactedObject(config) }, `config ${file} loaded`);
   // Once, here: proxy workers load the file again but do not repeat this.
   for (const key of noEffect) log.warn({ key: key.path }, noEffectMessage(key));
+  for (const risk of configRisks(config))
+    log.warn({ key: risk.path }, `${risk.path} ${risk.message}`);
   let adminAuth: AdminAuth | undefined;
   try {
     if (config.core.admin.enabled) adminAuth = await resolveAdminAuth(config.core.admin);

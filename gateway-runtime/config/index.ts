@@ -32,6 +32,7 @@ export {
 } from "./no-effect.js";
 export { type Cidr, cidrContains, cidrWithin, formatIpv4, parseCidr, parseIpv4 } from "./net.js";
 export { referenceTable } from "./reference.js";
+export { type ConfigRisk, configRisks } from "./risks.js";
 export { gatewayConfigSchema, operatorConfigSchema } from "./schema.js";
 export type {
   CertbotConfig,

@@ -24,7 +24,7 @@ async function start(opts: { token?: string; sources?: Partial<AdminSources> } =
   };
   const raw = opts.token
     ? withKey(minimalConfig(), "core.admin", { auth_token: opts.token })
-    : minimalConfig();
+    : withKey(minimalConfig(), "core.admin", { insecure_no_auth: true });
   const server = await AdminServer.start({
     listen: { address: ADDRESS, port: 0 },
     auth: await resolveAdminAuth(parseGatewayConfig(raw, "test").core.admin, {}),
