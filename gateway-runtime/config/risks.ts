@@ -12,7 +12,7 @@ export interface ConfigRisk {
  */
 export function configRisks(config: GatewayConfig): ConfigRisk[] {
   const risks: ConfigRisk[] = [];
-  const { attestation, auth, admin } = config.core;
+  const { attestation, auth, admin, cluster } = config.core;
   if (attestation.mode === "tdx" && !auth.enabled) {
     risks.push({
       path: "core.auth.enabled",
@@ -24,6 +24,13 @@ export function configRisks(config: GatewayConfig): ConfigRisk[] {
     risks.push({
       path: "core.admin.insecure_no_auth",
       message: "is true: any local process can call the admin API, including RenewCert",
+    });
+  }
+  if (cluster.enabled && cluster.etcd.ca_file === undefined) {
+    risks.push({
+      path: "core.cluster.etcd.ca_file",
+      message:
+        "is unset: the connection to etcd is plain and unauthenticated, so anyone who can reach etcd can register any key under any app; set the TLS files",
     });
   }
   return risks;

@@ -19,6 +19,13 @@ describe("risks a valid config carries, warned at every start", () => {
     expect(risks({})).toEqual([]);
   });
 
+  it("a cluster whose etcd connection has no TLS", () => {
+    const cluster = { enabled: true, etcd: { endpoints: ["10.0.0.5:2379"] } };
+    expect(risks({ "core.cluster": cluster })).toEqual(["core.cluster.etcd.ca_file"]);
+    const tls = { ...cluster.etcd, ca_file: "/etc/gateway/etcd-ca.pem" };
+    expect(risks({ "core.cluster": { ...cluster, etcd: tls } })).toEqual([]);
+  });
+
   it("an admin API without authentication", () => {
     expect(risks({ "core.admin": { insecure_no_auth: true } })).toEqual([
       "core.admin.insecure_no_auth",
