@@ -1,13 +1,12 @@
 import { z } from "zod";
 import { checkConfig } from "./checks.js";
+import { cluster, NO_SYNC, sync } from "./cluster.js";
 import { field, section } from "./fields.js";
 
 const added = true as const;
 
 // Why a dstack key does nothing here (`noEffect`): accepted so dstack's gateway.toml loads
 // verbatim, warned about at start and marked in the README, never silently ignored.
-const NO_SYNC =
-  "multi-host sync is not built yet: each gateway host keeps its own registrations, and a region runs one host";
 const IN_TEE =
   "dstack runs its gateway in a CVM (a TEE) beside a guest agent; this gateway runs on a host and asks no guest agent for anything";
 const ROCKET =
@@ -216,76 +215,6 @@ const proxy = section({
   }),
   timeouts,
 });
-
-// Off by default: there is no cluster to join, so nothing may default to enabling one.
-const sync = section({
-  enabled: field.bool(false, {
-    doc: "dstack: run as one node of a gateway cluster",
-    noEffect: NO_SYNC,
-  }),
-  interval: field.duration("30s", { doc: "dstack: state sync period", noEffect: NO_SYNC }),
-  broadcast_interval: field.duration("10m", {
-    doc: "dstack: full state broadcast period",
-    noEffect: NO_SYNC,
-  }),
-  timeout: field.duration("2s", { doc: "dstack: bound on one sync request", noEffect: NO_SYNC }),
-  my_url: field.optional.url({
-    doc: "dstack: this node's admin URL as peers reach it",
-    noEffect: `${NO_SYNC}; only echoed as \`url\` in Admin.Status`,
-  }),
-  bootnode: field.optional.url({
-    doc: "dstack: a node to join the cluster through",
-    noEffect: `${NO_SYNC}; only echoed as \`bootnode_url\` in Admin.Status`,
-  }),
-});
-
-// Off by default: a region of one host keeps its registrations in `core.state_path`.
-const cluster = z
-  .strictObject({
-    enabled: field.bool(false, {
-      doc: "Share registrations and IP allocation with the region's other gateway hosts through etcd, instead of `core.state_path`",
-      added,
-    }),
-    node_name: field.optional.string({
-      doc: "This host's name in the region, in its logs (default: the host name)",
-      added,
-    }),
-    prefix: field.string("/cvm-gateway", {
-      doc: "etcd key prefix of the region's state: `<prefix>/instances/<id>`, `<prefix>/ips/<ip>`, `<prefix>/keys/<key>`",
-      added,
-    }),
-    etcd: section({
-      endpoints: field.endpointList([], {
-        doc: "etcd members, `host:port`; required when `enabled`",
-        added,
-      }),
-      ca_file: field.optional.string({
-        doc: "PEM CA of the etcd members' certificates; unset means plain connections",
-        added,
-      }),
-      cert_file: field.optional.string({ doc: "PEM client certificate for etcd", added }),
-      key_file: field.optional.string({ doc: "PEM key of `cert_file`", added }),
-      timeout: field.duration("5s", {
-        doc: "Bound on one etcd request; while etcd has no quorum a registration fails after a few of these",
-        added,
-      }),
-    }),
-  })
-  .superRefine((c, ctx) => {
-    if (c.enabled && c.etcd.endpoints.length === 0)
-      ctx.addIssue({
-        code: "custom",
-        path: ["etcd", "endpoints"],
-        message: "required when core.cluster.enabled is true",
-      });
-    if ((c.etcd.cert_file === undefined) !== (c.etcd.key_file === undefined))
-      ctx.addIssue({
-        code: "custom",
-        path: ["etcd", "cert_file"],
-        message: "cert_file and key_file go together",
-      });
-  })
-  .prefault({});
 
 const recycle = section({
   enabled: field.bool(true, { doc: "Remove instances whose WireGuard peer went quiet" }),
