@@ -3,7 +3,12 @@ import type { TLSSocket } from "node:tls";
 import type { GatewayConfig } from "../config/index.js";
 import { GatewayError, ignoreError } from "../errors.js";
 import type { Logger } from "../log/index.js";
-import type { InstanceDirectory } from "../registry/index.js";
+import {
+  type Instance,
+  type InstanceDirectory,
+  policyProxyHeader,
+  portAllowed,
+} from "../registry/index.js";
 import { bridge, type BridgeResult, type BridgeTimeouts } from "./bridge.js";
 import { raceConnect } from "./connect.js";
 import type { CustomDomainResolver } from "./custom-domain.js";
@@ -32,6 +37,7 @@ export class RejectError extends GatewayError<
   | "E_ROUTE_UNKNOWN_APP"
   | "E_CUSTOM_UNKNOWN_APP"
   | "E_NO_HEALTHY_INSTANCE"
+  | "E_PORT_NOT_ALLOWED"
   | "E_LIMIT_APP"
   | "E_LIMIT_IP"
 > {}
@@ -183,6 +189,17 @@ export class TlsProxy {
       );
     }
     const appId = selection.appId;
+    // The instances' port policies, before anything is dialled or counted as open.
+    const candidates = selection.candidates.filter((c) => portAllowed(c, target.port));
+    if (candidates.length === 0) {
+      throw withApp(
+        new RejectError(
+          "E_PORT_NOT_ALLOWED",
+          `port ${target.port} is closed by the port policy of app ${appId}'s instances`,
+        ),
+        appId,
+      );
+    }
     const override = this.#config.app_overrides[appId];
     const maxPerApp = override?.max_connections ?? this.#config.max_connections_per_app;
     if (maxPerApp > 0 && this.stats.activeForApp(appId) >= maxPerApp) {
@@ -201,18 +218,15 @@ export class TlsProxy {
       bytesToClient: 0,
     };
     try {
-      const connecting = raceConnect(
-        selection.candidates,
-        target.port,
-        this.#config.timeouts.connect,
-        {
-          reuseReads: target.mode === "passthrough",
-          attemptDelayMs: this.#config.connect_attempt_delay,
-          failures: this.#selector,
-        },
-      );
-      const header =
-        (override?.proxy_protocol ?? this.#config.proxy_protocol)
+      const connecting = raceConnect(candidates, target.port, this.#config.timeouts.connect, {
+        reuseReads: target.mode === "passthrough",
+        attemptDelayMs: this.#config.connect_attempt_delay,
+        failures: this.#selector,
+      });
+      // The instance's policy decides for the ports it lists; the config for the others.
+      const configHeader = override?.proxy_protocol ?? this.#config.proxy_protocol;
+      const headerFor = (instance: Instance) =>
+        (policyProxyHeader(instance, target.port) ?? configHeader)
           ? this.#proxyHeader(socket)
           : undefined;
       if (target.mode === "passthrough") {
@@ -223,6 +237,7 @@ export class TlsProxy {
         }
         instanceId = instance.id;
         this.#selector.acquire(instance.id);
+        const header = headerFor(instance);
         const initial = header ? Buffer.concat([header, data]) : data;
         moved = await bridge(socket, backend, this.#timeouts, {
           initial,
@@ -243,6 +258,7 @@ export class TlsProxy {
         }
         instanceId = connected.instance.id;
         this.#selector.acquire(instanceId);
+        const header = headerFor(connected.instance);
         moved = await bridge(
           tls,
           connected.socket,

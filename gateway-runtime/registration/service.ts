@@ -15,12 +15,16 @@ import type { GatewayConfig } from "../config/index.js";
 import { GatewayError } from "../errors.js";
 import type { Logger } from "../log/index.js";
 import type { Instance } from "../registry/index.js";
-import type { InstanceRecord, RegistrationStore, StoreChange } from "../registry/store.js";
+import type {
+  InstanceRecord,
+  PortPolicy,
+  RegistrationStore,
+  StoreChange,
+} from "../registry/store.js";
 import type {
   GatewayNodeInfo,
   GuestAgentConfig,
   InfoResponse,
-  PortPolicy,
   RegisterCvmRequest,
   RegisterCvmResponse,
   WireGuardPeer,
@@ -104,8 +108,6 @@ export class RegistrationService {
   #syncTail: Promise<void> = Promise.resolve();
   /** Latest WireGuard handshake per public key, ms since the epoch. */
   #handshakes: ReadonlyMap<string, number> = new Map();
-  /** Port policies reported at registration (not persisted; re-reported on re-registration). */
-  readonly #portPolicies = new Map<string, PortPolicy>();
 
   constructor(options: RegistrationServiceOptions) {
     this.#o = options;
@@ -126,7 +128,6 @@ export class RegistrationService {
   #follow(change: StoreChange): void {
     for (const id of change.removed) {
       this.#o.directory.remove(id);
-      this.#portPolicies.delete(id);
     }
     this.#syncPeers().then(
       () => {
@@ -148,9 +149,9 @@ export class RegistrationService {
         instanceId: peer.instanceId,
         appId: peer.appId,
         publicKey: req.client_public_key,
+        portPolicy: req.port_policy,
       }),
     );
-    if (req.port_policy) this.#portPolicies.set(record.instanceId, req.port_policy);
     await this.#syncPeers();
     // Publish only what is still registered (a recycle may have run meanwhile).
     const current = this.#o.store.get(record.instanceId);
@@ -175,9 +176,9 @@ export class RegistrationService {
     };
   }
 
-  /** The port policy an instance reported at its latest registration, if any. */
+  /** The port policy an instance reported at its latest registration, if any (it is stored). */
   portPolicy(instanceId: string): PortPolicy | undefined {
-    return this.#portPolicies.get(instanceId);
+    return this.#o.store.get(instanceId)?.portPolicy;
   }
 
   /** Records the latest handshakes (public key → ms since the epoch) for the directory and recycling. */
@@ -201,10 +202,7 @@ export class RegistrationService {
       });
       const gone = await Promise.all(stale.map((r) => this.#o.store.remove(r.instanceId)));
       const ids = stale.filter((_, k) => gone[k]).map((r) => r.instanceId);
-      for (const id of ids) {
-        this.#o.directory.remove(id);
-        this.#portPolicies.delete(id);
-      }
+      for (const id of ids) this.#o.directory.remove(id);
       return ids;
     });
     if (removed.length > 0) {
@@ -220,6 +218,7 @@ export class RegistrationService {
       appId: r.appId,
       ip: r.ip,
       lastHandshakeMs: this.#handshakes.get(r.publicKey) ?? 0,
+      portPolicy: r.portPolicy,
     };
   }
 

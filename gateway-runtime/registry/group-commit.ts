@@ -64,10 +64,13 @@ export class GroupCommit {
     });
   }
 
-  /** A registration, queued (the id, app and key copied: the caller's object may change). */
+  /** A registration, queued (copied: the caller's object may change; the state freezes the policy). */
   register(req: RegisterRequest): Promise<InstanceRecord> {
     const { instanceId, appId, publicKey } = req;
-    return this.enqueue((state, now) => state.register({ instanceId, appId, publicKey }, now));
+    const portPolicy = req.portPolicy && structuredClone(req.portPolicy);
+    return this.enqueue((state, now) =>
+      state.register({ instanceId, appId, publicKey, portPolicy }, now),
+    );
   }
 
   remove(instanceId: string): Promise<boolean> {

@@ -1,3 +1,4 @@
+import type { PortPolicy } from "./store.js";
 /**
  * What the data plane knows about registered CVM instances. Registration (RPC + WireGuard)
  * writes it; the proxy only reads it, through `InstanceDirectory`.
@@ -11,6 +12,8 @@ export interface Instance {
   readonly ip: string;
   /** Latest WireGuard handshake, ms since the epoch; 0 when there was none. */
   readonly lastHandshakeMs: number;
+  /** The port policy it reported at registration; absent: none (port-policy.ts). */
+  readonly portPolicy?: PortPolicy | undefined;
 }
 
 /** Healthy: a WireGuard handshake younger than `healthyAgeMs` (`healthy_handshake_age`). */
@@ -107,3 +110,5 @@ export class MemoryDirectory implements InstanceDirectory {
     this.#changed();
   }
 }
+
+export { policyProxyHeader, portAllowed } from "./port-policy.js";

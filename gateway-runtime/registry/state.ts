@@ -7,11 +7,16 @@ import { formatIpv4, parseIpv4 } from "../config/net.js";
 import { GatewayError } from "../errors.js";
 import { decodeWgKey } from "../keys/wireguard.js";
 import { allocateIp, capacity, formatCidr, type IpPlan, isAllocatable } from "./allocate.js";
-import type { InstanceRecord, RegisterRequest } from "./store.js";
+import type { InstanceRecord, PortPolicy, RegisterRequest } from "./store.js";
 
 export const STATE_VERSION = 1;
 
 const ID = /^[0-9A-Za-z_.-]{1,128}$/;
+
+const portPolicySchema = z.strictObject({
+  ports: z.array(z.strictObject({ port: z.number().int().min(1).max(65535), pp: z.boolean() })),
+  restrict_mode: z.boolean(),
+});
 
 const recordSchema = z.strictObject({
   instanceId: z.string().regex(ID),
@@ -20,6 +25,7 @@ const recordSchema = z.strictObject({
   ip: z.string(),
   registeredAt: z.number().int().nonnegative(),
   updatedAt: z.number().int().nonnegative(),
+  portPolicy: portPolicySchema.optional(),
 });
 const fileSchema = z.strictObject({
   version: z.literal(STATE_VERSION),
@@ -29,6 +35,18 @@ const fileSchema = z.strictObject({
 /** A WireGuard key in its one canonical base64 spelling (so one key cannot pass as two). */
 function isCanonicalWgKey(text: string): boolean {
   return decodeWgKey(text)?.toString("base64") === text;
+}
+
+/**
+ * The policy as a record field, copied and frozen; no key at all when none was reported, so a
+ * record written before policies existed reads back the same.
+ */
+function withPolicy(policy: PortPolicy | undefined): { portPolicy?: PortPolicy } {
+  if (policy === undefined) return {};
+  const ports = policy.ports.map(({ port, pp }) => Object.freeze({ port, pp }));
+  return {
+    portPolicy: Object.freeze({ ports: Object.freeze(ports), restrict_mode: policy.restrict_mode }),
+  };
 }
 
 function ipOf(record: InstanceRecord): number {
@@ -62,8 +80,16 @@ function checkRecord(
         : `which ${range} never hands out (network, broadcast, gateway IP or core.wg.reserved_net)`;
     throw corrupt(`instance ${id} has IP ${record.ip}, ${where}; did the WireGuard config change?`);
   }
-  const { instanceId, appId, publicKey, registeredAt, updatedAt } = record;
-  return Object.freeze({ instanceId, appId, publicKey, ip: record.ip, registeredAt, updatedAt });
+  const { instanceId, appId, publicKey, registeredAt, updatedAt, portPolicy } = record;
+  return Object.freeze({
+    instanceId,
+    appId,
+    publicKey,
+    ip: record.ip,
+    registeredAt,
+    updatedAt,
+    ...withPolicy(portPolicy),
+  });
 }
 
 export class RegistryState {
@@ -159,6 +185,7 @@ export class RegistryState {
       ip,
       registeredAt: old?.registeredAt ?? now,
       updatedAt: now,
+      ...withPolicy(req.portPolicy),
     });
     if (old) this.#byKey.delete(old.publicKey);
     this.#insert(record);

@@ -12,6 +12,22 @@ import { ensureDir, removeStrayTemps, writeFileAtomic } from "../files/atomic.js
 import { applyBatch, GroupCommit, type Operation, settle } from "./group-commit.js";
 import { RegistryState } from "./state.js";
 
+/** dstack's `PortAttrs`: whether the gateway sends a PROXY protocol header to `port`. */
+export interface PortAttrs {
+  readonly port: number;
+  readonly pp: boolean;
+}
+
+/**
+ * dstack's `PortPolicy`, as a CVM reports it at registration: per-port attributes, and whether
+ * unlisted ports are closed. Absent on a record: the CVM reported none (not the same as an empty
+ * policy, which opens every port and asks for no header).
+ */
+export interface PortPolicy {
+  readonly ports: readonly PortAttrs[];
+  readonly restrict_mode: boolean;
+}
+
 export interface InstanceRecord {
   readonly instanceId: string;
   readonly appId: string;
@@ -22,12 +38,16 @@ export interface InstanceRecord {
   /** ms since the epoch. */
   readonly registeredAt: number;
   readonly updatedAt: number;
+  /** The port policy of the latest registration; absent when the CVM reported none. */
+  readonly portPolicy?: PortPolicy | undefined;
 }
 
 export interface RegisterRequest {
   readonly instanceId: string;
   readonly appId: string;
   readonly publicKey: string;
+  /** Replaces the stored policy; absent clears it (the CVM no longer reports one). */
+  readonly portPolicy?: PortPolicy | undefined;
 }
 
 export interface RegistrationStore {

@@ -169,6 +169,17 @@ describe("EtcdRegistrationStore", () => {
     expect(seen).toEqual(["+inst1", "-inst1"]);
   });
 
+  it("a reported port policy reaches the other hosts with the record, and a new one replaces it", async () => {
+    const [a, b] = [await host(), await host(DEFAULT_PLAN, true)];
+    const policy = { restrict_mode: true, ports: [{ port: 443, pp: true }] };
+    await a.register({ ...req(1), portPolicy: policy });
+    await until("b to see inst1's policy", () => b.get("inst1")?.portPolicy, 5000);
+    expect(b.get("inst1")?.portPolicy).toEqual(policy);
+    await a.register(req(1));
+    await until("b to see the policy gone", () => !b.get("inst1")?.portPolicy, 5000);
+    expect(b.get("inst1")).not.toHaveProperty("portPolicy");
+  });
+
   it("the config chooses the store: the state file by default, etcd with core.cluster", async () => {
     const dir = mkdtempSync(join(tmpdir(), "gw-store-choice-"));
     const base = withKey(minimalConfig(), "core.state_path", join(dir, "state.json"));

@@ -63,6 +63,40 @@ describe("FileRegistrationStore", () => {
     expect((await again.register(req(9))).ip).toBe("10.4.0.33");
   });
 
+  it("keeps the reported port policy with the record, across a restart; absent stays absent", async () => {
+    const policy = { restrict_mode: true, ports: [{ port: 8080, pp: true }] };
+    const s = await store();
+    await s.register({ ...req(1), portPolicy: policy });
+    await s.register(req(2));
+    await s.register({ ...req(3), portPolicy: { restrict_mode: false, ports: [] } });
+    await s.close();
+    const again = await store();
+    expect(again.get("inst1")?.portPolicy).toEqual(policy);
+    // "Not reported" and "reported empty" stay distinct.
+    expect(again.get("inst2")).not.toHaveProperty("portPolicy");
+    expect(again.get("inst3")?.portPolicy).toEqual({ restrict_mode: false, ports: [] });
+    // A CVM that re-registers reports its policy again: the latest one (or none) counts.
+    await again.register(req(1));
+    expect(again.get("inst1")).not.toHaveProperty("portPolicy");
+    const written = JSON.parse(await readFile(file, "utf8")).instances;
+    expect(written.map((r: { portPolicy?: unknown }) => r.portPolicy)).toEqual([
+      undefined,
+      undefined,
+      { restrict_mode: false, ports: [] },
+    ]);
+  });
+
+  it("refuses a stored port policy that is not one", async () => {
+    const s = await store();
+    await s.register(req(1));
+    await s.close();
+    const text = await readFile(file, "utf8");
+    const bad = JSON.parse(text);
+    bad.instances[0].portPolicy = { restrict_mode: "yes", ports: [] };
+    await writeFile(file, JSON.stringify(bad));
+    await expect(store()).rejects.toMatchObject({ code: "E_STATE_CORRUPT" });
+  });
+
   it("re-registration keeps the IP and registeredAt, takes the new key and frees the old one", async () => {
     let now = 5;
     const s = await store(DEFAULT_PLAN, { now: () => now });
