@@ -10,11 +10,13 @@
 import { chmod, lstat, unlink } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { z } from "zod";
 import type { CheckOutcome } from "../certs/index.js";
 import { GatewayError } from "../errors.js";
 import type { Logger } from "../log/index.js";
 import { type AdminAuth, authenticate } from "./auth.js";
 import { readBody, rpcError, sendJson, statusFor } from "../rpc/http.js";
+import { type PortPolicy, portPolicySchema } from "../rpc/wire.js";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.js";
 import { getInfoResponse, statusResponse } from "./status.js";
 import type { AdminView } from "./view.js";
@@ -26,6 +28,14 @@ export interface AdminSources {
   reloadCertificate(): Promise<void>;
   /** Renews now whatever the expiry; absent when `core.certbot.enabled` is false. */
   renewCertificate?: () => Promise<CheckOutcome>;
+  /** The instances' port policies and their overrides (the registration service). */
+  portPolicies?: PortPolicies;
+}
+
+/** What the port policy calls need of the registration service. */
+export interface PortPolicies {
+  portPolicyView(instanceId: string): unknown;
+  overridePortPolicy(instanceId: string, policy: PortPolicy | undefined): Promise<void>;
 }
 
 export interface AdminServerOptions {
@@ -43,6 +53,8 @@ export interface AdminServerOptions {
 
 const METHOD = /^\/prpc\/(?:Admin\.)?([A-Za-z]+)$/;
 const MAX_BODY_BYTES = 4096;
+/** A policy may list many ports. */
+const POLICY_BODY_BYTES = 256 * 1024;
 
 /** Removes a socket left by a process that did not close it; any other file is an error. */
 async function clearStaleSocket(path: string): Promise<void> {
@@ -141,6 +153,10 @@ export class AdminServer {
         case "RenewCert":
           allow(req, res, "POST");
           return sendJson(res, 200, await this.#renew());
+        case "GetInstancePortPolicy":
+        case "SetInstancePortPolicy":
+        case "ClearInstancePortPolicy":
+          return sendJson(res, 200, await this.#portPolicy(method, req, res, url));
         default:
           throw rpcError(
             "E_RPC_UNKNOWN_METHOD",
@@ -150,6 +166,37 @@ export class AdminServer {
     } catch (error) {
       this.#fail(req, res, error);
     }
+  }
+
+  /** dstack's three port policy calls; the answer of Set and Clear is `{}` (protobuf Empty). */
+  async #portPolicy(
+    method: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+  ): Promise<unknown> {
+    const policies = this.#opts.sources.portPolicies;
+    if (!policies) throw rpcError("E_RPC_UNKNOWN_METHOD", "registration is not running here");
+    if (method === "GetInstancePortPolicy") allow(req, res, "GET", "POST");
+    else allow(req, res, "POST");
+    const body =
+      req.method === "GET"
+        ? { instance_id: url.searchParams.get("instance_id") ?? undefined }
+        : await jsonBody(req, POLICY_BODY_BYTES);
+    const request = portPolicyRequest.safeParse(body);
+    if (!request.success) {
+      throw rpcError("E_RPC_BAD_REQUEST", `${method}: ${request.error.issues[0]?.message}`);
+    }
+    const { instance_id: id, policy } = request.data;
+    if (method === "GetInstancePortPolicy") return policies.portPolicyView(id);
+    if (method === "SetInstancePortPolicy") {
+      if (!policy) throw rpcError("E_RPC_BAD_REQUEST", 'SetInstancePortPolicy needs a "policy"');
+      this.#opts.log.info({ instanceId: id }, "admin: overriding a port policy");
+      await policies.overridePortPolicy(id, policy);
+    } else {
+      await policies.overridePortPolicy(id, undefined);
+    }
+    return {};
   }
 
   async #renew(): Promise<{ renewed: boolean }> {
@@ -194,15 +241,27 @@ function allow(req: IncomingMessage, res: ServerResponse, ...methods: string[]):
   );
 }
 
-async function instanceIdOf(req: IncomingMessage): Promise<string | undefined> {
-  const body = (await readBody(req, MAX_BODY_BYTES)).toString("utf8");
-  if (body.trim() === "") return undefined;
-  let parsed: unknown;
+/** A JSON request body; an empty one is `{}`. */
+async function jsonBody(req: IncomingMessage, maxBytes = MAX_BODY_BYTES): Promise<unknown> {
+  const body = (await readBody(req, maxBytes)).toString("utf8");
+  if (body.trim() === "") return {};
   try {
-    parsed = JSON.parse(body);
+    return JSON.parse(body);
   } catch {
     throw rpcError("E_RPC_BAD_JSON", "request body is not JSON");
   }
+}
+
+/** dstack's port policy requests: `{instance_id}`, and `{instance_id, policy}` for Set. */
+const portPolicyRequest = z.object({
+  instance_id: z.string({ error: '"instance_id" must be a string' }).min(1, {
+    error: '"instance_id" is required',
+  }),
+  policy: portPolicySchema.optional(),
+});
+
+async function instanceIdOf(req: IncomingMessage): Promise<string | undefined> {
+  const parsed = await jsonBody(req);
   const id = (parsed as { id?: unknown } | null)?.id;
   if (id !== undefined && typeof id !== "string")
     throw rpcError("E_RPC_BAD_REQUEST", '"id" must be a string');

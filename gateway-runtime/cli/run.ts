@@ -10,7 +10,7 @@ import {
 } from "../config/index.js";
 import { createLogger, type Logger } from "../log/index.js";
 import { ProxyStats, startDataPlane } from "../proxy/index.js";
-import { startRegistration } from "../registration/index.js";
+import { type RegistrationService, startRegistration } from "../registration/index.js";
 import { MemoryDirectory } from "../registry/index.js";
 
 export const runHelp = `Usage: gateway run --config FILE
@@ -35,6 +35,7 @@ export interface RunContext {
   readonly admin: {
     proxy?: () => Promise<WorkersSnapshot>;
     certificates?: CertificateManager;
+    registration?: RegistrationService;
   };
 }
 
@@ -108,6 +109,7 @@ const registration: Part = {
   enabled: () => true,
   async start(ctx) {
     const started = await startRegistration(ctx.config, ctx);
+    ctx.admin.registration = started.service;
     ctx.certificateListeners.push(() => started.rpc.reloadCertificate());
     return { stop: () => started.stop() };
   },
@@ -119,7 +121,7 @@ const admin: Part = {
   async start(ctx) {
     const { config } = ctx;
     const startedAtMs = Date.now();
-    const { proxy, certificates } = ctx.admin;
+    const { proxy, certificates, registration } = ctx.admin;
     if (!proxy) throw new Error("the admin API starts after the data plane");
     const view = async (): Promise<AdminView> => {
       const { snapshot, workers, answered } = await proxy();
@@ -143,6 +145,7 @@ const admin: Part = {
         view,
         reloadCertificate: () => notify(ctx),
         ...(certificates ? { renewCertificate: () => certificates.checkNow({ force: true }) } : {}),
+        ...(registration ? { portPolicies: registration } : {}),
       },
       log: ctx.log.child({ part: "admin" }),
     });

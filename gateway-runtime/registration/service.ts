@@ -31,6 +31,14 @@ import type {
 } from "../rpc/wire.js";
 import type { PeerCertificate } from "../rpc/server.js";
 
+/** dstack's `GetInstancePortPolicyResponse`. */
+export interface PortPolicyView {
+  readonly effective?: PortPolicy;
+  readonly source: "admin" | "instance" | "none";
+  readonly instance_reported?: PortPolicy;
+  readonly admin_override?: PortPolicy;
+}
+
 /** One CVM as a WireGuard peer of this gateway (`AllowedIPs = <ip>/32`). */
 export interface WgPeer {
   readonly publicKey: string;
@@ -181,6 +189,39 @@ export class RegistrationService {
     return this.#o.store.get(instanceId)?.portPolicy;
   }
 
+  /** dstack's `GetInstancePortPolicy`: the effective policy, where it comes from, and both parts. */
+  portPolicyView(instanceId: string): PortPolicyView {
+    const r = this.#o.store.get(instanceId);
+    if (!r) {
+      throw new GatewayError(
+        "E_REGISTRY_UNKNOWN_INSTANCE",
+        `instance ${JSON.stringify(instanceId)} is not registered`,
+      );
+    }
+    const effective = r.portPolicyOverride ?? r.portPolicy;
+    const source = r.portPolicyOverride ? "admin" : r.portPolicy ? "instance" : "none";
+    return {
+      ...(effective ? { effective } : {}),
+      source,
+      ...(r.portPolicy ? { instance_reported: r.portPolicy } : {}),
+      ...(r.portPolicyOverride ? { admin_override: r.portPolicyOverride } : {}),
+    };
+  }
+
+  /**
+   * dstack's `Set/ClearInstancePortPolicy` (undefined clears): stored, so it holds across
+   * restarts and re-registrations and reaches every host; applied to the proxy at once.
+   */
+  async overridePortPolicy(instanceId: string, policy: PortPolicy | undefined): Promise<void> {
+    const record = await this.#o.store.setPortPolicyOverride(instanceId, policy);
+    const current = this.#o.store.get(instanceId);
+    if (current?.publicKey === record.publicKey) this.#o.directory.upsert(this.#instance(current));
+    this.#o.log?.info(
+      { instanceId, override: policy ?? null },
+      policy ? "port policy overridden" : "port policy override cleared",
+    );
+  }
+
   /** Records the latest handshakes (public key → ms since the epoch) for the directory and recycling. */
   applyHandshakes(handshakes: ReadonlyMap<string, number>): void {
     this.#handshakes = new Map(handshakes);
@@ -218,7 +259,8 @@ export class RegistrationService {
       appId: r.appId,
       ip: r.ip,
       lastHandshakeMs: this.#handshakes.get(r.publicKey) ?? 0,
-      portPolicy: r.portPolicy,
+      // Effective: the operator's override, else what the CVM reported (port-policy.ts).
+      portPolicy: r.portPolicyOverride ?? r.portPolicy,
     };
   }
 

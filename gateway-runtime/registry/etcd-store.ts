@@ -15,7 +15,7 @@ import type { Logger } from "../log/index.js";
 import type { IpPlan } from "./allocate.js";
 import { ClusterView, type ViewChange, type ViewEntry } from "./cluster-view.js";
 import { applyBatch, GroupCommit, type Operation, settle } from "./group-commit.js";
-import type { InstanceRecord, RegisterRequest, RegistrationStore } from "./store.js";
+import type { InstanceRecord, PortPolicy, RegisterRequest, RegistrationStore } from "./store.js";
 import { EtcdTxn, type KeySpace, keySpace } from "./etcd-txn.js";
 
 export interface EtcdStoreOptions {
@@ -93,6 +93,10 @@ export class EtcdRegistrationStore implements RegistrationStore {
 
   remove(instanceId: string): Promise<boolean> {
     return this.#group.remove(instanceId);
+  }
+
+  setPortPolicyOverride(instanceId: string, policy: PortPolicy | undefined) {
+    return this.#group.setPortPolicyOverride(instanceId, policy);
   }
 
   list(): readonly InstanceRecord[] {

@@ -4,7 +4,7 @@
  * (one file write, one etcd transaction), then each caller learns its own outcome.
  */
 import type { RegistryState } from "./state.js";
-import type { InstanceRecord, RegisterRequest } from "./store.js";
+import type { InstanceRecord, PortPolicy, RegisterRequest } from "./store.js";
 
 export interface Operation {
   run(state: RegistryState, now: number): unknown;
@@ -75,6 +75,11 @@ export class GroupCommit {
 
   remove(instanceId: string): Promise<boolean> {
     return this.enqueue((state) => state.remove(instanceId));
+  }
+
+  setPortPolicyOverride(instanceId: string, policy: PortPolicy | undefined) {
+    const copy = policy && structuredClone(policy);
+    return this.enqueue((state, now) => state.setPortPolicyOverride(instanceId, copy, now));
   }
 
   /** Refuses new operations and waits until those already accepted are committed. */

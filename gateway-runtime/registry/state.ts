@@ -26,6 +26,7 @@ const recordSchema = z.strictObject({
   registeredAt: z.number().int().nonnegative(),
   updatedAt: z.number().int().nonnegative(),
   portPolicy: portPolicySchema.optional(),
+  portPolicyOverride: portPolicySchema.optional(),
 });
 const fileSchema = z.strictObject({
   version: z.literal(STATE_VERSION),
@@ -41,12 +42,17 @@ function isCanonicalWgKey(text: string): boolean {
  * The policy as a record field, copied and frozen; no key at all when none was reported, so a
  * record written before policies existed reads back the same.
  */
-function withPolicy(policy: PortPolicy | undefined): { portPolicy?: PortPolicy } {
+function withPolicy<K extends "portPolicy" | "portPolicyOverride">(
+  key: K,
+  policy: PortPolicy | undefined,
+): { [k in K]?: PortPolicy } {
   if (policy === undefined) return {};
   const ports = policy.ports.map(({ port, pp }) => Object.freeze({ port, pp }));
-  return {
-    portPolicy: Object.freeze({ ports: Object.freeze(ports), restrict_mode: policy.restrict_mode }),
-  };
+  const frozen = Object.freeze({
+    ports: Object.freeze(ports),
+    restrict_mode: policy.restrict_mode,
+  });
+  return { [key]: frozen } as { [k in K]?: PortPolicy };
 }
 
 function ipOf(record: InstanceRecord): number {
@@ -80,7 +86,7 @@ function checkRecord(
         : `which ${range} never hands out (network, broadcast, gateway IP or core.wg.reserved_net)`;
     throw corrupt(`instance ${id} has IP ${record.ip}, ${where}; did the WireGuard config change?`);
   }
-  const { instanceId, appId, publicKey, registeredAt, updatedAt, portPolicy } = record;
+  const { instanceId, appId, publicKey, registeredAt, updatedAt } = record;
   return Object.freeze({
     instanceId,
     appId,
@@ -88,7 +94,8 @@ function checkRecord(
     ip: record.ip,
     registeredAt,
     updatedAt,
-    ...withPolicy(portPolicy),
+    ...withPolicy("portPolicy", record.portPolicy),
+    ...withPolicy("portPolicyOverride", record.portPolicyOverride),
   });
 }
 
@@ -185,10 +192,35 @@ export class RegistryState {
       ip,
       registeredAt: old?.registeredAt ?? now,
       updatedAt: now,
-      ...withPolicy(req.portPolicy),
+      ...withPolicy("portPolicy", req.portPolicy),
+      ...withPolicy("portPolicyOverride", old?.portPolicyOverride),
     });
     if (old) this.#byKey.delete(old.publicKey);
     this.#insert(record);
+    return record;
+  }
+
+  /** Sets or clears an instance's port policy override; its address and key stay. */
+  setPortPolicyOverride(
+    instanceId: string,
+    policy: PortPolicy | undefined,
+    now: number,
+  ): InstanceRecord {
+    const old = this.#byId.get(instanceId);
+    if (!old) {
+      throw new GatewayError(
+        "E_REGISTRY_UNKNOWN_INSTANCE",
+        `instance ${JSON.stringify(instanceId)} is not registered`,
+      );
+    }
+    const { portPolicyOverride: _, ...rest } = old;
+    const record: InstanceRecord = Object.freeze({
+      ...rest,
+      updatedAt: now,
+      ...withPolicy("portPolicyOverride", policy),
+    });
+    this.#byId.set(instanceId, record);
+    this.#version++;
     return record;
   }
 

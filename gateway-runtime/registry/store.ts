@@ -40,6 +40,8 @@ export interface InstanceRecord {
   readonly updatedAt: number;
   /** The port policy of the latest registration; absent when the CVM reported none. */
   readonly portPolicy?: PortPolicy | undefined;
+  /** An operator's override of it (the admin API); kept across re-registrations. */
+  readonly portPolicyOverride?: PortPolicy | undefined;
 }
 
 export interface RegisterRequest {
@@ -61,6 +63,14 @@ export interface RegistrationStore {
   register(req: RegisterRequest): Promise<InstanceRecord>;
   /** Removes an instance and frees its IP; resolves true if it existed, once durable. */
   remove(instanceId: string): Promise<boolean>;
+  /**
+   * Sets (a policy) or clears (undefined) the operator's port policy override of an instance;
+   * resolves the new record once durable. An unknown instance is `E_REGISTRY_UNKNOWN_INSTANCE`.
+   */
+  setPortPolicyOverride(
+    instanceId: string,
+    policy: PortPolicy | undefined,
+  ): Promise<InstanceRecord>;
   /** The durable state: never shows a change whose write has not completed. */
   list(): readonly InstanceRecord[];
   get(instanceId: string): InstanceRecord | undefined;
@@ -164,6 +174,10 @@ export class FileRegistrationStore implements RegistrationStore {
 
   remove(instanceId: string): Promise<boolean> {
     return this.#group.remove(instanceId);
+  }
+
+  setPortPolicyOverride(instanceId: string, policy: PortPolicy | undefined) {
+    return this.#group.setPortPolicyOverride(instanceId, policy);
   }
 
   list(): readonly InstanceRecord[] {

@@ -165,6 +165,35 @@ describe("RegistrationService.register", () => {
     });
     expect(h.service.portPolicy(I2)).toBeUndefined();
   });
+
+  it("an operator's override is what the proxy applies, until cleared; re-registering keeps it", async () => {
+    const reported = { ports: [{ port: 8080, pp: true }], restrict_mode: true };
+    const lockdown = { ports: [], restrict_mode: true };
+    await register(I1, 1, reported);
+    expect(h.service.portPolicyView(I1)).toEqual({
+      effective: reported,
+      source: "instance",
+      instance_reported: reported,
+    });
+    await h.service.overridePortPolicy(I1, lockdown);
+    expect(h.directory.instance(I1)?.portPolicy).toEqual(lockdown);
+    await register(I1, 1, reported);
+    expect(h.service.portPolicyView(I1)).toEqual({
+      effective: lockdown,
+      source: "admin",
+      instance_reported: reported,
+      admin_override: lockdown,
+    });
+    expect(h.directory.instance(I1)?.portPolicy).toEqual(lockdown);
+    await h.service.overridePortPolicy(I1, undefined);
+    expect(h.directory.instance(I1)?.portPolicy).toEqual(reported);
+    await register(I2, 2);
+    expect(h.service.portPolicyView(I2)).toEqual({ source: "none" });
+    await expect(h.service.overridePortPolicy("ffff", lockdown)).rejects.toMatchObject({
+      code: "E_REGISTRY_UNKNOWN_INSTANCE",
+    });
+    expect(() => h.service.portPolicyView("ffff")).toThrow("is not registered");
+  });
 });
 
 describe("RegistrationService lifecycle", () => {

@@ -86,6 +86,23 @@ describe("FileRegistrationStore", () => {
     ]);
   });
 
+  it("keeps an operator's override across re-registration and restart, until cleared", async () => {
+    const lockdown = { restrict_mode: true, ports: [] };
+    const s = await store();
+    const registered = await s.register(req(1));
+    const overridden = await s.setPortPolicyOverride("inst1", lockdown);
+    expect(overridden).toMatchObject({ ip: registered.ip, portPolicyOverride: lockdown });
+    await s.register({ ...req(1), portPolicy: { restrict_mode: false, ports: [] } });
+    await s.close();
+    const again = await store();
+    expect(again.get("inst1")?.portPolicyOverride).toEqual(lockdown);
+    await again.setPortPolicyOverride("inst1", undefined);
+    expect(again.get("inst1")).not.toHaveProperty("portPolicyOverride");
+    await expect(again.setPortPolicyOverride("nope", lockdown)).rejects.toMatchObject({
+      code: "E_REGISTRY_UNKNOWN_INSTANCE",
+    });
+  });
+
   it("refuses a stored port policy that is not one", async () => {
     const s = await store();
     await s.register(req(1));
