@@ -210,6 +210,26 @@ describe("the lab region, deployed by the Pulumi program", () => {
     expect(r.out).toContain("Verification: OK");
     expect(r.out).toMatch(new RegExp(`tls 8443 ${lab.customDomain.replaceAll(".", "\\.")}: order`));
   });
+
+  it("a wildcard custom domain: one TXT record routes every name one label below it", async () => {
+    for (const name of ["north.stores.customer.lab.test", "south.stores.customer.lab.test"]) {
+      const r = await run(
+        "openssl",
+        [
+          "s_client",
+          "-connect",
+          `${gw}:443`,
+          "-servername",
+          name,
+          "-CAfile",
+          lab.cvmCaFile,
+          "-ign_eof",
+        ],
+        { input: "order\n" },
+      );
+      expect(r.out).toContain(`tls 8443 ${name}: order`);
+    }
+  });
 });
 
 describe("the admin API on the gateway host", () => {
@@ -366,8 +386,8 @@ describe("the lab deploys through the recording engine (pulumi preview, then up)
     const pid = await gatewayPid();
     const r = await lab$("up");
     expect(r.code).toBe(0);
-    expect(r.out).toContain("lab: deploy (preview): no changes, 18 unchanged");
-    expect(r.out).toContain("lab: deploy (up): no changes, 18 unchanged");
+    expect(r.out).toContain("lab: deploy (preview): no changes, 19 unchanged");
+    expect(r.out).toContain("lab: deploy (up): no changes, 19 unchanged");
     expect(deployLines(r.out)).toEqual([]);
     expect(await gatewayPid()).toBe(pid);
   }, 180_000);
@@ -384,7 +404,7 @@ describe("the lab deploys through the recording engine (pulumi preview, then up)
     ]);
     // Create before delete, as the engine replaces: the old steps go once the new ones ran.
     expect(r.out).toMatch(/lab: {3}delete-replaced +lab-gw1-restart\n/);
-    expect(r.out).toContain("lab: deploy (up): 2 to replace, 16 unchanged");
+    expect(r.out).toContain("lab: deploy (up): 2 to replace, 17 unchanged");
     expect(
       (await ssh("grep -A8 '^\\[core.proxy.timeouts\\]' /etc/gateway/gateway.toml")).out,
     ).toMatch(/^idle = "7m"$/m);
@@ -394,7 +414,7 @@ describe("the lab deploys through the recording engine (pulumi preview, then up)
     );
     const back = await lab$("up");
     expect(back.code).toBe(0);
-    expect(back.out).toContain("lab: deploy (up): 2 to replace, 16 unchanged");
+    expect(back.out).toContain("lab: deploy (up): 2 to replace, 17 unchanged");
   }, 300_000);
 
   it("destroy deletes through the same path: every record leaves BIND, the unit's delete stops the gateway", async () => {
@@ -403,7 +423,7 @@ describe("the lab deploys through the recording engine (pulumi preview, then up)
     expect(await dig(`*.${lab.baseDomain}`, "A")).toBe(gw);
     const r = await lab$("destroy");
     expect(r.code).toBe(0);
-    expect(r.out).toContain("lab: deploy (destroy): 18 to delete, 0 unchanged");
+    expect(r.out).toContain("lab: deploy (destroy): 19 to delete, 0 unchanged");
     for (const [name, type] of [
       [`*.${lab.baseDomain}`, "A"],
       [lab.baseDomain, "A"],

@@ -101,6 +101,7 @@ describe("offline plans: the resource graph per stack", () => {
       regionShape("lab", [
         "apex-a-gw1",
         "app-shop-customer-lab-test",
+        "app-wildcard-stores-customer-lab-test",
         "caa-issue",
         "caa-issuewild",
         "rpc-a-gw1",
