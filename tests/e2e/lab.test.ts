@@ -1,92 +1,32 @@
 // End to end on the local lab (npm run lab): the region the Pulumi program deploys, exercised
 // with real clients from this machine. Brings the lab up if it is not, and down again after.
-import { existsSync, readFileSync } from "node:fs";
-import { connect as tlsConnect, type TLSSocket } from "node:tls";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { sshOptions } from "../../lab/host.js";
 import { request, run } from "../helpers/lab-client.js";
 import { until } from "../helpers/poll.js";
+import {
+  ctx,
+  curl,
+  deployKey,
+  eventually,
+  host,
+  type LabInfo,
+  lab$,
+  openTls,
+  ROOT,
+  ssh,
+  useLab,
+} from "./lab-setup.js";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
-const LAB_JSON = `${ROOT}.lab/lab.json`;
-
-interface LabInfo {
-  baseDomain: string;
-  caFile: string;
-  cvmCaFile: string;
-  gateway: { https: string; http: string; rpc: string };
-  apps: { appId: string; instanceIds: string[] }[];
-  customDomain: string;
-}
-
+useLab();
 let lab: LabInfo;
-let wasUp = false;
 let app = "";
 let gw = "";
-
-const lab$ = (...args: string[]) =>
-  run(process.execPath, ["--import", "tsx", "lab/main.ts", ...args], { timeoutMs: 300_000 });
-const host = (label: string) => `${label}.${lab.baseDomain}`;
-const curl = (label: string, path = "/", extra: string[] = [], ca = lab.caFile) =>
-  run("curl", [
-    "-sS",
-    "--max-time",
-    "10",
-    "--cacert",
-    ca,
-    "--resolve",
-    `${host(label)}:443:${gw}`,
-    ...extra,
-    `https://${host(label)}${path}`,
-  ]);
-const deployKey = `${ROOT}.lab/host/deploy_key`;
-const ssh = (command: string) => run("ssh", [...sshOptions(deployKey), `root@${gw}`, command]);
-
-function openTls(label: string): Promise<TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const s = tlsConnect({
-      host: gw,
-      port: 443,
-      servername: host(label),
-      ca: readFileSync(lab.caFile),
-    });
-    s.once("secureConnect", () => resolve(s));
-    s.once("error", reject);
-  });
-}
-
-/** `until` of tests/helpers/poll.ts with this file's defaults: 30 s, a check every 500 ms. */
-const eventually = (what: string, check: () => Promise<boolean>, timeoutMs = 30_000) =>
-  until(what, check, timeoutMs, { everyMs: 500 });
-
-beforeAll(async () => {
-  wasUp = existsSync(LAB_JSON);
-  const r = await lab$("up");
-  if (r.code !== 0) throw new Error(`npm run lab failed:\n${r.out}\n${r.err}`);
-  expect(r.out).toMatch(/lab: up in [\d.]+ s/);
-  lab = JSON.parse(readFileSync(LAB_JSON, "utf8")) as LabInfo;
-  app = lab.apps[0]?.appId ?? "";
-  gw = lab.gateway.https.split(":")[0] ?? "";
-  // A redeploy restarts the gateway; its tunnels come back with the CVMs' next handshakes.
-  await eventually(
-    "the gateway to route to both instances",
-    async () => {
-      const seen = new Set<string>();
-      for (let k = 0; k < 6; k++) seen.add((await curl(`${app}-8080`)).out.split(" ")[0] ?? "");
-      return seen.size === 2;
-    },
-    200_000,
-  );
-}, 520_000);
-
-afterAll(async () => {
-  if (!wasUp) {
-    const r = await lab$("down");
-    expect(r.code).toBe(0);
-    expect(existsSync(LAB_JSON)).toBe(false);
-  }
-}, 120_000);
+beforeAll(() => {
+  ({ lab, app, gw } = ctx);
+});
 
 describe("the lab region, deployed by the Pulumi program", () => {
   it("wrote lab.json with the gateway's addresses and both instances", () => {
@@ -347,6 +287,38 @@ describe("operations on the lab", () => {
       (JSON.parse(text) as { instances: { ip: string }[] }).instances.map((i) => i.ip).sort();
     expect(ips(after.out)).toEqual(ips(before.out));
   }, 90_000);
+
+  it("an operator's port policy holds across a gateway restart: a closed port is refused, an open one served", async () => {
+    const ids = lab.apps[0]?.instanceIds ?? [];
+    const admin = (call: string, body: object) =>
+      ssh(`node /opt/gateway/gateway.mjs admin ${call} '${JSON.stringify(body)}'`);
+    const only8080 = { restrict_mode: true, ports: [{ port: 8080, pp: false }] };
+    for (const id of ids) {
+      const r = await admin("SetInstancePortPolicy", { instance_id: id, policy: only8080 });
+      expect(r.code, r.err).toBe(0);
+    }
+    try {
+      expect((await ssh("systemctl restart gateway.service")).code).toBe(0);
+      await eventually(
+        "the restarted gateway to route 8080 again",
+        async () => (await curl(`${app}-8080`)).out.includes("8080 GET"),
+        60_000,
+      );
+      const closed = await curl(app, "/", ["-o", "/dev/null", "-w", "%{http_code}"]);
+      expect(closed.code).not.toBe(0);
+      const view = JSON.parse(
+        (await admin("GetInstancePortPolicy", { instance_id: ids[0] })).out,
+      ) as { source: string };
+      expect(view.source).toBe("admin");
+    } finally {
+      for (const id of ids) await admin("ClearInstancePortPolicy", { instance_id: id });
+    }
+    await eventually(
+      "port 80 open again",
+      async () => (await curl(app, "/")).out.includes(" 80 GET /"),
+      10_000,
+    );
+  }, 120_000);
 
   it("failover: with one CVM's tunnel down, all traffic goes to the other", async () => {
     const [i1, i2] = lab.apps[0]?.instanceIds ?? [];
