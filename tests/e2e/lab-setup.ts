@@ -41,6 +41,27 @@ export const deployKey = `${ROOT}.lab/host/deploy_key`;
 export const ssh = (command: string) =>
   run("ssh", [...sshOptions(deployKey), `root@${ctx.gw}`, command]);
 
+/**
+ * One connection through the gateway with `openssl s_client` to `servername`, sending `input`;
+ * the CVMs' own CA checks the certificate (passthrough), and with `verify` a bad one fails it.
+ */
+export const sClient = (servername: string, input: string, opts: { verify?: boolean } = {}) =>
+  run(
+    "openssl",
+    [
+      "s_client",
+      "-connect",
+      `${ctx.gw}:443`,
+      "-servername",
+      servername,
+      "-CAfile",
+      ctx.lab.cvmCaFile,
+      ...(opts.verify ? ["-verify_return_error"] : []),
+      "-ign_eof",
+    ],
+    { input },
+  );
+
 export function openTls(label: string): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const s = tlsConnect({

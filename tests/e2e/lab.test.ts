@@ -16,6 +16,7 @@ import {
   lab$,
   openTls,
   ROOT,
+  sClient,
   ssh,
   useLab,
 } from "./lab-setup.js";
@@ -51,37 +52,10 @@ describe("the lab region, deployed by the Pulumi program", () => {
   });
 
   it("<app-id>s and <app-id>-<port>s: passthrough to the CVM's own certificate", async () => {
-    const r = await run(
-      "openssl",
-      [
-        "s_client",
-        "-connect",
-        `${gw}:443`,
-        "-servername",
-        host(`${app}-8443s`),
-        "-CAfile",
-        lab.cvmCaFile,
-        "-verify_return_error",
-        "-ign_eof",
-      ],
-      { input: "ping\n" },
-    );
+    const r = await sClient(host(`${app}-8443s`), "ping\n", { verify: true });
     expect(r.out).toContain("Verification: OK");
     expect(r.out).toMatch(/c[12]\S+ tls 8443 \S+: ping/);
-    const d = await run(
-      "openssl",
-      [
-        "s_client",
-        "-connect",
-        `${gw}:443`,
-        "-servername",
-        host(`${app}s`),
-        "-CAfile",
-        lab.cvmCaFile,
-        "-ign_eof",
-      ],
-      { input: "x\n" },
-    );
+    const d = await sClient(host(`${app}s`), "x\n");
     expect(d.out).toMatch(/tls 443 /);
   });
 
@@ -132,41 +106,14 @@ describe("the lab region, deployed by the Pulumi program", () => {
   });
 
   it("a custom domain routes by the TXT record GatewayDns wrote to the lab DNS", async () => {
-    const r = await run(
-      "openssl",
-      [
-        "s_client",
-        "-connect",
-        `${gw}:443`,
-        "-servername",
-        lab.customDomain,
-        "-CAfile",
-        lab.cvmCaFile,
-        "-verify_return_error",
-        "-ign_eof",
-      ],
-      { input: "order\n" },
-    );
+    const r = await sClient(lab.customDomain, "order\n", { verify: true });
     expect(r.out).toContain("Verification: OK");
     expect(r.out).toMatch(new RegExp(`tls 8443 ${lab.customDomain.replaceAll(".", "\\.")}: order`));
   });
 
   it("a wildcard custom domain: one TXT record routes every name one label below it", async () => {
     for (const name of ["north.stores.customer.lab.test", "south.stores.customer.lab.test"]) {
-      const r = await run(
-        "openssl",
-        [
-          "s_client",
-          "-connect",
-          `${gw}:443`,
-          "-servername",
-          name,
-          "-CAfile",
-          lab.cvmCaFile,
-          "-ign_eof",
-        ],
-        { input: "order\n" },
-      );
+      const r = await sClient(name, "order\n");
       expect(r.out).toContain(`tls 8443 ${name}: order`);
     }
   });
