@@ -61,11 +61,14 @@ export function parseHtpasswd(text: string, source: string): Map<string, string>
   return users;
 }
 
-/** The admin API's authentication from the config, the token file and the environment. */
-export async function resolveAdminAuth(
+/**
+ * The admin token and where it comes from: the config, its token file or the environment. Two
+ * sources would leave the operator unsure which token works: refused rather than picked.
+ */
+export async function adminToken(
   admin: AdminConfig,
   env: NodeJS.ProcessEnv = process.env,
-): Promise<AdminAuth> {
+): Promise<{ readonly source: string; readonly token: string } | undefined> {
   const tokens: [string, string][] = [];
   if (admin.auth_token !== undefined)
     tokens.push(["core.admin.auth_token", admin.auth_token.reveal()]);
@@ -75,13 +78,21 @@ export async function resolveAdminAuth(
   }
   const fromEnv = env[ADMIN_TOKEN_ENV];
   if (fromEnv !== undefined && fromEnv !== "") tokens.push([ADMIN_TOKEN_ENV, fromEnv.trim()]);
-  // Two sources would leave the operator unsure which token works: refuse rather than pick.
   if (tokens.length > 1) {
     throw configError(`admin token set twice: ${tokens.map(([k]) => k).join(" and ")}; keep one`);
   }
-  const token = tokens[0];
-  if (token !== undefined && token[1].length < 16) {
-    throw configError(`the admin token from ${token[0]} is shorter than 16 characters`);
+  const [found] = tokens;
+  return found && { source: found[0], token: found[1] };
+}
+
+/** The admin API's authentication from the config, the token file and the environment. */
+export async function resolveAdminAuth(
+  admin: AdminConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<AdminAuth> {
+  const token = await adminToken(admin, env);
+  if (token !== undefined && token.token.length < 16) {
+    throw configError(`the admin token from ${token.source} is shorter than 16 characters`);
   }
   const users =
     admin.htpasswd_file === undefined
@@ -103,7 +114,7 @@ export async function resolveAdminAuth(
       `the admin API is enabled without authentication: set core.admin.auth_token, core.admin.auth_token_file, core.admin.htpasswd_file or ${ADMIN_TOKEN_ENV}, or core.admin.insecure_no_auth = true (or core.admin.enabled = false)`,
     );
   }
-  return { kind: "required", tokenDigest: token && digest(token[1]), users };
+  return { kind: "required", tokenDigest: token && digest(token.token), users };
 }
 
 /** Throws E_ADMIN_UNAUTHORIZED unless the request carries the token or an htpasswd user's password. */

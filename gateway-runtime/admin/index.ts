@@ -1,5 +1,6 @@
 export {
   ADMIN_TOKEN_ENV,
+  adminToken,
   type AdminAuth,
   authenticate,
   parseHtpasswd,

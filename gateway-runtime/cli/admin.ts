@@ -1,6 +1,5 @@
-import { readFile } from "node:fs/promises";
 import { request } from "node:http";
-import { ADMIN_TOKEN_ENV } from "../admin/index.js";
+import { ADMIN_TOKEN_ENV, adminToken } from "../admin/index.js";
 import { loadConfigFile } from "../config/index.js";
 
 /** Where the Pulumi program installs a host's config (host/layout.ts; a test keeps them equal). */
@@ -17,15 +16,6 @@ when the API refuses the call.`;
 
 const ALWAYS_POST = new Set(["RenewCert", "ReloadCert"]);
 
-async function tokenOf(configFile: string): Promise<string | undefined> {
-  const { admin } = loadConfigFile(configFile).core;
-  if (admin.auth_token !== undefined) return admin.auth_token.reveal();
-  if (admin.auth_token_file !== undefined) {
-    return (await readFile(admin.auth_token_file, "utf8")).split("\n")[0]?.trim();
-  }
-  return process.env[ADMIN_TOKEN_ENV]?.trim() || undefined;
-}
-
 export async function adminCommand(
   configFile: string,
   call: string,
@@ -37,7 +27,7 @@ export async function adminCommand(
     return 1;
   }
   if (json !== undefined) JSON.parse(json); // a typo fails here, not as the API's 400
-  const token = await tokenOf(configFile);
+  const token = (await adminToken(admin))?.token;
   const path = call === "metrics" ? "/metrics" : `/prpc/Admin.${call}`;
   const method = json !== undefined || ALWAYS_POST.has(call) ? "POST" : "GET";
   const where =
