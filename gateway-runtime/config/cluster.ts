@@ -10,7 +10,7 @@ import { field, section } from "./fields.js";
 const added = true as const;
 
 export const NO_SYNC =
-  "dstack's own state sync between gateway nodes is not implemented: the hosts of a region share registrations through etcd instead (`core.cluster`)";
+  "the hosts of a region share registrations through etcd (`core.cluster`), not through dstack's node-to-node sync";
 
 // Off by default, and doing nothing either way: `core.cluster` is what shares a region's state.
 export const sync = section({
