@@ -190,7 +190,11 @@ export class TlsProxy {
     }
     const appId = selection.appId;
     // The instances' port policies, before anything is dialled or counted as open.
-    const candidates = selection.candidates.filter((c) => portAllowed(c, target.port));
+    // Copied only when a policy closes the port to some candidate: the common case allocates nothing.
+    const all = selection.candidates;
+    const candidates = all.every((c) => portAllowed(c, target.port))
+      ? all
+      : all.filter((c) => portAllowed(c, target.port));
     if (candidates.length === 0) {
       throw withApp(
         new RejectError(
