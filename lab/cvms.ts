@@ -6,7 +6,7 @@ import type { LabAcme } from "./acme.js";
 import { alive, daemon, sh, step, stopDaemon, waitUntil } from "./exec.js";
 import { labNode } from "./node.js";
 import { labLeaf } from "./pki.js";
-import { LAB, labDir, labPath, readJson, writeJson } from "./state.js";
+import { FIRST_GATEWAY, LAB, labDir, labPath, readJson, writeJson } from "./state.js";
 
 /** Both lab CVMs are instances of one app, so failover can be shown; ids are hex as dstack's. */
 export const LAB_APP_ID = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
@@ -116,7 +116,7 @@ export async function cvmsUp(clientCa: TestCert, acme: LabAcme): Promise<LabCvm[
         join(ROOT, "dist/gateway.mjs"),
         "agent",
         "--gateway",
-        `https://${LAB.gateway.address}:8000`,
+        `https://${FIRST_GATEWAY.address}:8000`,
         "--servername",
         `rpc.${LAB.baseDomain}`,
         "--cert",

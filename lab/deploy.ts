@@ -16,7 +16,7 @@ import { type LabDns, updateRecord } from "./dns.js";
 import { step } from "./exec.js";
 import type { LabHost } from "./host.js";
 import { pem } from "./pki.js";
-import { LAB, labPath } from "./state.js";
+import { FIRST_GATEWAY, labPath } from "./state.js";
 
 export const LAB_STACK = "lab";
 const ROOT = join(import.meta.dirname, "..");
@@ -34,28 +34,39 @@ export function labZones(dns: LabDns): Record<string, string> {
  * and CAs the lab generates (TSIG secret, SSH deploy key, pebble's CA, the CVM client CA, the
  * host key to pin), all passed as the engine passes config.
  */
-function labStackConfig(dns: LabDns, acme: LabAcme, host: LabHost, clientCaPem: string) {
+function labStackConfig(
+  dns: LabDns,
+  acme: LabAcme,
+  hosts: readonly LabHost[],
+  clientCaPem: string,
+) {
   const base = readStackConfig(join(ROOT, "stacks"), LAB_STACK);
   const gateway = JSON.parse(base.config["gateway:config"] ?? "{}");
   gateway.core.certbot.rfc2136.tsig_secret = dns.secret;
-  const hosts = JSON.parse(base.config["gateway:hosts"] ?? "[]") as Record<string, unknown>[];
-  const hostKey = readFileSync(join(host.keyFile, "..", "host_key.pub"), "utf8")
-    .trim()
-    .split(" ")
-    .slice(0, 2)
-    .join(" ");
-  for (const h of hosts) if (h.address === LAB.gateway.address) h.sshHostKey = hostKey;
+  // A region of several hosts shares its state through etcd members the program runs on them,
+  // as an operator would set it: pulumi config set --path gateway:config.core.cluster.enabled true
+  if (hosts.length > 1) gateway.core.cluster = { ...gateway.core.cluster, enabled: true };
+  const first = hosts[0];
+  if (!first) throw new Error("the lab deploys a region of at least one host");
   return {
     config: {
       ...base.config,
       "gateway:config": JSON.stringify(gateway),
-      "gateway:hosts": JSON.stringify(hosts),
+      "gateway:hosts": JSON.stringify(
+        hosts.map((h) => ({ name: h.name, address: h.address, sshHostKey: hostKeyOf(h) })),
+      ),
       "gateway:acmeCaPem": pem(acme.listenerCaFile),
       "gateway:attestationCaPem": clientCaPem,
-      "gateway:sshPrivateKey": readFileSync(host.keyFile, "utf8"),
+      "gateway:sshPrivateKey": readFileSync(first.keyFile, "utf8"),
     },
     secretKeys: [...new Set([...base.secretKeys, "gateway:config", "gateway:sshPrivateKey"])],
   };
+}
+
+/** The host key `gateway:hosts` pins for `host` (`<type> <base64>`). */
+function hostKeyOf(host: LabHost): string {
+  const dir = host.name === FIRST_GATEWAY.name ? "host" : `host-${host.name}`;
+  return readFileSync(labPath(dir, "host_key.pub"), "utf8").trim().split(" ").slice(0, 2).join(" ");
 }
 
 function bindSink(dns: LabDns) {
@@ -68,7 +79,8 @@ function bindSink(dns: LabDns) {
 export interface LabDeployInputs {
   dns: LabDns;
   acme: LabAcme;
-  host: LabHost;
+  /** The region's gateway hosts, in `gateway:hosts` order. */
+  hosts: readonly LabHost[];
   clientCaPem: string;
   /** `<ns>:<key>[.path]=<value>` settings applied over the stack file for this run, as `pulumi config set --path` would. */
   sets?: readonly string[];
@@ -116,7 +128,7 @@ export async function labDeploy(inputs: LabDeployInputs, mode: Mode): Promise<St
   const { config, secretKeys } = labStackConfig(
     inputs.dns,
     inputs.acme,
-    inputs.host,
+    inputs.hosts,
     inputs.clientCaPem,
   );
   applySets(config, inputs.sets ?? []);
@@ -141,7 +153,9 @@ export async function labDeploy(inputs: LabDeployInputs, mode: Mode): Promise<St
 /**
  * A rebuilt gateway host (its sshd had to start again: a reboot, or another lab took the
  * namespaces) has lost what the host steps did, while the checkpoint still lists them. The lab
- * forgets them, as `pulumi refresh` would find them gone, so the next up runs them again.
+ * forgets them, as `pulumi refresh` would find them gone, so the next up runs them again. It
+ * forgets those of every host: the steps are idempotent, and the lab does not have to know
+ * which resource belongs to which host.
  */
 export function forgetHostSteps(): void {
   const file = checkpointFile();

@@ -2,9 +2,19 @@ import { cpSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { alive, daemon, ok, sh, step, stopDaemon, waitUntil } from "./exec.js";
 import { labNode, labNodeDir } from "./node.js";
-import { LAB, labDir, labPath, readJson, writeJson } from "./state.js";
+import {
+  FIRST_GATEWAY,
+  LAB,
+  type LabGatewaySpec,
+  labDir,
+  labPath,
+  readJson,
+  writeJson,
+} from "./state.js";
 
 export interface LabHost {
+  /** Its name in `gateway:hosts`. */
+  readonly name: string;
   readonly address: string;
   readonly user: "root";
   readonly keyFile: string;
@@ -13,12 +23,14 @@ export interface LabHost {
   readonly fresh?: boolean;
 }
 
-const stateFile = () => labPath("host.json");
+/** Files of a gateway host under .lab/: the first keeps `host/` (the deploy key lives there). */
+const hostDirName = (spec: LabGatewaySpec) =>
+  spec.name === FIRST_GATEWAY.name ? "host" : `host-${spec.name}`;
+const stateFile = (spec: LabGatewaySpec) => labPath(`${hostDirName(spec)}.json`);
 
-/** The gateway host: a namespace running sshd, which the deploy step reaches like any server. */
-export async function hostUp(): Promise<LabHost> {
-  const dir = labDir("host");
-  const keyFile = join(dir, "deploy_key");
+/** The deploy key every gateway host of the lab trusts (`gateway:sshPrivateKey`). */
+export async function deployKeyFile(): Promise<string> {
+  const keyFile = join(labDir("host"), "deploy_key");
   if (!existsSync(keyFile))
     await sh("ssh-keygen", [
       "-q",
@@ -31,20 +43,34 @@ export async function hostUp(): Promise<LabHost> {
       "-f",
       keyFile,
     ]);
+  return keyFile;
+}
+
+/** The region's gateway hosts, one after the other. */
+export async function hostsUp(specs: readonly LabGatewaySpec[]): Promise<LabHost[]> {
+  const hosts: LabHost[] = [];
+  for (const spec of specs) hosts.push(await hostUp(spec));
+  return hosts;
+}
+
+/** A gateway host: a namespace running sshd, which the deploy step reaches like any server. */
+async function hostUp(spec: LabGatewaySpec): Promise<LabHost> {
+  const dir = labDir(hostDirName(spec));
+  const keyFile = await deployKeyFile();
   if (!existsSync(join(dir, "host_key")))
     await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "host_key")]);
-  const previous = readJson<LabHost>(stateFile());
+  const previous = readJson<LabHost>(stateFile(spec));
   const nodeDir = await labNodeDir();
   const nodeVersion = (await sh(await labNode(), ["--version"])).trim();
   // Reachable with the pinned node first on PATH: a host started by an older lab gets restarted.
   const reachable = () =>
     ok("ssh", [
       ...sshOptions(keyFile),
-      `root@${LAB.gateway.address}`,
+      `root@${spec.address}`,
       `test "$(node --version)" = ${nodeVersion}`,
     ]);
-  if (previous && alive(previous.pid) && (await reachable())) {
-    step(`gateway host: sshd already up at ${LAB.gateway.address}`);
+  if (previous?.name === spec.name && alive(previous.pid) && (await reachable())) {
+    step(`gateway host ${spec.name}: sshd already up at ${spec.address}`);
     return previous;
   }
   await stopDaemon(previous?.pid);
@@ -54,7 +80,7 @@ export async function hostUp(): Promise<LabHost> {
   writeFileSync(
     join(dir, "sshd_config"),
     [
-      `ListenAddress ${LAB.gateway.address}:22`,
+      `ListenAddress ${spec.address}:22`,
       `HostKey ${join(dir, "host_key")}`,
       `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
       `PidFile ${join(dir, "sshd.pid")}`,
@@ -68,19 +94,22 @@ export async function hostUp(): Promise<LabHost> {
     ].join("\n"),
   );
   mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
-  step(`gateway host: starting sshd in ${LAB.gateway.ns} at ${LAB.gateway.address}:22`);
+  step(`gateway host ${spec.name}: starting sshd in ${spec.ns} at ${spec.address}:22`);
   const pid = daemon(
     "unshare",
     ["--mount", "--propagation", "private", "sh", "-c", hostMounts(dir, nodeDir)],
-    {
-      ns: LAB.gateway.ns,
-      logFile: join(dir, "sshd.log"),
-    },
+    { ns: spec.ns, logFile: join(dir, "sshd.log") },
   );
-  await waitUntil("sshd on the gateway host", reachable, 15_000);
-  const host: LabHost = { address: LAB.gateway.address, user: "root", keyFile, pid };
-  writeJson(stateFile(), host);
+  await waitUntil(`sshd on gateway host ${spec.name}`, reachable, 15_000);
+  const host: LabHost = { name: spec.name, address: spec.address, user: "root", keyFile, pid };
+  writeJson(stateFile(spec), host);
   return { ...host, fresh: true };
+}
+
+/** The hosts a running lab has (for destroy): undefined when one of `specs` is not running. */
+export function runningHosts(specs: readonly LabGatewaySpec[]): LabHost[] | undefined {
+  const hosts = specs.map((spec) => readJson<LabHost>(stateFile(spec)));
+  return hosts.every((h): h is LabHost => h !== undefined && alive(h.pid)) ? hosts : undefined;
 }
 
 /** Paths the Pulumi program's scripts write on a host; they get private copies in the host's mount namespace. */
@@ -150,6 +179,7 @@ export function ssh(
   });
 }
 
-export async function hostDown(): Promise<void> {
-  await stopDaemon(readJson<LabHost>(stateFile())?.pid);
+/** Stops every gateway host the lab may have started, whatever the region size. */
+export async function hostsDown(): Promise<void> {
+  for (const spec of LAB.gateways) await stopDaemon(readJson<LabHost>(stateFile(spec))?.pid);
 }

@@ -5,29 +5,33 @@ import { cvmsDown, cvmsUp, labClientCa } from "./cvms.js";
 import { forgetHostSteps, labDeploy, labUp } from "./deploy.js";
 import { dnsDown, dnsUp, type LabDns } from "./dns.js";
 import { alive, LabError, sh, step } from "./exec.js";
-import { HOST_MOUNT_POINTS, hostDown, hostUp, type LabHost } from "./host.js";
+import { HOST_MOUNT_POINTS, hostsDown, hostsUp, runningHosts } from "./host.js";
 import { networkDown, networkUp } from "./network.js";
 import { ensurePackages } from "./packages.js";
 import { report } from "./report.js";
-import { LAB_DIR, labPath, readJson } from "./state.js";
+import { LAB_DIR, labPath, readJson, regionGateways, regionSize } from "./state.js";
 
+/** `--<name> <value>` options of this run (repeatable). */
+const options = (name: string) =>
+  process.argv.slice(3).flatMap((arg, i, all) => (all[i - 1] === `--${name}` ? [arg] : []));
 /** `--set <ns>:<key>[.path]=<value>` (repeatable): a config change for this run only. */
-const sets = process.argv.slice(3).flatMap((arg, i, all) => (all[i - 1] === "--set" ? [arg] : []));
+const sets = options("set");
 
 async function up(): Promise<void> {
   const started = Date.now();
   await ensurePackages();
   step("build: bundling the gateway runtime");
   await sh("npm", ["run", "--silent", "build"], { timeoutMs: 300_000 });
-  await networkUp();
+  const gateways = regionGateways(regionSize(options("hosts").at(-1)));
+  await networkUp(gateways);
   const dns = await dnsUp();
   const acme = await acmeUp();
-  const host = await hostUp();
+  const hosts = await hostsUp(gateways);
   const clientCa = await labClientCa();
-  if (host.fresh) forgetHostSteps();
-  await labUp({ dns, acme, host, clientCaPem: clientCa.certPem, sets });
+  if (hosts.some((h) => h.fresh)) forgetHostSteps();
+  await labUp({ dns, acme, hosts, clientCaPem: clientCa.certPem, sets });
   const cvms = await cvmsUp(clientCa, acme);
-  await report(acme, cvms);
+  await report(acme, cvms, gateways);
   step(`up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
@@ -35,23 +39,23 @@ async function up(): Promise<void> {
 async function destroy(): Promise<void> {
   const dns = readJson<LabDns>(labPath("dns.json"));
   const acme = readJson<LabAcme>(labPath("acme.json"));
-  const host = readJson<LabHost>(labPath("host.json"));
+  const hosts = runningHosts(regionGateways(regionSize(undefined)));
   if (!existsSync(labPath("checkpoint.json"))) return;
-  if (!dns || !acme || !host || ![dns.pid, acme.pid, host.pid].every(alive)) {
+  if (!dns || !acme || !hosts || ![dns.pid, acme.pid].every(alive)) {
     step(
       "down: the lab's services are not all running: skipping pulumi destroy, removing everything",
     );
     return;
   }
   step("down: pulumi destroy of the lab stack (recording engine)");
-  await labDeploy({ dns, acme, host, clientCaPem: (await labClientCa()).certPem }, "destroy");
+  await labDeploy({ dns, acme, hosts, clientCaPem: (await labClientCa()).certPem }, "destroy");
 }
 
 async function down(): Promise<void> {
   await destroy();
   step("down: stopping CVMs, the gateway host, pebble and BIND; removing namespaces and .lab");
   await cvmsDown();
-  await hostDown();
+  await hostsDown();
   await acmeDown();
   await dnsDown();
   await networkDown();
@@ -65,7 +69,7 @@ const steps: Record<string, () => Promise<void>> = { up, down, destroy };
 const run = steps[command];
 if (!run) {
   process.stderr.write(
-    `usage: npm run lab [-- up [--set <ns>:<key>[.path]=<value>]... | destroy | down]\n`,
+    `usage: npm run lab [-- up [--hosts 1|3] [--set <ns>:<key>[.path]=<value>]... | destroy | down]\n`,
   );
   process.exit(64);
 }

@@ -1,16 +1,24 @@
 import { ok, sh, step } from "./exec.js";
-import { LAB } from "./state.js";
+import { LAB, type LabGatewaySpec } from "./state.js";
 
-const hosts = () => [LAB.gateway, ...LAB.cvms];
+interface Node {
+  readonly ns: string;
+  readonly address: string;
+  readonly veth: string;
+}
 
 async function nsExists(ns: string): Promise<boolean> {
   return (await sh("ip", ["netns", "list"])).split("\n").some((l) => l.split(" ")[0] === ns);
 }
 
-/** A bridge in this namespace (10.99.0.1/24) and one namespace per lab host, each on a veth. */
-export async function networkUp(): Promise<void> {
+/**
+ * A bridge in this namespace (10.99.0.1/24) and one namespace per lab host (the region's
+ * gateway hosts, the CVMs), each on a veth.
+ */
+export async function networkUp(gateways: readonly LabGatewaySpec[]): Promise<void> {
+  const hosts: Node[] = [...gateways, ...LAB.cvms];
   step(
-    `network: bridge ${LAB.bridge} ${LAB.hostAddress}/${LAB.prefix} and namespaces ${hosts()
+    `network: bridge ${LAB.bridge} ${LAB.hostAddress}/${LAB.prefix} and namespaces ${hosts
       .map((h) => h.ns)
       .join(", ")}`,
   );
@@ -19,7 +27,7 @@ export async function networkUp(): Promise<void> {
   }
   await sh("ip", ["address", "replace", `${LAB.hostAddress}/${LAB.prefix}`, "dev", LAB.bridge]);
   await sh("ip", ["link", "set", LAB.bridge, "up"]);
-  for (const host of hosts()) {
+  for (const host of hosts) {
     if (!(await nsExists(host.ns))) await sh("ip", ["netns", "add", host.ns]);
     await sh("ip", ["-n", host.ns, "link", "set", "lo", "up"]);
     if (!(await ok("ip", ["link", "show", host.veth]))) {
@@ -51,8 +59,10 @@ export async function networkUp(): Promise<void> {
   }
 }
 
+/** Removes every namespace the lab may have made, whatever the region size. */
 export async function networkDown(): Promise<void> {
-  for (const host of hosts()) {
+  const hosts: Node[] = [...LAB.gateways, ...LAB.cvms];
+  for (const host of hosts) {
     if (await nsExists(host.ns)) {
       const pids = (await sh("ip", ["netns", "pids", host.ns]).catch(() => ""))
         .split("\n")

@@ -1,21 +1,32 @@
 import type { LabAcme } from "./acme.js";
 import { LAB_APP_ID, type LabCvm } from "./cvms.js";
 import { step } from "./exec.js";
-import { LAB, labPath, writeJson } from "./state.js";
+import { FIRST_GATEWAY, LAB, type LabGatewaySpec, labPath, writeJson } from "./state.js";
 
-/** Writes .lab/lab.json (what tests and users read) and prints a working curl for each URL form. */
-export async function report(acme: LabAcme, cvms: readonly LabCvm[]): Promise<void> {
-  const gw = LAB.gateway.address;
+/** How lab.json tells where one gateway host serves. */
+const endpoints = (host: LabGatewaySpec) => ({
+  https: `${host.address}:443`,
+  http: `${host.address}:80`,
+  rpc: `${host.address}:8000`,
+  admin: `127.0.0.1:8001 (on the gateway host)`,
+});
+
+/**
+ * Writes .lab/lab.json (what tests and users read) and prints a working curl for each URL form.
+ * `gateway` is the first host (the one CVMs register through); `gateways` is every host.
+ */
+export async function report(
+  acme: LabAcme,
+  cvms: readonly LabCvm[],
+  gateways: readonly LabGatewaySpec[],
+): Promise<void> {
+  const gw = FIRST_GATEWAY.address;
   const lab = {
     baseDomain: LAB.baseDomain,
     caFile: acme.rootFile,
     cvmCaFile: labPath("pki", "ca.pem"),
-    gateway: {
-      https: `${gw}:443`,
-      http: `${gw}:80`,
-      rpc: `${gw}:8000`,
-      admin: `127.0.0.1:8001 (on the gateway host)`,
-    },
+    gateway: endpoints(FIRST_GATEWAY),
+    gateways: gateways.map(endpoints),
     apps: [
       {
         appId: LAB_APP_ID,
@@ -38,6 +49,10 @@ export async function report(acme: LabAcme, cvms: readonly LabCvm[]): Promise<vo
     `ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ProxyCommand="openssl s_client -quiet -connect ${gw}:443 -servername ${app}-22.${b} -CAfile ${acme.rootFile}" -i .lab/host/deploy_key root@cvm`,
     `curl -i -H 'host: ${app}.${b}' http://${gw}/   # redirect to https`,
   ];
-  step("up: the gateway serves these (also in .lab/lab.json):");
+  step(
+    gateways.length > 1
+      ? `up: every gateway host (${gateways.map((g) => g.address).join(", ")}) serves these; the first as an example (also in .lab/lab.json):`
+      : "up: the gateway serves these (also in .lab/lab.json):",
+  );
   for (const line of lines) process.stdout.write(`  ${line}\n`);
 }
