@@ -116,21 +116,32 @@ export function runningHosts(specs: readonly LabGatewaySpec[]): LabHost[] | unde
 export const HOST_MOUNT_POINTS = ["/opt/gateway", "/var/lib/gateway"] as const;
 
 /**
+ * Directories of this machine's packages that a host writes too (the etcd member's data):
+ * private copies as well, but the directory stays when the lab goes down, as the package made it.
+ */
+const PACKAGE_DIRS = ["/var/lib/etcd"] as const;
+
+/** `/var/lib/gateway` → `var-lib-gateway`: the host's copy under its root dir. */
+const copyName = (point: string) => point.slice(1).replaceAll("/", "-");
+
+/**
  * The gateway host is a network namespace plus a mount namespace: its own /etc (a copy), /run,
- * /opt/gateway and /var/lib/gateway, so the setup script's users, units and files stay inside
- * the lab; the lab's systemctl/journalctl stand-ins first in PATH (/usr/local/sbin), since a
- * namespace has no systemd; and the pinned node (`nodeDir`, which holds only `node`) as
- * /usr/local/bin, ahead of this machine's /usr/bin/node in every PATH on the host (sshd's,
- * the units'), as a host where NodeSource installed it. Everything else (packages) is this
- * machine's.
+ * /opt/gateway, /var/lib/gateway and /var/lib/etcd, so the setup script's users, units and files
+ * stay inside the lab and each host of a region has its own; the lab's systemctl/journalctl
+ * stand-ins first in PATH (/usr/local/sbin), since a namespace has no systemd; and the pinned
+ * node (`nodeDir`, which holds only `node`) as /usr/local/bin, ahead of this machine's
+ * /usr/bin/node in every PATH on the host (sshd's, the units'), as a host where NodeSource
+ * installed it. Everything else (packages) is this machine's.
  */
 function hostMounts(dir: string, nodeDir: string): string {
   const root = join(dir, "root");
-  mkdirSync(join(root, "opt-gateway"), { recursive: true });
-  mkdirSync(join(root, "var-lib-gateway"), { recursive: true });
+  const points = [...HOST_MOUNT_POINTS, ...PACKAGE_DIRS];
+  for (const point of points) {
+    mkdirSync(join(root, copyName(point)), { recursive: true });
+    mkdirSync(point, { recursive: true });
+  }
   if (!existsSync(join(root, "etc")))
     cpSync("/etc", join(root, "etc"), { recursive: true, verbatimSymlinks: true });
-  for (const point of HOST_MOUNT_POINTS) mkdirSync(point, { recursive: true });
   const shims = join(import.meta.dirname, "shims");
   return [
     "set -e",
@@ -141,8 +152,7 @@ function hostMounts(dir: string, nodeDir: string): string {
     "mknod -m 0666 /run/lab-tun c 10 200",
     "mount --bind /run/lab-tun /dev/net/tun",
     `mount --bind ${join(root, "etc")} /etc`,
-    `mount --bind ${join(root, "opt-gateway")} /opt/gateway`,
-    `mount --bind ${join(root, "var-lib-gateway")} /var/lib/gateway`,
+    ...points.map((point) => `mount --bind ${join(root, copyName(point))} ${point}`),
     `mount --bind ${shims} /usr/local/sbin`,
     `mount --bind ${nodeDir} /usr/local/bin`,
     `exec /usr/sbin/sshd -D -e -f ${join(dir, "sshd_config")}`,

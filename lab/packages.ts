@@ -9,6 +9,8 @@ export const LAB_PACKAGES = [
   "openssh-server",
   "openssh-client",
   "wireguard-go",
+  // the region's etcd members (--hosts 3); the hosts' setup finds it installed
+  "etcd-server",
   "wireguard-tools",
   "iproute2",
   "nftables",
