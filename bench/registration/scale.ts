@@ -10,14 +10,10 @@
  * Prints a table and writes bench/results/registration.json (or FILE). Needs root,
  * wireguard-go and wg. `npm run bench` runs it as scenario (r).
  */
-import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { AppInfo } from "../../gateway-runtime/attest/app-info.js";
-import type { Attestation } from "../../gateway-runtime/attest/types.js";
-import { parseCidr } from "../../gateway-runtime/config/net.js";
 import { Secret } from "../../gateway-runtime/config/secret.js";
 import { silentLogger } from "../../gateway-runtime/log/index.js";
 import { RegistrationService } from "../../gateway-runtime/registration/service.js";
@@ -28,6 +24,17 @@ import { generateWgKeyPair } from "../../gateway-runtime/keys/wireguard.js";
 import { WireGuardManager } from "../../gateway-runtime/wg/manager.js";
 import { parseWgDump } from "../../gateway-runtime/wg/render.js";
 import { cleanupStale, NetnsHarness } from "../../testkit/netns.js";
+import {
+  BENCH_SETTINGS,
+  benchPlan,
+  fleet,
+  inFlight,
+  median,
+  quantile,
+  registerCvm,
+  time,
+  WG_IP,
+} from "./common.js";
 import { print, round } from "./print.js";
 
 const { values: args } = parseArgs({
@@ -42,32 +49,6 @@ const COUNT = Number(args.count);
 const CONCURRENCY = Number(args.concurrency);
 const APPS = Number(args.apps);
 const SAMPLES = 7;
-
-const WG_IP = "10.4.0.1/16";
-const RANGE = "10.4.0.0/20";
-const RESERVED = "10.4.0.0/27";
-
-/** Returns the ids encoded in the "certificate": `<app-id>:<instance-id>`. No crypto. */
-const stubAttestation: Attestation = {
-  async verify(der) {
-    const [appId = "", instanceId = ""] = der.toString("utf8").split(":");
-    return { appId, instanceId, appInfo: {} as AppInfo, via: "ca" };
-  },
-};
-
-const quantile = (sorted: readonly number[], q: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-const median = (xs: readonly number[]): number =>
-  quantile(
-    [...xs].sort((a, b) => a - b),
-    0.5,
-  );
-
-async function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
-  const start = performance.now();
-  const value = await fn();
-  return [performance.now() - start, value];
-}
 
 async function samples(fn: () => Promise<unknown>, n = SAMPLES): Promise<number> {
   const out: number[] = [];
@@ -85,11 +66,7 @@ async function main(): Promise<void> {
     const ns = await net.add("bench");
     const iface = net.linkName("bench");
     const exec = prefixedRunner(["ip", "netns", "exec", ns]);
-    const plan = {
-      range: parseCidr(RANGE) ?? fail(),
-      gatewayIp: parseCidr(WG_IP)?.address ?? fail(),
-      reserved: [parseCidr(RESERVED) ?? fail()],
-    };
+    const plan = benchPlan();
     const statePath = join(dir, "state", "gateway-state.json");
     const configPath = join(dir, "wireguard", "wg.conf");
     const writes = { count: 0, operations: 0, bytes: 0 };
@@ -112,47 +89,25 @@ async function main(): Promise<void> {
     });
     await manager.ensureInterface();
     const service = new RegistrationService({
-      agent: {
-        external_port: 443,
-        internal_port: 8090,
-        domain: "bench.example",
-        app_address_ns_prefix: "_dstack-app-address",
-      },
+      ...BENCH_SETTINGS,
       server: { pk: generateWgKeyPair().publicKey, ip: WG_IP, endpoint: "192.0.2.1:51820" },
-      recycleTimeoutMs: 36_000_000,
-      attestation: stubAttestation,
       store,
       directory: new MemoryDirectory(),
       peers: manager,
     });
     await service.start();
 
-    const apps = Array.from({ length: APPS }, () => randomBytes(20).toString("hex"));
-    const cvms = Array.from({ length: COUNT }, (_, k) => ({
-      appId: apps[k % APPS] as string,
-      instanceId: randomBytes(20).toString("hex"),
-      publicKey: generateWgKeyPair().publicKey,
-    }));
-    const register = async (c: (typeof cvms)[number]) => {
-      const der = Buffer.from(`${c.appId}:${c.instanceId}`);
-      const [ms] = await time(() =>
-        service.register({ der, chain: [] }, { client_public_key: c.publicKey }),
-      );
-      return ms;
-    };
+    const cvms = fleet(COUNT, APPS);
+    const register = async (c: (typeof cvms)[number]) =>
+      (await time(() => registerCvm(service, c)))[0];
 
     // 1. Everyone at once, `CONCURRENCY` requests in flight (a fleet booting).
     const latencies: number[] = [];
-    let next = 0;
     const appliesBefore = manager.applies;
     const [totalMs] = await time(() =>
-      Promise.all(
-        Array.from({ length: CONCURRENCY }, async () => {
-          for (let k = next++; k < cvms.length; k = next++) {
-            latencies.push(await register(cvms[k] as (typeof cvms)[number]));
-          }
-        }),
-      ),
+      inFlight(cvms, CONCURRENCY, async (c) => {
+        latencies.push(await register(c));
+      }),
     );
     const bulkApplies = manager.applies - appliesBefore;
     const bulkWrites = { ...writes };
@@ -192,16 +147,10 @@ async function main(): Promise<void> {
         storeOnly.operations += w.operations;
       },
     });
-    let cursor = 0;
     const [storeOnlyMs] = await time(() =>
-      Promise.all(
-        Array.from({ length: CONCURRENCY }, async () => {
-          for (let k = cursor++; k < cvms.length; k = cursor++) {
-            const c = cvms[k] as (typeof cvms)[number];
-            await bare.register(c);
-          }
-        }),
-      ),
+      inFlight(cvms, CONCURRENCY, async (c) => {
+        await bare.register(c);
+      }),
     );
     await bare.close();
 
@@ -262,10 +211,6 @@ async function main(): Promise<void> {
     await net.teardown();
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-function fail(): never {
-  throw new Error("bad built-in CIDR");
 }
 
 await main();
