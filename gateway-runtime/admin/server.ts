@@ -1,7 +1,8 @@
 /**
  * The admin API on `core.admin.address:port` (plain HTTP; the default address is loopback and
  * the host firewall keeps the port local). `GET /metrics` (Prometheus), and dstack-gateway's
- * admin prpc: `Status`, `GetInfo` (GET or POST), `RenewCert` and `ReloadCert` (POST), each
+ * admin prpc: `Status`, `GetInfo` (GET or POST), `RenewCert` and `ReloadCert` (POST), the port
+ * policy calls, and in a region `SetNodeStatus` (POST) and `GetNodeStatuses`; each
  * also spelled `Admin.<name>`; or on a Unix socket (mode 0600) instead. Every request is
  * authenticated first (auth.ts); missing or wrong credentials are 401 (`E_ADMIN_UNAUTHORIZED`)
  * and nothing of the request is read or acted on. Errors are JSON `{ "error", "code" }` as on
@@ -18,7 +19,8 @@ import { type AdminAuth, authenticate } from "./auth.js";
 import { readBody, rpcError, sendJson, statusFor } from "../rpc/http.js";
 import { type PortPolicy, portPolicySchema } from "../rpc/wire.js";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.js";
-import { getInfoResponse, statusResponse } from "./status.js";
+import { type RegionNodes, setNodeStatusRequest } from "./nodes.js";
+import { getInfoResponse, nodeStatusesResponse, statusResponse } from "./status.js";
 import type { AdminView } from "./view.js";
 
 export interface AdminSources {
@@ -30,6 +32,8 @@ export interface AdminSources {
   renewCertificate?: () => Promise<CheckOutcome>;
   /** The instances' port policies and their overrides (the registration service). */
   portPolicies?: PortPolicies;
+  /** The region's gateway nodes; absent without `core.cluster.enabled`. */
+  region?: RegionNodes;
 }
 
 /** What the port policy calls need of the registration service. */
@@ -137,8 +141,18 @@ export class AdminServer {
           return sendJson(
             res,
             200,
-            statusResponse(await this.#opts.sources.view(), this.#opts.urls),
+            statusResponse(
+              await this.#opts.sources.view(),
+              this.#opts.urls,
+              this.#opts.sources.region,
+            ),
           );
+        case "SetNodeStatus":
+          allow(req, res, "POST");
+          return sendJson(res, 200, await this.#setNodeStatus(req));
+        case "GetNodeStatuses":
+          allow(req, res, "GET", "POST");
+          return sendJson(res, 200, nodeStatusesResponse(this.#region()));
         case "GetInfo": {
           allow(req, res, "GET", "POST");
           const id = req.method === "GET" ? url.searchParams.get("id") : await instanceIdOf(req);
@@ -196,6 +210,26 @@ export class AdminServer {
     } else {
       await policies.overridePortPolicy(id, undefined);
     }
+    return {};
+  }
+
+  #region(): RegionNodes {
+    const region = this.#opts.sources.region;
+    if (!region) throw rpcError("E_RPC_UNKNOWN_METHOD", "core.cluster is not enabled here");
+    return region;
+  }
+
+  /** dstack's SetNodeStatus: `{id, status}` ("up" or "down"), or `{name, status}`; answers `{}`. */
+  async #setNodeStatus(req: IncomingMessage): Promise<unknown> {
+    const region = this.#region();
+    const request = setNodeStatusRequest.safeParse(await jsonBody(req));
+    if (!request.success) {
+      throw rpcError("E_RPC_BAD_REQUEST", `SetNodeStatus: ${request.error.issues[0]?.message}`);
+    }
+    const { status, ...target } = request.data;
+    const name = region.resolve(target as { id: number } | { name: string });
+    this.#opts.log.info({ node: name, status }, "admin: setting a gateway node's status");
+    await region.setStatus(name, status);
     return {};
   }
 

@@ -1,5 +1,6 @@
 import { type AdminAuth, AdminServer, type AdminView, resolveAdminAuth } from "../admin/index.js";
 import { CertificateManager } from "../certs/index.js";
+import type { NodeMembership } from "../cluster/index.js";
 import { ProxyWorkers, type WorkersSnapshot } from "../workers/index.js";
 import {
   configRisks,
@@ -9,7 +10,7 @@ import {
   toRedactedObject,
 } from "../config/index.js";
 import { createLogger, type Logger } from "../log/index.js";
-import { ProxyStats, startDataPlane } from "../proxy/index.js";
+import { DrainingFlag, ProxyStats, startDataPlane } from "../proxy/index.js";
 import { type RegistrationService, startRegistration } from "../registration/index.js";
 import { MemoryDirectory } from "../registry/index.js";
 
@@ -27,6 +28,8 @@ export interface RunContext {
   readonly log: Logger;
   readonly directory: MemoryDirectory;
   readonly stats: ProxyStats;
+  /** This node draining (a region's operator status): registration sets it, the health name reads it. */
+  readonly draining: DrainingFlag;
   /** Parts that serve the certificate re-read it when it changes (renewal or SIGHUP). */
   readonly certificateListeners: (() => Promise<void>)[];
   /** Resolved before any part starts, so a gateway without admin credentials orders nothing. */
@@ -36,6 +39,7 @@ export interface RunContext {
     proxy?: () => Promise<WorkersSnapshot>;
     certificates?: CertificateManager;
     registration?: RegistrationService;
+    region?: NodeMembership;
   };
 }
 
@@ -89,6 +93,7 @@ const dataPlane: Part = {
         count,
         configFile: ctx.configFile,
         directory: ctx.directory,
+        draining: ctx.draining,
         log: ctx.log.child({ part: "proxy" }),
       });
       ctx.certificateListeners.push(async () => workers.reloadCertificate());
@@ -110,6 +115,7 @@ const registration: Part = {
   async start(ctx) {
     const started = await startRegistration(ctx.config, ctx);
     ctx.admin.registration = started.service;
+    if (started.region) ctx.admin.region = started.region;
     ctx.certificateListeners.push(() => started.rpc.reloadCertificate());
     return { stop: () => started.stop() };
   },
@@ -121,7 +127,7 @@ const admin: Part = {
   async start(ctx) {
     const { config } = ctx;
     const startedAtMs = Date.now();
-    const { proxy, certificates, registration } = ctx.admin;
+    const { proxy, certificates, registration, region } = ctx.admin;
     if (!proxy) throw new Error("the admin API starts after the data plane");
     const view = async (): Promise<AdminView> => {
       const { snapshot, workers, answered } = await proxy();
@@ -146,6 +152,7 @@ const admin: Part = {
         reloadCertificate: () => notify(ctx),
         ...(certificates ? { renewCertificate: () => certificates.checkNow({ force: true }) } : {}),
         ...(registration ? { portPolicies: registration } : {}),
+        ...(region ? { region } : {}),
       },
       log: ctx.log.child({ part: "admin" }),
     });
@@ -187,6 +194,7 @@ export async function runCommand(file: string, parts: readonly Part[] = PARTS): 
     log,
     directory: new MemoryDirectory(),
     stats: new ProxyStats(),
+    draining: new DrainingFlag(),
     certificateListeners: [],
     adminAuth,
     admin: {},

@@ -5,7 +5,7 @@ import type { InstanceDirectory } from "../registry/index.js";
 import { createCustomDomainResolver, LEGACY_APP_ADDRESS_PREFIX } from "./custom-domain.js";
 import { startRedirect } from "./redirect.js";
 import { TlsProxy } from "./server.js";
-import { SelfService } from "./self.js";
+import { type DrainingFlag, SelfService } from "./self.js";
 import { type ProxySnapshot, type ProxyStats, snapshotOf } from "./stats.js";
 import { TlsTerminator } from "./terminate.js";
 import type { TicketKeyRing } from "./tls-options.js";
@@ -18,6 +18,7 @@ export {
   type ProxySnapshot,
   snapshotOf,
 } from "./stats.js";
+export { DrainingFlag } from "./self.js";
 export { TlsProxy } from "./server.js";
 export { TlsTerminator } from "./terminate.js";
 export { TicketKeyRing, type TicketKeys } from "./tls-options.js";
@@ -45,6 +46,8 @@ export async function startDataPlane(
     log: Logger;
     stats?: ProxyStats;
     ticketKeys?: TicketKeyRing;
+    /** This node draining: `health.<base>` answers 503. */
+    draining?: DrainingFlag;
   },
   ports: { https?: number; http?: number } = {},
 ): Promise<DataPlane> {
@@ -74,6 +77,7 @@ export async function startDataPlane(
     const self = new SelfService({
       accountUrl: config.core.certbot.account_url,
       workdir: config.core.certbot.workdir,
+      draining: deps.draining,
     });
     stop.push(async () => self.close());
     const proxyDeps = {

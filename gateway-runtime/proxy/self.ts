@@ -1,7 +1,8 @@
 /**
  * The gateway's own names under the base domain, as dstack's gateway has them: `health.<base>`
  * answers `GET /` and `GET /health` with 200 (for load balancers' monitors and rollout health
- * gates), and `gateway.<base>` answers `GET /health` and serves `/.dstack/index` and
+ * gates), 503 while an operator has this node draining (so a health-checked front door takes
+ * it out), and `gateway.<base>` answers `GET /health` and serves `/.dstack/index` and
  * `/.dstack/acme-info` (this node's ACME account, in dstack's `AcmeInfoResponse` shape). No app
  * can take these names: app ids are hex, and neither label is.
  */
@@ -11,11 +12,37 @@ import { join } from "node:path";
 import type { TLSSocket } from "node:tls";
 import type { SelfName } from "./route.js";
 
+/**
+ * Whether this node is draining (Admin.SetNodeStatus "down"): set by registration, which follows
+ * the region's statuses, and read by the health name, in this process or a proxy worker's.
+ */
+export class DrainingFlag {
+  #value = false;
+  readonly #listeners = new Set<(draining: boolean) => void>();
+
+  get value(): boolean {
+    return this.#value;
+  }
+
+  set(draining: boolean): void {
+    if (draining === this.#value) return;
+    this.#value = draining;
+    for (const listener of this.#listeners) listener(draining);
+  }
+
+  onChange(listener: (draining: boolean) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+}
+
 export interface SelfServiceOptions {
   /** `core.certbot.account_url`, when the Pulumi program made the account. */
   readonly accountUrl: string | undefined;
   /** `core.certbot.workdir`: an account the gateway made itself is in `account.json` there. */
   readonly workdir: string;
+  /** Absent: never draining. */
+  readonly draining?: DrainingFlag | undefined;
 }
 
 /** dstack's `AcmeInfoResponse`. This gateway is not in a TEE, so there are no quotes. */
@@ -77,7 +104,8 @@ export class SelfService {
   async #answer(name: SelfName, req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405);
     const path = new URL(req.url ?? "/", "https://self.invalid").pathname;
-    if (path === "/health" || (name === "health" && path === "/")) return send(res, 200);
+    if (path === "/health" || (name === "health" && path === "/"))
+      return send(res, name === "health" && this.#opts.draining?.value ? 503 : 200);
     if (name === "health") return send(res, 404);
     if (path === "/.dstack/index") {
       return send(res, 200, { type: "dstack gateway", paths: ["/index", "/acme-info"] });

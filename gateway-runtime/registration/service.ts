@@ -91,6 +91,12 @@ export interface RegistrationServiceOptions extends RegistrationSettings {
   readonly peers: PeerApplier;
   /** All gateway nodes, for `servers` and `gateways` in clustered deployments. */
   readonly cluster?: () => { servers: WireGuardPeer[]; gateways: GatewayNodeInfo[] };
+  /**
+   * True while an operator has this node draining (dstack's status "down"): every registration
+   * is refused with `E_NODE_DRAINING`, re-registrations too, as dstack does; a CVM keeps its
+   * peers to the region's other nodes, and registers again through them.
+   */
+  readonly draining?: () => boolean;
   /** Reported by Info. @default "unknown" */
   readonly version?: string;
   /** @default Date.now */
@@ -150,6 +156,13 @@ export class RegistrationService {
   }
 
   async register(cert: PeerCertificate, req: RegisterCvmRequest): Promise<RegisterOutcome> {
+    // First, before any attestation work: a front door retries elsewhere at once.
+    if (this.#o.draining?.()) {
+      throw new GatewayError(
+        "E_NODE_DRAINING",
+        "this gateway node is draining and takes no registrations; use another node of the region",
+      );
+    }
     const peer = await this.#o.attestation.verify(cert.der, cert.chain);
     if (this.#o.authorizer) await this.#o.authorizer(appInfoJson(peer.appInfo));
     const record = await this.#shared(() =>
@@ -231,14 +244,32 @@ export class RegistrationService {
     }
   }
 
+  /** The latest handshake this host saw per registered instance (id → ms), for the region. */
+  seenHandshakes(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const r of this.#o.store.list()) {
+      const at = this.#handshakes.get(r.publicKey);
+      if (at !== undefined && at > 0) out.set(r.instanceId, at);
+    }
+    return out;
+  }
+
   /**
-   * Removes instances not seen for longer than the recycle timeout: "seen" is the later of the
-   * latest handshake and the latest (re-)registration. Returns the removed instance ids.
+   * Removes instances not seen for longer than the recycle timeout: "seen" is the latest of
+   * this host's latest handshake, the latest (re-)registration and, in a region, the freshest
+   * handshake another host reported (`elsewhere`, instance id → ms). Returns the removed ids.
    */
-  async recycle(now: number = this.#now()): Promise<string[]> {
+  async recycle(
+    now: number = this.#now(),
+    elsewhere: ReadonlyMap<string, number> = new Map(),
+  ): Promise<string[]> {
     const removed = await this.#exclusive(async () => {
       const stale = this.#o.store.list().filter((r) => {
-        const seen = Math.max(this.#handshakes.get(r.publicKey) ?? 0, r.updatedAt);
+        const seen = Math.max(
+          this.#handshakes.get(r.publicKey) ?? 0,
+          elsewhere.get(r.instanceId) ?? 0,
+          r.updatedAt,
+        );
         return now - seen > this.#o.recycleTimeoutMs;
       });
       const gone = await Promise.all(stale.map((r) => this.#o.store.remove(r.instanceId)));

@@ -5,8 +5,11 @@ import { type GatewayConfig, parseCidr } from "../config/index.js";
 import { GatewayError } from "../errors.js";
 import type { Logger } from "../log/index.js";
 import type { MemoryDirectory } from "../registry/index.js";
+import type { NodeMembership } from "../cluster/index.js";
+import type { DrainingFlag } from "../proxy/index.js";
 import { RpcServer } from "../rpc/index.js";
 import { WireGuardManager } from "../wg/index.js";
+import { joinRegion, regionPeers, startRegionLoops } from "./region.js";
 import { RegistrationService, registrationSettings } from "./service.js";
 import { openStore } from "./store.js";
 
@@ -14,6 +17,8 @@ export interface Registration {
   readonly service: RegistrationService;
   readonly rpc: RpcServer;
   readonly wg: WireGuardManager;
+  /** This host among the region's nodes; absent without `core.cluster.enabled`. */
+  readonly region?: NodeMembership;
   stop(): Promise<void>;
 }
 
@@ -34,7 +39,7 @@ async function readCa(file: string): Promise<string> {
  */
 export async function startRegistration(
   config: GatewayConfig,
-  deps: { directory: MemoryDirectory; log: Logger },
+  deps: { directory: MemoryDirectory; log: Logger; draining?: DrainingFlag },
   ports: { rpc?: number } = {},
 ): Promise<Registration> {
   const { wg: wgConfig, attestation: att, recycle } = config.core;
@@ -72,6 +77,16 @@ export async function startRegistration(
     });
     cleanup.unshift(() => wg.close());
     await wg.ensureInterface();
+    const version = "unknown";
+    const region = config.core.cluster.enabled ? await joinRegion(config, log, version) : undefined;
+    if (region) {
+      cleanup.unshift(() => region.close());
+      // The health name follows this node's status, set from any host's admin API.
+      const follow = () => deps.draining?.set(region.draining);
+      follow();
+      const off = region.onChange(follow);
+      cleanup.unshift(async () => off());
+    }
     const service = new RegistrationService({
       ...registrationSettings(config),
       attestation,
@@ -79,6 +94,8 @@ export async function startRegistration(
       store,
       directory: deps.directory,
       peers: wg,
+      version,
+      ...(region ? { cluster: regionPeers(region), draining: () => region.draining } : {}),
       log,
     });
     await service.start();
@@ -100,10 +117,17 @@ export async function startRegistration(
       service.applyHandshakes(handshakes),
     );
     cleanup.unshift(async () => health.stop());
-    if (recycle.enabled && config.core.cluster.enabled) {
-      // Each host sees handshakes only of the CVMs that talk to it; recycling on one host's
-      // view would remove instances alive on another. Off until hosts share what they see.
-      log.warn("core.recycle is not run while core.cluster is enabled");
+    if (region) {
+      const stopLoops = startRegionLoops(region, service, {
+        pollMs: wgConfig.handshake_poll_interval,
+        recycle: {
+          enabled: recycle.enabled,
+          intervalMs: recycle.interval,
+          timeoutMs: recycle.timeout,
+        },
+        log,
+      });
+      cleanup.unshift(async () => stopLoops());
     } else if (recycle.enabled) {
       const timer = setInterval(() => {
         service.recycle().then(
@@ -119,7 +143,7 @@ export async function startRegistration(
       { rpc: rpc.port, interface: wgConfig.interface, instances: store.list().length },
       "registration listening",
     );
-    return { service, rpc, wg, stop: stopAll };
+    return { service, rpc, wg, ...(region ? { region } : {}), stop: stopAll };
   } catch (error) {
     await stopAll();
     throw error;

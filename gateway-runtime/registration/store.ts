@@ -3,6 +3,7 @@
  * one host, or etcd shared by the region's hosts (`core.cluster.enabled`).
  */
 import { hostname } from "node:os";
+import type { Etcd3 } from "etcd3";
 import type { GatewayConfig } from "../config/index.js";
 import type { Logger } from "../log/index.js";
 import type { IpPlan } from "../registry/allocate.js";
@@ -14,23 +15,13 @@ export async function openStore(
   log: Logger,
 ): Promise<RegistrationStore> {
   const { cluster } = config.core;
+  const { etcd } = cluster;
   if (!cluster.enabled) return FileRegistrationStore.open(config.core.state_path, plan);
   // Loaded only here: a host on the state file never initializes gRPC and etcd's protos.
-  const [{ connectEtcd }, { EtcdRegistrationStore }] = await Promise.all([
-    import("../registry/etcd-client.js"),
-    import("../registry/etcd-store.js"),
-  ]);
-  const { etcd } = cluster;
-  const connect = () =>
-    connectEtcd({
-      endpoints: etcd.endpoints,
-      caFile: etcd.ca_file,
-      certFile: etcd.cert_file,
-      keyFile: etcd.key_file,
-      timeoutMs: etcd.timeout,
-    });
+  const { EtcdRegistrationStore } = await import("../registry/etcd-store.js");
+  const connect = await etcdConnector(config);
   const client = await connect();
-  const node = cluster.node_name ?? hostname();
+  const node = nodeName(config);
   try {
     const store = await EtcdRegistrationStore.open({
       client,
@@ -50,4 +41,23 @@ export async function openStore(
     client.close();
     throw error;
   }
+}
+
+/** This host's name in the region: `core.cluster.node_name`, else the host name. */
+export function nodeName(config: GatewayConfig): string {
+  return config.core.cluster.node_name ?? hostname();
+}
+
+/** Opens a new etcd client as `core.cluster.etcd` says, each call its own connection. */
+export async function etcdConnector(config: GatewayConfig): Promise<() => Promise<Etcd3>> {
+  const { connectEtcd } = await import("../registry/etcd-client.js");
+  const { etcd } = config.core.cluster;
+  return () =>
+    connectEtcd({
+      endpoints: etcd.endpoints,
+      caFile: etcd.ca_file,
+      certFile: etcd.cert_file,
+      keyFile: etcd.key_file,
+      timeoutMs: etcd.timeout,
+    });
 }

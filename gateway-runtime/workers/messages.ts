@@ -15,6 +15,7 @@ export type ToWorker =
   | { readonly type: "directory"; readonly instances: readonly Instance[] }
   | { readonly type: "ticket-keys"; readonly keys: TicketKeys }
   | { readonly type: "reload-certificate" }
+  | { readonly type: "draining"; readonly draining: boolean }
   | { readonly type: "stats"; readonly id: number };
 
 export type ToPrimary =
@@ -26,6 +27,7 @@ const TYPES = new Set([
   "directory",
   "ticket-keys",
   "reload-certificate",
+  "draining",
   "hello",
   "ready",
   "stats",

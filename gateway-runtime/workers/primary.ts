@@ -14,7 +14,12 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "../log/index.js";
-import { mergeSnapshots, type ProxySnapshot, TicketKeyRing } from "../proxy/index.js";
+import {
+  type DrainingFlag,
+  mergeSnapshots,
+  type ProxySnapshot,
+  TicketKeyRing,
+} from "../proxy/index.js";
 import type { MemoryDirectory } from "../registry/index.js";
 import { isMessage, type ToPrimary, type ToWorker } from "./messages.js";
 
@@ -23,6 +28,8 @@ export interface ProxyWorkersOptions {
   /** The config file the workers load (the one the primary runs with). */
   readonly configFile: string;
   readonly directory: MemoryDirectory;
+  /** Forwarded to every worker, whose health name answers 503 while it is set. */
+  readonly draining?: DrainingFlag;
   readonly log: Logger;
   /** Ticket key rotation period (the terminator's default: 12 h). */
   readonly ticketRotationMs?: number;
@@ -82,7 +89,14 @@ export class ProxyWorkers {
       this.#keys.rotate();
       this.#broadcast({ type: "ticket-keys", keys: this.#keys.export() });
     }, opts.ticketRotationMs ?? DEFAULT_ROTATION_MS).unref();
-    this.#unsubscribe = opts.directory.onChange(() => this.#directoryChanged());
+    const offDirectory = opts.directory.onChange(() => this.#directoryChanged());
+    const offDraining = opts.draining?.onChange((draining) =>
+      this.#broadcast({ type: "draining", draining }),
+    );
+    this.#unsubscribe = () => {
+      offDirectory();
+      offDraining?.();
+    };
   }
 
   /** Forks the workers and resolves once each one listens; rejects (and stops them) otherwise. */
@@ -168,6 +182,7 @@ export class ProxyWorkers {
         if (message.type === "hello") {
           this.#send(worker, { type: "ticket-keys", keys: this.#keys.export() });
           this.#send(worker, { type: "directory", instances: this.#opts.directory.all() });
+          if (this.#opts.draining?.value) this.#send(worker, { type: "draining", draining: true });
           return;
         }
         if (message.type === "stats") {

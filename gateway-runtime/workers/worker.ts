@@ -6,7 +6,7 @@
  */
 import { loadConfigFile } from "../config/index.js";
 import { createLogger } from "../log/index.js";
-import { type DataPlane, startDataPlane, TicketKeyRing } from "../proxy/index.js";
+import { type DataPlane, DrainingFlag, startDataPlane, TicketKeyRing } from "../proxy/index.js";
 import { MemoryDirectory } from "../registry/index.js";
 import { isMessage, type ToPrimary, type ToWorker } from "./messages.js";
 
@@ -20,6 +20,7 @@ export async function proxyWorkerCommand(file: string): Promise<number> {
   const log = createLogger(config.log_level).child({ worker: process.pid });
   const directory = new MemoryDirectory();
   const ticketKeys = new TicketKeyRing();
+  const draining = new DrainingFlag();
   let plane: DataPlane | undefined;
   let haveDirectory = false;
   let haveKeys = false;
@@ -40,6 +41,9 @@ export async function proxyWorkerCommand(file: string): Promise<number> {
         plane?.terminator.ticketKeysChanged();
         haveKeys = true;
         break;
+      case "draining":
+        draining.set(message.draining);
+        break;
       case "reload-certificate":
         void plane?.terminator.reload();
         break;
@@ -59,7 +63,7 @@ export async function proxyWorkerCommand(file: string): Promise<number> {
   });
   await Promise.race([ready, stopped]);
   if (haveDirectory && haveKeys) {
-    plane = await startDataPlane(config, { directory, log, ticketKeys });
+    plane = await startDataPlane(config, { directory, log, ticketKeys, draining });
     send({ type: "ready" } satisfies ToPrimary);
     log.info("proxy worker serving");
   }

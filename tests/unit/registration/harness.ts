@@ -9,6 +9,7 @@ import { parseGatewayConfig } from "../../../gateway-runtime/config/index.js";
 import {
   type PeerApplier,
   RegistrationService,
+  type RegistrationServiceOptions,
   registrationSettings,
   type WgPeer,
 } from "../../../gateway-runtime/registration/index.js";
@@ -69,7 +70,9 @@ export interface Harness {
   cleanup(): Promise<void>;
 }
 
-export async function harness(opts: { authorizer?: Authorizer } = {}): Promise<Harness> {
+export async function harness(
+  opts: { authorizer?: Authorizer; service?: Partial<RegistrationServiceOptions> } = {},
+): Promise<Harness> {
   const { dir, cleanup } = await tempDir();
   const clock = { now: Date.parse("2026-01-01T00:00:00Z") };
   const now = () => clock.now;
@@ -93,6 +96,7 @@ export async function harness(opts: { authorizer?: Authorizer } = {}): Promise<H
     peers,
     version: "0.1.0-test",
     now,
+    ...opts.service,
   });
   return {
     service,
