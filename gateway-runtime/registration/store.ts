@@ -2,12 +2,53 @@
  * The registration store a config asks for: the state file (`core.state_path`) on a region of
  * one host, or etcd shared by the region's hosts (`core.cluster.enabled`).
  */
+import { access, rename } from "node:fs/promises";
 import { hostname } from "node:os";
 import type { Etcd3 } from "etcd3";
 import type { GatewayConfig } from "../config/index.js";
 import type { Logger } from "../log/index.js";
 import type { IpPlan } from "../registry/allocate.js";
+import type { EtcdRegistrationStore } from "../registry/etcd-store.js";
 import { FileRegistrationStore, type RegistrationStore } from "../registry/store.js";
+
+/** Where a state file goes once its registrations are in etcd. */
+export const MOVED_SUFFIX = ".moved-to-etcd";
+
+/**
+ * A host that ran on its own and now joins a region (`core.cluster.enabled` set on a host that
+ * has a state file) brings its registrations into an empty region, addresses kept: its CVMs
+ * keep their tunnels and need not register again. The file is then renamed, so that a region
+ * emptied later is not filled again from it. With registrations already in etcd the file is
+ * left alone: the region's state wins, and the log says so.
+ */
+async function adoptStateFile(
+  store: EtcdRegistrationStore,
+  statePath: string,
+  plan: IpPlan,
+  log: Logger,
+): Promise<void> {
+  try {
+    await access(statePath);
+  } catch {
+    return;
+  }
+  if (store.list().length > 0) {
+    log.warn(
+      { state_path: statePath },
+      "the region already has registrations in etcd: this host's state file is not brought in",
+    );
+    return;
+  }
+  const file = await FileRegistrationStore.open(statePath, plan);
+  const records = file.list();
+  await file.close();
+  await store.adopt(records);
+  await rename(statePath, `${statePath}${MOVED_SUFFIX}`);
+  log.info(
+    { instances: records.length, state_path: statePath, moved_to: `${statePath}${MOVED_SUFFIX}` },
+    "brought this host's registrations from its state file into the region's etcd",
+  );
+}
 
 export async function openStore(
   config: GatewayConfig,
@@ -32,6 +73,7 @@ export async function openStore(
       ownsClient: true,
       connectWatch: connect,
     });
+    await adoptStateFile(store, config.core.state_path, plan, log);
     log.info(
       { node, instances: store.list().length, revision: store.revision },
       "joined the region's registrations in etcd",

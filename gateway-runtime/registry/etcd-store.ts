@@ -108,6 +108,36 @@ export class EtcdRegistrationStore implements RegistrationStore {
     return this.#view.state.get(instanceId);
   }
 
+  /**
+   * Writes `records` as they are, addresses kept, into a region that has no registration yet:
+   * how a host that kept its state in a file brings it along when its region becomes a cluster.
+   * Each instance, address and key must still be free in etcd (another host may have started
+   * registering meanwhile); a conflict writes nothing more and is an `E_CLUSTER_CONFLICT`.
+   */
+  async adopt(records: readonly InstanceRecord[]): Promise<void> {
+    if (this.#view.state.list().length > 0)
+      throw new GatewayError("E_CLUSTER_CONFLICT", "the region already has registrations");
+    for (let k = 0; k < records.length; k += MAX_BATCH) {
+      const base = this.#view.state;
+      const draft = base.clone();
+      for (const record of records.slice(k, k + MAX_BATCH)) draft.put(record, "adopted record");
+      const txn = EtcdTxn.diff(this.#keys, base, draft, (id) => this.#view.revisionOf(id));
+      let res: ITxnResponse;
+      try {
+        res = await this.#o.client.kv.txn(txn.request());
+      } catch (error) {
+        throw this.#unavailable(error);
+      }
+      if (!res.succeeded)
+        throw new GatewayError(
+          "E_CLUSTER_CONFLICT",
+          "another gateway host registered an instance, address or key being brought into etcd",
+        );
+      const revision = Number(res.header.revision);
+      this.#view.applyRead(txn.committed(revision), revision);
+    }
+  }
+
   /** Every change of the shared set, whichever host made it. */
   subscribe(listener: (change: ViewChange) => void): () => void {
     return this.#view.onChange(listener);

@@ -214,6 +214,56 @@ describe("EtcdRegistrationStore", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("a host becoming part of a region brings its state file's registrations into etcd, addresses kept, once", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gw-store-move-"));
+    const statePath = join(dir, "state.json");
+    const config = (cluster: boolean) =>
+      parseGatewayConfig(
+        withKey(withKey(minimalConfig(), "core.state_path", statePath), "core.cluster", {
+          enabled: cluster,
+          prefix: `/test${prefixNo}/moved`,
+          etcd: {
+            endpoints: [(etcd.endpoints[0] as string).replace("http://", "")],
+            timeout: "2s",
+          },
+        }),
+        "test",
+      );
+    try {
+      const alone = await openStore(config(false), DEFAULT_PLAN, silentLogger());
+      await alone.register(req(1));
+      await alone.register(req(2));
+      await alone.remove("inst1");
+      await alone.register(req(3));
+      const before = [...alone.list()].sort(byId);
+      await alone.close();
+
+      const shared = await openStore(config(true), DEFAULT_PLAN, silentLogger());
+      expect([...shared.list()].sort(byId)).toEqual(before);
+      // What etcd holds, not just this host's view; and the next address is a free one.
+      const other = await EtcdRegistrationStore.open({
+        client,
+        prefix: `/test${prefixNo}/moved`,
+        plan: DEFAULT_PLAN,
+        timeoutMs: 2000,
+      });
+      stores.push(other);
+      expect([...other.list()].sort(byId)).toEqual(before);
+      const fourth = await shared.register(req(4));
+      expect(before.map((r) => r.ip)).not.toContain(fourth.ip);
+      // Once: the file is set aside, so a region emptied later is not filled again from it.
+      await shared.remove("inst2");
+      await shared.remove("inst3");
+      await shared.remove("inst4");
+      await shared.close();
+      const again = await openStore(config(true), DEFAULT_PLAN, silentLogger());
+      expect(again.list()).toEqual([]);
+      await again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 const byId = (x: { instanceId: string }, y: { instanceId: string }) =>
