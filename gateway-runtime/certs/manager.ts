@@ -307,7 +307,9 @@ export class CertificateManager {
       );
       await this.#seen(result.info, true);
       // Before the lock is released (finally); a failed publish is retried by the next sync.
-      await this.#region?.publish().catch((e: unknown) => this.#regionFailed(e, "publishing"));
+      await this.#region
+        ?.publish({ fresh: true })
+        .catch((e: unknown) => this.#regionFailed(e, "publishing"));
       this.#schedule(this.#c.renew_interval);
       return { action: "renewed", reason };
     } catch (e) {

@@ -6,7 +6,9 @@
  *
  * "Newer" is the later notAfter (then the later notBefore), never the later write: a late
  * publish of an older pair (a holder that lost its lock, a host coming back with an old
- * certificate) changes nothing, so the publishes need no fencing by the lock.
+ * certificate) changes nothing, so the publishes need no fencing by the lock. Two pairs issued
+ * in the same second tie (the CA counts validity in seconds): then the register's pair wins,
+ * and a pair fresh from the CA replaces the register's, so every host ends on the same one.
  *
  * A pair from the register is checked as fully as one fresh from the CA, and more: the key
  * matches the leaf, the leaf covers the configured names and has not expired, each certificate
@@ -57,12 +59,28 @@ export function decodePair(text: string): RegionPair {
   };
 }
 
-/** Whether `a` should replace `b`: it expires later, or as late but was issued later. */
-export function isNewer(a: CertificateInfo, b: CertificateInfo | undefined): boolean {
-  if (b === undefined) return true;
+/** Positive when `a` is newer than `b` (expires later, or as late but issued later), 0 on a tie. */
+export function compareValidity(a: CertificateInfo, b: CertificateInfo): number {
   const after = a.notAfter.getTime() - b.notAfter.getTime();
-  if (after !== 0) return after > 0;
-  return a.notBefore.getTime() > b.notBefore.getTime();
+  return after !== 0 ? after : a.notBefore.getTime() - b.notBefore.getTime();
+}
+
+/** Whether the region's pair `region` replaces `live`: newer, or a tie with another pair. */
+export function shouldTake(region: CertificateInfo, live: CertificateInfo | undefined): boolean {
+  if (live === undefined) return true;
+  const c = compareValidity(region, live);
+  return c > 0 || (c === 0 && region.fingerprint256 !== live.fingerprint256);
+}
+
+/** Whether `live` replaces the region's pair: newer, or as new and `fresh` from the CA. */
+export function shouldPublish(
+  live: CertificateInfo,
+  region: CertificateInfo | undefined,
+  fresh: boolean,
+): boolean {
+  if (region === undefined) return true;
+  const c = compareValidity(live, region);
+  return c > 0 || (c === 0 && fresh && live.fingerprint256 !== region.fingerprint256);
 }
 
 /** The checks a pair passes before a host serves it or publishes it (see the top). */
@@ -125,11 +143,16 @@ export class RegionCertificate {
   async sync(): Promise<void> {
     const current = await this.#o.register.read();
     const took = current === undefined ? false : await this.#take(current.text, "etcd");
-    if (!took) await this.publish(current);
+    if (!took) await this.publish({ seen: current });
   }
 
-  /** Publishes the live pair unless the region's is as new; retries when overtaken. */
-  async publish(seen?: Awaited<ReturnType<Register["read"]>>): Promise<void> {
+  /**
+   * Publishes the live pair unless the region's is newer (or as new, unless the live one is
+   * `fresh` from the CA); retries when overtaken.
+   */
+  async publish(
+    opts: { fresh?: boolean; seen?: Awaited<ReturnType<Register["read"]>> } = {},
+  ): Promise<void> {
     const { register, store, names, now, log } = this.#o;
     const live = await store.readLive();
     if (live === undefined || "error" in live) return;
@@ -139,9 +162,10 @@ export class RegionCertificate {
     } catch {
       return; // not something the region would take; the renewal replaces it
     }
-    let current = seen ?? (await register.read());
+    let current = "seen" in opts ? opts.seen : await register.read();
     for (let attempt = 0; attempt < 4; attempt++) {
-      if (current !== undefined && !isNewer(info, this.#info(current.text))) return;
+      const region = current && this.#info(current.text);
+      if (!shouldPublish(info, region, opts.fresh ?? false)) return;
       const pair = {
         certPem: live.certPem,
         keyPem: live.keyPem,
@@ -191,7 +215,7 @@ export class RegionCertificate {
     }
     const live = await store.readLive();
     const ours = live !== undefined && "info" in live ? live.info : undefined;
-    if (!isNewer(info, ours)) return false;
+    if (!shouldTake(info, ours)) return false;
     const archiveDir = await store.install(pair.certPem, pair.keyPem, now());
     log.info(
       { serial: info.serial, notAfter: info.notAfter, publishedBy: pair.node, archive: archiveDir },

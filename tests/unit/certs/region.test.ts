@@ -12,7 +12,8 @@ import {
   checkRegionPair,
   decodePair,
   encodePair,
-  isNewer,
+  shouldPublish,
+  shouldTake,
   RegionCertificate,
   type SharedRegister,
 } from "../../../gateway-runtime/certs/region.js";
@@ -87,13 +88,24 @@ function host(register: SharedRegister) {
   return { store, region, installed };
 }
 
-describe("isNewer", () => {
-  it("prefers the later notAfter, then the later notBefore; a tie is not newer", () => {
-    expect(isNewer(info(2), undefined)).toBe(true);
-    expect(isNewer(info(2), info(1))).toBe(true);
-    expect(isNewer(info(1), info(2, -5))).toBe(false);
-    expect(isNewer(info(2, 1), info(2, 0))).toBe(true);
-    expect(isNewer(info(2, 0), info(2, 0))).toBe(false);
+describe("shouldTake and shouldPublish", () => {
+  it("take the later notAfter, then the later notBefore; on a tie the region's pair", () => {
+    expect(shouldTake(info(2), undefined)).toBe(true);
+    expect(shouldTake(info(2), info(1))).toBe(true);
+    expect(shouldTake(info(1), info(2, -5))).toBe(false);
+    expect(shouldTake(info(2, 1), info(2, 0))).toBe(true);
+    expect(shouldTake(info(2, 0), info(2, 0))).toBe(false); // the same certificate
+    expect(shouldTake({ ...info(2, 0), fingerprint256: "y" }, info(2, 0))).toBe(true);
+  });
+
+  it("publish only a newer pair, or on a tie one fresh from the CA", () => {
+    expect(shouldPublish(info(2), undefined, false)).toBe(true);
+    expect(shouldPublish(info(2), info(1), false)).toBe(true);
+    expect(shouldPublish(info(1), info(2), true)).toBe(false);
+    const tie = { ...info(2, 0), fingerprint256: "y" };
+    expect(shouldPublish(tie, info(2, 0), false)).toBe(false);
+    expect(shouldPublish(tie, info(2, 0), true)).toBe(true);
+    expect(shouldPublish(info(2, 0), info(2, 0), true)).toBe(false);
   });
 });
 
