@@ -19,6 +19,8 @@ export type CertErrorCode =
   | "E_CERT_ABORTED"
   /** Reading or writing files in the work directory failed. */
   | "E_CERT_STORE"
+  /** etcd (`core.cluster`) could not be read or written, or kept changing under an update. */
+  | "E_CERT_CLUSTER"
   /** The certbot config lacks what the chosen DNS provider or account needs. */
   | "E_CERT_CONFIG";
 

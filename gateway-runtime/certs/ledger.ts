@@ -3,14 +3,14 @@
  * failure loop (or restarted in one) stops before the CA starts refusing: failed validations
  * per hostname per hour, certificates per domain per week, and duplicate certificates (the same
  * name set) per week. Let's Encrypt's values are the defaults. The ledger lives in the work
- * directory and is written (atomically) only by the node holding the renewal lock.
+ * directory (`ledger.json`), or in a region (`core.cluster`) in etcd, so that the hosts sharing
+ * one certificate also share one allowance; it is written only by the node holding the renewal
+ * lock (and in etcd only if unchanged since it was read).
  *
  * It counts only this gateway's requests: certificates issued elsewhere for the same registered
  * domain (other regions, other tools) use up the same CA limits without appearing here.
  */
-import { readFile } from "node:fs/promises";
-import { writeFileAtomic } from "../files/atomic.js";
-import { CertError, reasonOf } from "./errors.js";
+import { FileRegister, type Register, updateRegister } from "./register.js";
 
 export interface RateLimits {
   readonly failedValidationsPerHour: number;
@@ -96,57 +96,55 @@ export function prune(data: LedgerData, now: number): LedgerData {
   };
 }
 
+/** A stored ledger; unparsable text or entries count as empty (the CA has the last word). */
+export function parseLedger(text: string | undefined): LedgerData {
+  if (text === undefined) return EMPTY_LEDGER;
+  try {
+    const v = JSON.parse(text) as Partial<LedgerData>;
+    return {
+      failures: Array.isArray(v.failures)
+        ? v.failures.filter((f) => typeof f?.at === "number" && typeof f.name === "string")
+        : [],
+      issued: Array.isArray(v.issued)
+        ? v.issued.filter((i) => typeof i?.at === "number" && Array.isArray(i.names))
+        : [],
+    };
+  } catch {
+    return EMPTY_LEDGER;
+  }
+}
+
 export class Ledger {
-  readonly path: string;
+  readonly #register: Register;
 
-  constructor(path: string) {
-    this.path = path;
+  /** A path is the single host's file; a region passes its etcd register. */
+  constructor(where: string | Register) {
+    this.#register = typeof where === "string" ? new FileRegister(where) : where;
   }
 
-  /** The ledger on disk; a missing or unreadable file counts as empty (and is logged by callers). */
+  /** The ledger; a missing or unparsable one counts as empty, an unreadable one throws. */
   async load(): Promise<LedgerData> {
-    let text: string;
-    try {
-      text = await readFile(this.path, "utf8");
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return EMPTY_LEDGER;
-      throw new CertError("E_CERT_STORE", `cannot read ${this.path}: ${reasonOf(e)}`, { cause: e });
-    }
-    try {
-      const v = JSON.parse(text) as Partial<LedgerData>;
-      return {
-        failures: Array.isArray(v.failures)
-          ? v.failures.filter((f) => typeof f?.at === "number" && typeof f.name === "string")
-          : [],
-        issued: Array.isArray(v.issued)
-          ? v.issued.filter((i) => typeof i?.at === "number" && Array.isArray(i.names))
-          : [],
-      };
-    } catch {
-      return EMPTY_LEDGER;
-    }
+    return parseLedger((await this.#register.read())?.text);
   }
 
-  async recordFailures(names: readonly string[], at: number): Promise<void> {
-    const data = prune(await this.load(), at);
-    await this.#save({
+  recordFailures(names: readonly string[], at: number): Promise<void> {
+    return this.#update(at, (data) => ({
       ...data,
       failures: [...data.failures, ...names.map((name) => ({ name, at }))],
-    });
+    }));
   }
 
-  async recordIssued(names: readonly string[], at: number): Promise<void> {
-    const data = prune(await this.load(), at);
-    await this.#save({ ...data, issued: [...data.issued, { names: [...names], at }] });
+  recordIssued(names: readonly string[], at: number): Promise<void> {
+    return this.#update(at, (data) => ({
+      ...data,
+      issued: [...data.issued, { names: [...names], at }],
+    }));
   }
 
-  async #save(data: LedgerData): Promise<void> {
-    try {
-      await writeFileAtomic(this.path, `${JSON.stringify(data)}\n`, 0o600);
-    } catch (e) {
-      throw new CertError("E_CERT_STORE", `cannot write ${this.path}: ${reasonOf(e)}`, {
-        cause: e,
-      });
-    }
+  #update(at: number, change: (data: LedgerData) => LedgerData): Promise<void> {
+    return updateRegister(
+      this.#register,
+      (text) => `${JSON.stringify(change(prune(parseLedger(text), at)))}\n`,
+    );
   }
 }

@@ -5,7 +5,7 @@
  * host) or it is older than `staleMs` (set above renew_timeout, so a live holder's run has
  * ended by then). Breaking a stale lock renames it away first and checks it is still the one
  * judged stale, so two breakers never both win; release removes the file only if our token is
- * still in it. An etcd lock implements the same interface for clusters.
+ * still in it. `cluster/etcd-lock.ts` implements the same interface for a region.
  */
 import { randomBytes } from "node:crypto";
 import { link, open, readFile, rename, stat, unlink } from "node:fs/promises";
@@ -14,6 +14,8 @@ import { basename, dirname, join } from "node:path";
 
 export interface LockHandle {
   release(): Promise<void>;
+  /** Aborted when the lock is lost while held (etcd's lease ran out); the holder stops. */
+  readonly lost?: AbortSignal;
 }
 
 export interface RenewalLock {

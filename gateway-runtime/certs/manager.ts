@@ -4,13 +4,17 @@
  * certificate), aborts a run after `renew_timeout`, backs off exponentially after failures,
  * respects the CA's rate limits (ledger), lets one node renew at a time (lock), and tells
  * listeners (the proxy's reload) when a new certificate is live. See renew.ts for one run.
+ * In a region (`shared`, see open.ts) the lock, the ledger and the certificate are the region's:
+ * the host that renews publishes the pair, the others take it (region.ts).
  */
+import { hostname } from "node:os";
 import { join } from "node:path";
 import type { GatewayConfig } from "../config/index.js";
 import type { Logger } from "../log/index.js";
 import { CertError, reasonOf } from "./errors.js";
 import { blockedUntil, LETS_ENCRYPT_LIMITS, Ledger } from "./ledger.js";
 import { FileLock, type RenewalLock } from "./lock.js";
+import { RegionCertificate } from "./region.js";
 import { AccountCache, type RenewDeps, renewDeps, renewOnce } from "./renew.js";
 import {
   backoffDelay,
@@ -59,6 +63,7 @@ export class CertificateManager {
   readonly #ledger: Ledger;
   readonly #lock: RenewalLock;
   readonly #deps: RenewDeps;
+  readonly #region: RegionCertificate | undefined;
   readonly #accounts = new AccountCache();
   readonly #listeners = new Set<CertificateListener>();
   readonly #stopper = new AbortController();
@@ -71,6 +76,7 @@ export class CertificateManager {
   #checking: Promise<CheckOutcome> | undefined;
   #lastWarned: number | undefined;
   readonly #ready = deferred<CertificateInfo>();
+  #stopped: Promise<void> | undefined;
 
   constructor(opts: CertificateManagerOptions) {
     const { config } = opts;
@@ -82,13 +88,25 @@ export class CertificateManager {
     this.#store = new CertStore(this.#c.workdir);
     this.certFile = this.#store.certFile;
     this.keyFile = this.#store.keyFile;
-    this.#ledger = new Ledger(join(this.#c.workdir, "ledger.json"));
+    this.#ledger = opts.ledger ?? new Ledger(join(this.#c.workdir, "ledger.json"));
     this.#lock =
       opts.lock ??
       new FileLock(join(this.#c.workdir, "renew.lock"), {
         staleMs: 2 * this.#c.renew_timeout + 60_000,
       });
     this.#deps = renewDeps(opts, this.#store, this.#ledger, this.#log, this.#now);
+    this.#region =
+      opts.shared &&
+      new RegionCertificate({
+        register: opts.shared,
+        store: this.#store,
+        names: this.#deps.settings.names,
+        node: opts.node ?? hostname(),
+        keepArchives: this.#deps.settings.keepArchives,
+        log: this.#log,
+        now: this.#now,
+        installed: (info) => this.#seen(info, true),
+      });
     this.#ready.promise.catch(() => undefined);
   }
 
@@ -98,11 +116,19 @@ export class CertificateManager {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Reads the live certificate and starts the checks (the first one now, in the background). */
+  /**
+   * Reads the live certificate and starts the checks (the first one now, in the background).
+   * In a region it first follows the region's certificate and takes it when it is newer, so a
+   * host joining a region serves the region's pair instead of ordering its own.
+   */
   async start(): Promise<void> {
     await this.#store.init();
     const live = await this.#store.readLive();
     if (live !== undefined && "info" in live) await this.#seen(live.info, false);
+    if (this.#region) {
+      await this.#region.follow().catch((e: unknown) => this.#regionFailed(e, "following"));
+      await this.#syncRegion();
+    }
     this.#schedule(0);
   }
 
@@ -134,7 +160,12 @@ export class CertificateManager {
   }
 
   /** Stops the checks and aborts a running renewal; waits for it (bounded). */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
+    this.#stopped ??= this.#stop();
+    return this.#stopped;
+  }
+
+  async #stop(): Promise<void> {
     this.#stopper.abort();
     clearTimeout(this.#timer);
     this.#nextCheck = undefined;
@@ -146,6 +177,17 @@ export class CertificateManager {
         new Promise((r) => setTimeout(r, 5000).unref()),
       ]);
     }
+    await this.#region?.close();
+    await this.#opts.dispose?.();
+  }
+
+  /** Levels this host and the region (region.ts); without etcd the host goes on as it is. */
+  async #syncRegion(): Promise<void> {
+    await this.#region?.sync().catch((e: unknown) => this.#regionFailed(e, "syncing"));
+  }
+
+  #regionFailed(e: unknown, what: string): void {
+    this.#log.warn({ err: reasonOf(e) }, `${what} the region's certificate in etcd failed`);
   }
 
   #schedule(delayMs: number): void {
@@ -194,6 +236,7 @@ export class CertificateManager {
   async #check(force: boolean): Promise<CheckOutcome> {
     let reason: RenewReason = force ? "forced" : "none";
     try {
+      await this.#syncRegion();
       const info = await this.#readLive();
       if (info && expiryWarningDue(info.notAfter, this.#now(), this.#lastWarned)) {
         this.#lastWarned = this.#now();
@@ -241,7 +284,9 @@ export class CertificateManager {
       return { action: "locked", reason };
     }
     try {
-      // Another node may have renewed while we waited for the lock.
+      // Another node may have renewed while we waited for the lock; in a region its pair is in
+      // etcd before its lock is released, so this read sees it.
+      await this.#syncRegion();
       const again = this.#due(await this.#readLive(), force);
       if (again === "none") {
         this.#schedule(this.#c.renew_interval);
@@ -251,6 +296,7 @@ export class CertificateManager {
       const signal = AbortSignal.any([
         this.#stopper.signal,
         AbortSignal.timeout(this.#c.renew_timeout),
+        ...(handle.lost ? [handle.lost] : []),
       ]);
       const result = await renewOnce(this.#deps, this.#accounts, signal);
       this.#failures = 0;
@@ -260,6 +306,10 @@ export class CertificateManager {
         "new certificate live",
       );
       await this.#seen(result.info, true);
+      // Before the lock is released (finally); a failed publish is retried by the next sync.
+      await this.#region
+        ?.publish({ fresh: true })
+        .catch((e: unknown) => this.#regionFailed(e, "publishing"));
       this.#schedule(this.#c.renew_interval);
       return { action: "renewed", reason };
     } catch (e) {

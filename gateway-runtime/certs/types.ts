@@ -4,8 +4,9 @@ import type { Logger } from "../log/index.js";
 import type { DnsProviderOverrides } from "./dns/index.js";
 import type { DnsProvider } from "./dns/provider.js";
 import type { CertError, CertErrorCode } from "./errors.js";
-import type { RateLimits } from "./ledger.js";
+import type { Ledger, RateLimits } from "./ledger.js";
 import type { RenewalLock } from "./lock.js";
+import type { SharedRegister } from "./region.js";
 import type { BackoffPolicy, RenewReason } from "./schedule.js";
 import type { CertificateInfo } from "./verify.js";
 
@@ -18,6 +19,17 @@ export interface CertificateManagerOptions {
   readonly dnsOverrides?: DnsProviderOverrides;
   /** Default: a FileLock at `<workdir>/renew.lock`, stale after 2 x renew_timeout + 1 min. */
   readonly lock?: RenewalLock;
+  /** Default: a Ledger on `<workdir>/ledger.json`; a region's is in etcd. */
+  readonly ledger?: Ledger;
+  /**
+   * The region's certificate (`core.cluster`): the host that renews publishes the pair here,
+   * and every host takes a newer valid one from it (region.ts). Without it the host is alone.
+   */
+  readonly shared?: SharedRegister;
+  /** This host's name in what it publishes. @default hostname() */
+  readonly node?: string;
+  /** Called by `stop()` last: closes what was opened for this manager (a region's etcd client). */
+  readonly dispose?: () => Promise<void>;
   /** @default LETS_ENCRYPT_LIMITS */
   readonly limits?: RateLimits;
   /** @default DEFAULT_BACKOFF (1 min doubling to 1 h) */

@@ -1,5 +1,5 @@
 import { type AdminAuth, AdminServer, type AdminView, resolveAdminAuth } from "../admin/index.js";
-import { CertificateManager } from "../certs/index.js";
+import { type CertificateManager, openCertificateManager } from "../certs/index.js";
 import type { NodeMembership } from "../cluster/index.js";
 import { ProxyWorkers, type WorkersSnapshot } from "../workers/index.js";
 import {
@@ -54,7 +54,7 @@ const certificates: Part = {
   name: "certificate manager (ACME)",
   enabled: (config) => config.core.certbot.enabled,
   async start(ctx) {
-    const manager = new CertificateManager({ config: ctx.config, log: ctx.log });
+    const manager = await openCertificateManager({ config: ctx.config, log: ctx.log });
     await manager.start();
     ctx.log.info("waiting for a valid certificate before serving");
     await manager.whenReady();

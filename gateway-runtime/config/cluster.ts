@@ -38,7 +38,7 @@ export const sync = section({
 export const cluster = z
   .strictObject({
     enabled: field.bool(false, {
-      doc: "Share registrations and IP allocation with the region's other gateway hosts through etcd, instead of `core.state_path`",
+      doc: "Share registrations and IP allocation with the region's other gateway hosts through etcd, instead of `core.state_path`, and one certificate (one host renews at a time)",
       added,
     }),
     node_name: field.optional.string({
@@ -46,7 +46,7 @@ export const cluster = z
       added,
     }),
     prefix: field.string("/cvm-gateway", {
-      doc: "etcd key prefix of the region's state: `<prefix>/instances/<id>`, `<prefix>/ips/<ip>`, `<prefix>/keys/<key>`",
+      doc: "etcd key prefix of the region's state: `<prefix>/instances/<id>`, `<prefix>/ips/<ip>`, `<prefix>/keys/<key>`; with `core.certbot`, `<prefix>/locks/certbot` and `<prefix>/certs/<base_domain>/{pair,ledger}`",
       added,
     }),
     etcd: section({

@@ -55,6 +55,7 @@ const STATUS: Readonly<Record<string, number>> = {
   E_CERT_ACME: 502,
   E_CERT_CA_REJECTED: 502,
   E_CERT_TIMEOUT: 504,
+  E_CERT_CLUSTER: 503,
 };
 
 /** HTTP status for an error code: the table, 401 for other attestation failures, else 500. */
