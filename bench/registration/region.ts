@@ -27,8 +27,8 @@ import { type Instance, MemoryDirectory } from "../../gateway-runtime/registry/i
 import { prefixedRunner } from "../../gateway-runtime/wg/exec.js";
 import { WireGuardManager } from "../../gateway-runtime/wg/manager.js";
 import { cleanupStale, NetnsHarness } from "../../testkit/netns.js";
-import { startEtcdCluster } from "../../tests/helpers/etcd.js";
-import { until } from "../../tests/helpers/poll.js";
+import { startEtcdCluster } from "../../testkit/etcd.js";
+import { until } from "../../testkit/poll.js";
 import {
   BENCH_SETTINGS,
   benchPlan,

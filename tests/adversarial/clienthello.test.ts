@@ -7,7 +7,7 @@
  */
 import { Buffer } from "node:buffer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { until } from "../helpers/poll.js";
+import { until } from "../../testkit/poll.js";
 import { type TestGateway, startGateway } from "./gateway.js";
 import { type Baseline, baseline, expectRecovered } from "./health.js";
 import { corpus, expectedDial, type Hello, padded, records, stamp, withLength } from "./hello.js";

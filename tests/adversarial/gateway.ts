@@ -25,8 +25,8 @@ import { createCa, issueLeaf, TEST_DOMAIN, type TestCa } from "../../testkit/cer
 import { cleanupStale, NetnsHarness } from "../../testkit/netns.js";
 import { appInfoSpec, createTestCa, issueRaTlsCert, type TestCert } from "../../testkit/ra-tls.js";
 import { startDnsServer, type TestDnsServer } from "../helpers/dns-server.js";
-import { until } from "../helpers/poll.js";
-import { freePort, stopChild } from "../helpers/process.js";
+import { until } from "../../testkit/poll.js";
+import { freePort, stopChild } from "../../testkit/process.js";
 import { startBackends, type Backends } from "./backends.js";
 import { ADMIN_TOKEN, adminRequest, rpcRequest } from "./requests.js";
 

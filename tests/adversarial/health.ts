@@ -5,7 +5,7 @@
  */
 import { expect } from "vitest";
 import { openFdCount, waitForFds } from "../helpers/fds.js";
-import { until } from "../helpers/poll.js";
+import { until } from "../../testkit/poll.js";
 import { rssKiB, type TestGateway } from "./gateway.js";
 import { corpus, records } from "./hello.js";
 import { pool, runRaw } from "./raw.js";

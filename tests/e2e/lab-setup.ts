@@ -5,7 +5,7 @@ import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, expect } from "vitest";
 import { sshOptions } from "../../lab/host.js";
 import { run } from "../helpers/lab-client.js";
-import { until } from "../helpers/poll.js";
+import { until } from "../../testkit/poll.js";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 const LAB_JSON = `${ROOT}.lab/lab.json`;
@@ -15,6 +15,8 @@ export interface LabInfo {
   caFile: string;
   cvmCaFile: string;
   gateway: { https: string; http: string; rpc: string };
+  /** Every gateway host of the region, the first being `gateway`. */
+  gateways: { https: string; http: string; rpc: string }[];
   apps: { appId: string; instanceIds: string[] }[];
   customDomain: string;
 }
@@ -25,7 +27,14 @@ export const ctx = { lab: undefined as unknown as LabInfo, app: "", gw: "", wasU
 export const lab$ = (...args: string[]) =>
   run(process.execPath, ["--import", "tsx", "lab/main.ts", ...args], { timeoutMs: 300_000 });
 export const host = (label: string) => `${label}.${ctx.lab.baseDomain}`;
-export const curl = (label: string, path = "/", extra: string[] = [], ca = ctx.lab.caFile) =>
+/** `curl https://<label>.<base><path>` through the gateway host at address `via`. */
+export const curlVia = (
+  via: string,
+  label: string,
+  path = "/",
+  extra: string[] = [],
+  ca = ctx.lab.caFile,
+) =>
   run("curl", [
     "-sS",
     "--max-time",
@@ -33,25 +42,38 @@ export const curl = (label: string, path = "/", extra: string[] = [], ca = ctx.l
     "--cacert",
     ca,
     "--resolve",
-    `${host(label)}:443:${ctx.gw}`,
+    `${host(label)}:443:${via}`,
     ...extra,
     `https://${host(label)}${path}`,
   ]);
+/** `curlVia` the first gateway host. */
+export const curl = (label: string, path = "/", extra: string[] = [], ca = ctx.lab.caFile) =>
+  curlVia(ctx.gw, label, path, extra, ca);
 export const deployKey = `${ROOT}.lab/host/deploy_key`;
-export const ssh = (command: string) =>
-  run("ssh", [...sshOptions(deployKey), `root@${ctx.gw}`, command]);
+/** A shell command on the gateway host at `address`, as root. */
+export const sshTo = (address: string, command: string, timeoutMs?: number) =>
+  run("ssh", [...sshOptions(deployKey), `root@${address}`, command], {
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+  });
+/** `sshTo` the first gateway host. */
+export const ssh = (command: string) => sshTo(ctx.gw, command);
 
 /**
  * One connection through the gateway with `openssl s_client` to `servername`, sending `input`;
  * the CVMs' own CA checks the certificate (passthrough), and with `verify` a bad one fails it.
+ * `via`: the gateway host to connect to (default the first).
  */
-export const sClient = (servername: string, input: string, opts: { verify?: boolean } = {}) =>
+export const sClient = (
+  servername: string,
+  input: string,
+  opts: { verify?: boolean; via?: string } = {},
+) =>
   run(
     "openssl",
     [
       "s_client",
       "-connect",
-      `${ctx.gw}:443`,
+      `${opts.via ?? ctx.gw}:443`,
       "-servername",
       servername,
       "-CAfile",
@@ -62,10 +84,11 @@ export const sClient = (servername: string, input: string, opts: { verify?: bool
     { input },
   );
 
-export function openTls(label: string): Promise<TLSSocket> {
+/** A TLS connection to `<label>.<base>` through the gateway host at `via` (default the first). */
+export function openTls(label: string, via = ctx.gw): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const s = tlsConnect({
-      host: ctx.gw,
+      host: via,
       port: 443,
       servername: host(label),
       ca: readFileSync(ctx.lab.caFile),
@@ -75,31 +98,43 @@ export function openTls(label: string): Promise<TLSSocket> {
   });
 }
 
-/** `until` of tests/helpers/poll.ts with this suite's defaults: 30 s, a check every 500 ms. */
+/** `until` of testkit/poll.ts with this suite's defaults: 30 s, a check every 500 ms. */
 export const eventually = (what: string, check: () => Promise<boolean>, timeoutMs = 30_000) =>
   until(what, check, timeoutMs, { everyMs: 500 });
+
+/** The address of a host of lab.json (`10.99.0.2:443` → `10.99.0.2`). */
+export const addressOf = (endpoint: { https: string }) => endpoint.https.split(":")[0] ?? "";
+
+/**
+ * `npm run lab -- up <args>`, then `ctx` from the lab.json it wrote, once every gateway host
+ * routes to both instances (a redeploy restarts the gateways; tunnels come back with the CVMs'
+ * next handshakes).
+ */
+export async function labUp(...args: string[]): Promise<void> {
+  const r = await lab$("up", ...args);
+  if (r.code !== 0) throw new Error(`npm run lab failed:\n${r.out}\n${r.err}`);
+  expect(r.out).toMatch(/lab: up in [\d.]+ s/);
+  ctx.lab = JSON.parse(readFileSync(LAB_JSON, "utf8")) as LabInfo;
+  ctx.app = ctx.lab.apps[0]?.appId ?? "";
+  ctx.gw = addressOf(ctx.lab.gateway);
+  for (const gateway of ctx.lab.gateways)
+    await eventually(
+      `gateway host ${addressOf(gateway)} to route to both instances`,
+      async () => {
+        const seen = new Set<string>();
+        for (let k = 0; k < 6; k++)
+          seen.add((await curlVia(addressOf(gateway), `${ctx.app}-8080`)).out.split(" ")[0] ?? "");
+        return seen.size === 2;
+      },
+      200_000,
+    );
+}
 
 /** Brings the lab up before the suite (if it is not) and down after (if it was not). */
 export function useLab(): void {
   beforeAll(async () => {
     ctx.wasUp = existsSync(LAB_JSON);
-    const r = await lab$("up");
-    if (r.code !== 0) throw new Error(`npm run lab failed:\n${r.out}\n${r.err}`);
-    expect(r.out).toMatch(/lab: up in [\d.]+ s/);
-    ctx.lab = JSON.parse(readFileSync(LAB_JSON, "utf8")) as LabInfo;
-    ctx.app = ctx.lab.apps[0]?.appId ?? "";
-    ctx.gw = ctx.lab.gateway.https.split(":")[0] ?? "";
-    // A redeploy restarts the gateway; its tunnels come back with the CVMs' next handshakes.
-    await eventually(
-      "the gateway to route to both instances",
-      async () => {
-        const seen = new Set<string>();
-        for (let k = 0; k < 6; k++)
-          seen.add((await curl(`${ctx.app}-8080`)).out.split(" ")[0] ?? "");
-        return seen.size === 2;
-      },
-      200_000,
-    );
+    await labUp("--hosts", "1");
   }, 520_000);
   afterAll(async () => {
     if (!ctx.wasUp) {

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { sshOptions } from "../../lab/host.js";
 import { request, run } from "../helpers/lab-client.js";
-import { until } from "../helpers/poll.js";
+import { until } from "../../testkit/poll.js";
 import {
   ctx,
   curl,
@@ -20,6 +20,7 @@ import {
   ssh,
   useLab,
 } from "./lab-setup.js";
+import { regionFaultSuite, regionSuite } from "./region-suite.js";
 
 useLab();
 let lab: LabInfo;
@@ -357,3 +358,7 @@ describe("the lab deploys through the recording engine (pulumi preview, then up)
     expect(again.out).toContain("lab: deploy (destroy): no changes, 0 unchanged");
   }, 180_000);
 });
+
+// Last: the same lab, grown into a region of three hosts (it goes down and up again first).
+regionSuite();
+regionFaultSuite();

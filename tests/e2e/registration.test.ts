@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { issueLeaf } from "../../testkit/certs.js";
 import { type LabCvm, RegistrationLab, HTTP_PORT, GATEWAY_IP } from "../helpers/e2e-lab.js";
-import { until } from "../helpers/poll.js";
+import { until } from "../../testkit/poll.js";
 import { processesMatching } from "../../testkit/netns.js";
 
 const APP_A = "a0".repeat(20);

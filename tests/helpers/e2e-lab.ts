@@ -19,7 +19,7 @@ import {
   type TestCa,
 } from "../../testkit/certs.js";
 import { cleanupStale, NetnsHarness, type NsProcess } from "../../testkit/netns.js";
-import { until } from "./poll.js";
+import { until } from "../../testkit/poll.js";
 import { appInfoSpec, createTestCa, issueRaTlsCert, type TestCert } from "../../testkit/ra-tls.js";
 
 export const BUNDLE = new URL("../../dist/gateway.mjs", import.meta.url).pathname;

@@ -6,7 +6,7 @@
  * the management port (`/roots/0`; new at every start) to verify issued chains.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { freePort, stopChild } from "./process.js";
+import { freePort, stopChild } from "../../testkit/process.js";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { get } from "node:https";
 import { tmpdir } from "node:os";

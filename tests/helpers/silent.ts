@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { connect, type Socket } from "node:net";
-import { stopChild } from "./process.js";
+import { stopChild } from "../../testkit/process.js";
 
 export interface SilentAddress {
   close(): Promise<void>;

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { describe, expect, it } from "vitest";
 import { createCa, issueLeaf, TEST_DOMAIN } from "../../testkit/certs.js";
-import { freePort } from "../helpers/process.js";
+import { freePort } from "../../testkit/process.js";
 import { minimalConfig, withKey } from "../../testkit/config.js";
 import { SEED_TOML } from "../helpers/seed.js";
 

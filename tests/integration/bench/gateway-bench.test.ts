@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { probe, readLineUntil } from "../../../bench/lib/net.js";
 import { BUNDLE_OPTIONS } from "../../../scripts/bundle-options.mjs";
 import { createCa, issueLeaf, type TestCa } from "../../../testkit/certs.js";
-import { stopChild } from "../../helpers/process.js";
+import { stopChild } from "../../../testkit/process.js";
 
 /**
  * The bench's own gateway entry (`bench/gateway-bench.ts`), bundled as the bench bundles it,

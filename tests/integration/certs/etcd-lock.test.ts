@@ -10,8 +10,8 @@ import { EtcdRegister } from "../../../gateway-runtime/certs/cluster/etcd-regist
 import { Ledger } from "../../../gateway-runtime/certs/ledger.js";
 import { silentLogger } from "../../../gateway-runtime/log/index.js";
 import { connectEtcd } from "../../../gateway-runtime/registry/etcd-client.js";
-import { type EtcdCluster, startEtcdCluster } from "../../helpers/etcd.js";
-import { until } from "../../helpers/poll.js";
+import { type EtcdCluster, startEtcdCluster } from "../../../testkit/etcd.js";
+import { until } from "../../../testkit/poll.js";
 import { startTcpRelay } from "../../helpers/tcp-relay.js";
 
 let etcd: EtcdCluster;

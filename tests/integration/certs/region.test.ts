@@ -21,8 +21,8 @@ import { splitPemChain } from "../../../gateway-runtime/certs/verify.js";
 import { createLogger, type Logger, silentLogger } from "../../../gateway-runtime/log/index.js";
 import { connectEtcd } from "../../../gateway-runtime/registry/etcd-client.js";
 import { createCa, issueLeaf } from "../../../testkit/certs.js";
-import { type EtcdCluster, startEtcdCluster } from "../../helpers/etcd.js";
-import { until } from "../../helpers/poll.js";
+import { type EtcdCluster, startEtcdCluster } from "../../../testkit/etcd.js";
+import { until } from "../../../testkit/poll.js";
 import { startTcpRelay } from "../../helpers/tcp-relay.js";
 import { BASE, type CertLab, startCertLab } from "./harness.js";
 

@@ -4,7 +4,7 @@ import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeProxyV2 } from "../../../gateway-runtime/proxy/proxy-protocol.js";
 import { issueLeaf } from "../../../testkit/certs.js";
-import { until } from "../../helpers/poll.js";
+import { until } from "../../../testkit/poll.js";
 import { silentAddress } from "../../helpers/silent.js";
 import {
   APP_A,

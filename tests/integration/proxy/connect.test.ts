@@ -5,7 +5,7 @@ import { ConnectError, raceConnect } from "../../../gateway-runtime/proxy/connec
 import { pooledSmallBuffers } from "../../../gateway-runtime/proxy/read-buffers.js";
 import type { Instance } from "../../../gateway-runtime/registry/index.js";
 import { run } from "../../../testkit/netns.js";
-import { freePort } from "../../helpers/process.js";
+import { freePort } from "../../../testkit/process.js";
 import { silentAddress } from "../../helpers/silent.js";
 
 /**

@@ -9,7 +9,7 @@ import { afterAll, expect, it } from "vitest";
 import { ProxyWorkers } from "../../../gateway-runtime/workers/index.js";
 import { silentLogger } from "../../../gateway-runtime/log/index.js";
 import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
-import { until } from "../../helpers/poll.js";
+import { until } from "../../../testkit/poll.js";
 
 const dir = mkdtempSync(join(tmpdir(), "gw-backoff-"));
 const script = join(dir, "dies.mjs");

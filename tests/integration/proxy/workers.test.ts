@@ -13,8 +13,8 @@ import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
 import { createCa, issueLeaf, TEST_DOMAIN, type TestCa } from "../../../testkit/certs.js";
 import { minimalConfig, withKey } from "../../../testkit/config.js";
 import { BUNDLE } from "../../helpers/e2e-lab.js";
-import { until } from "../../helpers/poll.js";
-import { freePort } from "../../helpers/process.js";
+import { until } from "../../../testkit/poll.js";
+import { freePort } from "../../../testkit/process.js";
 import { type Backend, httpBackend } from "./harness.js";
 
 const LISTEN = "127.0.9.1";
@@ -118,7 +118,7 @@ function get(app: string, session?: Buffer): Promise<Answer> {
   });
 }
 
-/** `fn()` until `ok` holds for its value, polled every 100 ms (`until` of tests/helpers/poll.ts). */
+/** `fn()` until `ok` holds for its value, polled every 100 ms (`until` of testkit/poll.ts). */
 function eventually<T>(
   what: string,
   fn: () => Promise<T>,

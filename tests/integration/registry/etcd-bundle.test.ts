@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BUNDLE_OPTIONS } from "../../../scripts/bundle-options.mjs";
-import { type EtcdCluster, startEtcdCluster } from "../../helpers/etcd.js";
+import { type EtcdCluster, startEtcdCluster } from "../../../testkit/etcd.js";
 
 let etcd: EtcdCluster;
 const dir = mkdtempSync(join(tmpdir(), "gw-etcd-bundle-"));

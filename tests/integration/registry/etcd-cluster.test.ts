@@ -14,8 +14,8 @@ import {
 } from "../../../gateway-runtime/registration/index.js";
 import type { EtcdRegistrationStore } from "../../../gateway-runtime/registry/etcd-store.js";
 import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
-import { type EtcdCluster, startEtcdCluster } from "../../helpers/etcd.js";
-import { until } from "../../helpers/poll.js";
+import { type EtcdCluster, startEtcdCluster } from "../../../testkit/etcd.js";
+import { until } from "../../../testkit/poll.js";
 import { wgKey } from "../../unit/registry/net.js";
 import { CONFIG, FakePeers } from "../../unit/registration/harness.js";
 import { byId, client, openHost, sharedSet, TIMEOUT_MS } from "./etcd-hosts.js";

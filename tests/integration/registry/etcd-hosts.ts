@@ -7,7 +7,7 @@ import type { IpPlan } from "../../../gateway-runtime/registry/allocate.js";
 import { connectEtcd } from "../../../gateway-runtime/registry/etcd-client.js";
 import { EtcdRegistrationStore } from "../../../gateway-runtime/registry/etcd-store.js";
 import type { InstanceRecord } from "../../../gateway-runtime/registry/store.js";
-import type { EtcdCluster } from "../../helpers/etcd.js";
+import type { EtcdCluster } from "../../../testkit/etcd.js";
 import { DEFAULT_PLAN } from "../../unit/registry/net.js";
 
 /** Above an election (etcd runs with a 500 ms election timeout here), so one leader loss is survived. */

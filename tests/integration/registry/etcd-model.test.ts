@@ -10,8 +10,8 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EtcdRegistrationStore } from "../../../gateway-runtime/registry/etcd-store.js";
 import type { InstanceRecord } from "../../../gateway-runtime/registry/store.js";
-import { type EtcdCluster, startEtcdCluster } from "../../helpers/etcd.js";
-import { until } from "../../helpers/poll.js";
+import { type EtcdCluster, startEtcdCluster } from "../../../testkit/etcd.js";
+import { until } from "../../../testkit/poll.js";
 import { plan, wgKey } from "../../unit/registry/net.js";
 import { byId, client, impliedIndex, indexEntries, sharedSet, TIMEOUT_MS } from "./etcd-hosts.js";
 

@@ -16,9 +16,9 @@ import { openStore } from "../../../gateway-runtime/registration/store.js";
 import { EtcdRegistrationStore } from "../../../gateway-runtime/registry/etcd-store.js";
 import { FileRegistrationStore } from "../../../gateway-runtime/registry/store.js";
 import { minimalConfig, withKey } from "../../../testkit/config.js";
-import { freePort } from "../../helpers/process.js";
-import { type EtcdCluster, startEtcdCluster } from "../../helpers/etcd.js";
-import { until } from "../../helpers/poll.js";
+import { freePort } from "../../../testkit/process.js";
+import { type EtcdCluster, startEtcdCluster } from "../../../testkit/etcd.js";
+import { until } from "../../../testkit/poll.js";
 import { DEFAULT_PLAN, plan, wgKey } from "../../unit/registry/net.js";
 
 let etcd: EtcdCluster;

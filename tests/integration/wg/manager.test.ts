@@ -24,7 +24,7 @@ import {
   processesMatching,
   run,
 } from "../../../testkit/netns.js";
-import { until } from "../../helpers/poll.js";
+import { until } from "../../../testkit/poll.js";
 
 const TOOLS: [string, string[], string][] = [
   ["wireguard-go", ["--version"], "wireguard-go"],
@@ -76,7 +76,7 @@ let gw = "";
 let manager: WireGuardManager;
 const logs: string[] = [];
 
-/** `until` of tests/helpers/poll.ts, polling every 25 ms. */
+/** `until` of testkit/poll.ts, polling every 25 ms. */
 const waitUntil = (what: string, check: () => Promise<boolean>, timeoutMs = 5_000) =>
   until(what, check, timeoutMs, { everyMs: 25 });
 

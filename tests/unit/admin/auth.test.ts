@@ -13,7 +13,7 @@ import {
 import { parseGatewayConfig } from "../../../gateway-runtime/config/index.js";
 import { silentLogger } from "../../../gateway-runtime/log/index.js";
 import { minimalConfig, withKey } from "../../../testkit/config.js";
-import { until } from "../../helpers/poll.js";
+import { until } from "../../../testkit/poll.js";
 import { adminView } from "./view.js";
 
 const TOKEN = "a-token-of-24-characters";

@@ -8,7 +8,7 @@ import net from "node:net";
 import tls from "node:tls";
 import fc from "fast-check";
 import { afterAll, beforeAll, expect } from "vitest";
-import { until as poll } from "../../helpers/poll.js";
+import { until as poll } from "../../../testkit/poll.js";
 import type { BridgeResult, BridgeTimeouts } from "../../../gateway-runtime/proxy/bridge.js";
 import { ReusedReads } from "../../../gateway-runtime/proxy/read-buffers.js";
 
@@ -156,7 +156,7 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
   }
 }
 
-/** `until` of `tests/helpers/poll.ts`, with this file's argument order and 5 ms polls. */
+/** `until` of `testkit/poll.ts`, with this file's argument order and 5 ms polls. */
 export const until = (check: () => boolean, ms: number, what: string): Promise<boolean> =>
   poll(what, check, ms, { everyMs: 5 });
 

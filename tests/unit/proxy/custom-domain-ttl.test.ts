@@ -12,7 +12,7 @@ import {
   useCustomDomainFixture,
 } from "../../helpers/custom-domains.js";
 import { startDnsServer } from "../../helpers/dns-server.js";
-import { until } from "../../helpers/poll.js";
+import { until } from "../../../testkit/poll.js";
 
 const f = useCustomDomainFixture();
 

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { StampPoller, stampOf } from "../../../gateway-runtime/proxy/file-stamp.js";
-import { until } from "../../helpers/poll.js";
+import { until } from "../../../testkit/poll.js";
 
 const dirs: string[] = [];
 const pollers: StampPoller[] = [];

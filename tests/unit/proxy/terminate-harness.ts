@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { Writable } from "node:stream";
 import tls from "node:tls";
 import { afterAll, afterEach, beforeAll, vi } from "vitest";
-import { until as poll } from "../../helpers/poll.js";
+import { until as poll } from "../../../testkit/poll.js";
 import {
   type TerminateError,
   type TerminatorOptions,
@@ -61,7 +61,7 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
-/** `until` of `tests/helpers/poll.ts`, with this file's argument order and 10 ms polls. */
+/** `until` of `testkit/poll.ts`, with this file's argument order and 10 ms polls. */
 export const until = (check: () => boolean, what: string, ms = 3000): Promise<boolean> =>
   poll(what, check, ms, { everyMs: 10 });
 

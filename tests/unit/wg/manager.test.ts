@@ -16,7 +16,7 @@ import { createLogger, silentLogger } from "../../../gateway-runtime/log/index.j
 import { CommandError, type CommandRunner } from "../../../gateway-runtime/wg/exec.js";
 import { generateWgKeyPair } from "../../../gateway-runtime/keys/wireguard.js";
 import { WireGuardManager } from "../../../gateway-runtime/wg/manager.js";
-import { until } from "../../helpers/poll.js";
+import { until } from "../../../testkit/poll.js";
 
 type Handler = (cmd: string) => string | CommandError;
 
