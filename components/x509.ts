@@ -43,6 +43,10 @@ function newKey(): {
   return { key, publicKey: forge.pki.setRsaPublicKey(key.n, key.e), pem };
 }
 
+/** node-forge writes PEM with CRLF line ends; everything else here uses LF. */
+const pemOf = (cert: forge.pki.Certificate) =>
+  forge.pki.certificateToPem(cert).replaceAll("\r\n", "\n");
+
 function newCertificate(publicKey: forge.pki.rsa.PublicKey, years: number, now: Date) {
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKey;
@@ -71,7 +75,7 @@ export function issueCa(commonName: string, now = new Date()): IssuedPair {
     { name: "subjectKeyIdentifier" },
   ]);
   cert.sign(key, forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: pem };
+  return { certPem: pemOf(cert), keyPem: pem };
 }
 
 /** A leaf signed by `ca`, for TLS server and client (`member`) or client only (`client`). */
@@ -105,5 +109,5 @@ export function issueLeaf(ca: IssuedPair, request: LeafRequest, now = new Date()
     },
   ]);
   cert.sign(caKey, forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: pem };
+  return { certPem: pemOf(cert), keyPem: pem };
 }

@@ -29,7 +29,7 @@ export function standIn(
   }
   // Not certificates: plans never parse them, and real ones could not be made deterministically.
   const pem = (label: string) =>
-    `-----BEGIN ${label}-----\nstandin${seed.slice(0, 16)}\n-----END ${label}-----\n`;
+    `-----BEGIN ${label}-----\nstandin${sha(`${seed}:${label}`).slice(0, 16)}\n-----END ${label}-----\n`;
   if (type === "pulumi-nodejs:dynamic/gateway:EtcdCa") {
     const outputs = { ...inputs, certPem: pem("CERTIFICATE"), keyPem: pem("PRIVATE KEY") };
     return { id: `etcd-ca-${seed.slice(0, 32)}`, outputs };
