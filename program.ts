@@ -29,6 +29,9 @@ export function gatewayProgram(options: ProgramOptions = {}) {
     customDomains: settings.customDomains,
     acmeCaPem: settings.acmeCaPem,
     attestationCaPem: settings.attestationCaPem,
+    etcdCaPem: settings.etcdCaPem,
+    etcdClientCertPem: settings.etcdClientCertPem,
+    etcdClientKeyPem: settings.etcdClientKeyPem,
     caaIssuer: settings.caaIssuer,
     nodeMajor: settings.nodeMajor,
     adminTokenRotation: settings.adminTokenRotation,
@@ -46,6 +49,7 @@ export function gatewayProgram(options: ProgramOptions = {}) {
       address: h.address,
       wireguardPublicKey: h.wgPublicKey,
       wireguardEndpoint: h.wgEndpoint,
+      wireguardIp: h.wgIp,
     })),
   };
 }

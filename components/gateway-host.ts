@@ -3,7 +3,18 @@ import type { types } from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { DEFAULT_BUNDLE } from "./bundle.js";
 import { configDigest, hostFiles, UNIT_DELETE } from "../host/files.js";
-import { HOST_PATHS, type HostLayout } from "../host/layout.js";
+import { HOST_PATHS, type HostLayout, sha256 } from "../host/layout.js";
+import {
+  ETCD_RESTART,
+  ETCD_UNIT_DELETE,
+  type EtcdMemberSpec,
+  type EtcdTlsPems,
+  type EtcdTlsShape,
+  etcdTlsScript,
+  etcdTlsStdin,
+  etcdUnitFile,
+  etcdUnitScript,
+} from "../host/etcd.js";
 
 export interface GatewayHostArgs {
   /** Address SSH reaches the host at. */
@@ -32,6 +43,17 @@ export interface GatewayHostArgs {
   nodeMajor?: pulumi.Input<number> | undefined;
   /** Bound on the wait for the restarted gateway to accept connections. @default 60 */
   readyTimeoutSeconds?: pulumi.Input<number> | undefined;
+  /** The host's part of the region's etcd (`core.cluster`). @default none: no etcd steps */
+  etcd?: GatewayHostEtcd | undefined;
+}
+
+export interface GatewayHostEtcd {
+  /** The etcd member this host runs, when the program runs the region's etcd. */
+  readonly member?: EtcdMemberSpec | undefined;
+  /** Which TLS files the host gets. */
+  readonly shape: EtcdTlsShape;
+  /** Their PEM texts, a secret: sent on stdin only. */
+  readonly pems: pulumi.Input<EtcdTlsPems>;
 }
 
 /**
@@ -95,6 +117,7 @@ export class GatewayHost extends pulumi.ComponentResource {
       );
 
     this.setup = step("setup", { create: files.setup });
+    const etcd = args.etcd && etcdSteps(args.etcd, step, this.setup);
     const bundle = new command.remote.CopyToRemote(
       `${name}-bundle`,
       {
@@ -110,7 +133,10 @@ export class GatewayHost extends pulumi.ComponentResource {
     const config = step(
       "config",
       { create: files.configScript, stdin: toml, logging: "none", triggers: [configHash] },
-      { dependsOn: [this.setup, bundle], additionalSecretOutputs: ["stdin", "stdout", "stderr"] },
+      {
+        dependsOn: [this.setup, bundle, ...(etcd?.tls ? [etcd.tls] : [])],
+        additionalSecretOutputs: ["stdin", "stdout", "stderr"],
+      },
     );
     const unit = step(
       "unit",
@@ -121,11 +147,56 @@ export class GatewayHost extends pulumi.ComponentResource {
       "restart",
       {
         create: files.restart,
-        triggers: [configHash, args.bundleSha256, files.unitDigest],
+        // A new etcd client certificate or CA is read at start only.
+        triggers: [configHash, args.bundleSha256, files.unitDigest, ...(etcd?.triggers ?? [])],
       },
-      { dependsOn: [config, bundle, unit] },
+      { dependsOn: [config, bundle, unit, ...(etcd?.steps ?? [])] },
     );
     this.config = config;
     this.registerOutputs({ ready: this.ready.stdout });
   }
+}
+
+type Step = (
+  suffix: string,
+  props: Omit<command.remote.CommandArgs, "connection" | "addPreviousOutputInEnv">,
+  extra?: pulumi.CustomResourceOptions,
+) => command.remote.Command;
+
+/**
+ * The etcd steps of a host: `-etcd-tls` installs the TLS files from stdin (before the config
+ * step, whose check reads them); with a member, `-etcd-unit` (no triggers, so never replaced:
+ * its delete stops the member) and `-etcd-restart` on a new unit or new files.
+ */
+function etcdSteps(etcd: GatewayHostEtcd, step: Step, setup: command.remote.Command) {
+  const { shape, member } = etcd;
+  let tls: command.remote.Command | undefined;
+  const triggers: pulumi.Input<string>[] = [];
+  if (shape.member || shape.ca || shape.client) {
+    const script = etcdTlsScript(shape);
+    const stdin = pulumi.secret(pulumi.output(etcd.pems).apply((p) => etcdTlsStdin(shape, p)));
+    // Public on purpose, as the config's: a digest of 2048-bit RSA keys reveals nothing.
+    const digest = pulumi.unsecret(stdin.apply((text) => configDigest(text, script)));
+    triggers.push(digest);
+    tls = step(
+      "etcd-tls",
+      { create: script, stdin, logging: "none", triggers: [digest] },
+      { dependsOn: [setup], additionalSecretOutputs: ["stdin", "stdout", "stderr"] },
+    );
+  }
+  const steps = tls ? [tls] : [];
+  if (member) {
+    const unit = step(
+      "etcd-unit",
+      { create: etcdUnitScript(member), delete: ETCD_UNIT_DELETE },
+      { dependsOn: [setup] },
+    );
+    const restart = step(
+      "etcd-restart",
+      { create: ETCD_RESTART, triggers: [...triggers, sha256(etcdUnitFile(member))] },
+      { dependsOn: [unit, ...steps] },
+    );
+    steps.push(restart);
+  }
+  return { tls, steps, triggers };
 }

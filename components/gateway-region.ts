@@ -3,17 +3,12 @@ import type { OperatorConfigInput } from "../gateway-runtime/config/index.js";
 import { AcmeAccount } from "./acme-account.js";
 import { type CustomDomain, GatewayDns } from "./gateway-dns.js";
 import { GatewayHost } from "./gateway-host.js";
-import {
-  hostConfig,
-  hostConfigToml,
-  needsAdminToken,
-  shippedHostConfig,
-  wgEndpoint,
-} from "../host/config.js";
+import { hostConfig, hostConfigToml, needsAdminToken, wgEndpoint } from "../host/config.js";
 import { AdminToken } from "./admin-token.js";
 import { hostLayout } from "../host/layout.js";
 import { operatorConfig } from "./stack-config.js";
 import { WireGuardKey } from "./wireguard-key.js";
+import { regionCluster, regionEtcdTls, shippedRegionConfigs } from "./region-cluster.js";
 
 /** One gateway host of a region. */
 export interface RegionHost {
@@ -53,6 +48,11 @@ export interface GatewayRegionArgs {
   acmeCaPem?: pulumi.Input<string> | undefined;
   /** PEM CA bundle CVM client certificates must chain to (attestation mode "ca": the KMS root, or a development CA). @default none */
   attestationCaPem?: pulumi.Input<string> | undefined;
+  /** An external etcd's CA (`core.cluster.etcd.endpoints` set): written to the hosts as `ca_file`. @default none */
+  etcdCaPem?: pulumi.Input<string> | undefined;
+  /** The gateways' client certificate for an external etcd, with `etcdClientKeyPem` (a secret). @default none */
+  etcdClientCertPem?: pulumi.Input<string> | undefined;
+  etcdClientKeyPem?: pulumi.Input<string> | undefined;
   /** CAA issuer domain. @default derived from `core.certbot.acme_url` */
   caaIssuer?: pulumi.Input<string> | undefined;
   /** Change to rotate the region's admin token (made when the stack names no admin credentials). @default "" */
@@ -70,9 +70,15 @@ export interface RegionHostOutputs {
   readonly address: string;
   readonly wgPublicKey: pulumi.Output<string>;
   readonly wgEndpoint: string;
+  /** `core.wg.ip` of this host: the region's, plus the host's index in `gateway:hosts`. */
+  readonly wgIp: string;
 }
 
-/** A whole region: ACME account, a WireGuard key and a `GatewayHost` per host, and its DNS. */
+/**
+ * A whole region: ACME account, a WireGuard key and a `GatewayHost` per host, its DNS, and with
+ * `core.cluster` the etcd the hosts share (a member on each, with the region's own CA, unless
+ * the stack names an external etcd).
+ */
 export class GatewayRegion extends pulumi.ComponentResource {
   readonly acmeAccountUrl: pulumi.Output<string> | undefined;
   /** The admin API token every host has (a secret), when the program made it. */
@@ -89,22 +95,28 @@ export class GatewayRegion extends pulumi.ComponentResource {
     const { certbot } = config.core;
     this.baseDomain = config.core.proxy.base_domain;
     this.rpcDomain = config.core.rpc_domain;
-    // Hosts of one region would each keep their own registrations and WireGuard peers, so a
-    // CVM registered on one would be unreachable through the others. Nothing shares them yet
-    // (core.sync has no effect), whatever the config says.
-    if (args.hosts.length > 1) {
-      throw new pulumi.RunError(
-        `stack ${pulumi.getStack()}: ${args.hosts.length} hosts in gateway:hosts, but a region runs one host: multi-host sharing of registrations is not built yet (core.sync has no effect); list one host`,
-      );
-    }
+    // Hosts of one region share registrations through etcd (`core.cluster`), which the
+    // program runs on them unless the stack names an external one; the checks fail the
+    // preview before any resource is registered.
+    const stack = pulumi.getStack();
+    const cluster = regionCluster(
+      config,
+      args.hosts,
+      {
+        ca: args.etcdCaPem !== undefined,
+        clientCert: args.etcdClientCertPem !== undefined,
+        clientKey: args.etcdClientKeyPem !== undefined,
+      },
+      stack,
+    );
     // Each host's config against the files shipped to it, before any resource is registered:
     // a file nothing ships fails the preview here, not the gateway on the host.
-    const cas = {
-      acmeCa: args.acmeCaPem !== undefined,
-      attestationCa: args.attestationCaPem !== undefined,
-    };
-    const hostConfigs = args.hosts.map((host) =>
-      shippedHostConfig(config, cas, { stack: pulumi.getStack(), host: host.name }),
+    const hostConfigs = shippedRegionConfigs(
+      config,
+      args.hosts,
+      cluster,
+      { acmeCa: args.acmeCaPem !== undefined, attestationCa: args.attestationCaPem !== undefined },
+      stack,
     );
     const child = { parent: this };
 
@@ -130,6 +142,18 @@ export class GatewayRegion extends pulumi.ComponentResource {
       ? new AdminToken(`${name}-admin-token`, { rotation: args.adminTokenRotation }, child).token
       : undefined;
     this.adminToken = adminToken;
+    const etcdTls = regionEtcdTls(
+      name,
+      cluster,
+      args.hosts,
+      {
+        caPem: args.etcdCaPem,
+        clientCertPem: args.etcdClientCertPem,
+        clientKeyPem: args.etcdClientKeyPem,
+      },
+      this,
+    );
+    const memberAddresses = cluster.kind === "members" ? cluster.members.map((m) => m.address) : [];
 
     this.hosts = args.hosts.map((host, i) => {
       const shipped = hostConfigs[i];
@@ -153,6 +177,7 @@ export class GatewayRegion extends pulumi.ComponentResource {
                   ? undefined
                   : { url: acmeAccountUrl, key: acmeAccountKey },
               adminToken: token,
+              nodeName: config.core.cluster.enabled ? host.name : undefined,
             }),
           ),
         );
@@ -162,7 +187,12 @@ export class GatewayRegion extends pulumi.ComponentResource {
           address: host.address,
           sshPort: host.sshPort ?? 22,
           configToml: pulumi.secret(toml),
-          layout: hostLayout(config, host.sshPort ?? 22),
+          layout: {
+            ...hostLayout(config, host.sshPort ?? 22),
+            ...(cluster.kind === "members"
+              ? { etcdPeers: memberAddresses.filter((a) => a !== host.address) }
+              : {}),
+          },
           bundleSha256: args.bundleSha256,
           sshUser: args.sshUser,
           sshPrivateKey: args.sshPrivateKey,
@@ -171,6 +201,7 @@ export class GatewayRegion extends pulumi.ComponentResource {
           attestationCaPem: args.attestationCaPem,
           nodeMajor: args.nodeMajor,
           bundlePath: args.bundlePath,
+          etcd: etcdTls.get(host.name),
         },
         child,
       );
@@ -179,6 +210,7 @@ export class GatewayRegion extends pulumi.ComponentResource {
         address: host.address,
         wgPublicKey: key.publicKey,
         wgEndpoint: endpoint,
+        wgIp: shipped.core.wg.ip,
       };
     });
 

@@ -60,6 +60,9 @@ const settingsSchema = z.strictObject({
   customDomains: z.array(customDomainSchema).default([]),
   acmeCaPem: z.string().min(1).optional(),
   attestationCaPem: z.string().min(1).optional(),
+  /** An external etcd's CA and the gateways' client certificate (`core.cluster.etcd.endpoints` set). */
+  etcdCaPem: z.string().min(1).optional(),
+  etcdClientCertPem: z.string().min(1).optional(),
   caaIssuer: z.string().min(1).optional(),
   nodeMajor: z.number().int().min(NODE_MAJOR).default(NODE_MAJOR),
   /** Change to rotate the region's admin token (the program's, when the stack names none). */
@@ -71,6 +74,8 @@ export type CustomDomainSettings = z.output<typeof customDomainSchema>;
 export type StackSettings = z.output<typeof settingsSchema> & {
   /** `gateway:sshPrivateKey`, a secret; absent: the SSH agent is used. */
   readonly sshPrivateKey?: pulumi.Output<string> | undefined;
+  /** `gateway:etcdClientKeyPem`, a secret: the key of `etcdClientCertPem`. */
+  readonly etcdClientKeyPem?: pulumi.Output<string> | undefined;
 };
 
 const OBJECT_KEYS = ["hosts", "customDomains"] as const;
@@ -80,12 +85,20 @@ const STRING_KEYS = [
   "dnsZone",
   "acmeCaPem",
   "attestationCaPem",
+  "etcdCaPem",
+  "etcdClientCertPem",
   "caaIssuer",
   "adminTokenRotation",
 ] as const;
 
 /** The program-level keys, as `gateway:<key>` in the stack file. */
-export const SETTING_KEYS = [...OBJECT_KEYS, ...STRING_KEYS, "nodeMajor", "sshPrivateKey"] as const;
+export const SETTING_KEYS = [
+  ...OBJECT_KEYS,
+  ...STRING_KEYS,
+  "nodeMajor",
+  "sshPrivateKey",
+  "etcdClientKeyPem",
+] as const;
 
 /** Validates the plain (non-secret) program keys; throws a RunError listing every problem. */
 export function parseStackSettings(raw: Record<string, unknown>, source: string) {
@@ -109,5 +122,10 @@ export function readStackSettings(): StackSettings {
   for (const key of Object.keys(raw)) if (raw[key] === undefined) delete raw[key];
   const settings = parseStackSettings(raw, `stack ${pulumi.getStack()}`);
   const sshPrivateKey = config.getSecret("sshPrivateKey");
-  return sshPrivateKey === undefined ? settings : { ...settings, sshPrivateKey };
+  const etcdClientKeyPem = config.getSecret("etcdClientKeyPem");
+  return {
+    ...settings,
+    ...(sshPrivateKey === undefined ? {} : { sshPrivateKey }),
+    ...(etcdClientKeyPem === undefined ? {} : { etcdClientKeyPem }),
+  };
 }

@@ -23,6 +23,8 @@ export interface GeneratedValues {
   readonly acmeAccount?: { readonly url: string; readonly key: string } | undefined;
   /** The region's admin token, when the stack configures no admin credentials of its own. */
   readonly adminToken?: string | undefined;
+  /** `core.cluster.node_name`: the host's name in `gateway:hosts`, when `core.cluster.enabled`. */
+  readonly nodeName?: string | undefined;
 }
 
 /** What a stack does so that the program ships the file a key names. */
@@ -37,9 +39,12 @@ const SHIP_HINTS: Record<ReadFileKey, string> = {
     "the program ships no token file: leave the admin credentials unset (the program then generates a token per region, the stack output adminToken) or set core.admin.auth_token as a secret",
   "core.admin.htpasswd_file":
     "the program ships no htpasswd file: leave the admin credentials unset (the program then generates a token per region) or set core.admin.auth_token as a secret",
-  "core.cluster.etcd.ca_file": "the program does not provision etcd TLS yet (core.cluster)",
-  "core.cluster.etcd.cert_file": "the program does not provision etcd TLS yet (core.cluster)",
-  "core.cluster.etcd.key_file": "the program does not provision etcd TLS yet (core.cluster)",
+  "core.cluster.etcd.ca_file":
+    "leave it unset: the program ships the CA and points ca_file at it (its own, or gateway:etcdCaPem with core.cluster.etcd.endpoints)",
+  "core.cluster.etcd.cert_file":
+    "leave it unset: the program ships the client certificate and points cert_file at it (its own, or gateway:etcdClientCertPem with core.cluster.etcd.endpoints)",
+  "core.cluster.etcd.key_file":
+    "leave it unset: the program ships the client key and points key_file at it (its own, or gateway:etcdClientKeyPem with core.cluster.etcd.endpoints)",
 };
 
 /**
@@ -63,6 +68,10 @@ export function shippedHostConfig(
       attestation: cas.attestationCa
         ? { ...core.attestation, ca_file: HOST_PATHS.attestationCa }
         : core.attestation,
+      cluster:
+        cas.etcdCa || cas.etcdClient
+          ? { ...core.cluster, etcd: etcdFiles(config, cas) }
+          : core.cluster,
     },
   };
   const problems = checkHostFiles(hostConfig, shippedFiles(cas));
@@ -77,14 +86,26 @@ export function shippedHostConfig(
   return hostConfig;
 }
 
+/** `core.cluster.etcd` pointed at the etcd TLS files the program ships. */
+function etcdFiles(config: OperatorConfig, cas: ShippedCas) {
+  const { etcd } = config.core.cluster;
+  return {
+    ...etcd,
+    ...(cas.etcdCa ? { ca_file: HOST_PATHS.etcdCa } : {}),
+    ...(cas.etcdClient
+      ? { cert_file: HOST_PATHS.etcdClientCert, key_file: HOST_PATHS.etcdClientKey }
+      : {}),
+  };
+}
+
 /**
  * The config one host runs, built once as a typed value: the stack's config (already pointed at
  * the shipped files by `shippedHostConfig`) with the values the program generated for this host.
  * Nothing is parsed again here; the runtime parses the written file once, at start.
  */
 export function hostConfig(config: OperatorConfig, values: GeneratedValues): GatewayConfig {
-  const { wg, certbot, admin } = config.core;
-  const { acmeAccount, adminToken } = values;
+  const { wg, certbot, admin, cluster } = config.core;
+  const { acmeAccount, adminToken, nodeName } = values;
   return {
     ...config,
     core: {
@@ -99,6 +120,7 @@ export function hostConfig(config: OperatorConfig, values: GeneratedValues): Gat
       certbot: acmeAccount
         ? { ...certbot, account_url: acmeAccount.url, account_key: Secret.of(acmeAccount.key) }
         : certbot,
+      cluster: nodeName === undefined ? cluster : { ...cluster, node_name: nodeName },
     },
   };
 }

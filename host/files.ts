@@ -16,6 +16,7 @@ import {
   serviceDirectories,
   sha256,
 } from "./layout.js";
+import { ETCD_PATHS, ETCD_PORTS, ETCD_USER } from "./etcd.js";
 
 const HEADER = "# Managed by Pulumi (cvm-tls-gateway): local changes are overwritten.";
 
@@ -41,6 +42,7 @@ export function firewallRules(layout: HostLayout): string {
     ...(layout.httpPort === undefined ? [] : [rule("tcp", layout.httpPort, "http redirect")]),
     rule("tcp", layout.rpcPort, "registration RPC"),
     rule("udp", layout.wireguardPort, "WireGuard"),
+    ...etcdRules(layout.etcdPeers ?? []),
     ...(layout.adminPort === undefined
       ? []
       : [`\t\ttcp dport ${layout.adminPort} counter drop comment "admin API: this host only"`]),
@@ -48,6 +50,28 @@ export function firewallRules(layout: HostLayout): string {
     "}",
     "",
   ].join("\n");
+}
+
+/** etcd's ports, open to the region's other hosts only (this host's own traffic is on lo). */
+function etcdRules(peers: readonly string[]): string[] {
+  if (peers.length === 0) return [];
+  const ports = `{ ${ETCD_PORTS.client}, ${ETCD_PORTS.peer} }`;
+  return [
+    `\t\tip saddr { ${peers.join(", ")} } tcp dport ${ports} accept comment "etcd: the region's other hosts"`,
+  ];
+}
+
+/**
+ * Setup lines of a host running an etcd member: Debian's package, and its own unit masked (it
+ * would run a second, unrelated single-member etcd on localhost), the member's data directory.
+ */
+function etcdSetup(layout: HostLayout): string {
+  if (layout.etcdPeers === undefined) return "";
+  return `apt_install etcd-server
+systemctl mask --now etcd.service
+id -u ${ETCD_USER} >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/etcd --no-create-home --shell /usr/sbin/nologin ${ETCD_USER}
+install -d -m 0700 -o ${ETCD_USER} -g ${ETCD_USER} ${ETCD_PATHS.dataDir}
+`;
 }
 
 const FIREWALL_UNIT = `${HEADER}
@@ -110,7 +134,7 @@ apt_install() {
   apt-get install -y -q --no-install-recommends $missing
 }
 apt_install ca-certificates curl gnupg iproute2 nftables wireguard-tools
-if modprobe wireguard 2>/dev/null || [ -d /sys/module/wireguard ]; then
+${etcdSetup(layout)}if modprobe wireguard 2>/dev/null || [ -d /sys/module/wireguard ]; then
   echo wireguard > /etc/modules-load.d/gateway-wireguard.conf
 else
   echo "no WireGuard kernel module: using wireguard-go"
@@ -329,10 +353,16 @@ export function hostFiles(opts: HostFilesOptions): HostFiles {
   };
 }
 
-/** Which CA files a host gets: `gateway:acmeCaPem` and `gateway:attestationCaPem` are region-wide. */
+/**
+ * Which CA and TLS files a host gets: `gateway:acmeCaPem` and `gateway:attestationCaPem` are
+ * region-wide; the etcd CA and client pair come with `core.cluster` (the region's own PKI when
+ * the program runs etcd, else `gateway:etcdCaPem` and `gateway:etcdClientCertPem`).
+ */
 export interface ShippedCas {
   readonly acmeCa: boolean;
   readonly attestationCa: boolean;
+  readonly etcdCa?: boolean | undefined;
+  readonly etcdClient?: boolean | undefined;
 }
 
 /**
@@ -350,10 +380,15 @@ export function shippedFiles(cas: ShippedCas): string[] {
     HOST_PATHS.sysctl,
     ...(cas.acmeCa ? [HOST_PATHS.acmeCa] : []),
     ...(cas.attestationCa ? [HOST_PATHS.attestationCa] : []),
+    ...(cas.etcdCa ? [HOST_PATHS.etcdCa] : []),
+    ...(cas.etcdClient ? [HOST_PATHS.etcdClientCert, HOST_PATHS.etcdClientKey] : []),
   ];
 }
 
-/** Changes when the config or the CA file the config step writes changes: the gateway restarts. */
+/**
+ * Changes when the config or the CA file the config step writes changes: the gateway restarts.
+ * Also the digest of the etcd TLS step (its script and its stdin of PEM blocks).
+ */
 export function configDigest(configToml: string, configStepScript: string): string {
   return sha256(`${configStepScript}\0${configToml}`);
 }

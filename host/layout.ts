@@ -16,6 +16,10 @@ export const HOST_PATHS = {
   acmeCa: "/etc/gateway/acme-ca.pem",
   /** CA bundle CVM client certificates must chain to (`core.attestation.ca_file`, mode "ca"). */
   attestationCa: "/etc/gateway/client-ca.pem",
+  /** The region's etcd CA, the gateway's client certificate and key (`core.cluster.etcd.*_file`). */
+  etcdCa: "/etc/gateway/etcd-ca.pem",
+  etcdClientCert: "/etc/gateway/etcd-client.pem",
+  etcdClientKey: "/etc/gateway/etcd-client-key.pem",
   unit: "/etc/systemd/system/gateway.service",
   firewallUnit: "/etc/systemd/system/gateway-firewall.service",
   /** Kernel settings of the host (`HOST_SYSCTLS`), applied at setup and by systemd-sysctl at boot. */
@@ -75,6 +79,11 @@ export interface HostLayout {
   readonly sshPort: number;
   /** Directories the service writes (state, certificates, WireGuard config): 0700, the unit's ReadWritePaths. */
   readonly writablePaths: readonly string[];
+  /**
+   * Set when the host runs a member of the region's etcd: the other hosts' addresses, the only
+   * ones its etcd ports (ETCD_PORTS) are open to. Absent: no etcd on this host.
+   */
+  readonly etcdPeers?: readonly string[];
 }
 
 /** A path that is safe to put in a shell script and a unit file unquoted. */

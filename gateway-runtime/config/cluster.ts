@@ -35,37 +35,51 @@ export const sync = section({
 });
 
 // Off by default: a region of one host keeps its registrations in `core.state_path`.
+const clusterFields = {
+  enabled: field.bool(false, {
+    doc: "Share registrations and IP allocation with the region's other gateway hosts through etcd, instead of `core.state_path`, and one certificate (one host renews at a time)",
+    added,
+  }),
+  node_name: field.optional.string({
+    doc: "This host's name in the region, in its logs (default: the host name)",
+    added,
+  }),
+  prefix: field.string("/cvm-gateway", {
+    doc: "etcd key prefix of the region's state: `<prefix>/instances/<id>`, `<prefix>/ips/<ip>`, `<prefix>/keys/<key>`; with `core.certbot`, `<prefix>/locks/certbot` and `<prefix>/certs/<base_domain>/{pair,ledger}`",
+    added,
+  }),
+  etcd: section({
+    endpoints: field.endpointList([], {
+      doc: "etcd members, `host:port`; required when `enabled`. In a stack, left empty: the Pulumi program runs a member on each of the region's hosts and fills them in",
+      added,
+    }),
+    ca_file: field.optional.string({
+      doc: "PEM CA of the etcd members' certificates; unset means plain connections",
+      added,
+    }),
+    cert_file: field.optional.string({ doc: "PEM client certificate for etcd", added }),
+    key_file: field.optional.string({ doc: "PEM key of `cert_file`", added }),
+    timeout: field.duration("5s", {
+      doc: "Bound on one etcd request; while etcd has no quorum a registration fails after a few of these",
+      added,
+    }),
+  }),
+};
+
+type ClusterValue = { enabled: boolean; etcd: { cert_file?: unknown; key_file?: unknown } };
+
+function pairedClientFiles(c: ClusterValue, ctx: z.RefinementCtx): void {
+  if ((c.etcd.cert_file === undefined) !== (c.etcd.key_file === undefined))
+    ctx.addIssue({
+      code: "custom",
+      path: ["etcd", "cert_file"],
+      message: "cert_file and key_file go together",
+    });
+}
+
+/** On a host: with `enabled`, the endpoints are required (the gateway must know where etcd is). */
 export const cluster = z
-  .strictObject({
-    enabled: field.bool(false, {
-      doc: "Share registrations and IP allocation with the region's other gateway hosts through etcd, instead of `core.state_path`, and one certificate (one host renews at a time)",
-      added,
-    }),
-    node_name: field.optional.string({
-      doc: "This host's name in the region, in its logs (default: the host name)",
-      added,
-    }),
-    prefix: field.string("/cvm-gateway", {
-      doc: "etcd key prefix of the region's state: `<prefix>/instances/<id>`, `<prefix>/ips/<ip>`, `<prefix>/keys/<key>`; with `core.certbot`, `<prefix>/locks/certbot` and `<prefix>/certs/<base_domain>/{pair,ledger}`",
-      added,
-    }),
-    etcd: section({
-      endpoints: field.endpointList([], {
-        doc: "etcd members, `host:port`; required when `enabled`",
-        added,
-      }),
-      ca_file: field.optional.string({
-        doc: "PEM CA of the etcd members' certificates; unset means plain connections",
-        added,
-      }),
-      cert_file: field.optional.string({ doc: "PEM client certificate for etcd", added }),
-      key_file: field.optional.string({ doc: "PEM key of `cert_file`", added }),
-      timeout: field.duration("5s", {
-        doc: "Bound on one etcd request; while etcd has no quorum a registration fails after a few of these",
-        added,
-      }),
-    }),
-  })
+  .strictObject(clusterFields)
   .superRefine((c, ctx) => {
     if (c.enabled && c.etcd.endpoints.length === 0)
       ctx.addIssue({
@@ -73,11 +87,16 @@ export const cluster = z
         path: ["etcd", "endpoints"],
         message: "required when core.cluster.enabled is true",
       });
-    if ((c.etcd.cert_file === undefined) !== (c.etcd.key_file === undefined))
-      ctx.addIssue({
-        code: "custom",
-        path: ["etcd", "cert_file"],
-        message: "cert_file and key_file go together",
-      });
+    pairedClientFiles(c, ctx);
   })
+  .prefault({});
+
+/**
+ * In a stack: `enabled` without endpoints asks the Pulumi program to run etcd on the region's
+ * hosts (it writes each host's endpoints), and `node_name` is each host's name in
+ * `gateway:hosts`, so one value for the whole stack is refused rather than given to every host.
+ */
+export const clusterInStack = z
+  .strictObject({ ...clusterFields, node_name: field.generated() })
+  .superRefine(pairedClientFiles)
   .prefault({});

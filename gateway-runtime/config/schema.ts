@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { checkConfig } from "./checks.js";
-import { cluster, NO_SYNC, sync } from "./cluster.js";
+import { cluster, clusterInStack, NO_SYNC, sync } from "./cluster.js";
 import { field, section } from "./fields.js";
 
 const added = true as const;
@@ -246,9 +246,10 @@ const attestation = section({
 
 /**
  * The keys the Pulumi program generates for each host: the host's WireGuard identity and
- * endpoint, and the region's ACME account. They are the only difference between what a stack
- * sets (the operator's schema) and what a host runs (the host's schema); everything else below
- * is one definition that both schemas share.
+ * endpoint, and the region's ACME account. With `core.cluster` (cluster.ts: `node_name` is
+ * generated, `etcd.endpoints` may be left to the program) they are the only difference between
+ * what a stack sets (the operator's schema) and what a host runs (the host's schema);
+ * everything else below is one definition that both schemas share.
  */
 const onHost = {
   wg: {
@@ -344,6 +345,7 @@ export const operatorConfigSchema = z
         endpoint: inStack.wg.endpoint,
       }),
       ...coreTail,
+      cluster: clusterInStack,
     }),
   })
   .superRefine(checkConfig, { when: () => true });

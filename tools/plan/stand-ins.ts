@@ -5,7 +5,7 @@ const sha = (text: string) => createHash("sha256").update(text).digest("hex");
 
 /**
  * Deterministic stand-ins for what a real run generates (WireGuard keys, the ACME account, the
- * admin token), derived from the stack and the resource's name. Offline plans seed their prior
+ * admin token, the etcd CA and certificates), derived from the stack and the resource's name. Offline plans seed their prior
  * state with them and the mocks tests answer with them, so a plan shows an update of a stack
  * whose keys exist and never changes between runs.
  */
@@ -26,6 +26,18 @@ export function standIn(
     const accountUrl = `${origin}/acme/acct/${Number.parseInt(seed.slice(0, 8), 16)}`;
     const accountKey = `-----BEGIN PRIVATE KEY-----\nstand-in ${seed.slice(0, 16)}\n-----END PRIVATE KEY-----\n`;
     return { id: accountUrl, outputs: { ...inputs, accountUrl, accountKey } };
+  }
+  // Not certificates: plans never parse them, and real ones could not be made deterministically.
+  const pem = (label: string) =>
+    `-----BEGIN ${label}-----\nstandin${sha(`${seed}:${label}`).slice(0, 16)}\n-----END ${label}-----\n`;
+  if (type === "pulumi-nodejs:dynamic/gateway:EtcdCa") {
+    const outputs = { ...inputs, certPem: pem("CERTIFICATE"), keyPem: pem("PRIVATE KEY") };
+    return { id: `etcd-ca-${seed.slice(0, 32)}`, outputs };
+  }
+  if (type === "pulumi-nodejs:dynamic/gateway:EtcdCertificate") {
+    const { caKeyPem: _signer, ...rest } = inputs;
+    const outputs = { ...rest, certPem: pem("CERTIFICATE"), keyPem: pem("PRIVATE KEY") };
+    return { id: `etcd-cert-${seed.slice(0, 32)}`, outputs };
   }
   if (type === "pulumi-nodejs:dynamic/gateway:AdminToken") {
     const token = Buffer.from(sha(`${seed}:${inputs.rotation}`), "hex").toString("base64url");

@@ -126,14 +126,14 @@ describe("GatewayDns", () => {
     await pulumi.runtime.disconnect();
   });
 
-  it("a region with several hosts is refused, core.sync enabled or not (nothing shares registrations)", async () => {
+  it("a region with several hosts needs core.cluster.enabled; core.sync enables nothing", async () => {
     const { config, secretKeys } = await import("../../../tools/plan/plan.js").then((m) =>
       m.stackConfig("us"),
     );
     const hosts = JSON.parse(config["gateway:hosts"] as string) as object[];
     config["gateway:hosts"] = JSON.stringify([...hosts, { name: "gw2", address: "192.0.2.11" }]);
     const refusal =
-      "stack us: 2 hosts in gateway:hosts, but a region runs one host: multi-host sharing of registrations is not built yet (core.sync has no effect); list one host";
+      "stack us: 2 hosts in gateway:hosts, but core.cluster.enabled is not true: each host would keep registrations and WireGuard peers of its own, so a CVM registered on one would be unreachable through the others; set core.cluster.enabled: true in gateway:config";
     await expect(capturePlan("us", { config: { config, secretKeys } })).rejects.toThrow(refusal);
     // Enabling sync used to let several hosts through; it enables nothing, so it changes nothing.
     const gateway = JSON.parse(config["gateway:config"] as string);

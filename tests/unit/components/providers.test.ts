@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { X509Certificate } from "node:crypto";
 import { rmSync, writeFileSync } from "node:fs";
 import { Agent } from "node:https";
 import { createRequire } from "node:module";
@@ -136,11 +137,19 @@ const host = async (provider) => {
   const sf = await pulumi.runtime.serializeFunction(() => provider, { allowSecrets: true });
   return { text: sf.text, provider: requireFromString(sf.text).handler() };
 };
+const { etcdCaProvider, etcdCertificateProvider } = await import("./bin/components/etcd-pki.js");
 const wg = await host(wireGuardKeyProvider());
 const acme = await host(acmeAccountProvider(process.argv[2]));
+const etcdCa = await host(etcdCaProvider());
+const etcdCert = await host(etcdCertificateProvider());
 const key = await wg.provider.create({ rotation: "r1" });
 const account = await acme.provider.create(${JSON.stringify(inputs)});
-process.stdout.write(JSON.stringify({ key, account, texts: [wg.text, acme.text] }));
+const ca = (await etcdCa.provider.create({ commonName: "ca" })).outs;
+const leaf = await etcdCert.provider.create({
+  caCertPem: ca.certPem, caKeyPem: ca.keyPem, commonName: "gw1", dnsNames: [], ips: ["192.0.2.1"], usage: "member",
+});
+const texts = [wg.text, acme.text, etcdCa.text, etcdCert.text];
+process.stdout.write(JSON.stringify({ key, account, ca, leaf: leaf.outs, texts }));
 `,
     );
     const { stdout } = await promisify(execFile)(process.execPath, [script, FAKE_ACME], {
@@ -149,6 +158,8 @@ process.stdout.write(JSON.stringify({ key, account, texts: [wg.text, acme.text] 
     const out = JSON.parse(stdout) as {
       key: { id: string; outs: { privateKey: string; publicKey: string; rotation: string } };
       account: { id: string; outs: { accountUrl: string } };
+      ca: { certPem: string };
+      leaf: { certPem: string };
       texts: string[];
     };
     expect(out.key.outs.rotation).toBe("r1");
@@ -156,6 +167,9 @@ process.stdout.write(JSON.stringify({ key, account, texts: [wg.text, acme.text] 
     expect(out.key.id).toBe(out.key.outs.publicKey);
     expect(out.account.id).toBe("https://127.0.0.1:14000/acme/acct/1");
     expect(out.account.outs.accountUrl).toBe(out.account.id);
+    expect(
+      new X509Certificate(out.leaf.certPem).verify(new X509Certificate(out.ca.certPem).publicKey),
+    ).toBe(true);
     // Only the module paths are captured: no module bindings, no transformed code.
     expect(out.texts[0]).toContain(
       JSON.stringify(join(compiled, "bin/gateway-runtime/keys/wireguard.js")),

@@ -1,6 +1,7 @@
 import { readdirSync } from "node:fs";
 import { describe, expect, expectTypeOf, it } from "vitest";
-import { hostConfig, hostConfigToml, shippedHostConfig, wgEndpoint } from "../../../host/config.js";
+import { hostConfig, hostConfigToml, wgEndpoint } from "../../../host/config.js";
+import { regionCluster, shippedRegionConfigs } from "../../../components/region-cluster.js";
 import { loadStackFile } from "../../../components/stack-config.js";
 import {
   ConfigError,
@@ -137,14 +138,13 @@ describe("one config contract: the operator's schema and the host's, from one de
     "%s: built once as a typed host config, written once, parsed once by the runtime",
     (file) => {
       const stack = revealed(loadStackFile(`${STACKS}${file}`));
-      const shipped = shippedHostConfig(
-        stack,
-        { acmeCa: true, attestationCa: true },
-        {
-          stack: file,
-          host: "gw1",
-        },
-      );
+      // Through the region's own steps: a cluster stack's host gets its endpoints and files.
+      const gw1 = [{ name: "gw1", address: "192.0.2.1" }];
+      const none = { ca: false, clientCert: false, clientKey: false };
+      const cluster = regionCluster(stack, gw1, none, file);
+      const cas = { acmeCa: true, attestationCa: true };
+      const [shipped] = shippedRegionConfigs(stack, gw1, cluster, cas, file);
+      if (shipped === undefined) throw new Error("no host config");
       const keys = generateWgKeyPair();
       const built: GatewayConfig = hostConfig(shipped, {
         wgPrivateKey: keys.privateKey,
@@ -156,6 +156,7 @@ describe("one config contract: the operator's schema and the host's, from one de
               key: "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n",
             }
           : undefined,
+        nodeName: stack.core.cluster.enabled ? "gw1" : undefined,
       });
       const parsed = parseConfigText(hostConfigToml(built), "toml", `${file} on gw1`);
       expect(parsed.core.wg.endpoint).toBe("[2001:db8::2]:51820");

@@ -35,19 +35,34 @@ const DNS = "cloudflare:index/dnsRecord:DnsRecord";
 /** The id the plans' stand-in Cloudflare account gives a zone looked up by name. */
 const zoneIdOf = (name: string) => sha256(`zone:${name}`).slice(0, 32);
 const CMD = "command:remote:Command";
-function regionShape(region: string, records: string[], opts = { acme: true }) {
-  const host = `gateway:index:GatewayHost::${region}-gw1`;
+const DYN = "pulumi-nodejs:dynamic/gateway";
+/** The graph of a region; `etcd`: the program runs a member on each host, with its own CA. */
+function regionShape(
+  region: string,
+  records: string[],
+  opts: { acme?: boolean; hosts?: string[]; etcd?: boolean } = {},
+) {
+  const { acme = true, hosts = ["gw1"], etcd = false } = opts;
   const top = `gateway:index:GatewayRegion::${region}`;
+  const steps = ["config", ...(etcd ? ["etcd-restart", "etcd-tls", "etcd-unit"] : [])];
+  const host = (h: string) => `gateway:index:GatewayHost::${region}-${h}`;
+  const hostSteps = (h: string) =>
+    [...steps, "restart", "setup", "unit"].map((s) => `${CMD}::${region}-${h}-${s} < ${host(h)}`);
   return [
     ...records.map((r) => `${DNS}::${region}-dns-${r} < gateway:index:GatewayDns::${region}-dns`),
-    ...["config", "restart", "setup", "unit"].map((s) => `${CMD}::${region}-gw1-${s} < ${host}`),
-    `command:remote:CopyToRemote::${region}-gw1-bundle < ${host}`,
+    ...hosts.flatMap(hostSteps),
+    ...hosts.map((h) => `command:remote:CopyToRemote::${region}-${h}-bundle < ${host(h)}`),
     ...(records.length > 0 ? [`gateway:index:GatewayDns::${region}-dns < ${top}`] : []),
-    `gateway:index:GatewayHost::${region}-gw1 < ${top}`,
+    ...hosts.map((h) => `gateway:index:GatewayHost::${region}-${h} < ${top}`),
     `${top} < (root)`,
-    ...(opts.acme ? [`pulumi-nodejs:dynamic/gateway:AcmeAccount::${region}-acme < ${top}`] : []),
-    `pulumi-nodejs:dynamic/gateway:AdminToken::${region}-admin-token < ${top}`,
-    `pulumi-nodejs:dynamic/gateway:WireGuardKey::${region}-gw1-wg < ${top}`,
+    ...(acme ? [`${DYN}:AcmeAccount::${region}-acme < ${top}`] : []),
+    `${DYN}:AdminToken::${region}-admin-token < ${top}`,
+    ...(etcd ? [`${DYN}:EtcdCa::${region}-etcd-ca < ${top}`] : []),
+    ...(etcd ? [`${DYN}:EtcdCertificate::${region}-etcd-client < ${top}`] : []),
+    ...(etcd
+      ? hosts.map((h) => `${DYN}:EtcdCertificate::${region}-${h}-etcd-member < ${top}`)
+      : []),
+    ...hosts.map((h) => `${DYN}:WireGuardKey::${region}-${h}-wg < ${top}`),
   ];
 }
 const dualStack = ["apex-a-gw1", "apex-aaaa-gw1"];
@@ -70,15 +85,21 @@ describe("offline plans: the resource graph per stack", () => {
     );
   });
 
-  it("eu: one host with IPv6, one custom domain", async () => {
+  it("eu: three hosts with IPv6 sharing the etcd the program runs on them, one custom domain", async () => {
+    const hosts = ["gw1", "gw2", "gw3"];
+    const each = (names: string[]) => names.flatMap((n) => hosts.map((h) => `${n}-${h}`));
     expect(shape(await plan("eu"))).toEqual(
-      regionShape("eu", [
-        ...dualStack,
-        "app-api-example-net",
-        "caa-issue",
-        "caa-issuewild",
-        ...rest,
-      ]),
+      regionShape(
+        "eu",
+        [
+          ...each(["apex-a", "apex-aaaa"]),
+          "app-api-example-net",
+          "caa-issue",
+          "caa-issuewild",
+          ...each(["rpc-a", "rpc-aaaa", "wildcard-a", "wildcard-aaaa"]),
+        ],
+        { hosts, etcd: true },
+      ),
     );
   });
 

@@ -12,9 +12,14 @@ import { allStacks, capturePlan, stackConfig } from "../../../tools/plan/plan.js
 describe("every committed stack: each host's config reads only files shipped to it", () => {
   it.each(allStacks())("%s", async (stack) => {
     const settings = stackConfig(stack).config;
+    // A cluster stack without external endpoints gets the region's etcd CA and client pair.
+    const { cluster } = JSON.parse(settings["gateway:config"] as string).core;
+    const ownEtcd = cluster?.enabled === true && (cluster.etcd?.endpoints ?? []).length === 0;
     const shipped = shippedFiles({
       acmeCa: settings["gateway:acmeCaPem"] !== undefined,
       attestationCa: settings["gateway:attestationCaPem"] !== undefined,
+      etcdCa: ownEtcd || settings["gateway:etcdCaPem"] !== undefined,
+      etcdClient: ownEtcd || settings["gateway:etcdClientCertPem"] !== undefined,
     });
     const plan = await capturePlan(stack, { revealSecrets: true });
     const hosts = plan.resources.filter((r) => r.type === "gateway:index:GatewayHost");
