@@ -11,6 +11,7 @@ import {
   type EtcdTlsPems,
   type EtcdTlsShape,
   etcdEndpoints,
+  ETCD_SERVER_NAME,
 } from "../host/etcd.js";
 import { shippedHostConfig } from "../host/config.js";
 import type { ShippedCas } from "../host/files.js";
@@ -156,7 +157,7 @@ export function shippedRegionConfigs(
   };
   const etcd =
     cluster.kind === "members"
-      ? { ...core.cluster.etcd, endpoints: [...cluster.endpoints] }
+      ? { ...core.cluster.etcd, endpoints: [...cluster.endpoints], server_name: ETCD_SERVER_NAME }
       : core.cluster.etcd;
   return hostWgIps(config, hosts, stack).map((ip, i) => {
     const own: OperatorConfig = {
@@ -224,7 +225,7 @@ export function regionEtcdTls(
       {
         ca,
         commonName: host.name,
-        dnsNames: [host.name],
+        dnsNames: [host.name, ETCD_SERVER_NAME],
         ips: [host.address, ...(host.ipv6 === undefined ? [] : [host.ipv6])],
         usage: "member",
       },

@@ -9,6 +9,14 @@ import { HOST_PATHS, heredoc, SERVICE_USER } from "./layout.js";
 /** etcd's registered ports: clients (the gateways) and peers (the other members). */
 export const ETCD_PORTS = { client: 2379, peer: 2380 } as const;
 
+/**
+ * The name every member's certificate carries beside its own, which the gateways check
+ * (`core.cluster.etcd.server_name`): they reach the members by IP address, and a TLS client
+ * cannot send an address as the server name. `.internal` is reserved for private use, so no
+ * public CA issues it; only the region's own CA does.
+ */
+export const ETCD_SERVER_NAME = "etcd.gateway.internal";
+
 /** The Debian package `etcd-server` creates this user; the member runs as it. */
 export const ETCD_USER = "etcd";
 export const ETCD_SERVICE = "gateway-etcd.service";

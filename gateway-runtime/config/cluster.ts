@@ -57,6 +57,10 @@ const clusterFields = {
       doc: "PEM CA of the etcd members' certificates; unset means plain connections",
       added,
     }),
+    server_name: field.optional.string({
+      doc: "The name checked in the etcd members' certificates instead of each endpoint's host; needed for TLS to members listed by IP address, which a TLS client cannot send as a server name. The members the program runs carry `etcd.gateway.internal`, and it sets this",
+      added,
+    }),
     cert_file: field.optional.string({ doc: "PEM client certificate for etcd", added }),
     key_file: field.optional.string({ doc: "PEM key of `cert_file`", added }),
     timeout: field.duration("5s", {

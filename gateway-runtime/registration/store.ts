@@ -92,14 +92,7 @@ export function nodeName(config: GatewayConfig): string {
 
 /** Opens a new etcd client as `core.cluster.etcd` says, each call its own connection. */
 export async function etcdConnector(config: GatewayConfig): Promise<() => Promise<Etcd3>> {
-  const { connectEtcd } = await import("../registry/etcd-client.js");
-  const { etcd } = config.core.cluster;
-  return () =>
-    connectEtcd({
-      endpoints: etcd.endpoints,
-      caFile: etcd.ca_file,
-      certFile: etcd.cert_file,
-      keyFile: etcd.key_file,
-      timeoutMs: etcd.timeout,
-    });
+  const { connectEtcd, etcdClientOptions } = await import("../registry/etcd-client.js");
+  const options = etcdClientOptions(config.core.cluster.etcd);
+  return () => connectEtcd(options);
 }

@@ -4,8 +4,10 @@
  * `timeoutMs`; the watch reconnects after a short backoff, resuming where it stopped.
  */
 import { readFile } from "node:fs/promises";
+import { isIP } from "node:net";
 import { ExponentialBackoff, type IBackoff } from "cockatiel";
 import { Etcd3 } from "etcd3";
+import type { GatewayConfig } from "../config/index.js";
 import { GatewayError } from "../errors.js";
 
 export interface EtcdClientOptions {
@@ -13,6 +15,8 @@ export interface EtcdClientOptions {
   readonly endpoints: readonly string[];
   /** PEM CA etcd's server certificates chain to; without it the connection is plain. */
   readonly caFile?: string | undefined;
+  /** The name the members' certificates carry, checked instead of each endpoint's host. */
+  readonly serverName?: string | undefined;
   readonly certFile?: string | undefined;
   readonly keyFile?: string | undefined;
   /** Bound on one request and on connecting, ms. */
@@ -22,6 +26,20 @@ export interface EtcdClientOptions {
    * `--grpc-keepalive-min-time` (5 s by default), or etcd hangs up. @default 10_000
    */
   readonly keepaliveMs?: number;
+}
+
+/** The client options `core.cluster.etcd` gives. */
+export function etcdClientOptions(
+  etcd: GatewayConfig["core"]["cluster"]["etcd"],
+): EtcdClientOptions {
+  return {
+    endpoints: etcd.endpoints,
+    caFile: etcd.ca_file,
+    serverName: etcd.server_name,
+    certFile: etcd.cert_file,
+    keyFile: etcd.key_file,
+    timeoutMs: etcd.timeout,
+  };
 }
 
 async function readPem(file: string, what: string): Promise<Buffer> {
@@ -35,6 +53,14 @@ async function readPem(file: string, what: string): Promise<Buffer> {
   }
 }
 
+/** `host` of `host:port`, `[v6]:port` or a bare host. */
+function hostOf(endpoint: string): string {
+  const bracketed = /^\[([^\]]+)\]/.exec(endpoint);
+  if (bracketed) return bracketed[1] as string;
+  const colon = endpoint.lastIndexOf(":");
+  return colon > 0 && endpoint.indexOf(":") === colon ? endpoint.slice(0, colon) : endpoint;
+}
+
 export async function connectEtcd(o: EtcdClientOptions): Promise<Etcd3> {
   if (o.endpoints.length === 0)
     throw new GatewayError("E_CLUSTER_CONFIG", "core.cluster.etcd.endpoints is empty");
@@ -44,6 +70,14 @@ export async function connectEtcd(o: EtcdClientOptions): Promise<Etcd3> {
       "core.cluster.etcd.cert_file and key_file go together",
     );
   const scheme = o.caFile === undefined ? "http" : "https";
+  // gRPC sends the endpoint's host as the TLS server name, and Node refuses an IP address
+  // there: members listed by address are reached by the name their certificates carry.
+  const byAddress = o.endpoints.filter((e) => isIP(hostOf(e)) !== 0);
+  if (scheme === "https" && o.serverName === undefined && byAddress.length > 0)
+    throw new GatewayError(
+      "E_CLUSTER_CONFIG",
+      `core.cluster.etcd.endpoints ${byAddress.join(", ")} are IP addresses: over TLS, set core.cluster.etcd.server_name to the name the members' certificates carry`,
+    );
   const credentials =
     o.caFile === undefined
       ? undefined
@@ -72,6 +106,9 @@ export async function connectEtcd(o: EtcdClientOptions): Promise<Etcd3> {
       "grpc.max_reconnect_backoff_ms": 2000,
       "grpc.keepalive_time_ms": o.keepaliveMs ?? 10_000,
       "grpc.keepalive_timeout_ms": o.timeoutMs,
+      ...(scheme === "https" && o.serverName !== undefined
+        ? { "grpc.ssl_target_name_override": o.serverName }
+        : {}),
     },
     // The library's default waits up to 30 s between watch reconnects; a host should see the
     // region's changes again within seconds of etcd coming back. etcd3 types this slot as an

@@ -12,7 +12,7 @@
 import { hostname } from "node:os";
 import type { GatewayConfig } from "../../config/index.js";
 import type { Logger } from "../../log/index.js";
-import { connectEtcd } from "../../registry/etcd-client.js";
+import { connectEtcd, etcdClientOptions } from "../../registry/etcd-client.js";
 import { Ledger } from "../ledger.js";
 import type { CertificateManagerOptions } from "../types.js";
 import { EtcdLock } from "./etcd-lock.js";
@@ -40,13 +40,7 @@ export async function regionOptions(config: GatewayConfig, log: Logger): Promise
       "core.certbot.account_url is unset: each host registers its own ACME account and the CAA records follow whichever renewed last; give every host the same account (the program does)",
     );
   }
-  const client = await connectEtcd({
-    endpoints: etcd.endpoints,
-    caFile: etcd.ca_file,
-    certFile: etcd.cert_file,
-    keyFile: etcd.key_file,
-    timeoutMs: etcd.timeout,
-  });
+  const client = await connectEtcd(etcdClientOptions(etcd));
   const root = cluster.prefix.replace(/\/+$/, "");
   const certs = `${root}/certs/${proxy.base_domain}`;
   const options = { timeoutMs: etcd.timeout, log };

@@ -13,7 +13,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { issueCa, issueLeaf } from "../../../components/x509.js";
 import { connectEtcd } from "../../../gateway-runtime/registry/etcd-client.js";
-import { type EtcdMemberRef, etcdEndpoints, etcdMemberArgs } from "../../../host/etcd.js";
+import {
+  ETCD_SERVER_NAME,
+  type EtcdMemberRef,
+  etcdEndpoints,
+  etcdMemberArgs,
+} from "../../../host/etcd.js";
 import { until } from "../../../testkit/poll.js";
 import { stopChild } from "../../../testkit/process.js";
 
@@ -48,7 +53,7 @@ beforeAll(async () => {
   for (const self of MEMBERS) {
     const leaf = issueLeaf(ca, {
       commonName: self.name,
-      dnsNames: [self.name],
+      dnsNames: [self.name, ETCD_SERVER_NAME],
       // etcd checks a peer's certificate against the address it dials from (without this SAN
       // the members never form a cluster), and on loopback every member dials from 127.0.0.1.
       // A real host dials from its own address, the one its certificate names.
@@ -149,13 +154,10 @@ describe("a region's etcd members with the program's flags and certificates", ()
     await expect(call(endpoints[0] as string, "/health", undefined, pair)).rejects.toThrow();
   });
 
-  // Known gap, in the runtime: grpc-js (1.14) passes an IP endpoint to Node's TLS as the
-  // servername, which Node 26 refuses ("Setting the TLS ServerName to an IP address is not
-  // permitted"), so `connectEtcd` cannot reach TLS members by address. The program writes
-  // addresses. When the runtime's client handles them, this starts passing: drop `.fails`.
-  it.fails("the runtime's etcd client reaches the members by address over TLS", async () => {
+  it("the runtime's etcd client reaches the members by address over TLS, checking the name they carry", async () => {
     const client = await connectEtcd({
       endpoints,
+      serverName: ETCD_SERVER_NAME,
       caFile: files.ca,
       certFile: files.clientCert,
       keyFile: files.clientKey,
@@ -163,6 +165,31 @@ describe("a region's etcd members with the program's flags and certificates", ()
     });
     try {
       expect(await client.get("/cvm-gateway/probe").string()).toBe("1");
+    } finally {
+      client.close();
+    }
+  });
+
+  it("over TLS to addresses without server_name, the client refuses to start and names the key", async () => {
+    await expect(
+      connectEtcd({ endpoints, caFile: files.ca, timeoutMs: 2000 }),
+    ).rejects.toMatchObject({
+      code: "E_CLUSTER_CONFIG",
+      message: expect.stringContaining("core.cluster.etcd.server_name"),
+    });
+  });
+
+  it("a name the members' certificates do not carry is refused", async () => {
+    const client = await connectEtcd({
+      endpoints,
+      serverName: "someone-else.internal",
+      caFile: files.ca,
+      certFile: files.clientCert,
+      keyFile: files.clientKey,
+      timeoutMs: 1000,
+    });
+    try {
+      await expect(client.get("/cvm-gateway/probe").string()).rejects.toThrow();
     } finally {
       client.close();
     }
