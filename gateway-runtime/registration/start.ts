@@ -35,7 +35,7 @@ async function readCa(file: string): Promise<string> {
 export async function startRegistration(
   config: GatewayConfig,
   deps: { directory: MemoryDirectory; log: Logger },
-  ports: { rpc?: number } = {},
+  ports: { rpc?: number; rpcFd?: number | undefined } = {},
 ): Promise<Registration> {
   const { wg: wgConfig, attestation: att, recycle } = config.core;
   const log = deps.log.child({ part: "registration" });
@@ -91,6 +91,7 @@ export async function startRegistration(
       ...(caPem ? { clientCaPem: caPem } : {}),
       address: config.address,
       port: ports.rpc ?? config.port,
+      fd: ports.rpcFd,
       keepAliveMs: config.keep_alive,
       handshakeTimeoutMs: config.core.proxy.timeouts.handshake,
       log,
