@@ -34,6 +34,9 @@ export interface ProxyDeps {
 
 type ProxyConfig = GatewayConfig["core"]["proxy"];
 
+/** How often a drain looks whether the last connection has ended. */
+const DRAIN_POLL_MS = 100;
+
 /** Why the proxy refused a connection before it reached a backend; counted and logged. */
 export class RejectError extends GatewayError<
   | "E_ROUTE_UNKNOWN_APP"
@@ -146,14 +149,13 @@ export class TlsProxy {
    * many it ended.
    */
   async drain(timeoutMs: number): Promise<number> {
-    // 'close' comes once the listener is closed and the last connection has ended.
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    const timer = new AbortController();
-    await Promise.race([
-      closed,
-      sleep(timeoutMs, undefined, { signal: timer.signal }).catch(() => {}),
-    ]);
-    timer.abort();
+    // Our own set, not the server's 'close': the server stops counting a connection whose raw
+    // socket has closed while its TLS socket may still be finishing (seen: cut at once).
+    const deadline = performance.now() + timeoutMs;
+    while (this.#sockets.size > 0 && performance.now() < deadline) {
+      await sleep(Math.min(DRAIN_POLL_MS, Math.max(1, deadline - performance.now())));
+    }
     const cut = this.#sockets.size;
     for (const socket of this.#sockets) this.#destroy(socket);
     await closed;

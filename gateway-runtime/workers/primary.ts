@@ -166,7 +166,11 @@ export class ProxyWorkers {
     this.#unsubscribe();
     if (this.#opts.listenFds?.tls !== undefined) {
       // Hand-over: closing the channel is the workers' cue to drain; nothing to wait for.
-      for (const worker of this.#workers) if (worker.isConnected()) worker.process.disconnect();
+      // Unref'd too: this process must exit now, not when the last worker has drained.
+      for (const worker of this.#workers) {
+        if (worker.isConnected()) worker.process.disconnect();
+        worker.process.unref();
+      }
       this.#opts.log.info({ workers: this.#workers.size }, "proxy workers left to drain");
       return;
     }

@@ -7,7 +7,8 @@
  * and holds at most the two keys that decrypt tickets of the last two rotation periods.
  */
 import { readFile } from "node:fs/promises";
-import { writeFileAtomic } from "../files/atomic.js";
+import { dirname } from "node:path";
+import { ensureDir, writeFileAtomic } from "../files/atomic.js";
 import type { TicketKeyRing, TicketKeys } from "../proxy/index.js";
 
 interface Stored {
@@ -48,11 +49,13 @@ export async function loadTicketKeys(
   return now;
 }
 
-export function saveTicketKeys(
+/** The proxy starts before registration creates the state directory: made here if missing. */
+export async function saveTicketKeys(
   path: string,
   ring: TicketKeyRing,
   rotatedAtMs: number,
 ): Promise<void> {
   const stored: Stored = { version: 1, rotatedAtMs, keys: ring.export() };
-  return writeFileAtomic(path, `${JSON.stringify(stored)}\n`, 0o600);
+  await ensureDir(dirname(path));
+  await writeFileAtomic(path, `${JSON.stringify(stored)}\n`, 0o600);
 }
