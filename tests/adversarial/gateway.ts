@@ -87,7 +87,7 @@ function which(name: string): string {
   throw new Error(`${name} is not on PATH`);
 }
 
-function writeShims(dir: string, ns: string): void {
+export function writeShims(dir: string, ns: string): void {
   const ip = which("ip");
   for (const tool of ["ip", "wg", "wireguard-go"]) {
     const file = join(dir, tool);

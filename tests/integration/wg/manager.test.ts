@@ -12,7 +12,7 @@ import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Secret } from "../../../gateway-runtime/config/secret.js";
-import { createLogger } from "../../../gateway-runtime/log/index.js";
+import { createLogger, silentLogger } from "../../../gateway-runtime/log/index.js";
 import { prefixedRunner } from "../../../gateway-runtime/wg/exec.js";
 import { generateWgKeyPair } from "../../../gateway-runtime/keys/wireguard.js";
 import { WireGuardManager } from "../../../gateway-runtime/wg/manager.js";
@@ -294,7 +294,7 @@ describe("WireGuardManager with wireguard-go in network namespaces", () => {
       address: "10.4.0.1/16",
       implementation: "userspace",
       peers: [cvmA.peer],
-      log: createLogger("silent"),
+      log: silentLogger(),
       exec: prefixedRunner(["ip", "netns", "exec", gw]),
     });
     await next.ensureInterface();
