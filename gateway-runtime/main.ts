@@ -57,11 +57,15 @@ async function main(argv: string[]): Promise<number> {
   if (command === "run") {
     const { values } = parseArgs({
       args: rest,
-      options: { config: { type: "string", short: "c" }, help: { type: "boolean", short: "h" } },
+      options: {
+        config: { type: "string", short: "c" },
+        "ready-file": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
     });
     if (values.help) return help(runHelp, 0);
     if (!values.config) return help(runHelp, EX_USAGE);
-    return runCommand(values.config);
+    return runCommand(values.config, undefined, values["ready-file"]);
   }
   if (command === "admin") {
     const { values, positionals } = parseArgs({

@@ -4,7 +4,7 @@
  * the member and the gateway read. Pure functions, like host/files.ts, so the tests start real
  * members with exactly these flags.
  */
-import { HOST_PATHS, heredoc, SERVICE_USER } from "./layout.js";
+import { HEADER, HOST_PATHS, type HostLayout, heredoc, SERVICE_USER } from "./layout.js";
 
 /** etcd's registered ports: clients (the gateways) and peers (the other members). */
 export const ETCD_PORTS = { client: 2379, peer: 2380 } as const;
@@ -99,8 +99,6 @@ export function etcdMemberArgs(
     "--log-outputs=stderr",
   ];
 }
-
-const HEADER = "# Managed by Pulumi (cvm-tls-gateway): local changes are overwritten.";
 
 /**
  * The member's hardened unit, in the style of the gateway's: its own user, no capabilities (the
@@ -274,5 +272,27 @@ if [ ! -f "$tmp/${files.length - 1}" ] || [ -f "$tmp/${files.length}" ]; then
 fi
 ${installs.join("\n")}
 echo "etcd TLS files installed"
+`;
+}
+
+/** etcd's ports, open to the region's other hosts only (this host's own traffic is on lo). */
+export function etcdRules(peers: readonly string[]): string[] {
+  if (peers.length === 0) return [];
+  const ports = `{ ${ETCD_PORTS.client}, ${ETCD_PORTS.peer} }`;
+  return [
+    `\t\tip saddr { ${peers.join(", ")} } tcp dport ${ports} accept comment "etcd: the region's other hosts"`,
+  ];
+}
+
+/**
+ * Setup lines of a host running an etcd member: Debian's package, and its own unit masked (it
+ * would run a second, unrelated single-member etcd on localhost), the member's data directory.
+ */
+export function etcdSetup(layout: HostLayout): string {
+  if (layout.etcdPeers === undefined) return "";
+  return `apt_install etcd-server
+systemctl mask --now etcd.service
+id -u ${ETCD_USER} >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/etcd --no-create-home --shell /usr/sbin/nologin ${ETCD_USER}
+install -d -m 0700 -o ${ETCD_USER} -g ${ETCD_USER} ${ETCD_PATHS.dataDir}
 `;
 }

@@ -9,16 +9,16 @@ import {
   NODE_FLAGS,
   NODE_MAJOR,
   type HostLayout,
+  HEADER,
   heredoc,
-  probeAddress,
   SERVICE_NAME,
   SERVICE_USER,
   serviceDirectories,
   sha256,
 } from "./layout.js";
-import { ETCD_PATHS, ETCD_PORTS, ETCD_USER } from "./etcd.js";
-
-const HEADER = "# Managed by Pulumi (cvm-tls-gateway): local changes are overwritten.";
+import { etcdRules, etcdSetup } from "./etcd.js";
+import { restartScript } from "./restart.js";
+import { socketUnits } from "./sockets.js";
 
 /** nftables rules: one table of our own, replaced atomically; other tables are left alone. */
 export function firewallRules(layout: HostLayout): string {
@@ -50,28 +50,6 @@ export function firewallRules(layout: HostLayout): string {
     "}",
     "",
   ].join("\n");
-}
-
-/** etcd's ports, open to the region's other hosts only (this host's own traffic is on lo). */
-function etcdRules(peers: readonly string[]): string[] {
-  if (peers.length === 0) return [];
-  const ports = `{ ${ETCD_PORTS.client}, ${ETCD_PORTS.peer} }`;
-  return [
-    `\t\tip saddr { ${peers.join(", ")} } tcp dport ${ports} accept comment "etcd: the region's other hosts"`,
-  ];
-}
-
-/**
- * Setup lines of a host running an etcd member: Debian's package, and its own unit masked (it
- * would run a second, unrelated single-member etcd on localhost), the member's data directory.
- */
-function etcdSetup(layout: HostLayout): string {
-  if (layout.etcdPeers === undefined) return "";
-  return `apt_install etcd-server
-systemctl mask --now etcd.service
-id -u ${ETCD_USER} >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/etcd --no-create-home --shell /usr/sbin/nologin ${ETCD_USER}
-install -d -m 0700 -o ${ETCD_USER} -g ${ETCD_USER} ${ETCD_PATHS.dataDir}
-`;
 }
 
 const FIREWALL_UNIT = `${HEADER}
@@ -172,20 +150,34 @@ echo "gateway host setup done"
 `;
 }
 
-/** The hardened systemd unit of the gateway: only the two capabilities it needs, a read-only system. */
+/**
+ * The hardened systemd unit of the gateway: only the two capabilities it needs, a read-only system.
+ * A restart is a hand-over (README "What a deploy does"): the socket units keep the ports,
+ * `KillMode=process` signals the main process only, so the old proxy workers drain their
+ * connections (`core.proxy.drain_timeout`) beside the new generation, and wireguard-go (which
+ * the gateway leaves running) keeps the tunnels. The runtime directories outlive a stop
+ * (`RuntimeDirectoryPreserve=yes`): wireguard-go's control socket is in /run/wireguard.
+ * `reload` stays a certificate re-read (SIGHUP); a new bundle or config takes a restart.
+ */
 export function unitFile(layout: HostLayout): string {
+  const sockets = socketUnits(layout)
+    .map((u) => u.name)
+    .join(" ");
   return `${HEADER}
 [Unit]
 Description=TLS gateway for confidential VMs
 Wants=network-online.target
-After=network-online.target gateway-firewall.service
+Requires=${sockets}
+After=network-online.target gateway-firewall.service ${sockets}
 
 [Service]
 Type=simple
 User=${SERVICE_USER}
 Group=${SERVICE_USER}
-ExecStart=/usr/bin/env node ${NODE_FLAGS.join(" ")} ${HOST_PATHS.bundle} run --config ${HOST_PATHS.config}
+Sockets=${sockets}
+ExecStart=/usr/bin/env node ${NODE_FLAGS.join(" ")} ${HOST_PATHS.bundle} run --config ${HOST_PATHS.config} --ready-file ${HOST_PATHS.ready}
 ExecReload=/bin/kill -HUP $MAINPID
+KillMode=process
 Restart=on-failure
 RestartSec=2s
 TimeoutStopSec=30s
@@ -198,8 +190,9 @@ ProtectSystem=strict
 ReadWritePaths=${layout.writablePaths.join(" ")}
 ProtectHome=yes
 PrivateTmp=yes
-RuntimeDirectory=wireguard
+RuntimeDirectory=wireguard gateway
 RuntimeDirectoryMode=0700
+RuntimeDirectoryPreserve=yes
 DevicePolicy=closed
 DeviceAllow=/dev/net/tun rw
 ProtectKernelTunables=yes
@@ -220,16 +213,37 @@ WantedBy=multi-user.target
 `;
 }
 
-/** Writes the unit atomically and enables it; the restart step starts it. */
+/**
+ * Writes the units atomically and enables them; the restart step starts them. A socket unit
+ * whose text changed (a port moved) is restarted with the gateway stopped: the old port's
+ * queue cannot carry over, and the running gateway would hold the port the new one binds.
+ */
 export function unitScript(layout: HostLayout): string {
+  const sockets = socketUnits(layout).map(
+    (u) => `tmp=$(mktemp /etc/systemd/system/.gateway.XXXXXX)
+cat > "$tmp" ${heredoc(u.text, "GATEWAY_SOCKET")}
+chmod 0644 "$tmp"
+if ! cmp -s "$tmp" ${u.path}; then moved="$moved ${u.name}"; fi
+mv -f "$tmp" ${u.path}
+`,
+  );
   return `#!/bin/sh
 set -eu
-tmp=$(mktemp /etc/systemd/system/.gateway.XXXXXX)
+moved=""
+${sockets.join("")}tmp=$(mktemp /etc/systemd/system/.gateway.XXXXXX)
 cat > "$tmp" ${heredoc(unitFile(layout), "GATEWAY_UNIT")}
 chmod 0644 "$tmp"
 mv -f "$tmp" ${HOST_PATHS.unit}
 systemctl daemon-reload
 systemctl enable ${SERVICE_NAME}
+${socketUnits(layout)
+  .map((u) => `systemctl enable ${u.name}`)
+  .join("\n")}
+if [ -n "$moved" ] && systemctl is-active --quiet ${SERVICE_NAME}; then
+  echo "socket units changed ($moved): the gateway stops while they move"
+  systemctl stop ${SERVICE_NAME}
+fi
+for s in $moved; do systemctl restart "$s"; done
 `;
 }
 
@@ -242,6 +256,10 @@ systemctl enable ${SERVICE_NAME}
 export const UNIT_DELETE = `#!/bin/sh
 set -eu
 systemctl disable --now ${SERVICE_NAME} || true
+for s in gateway-tls.socket gateway-http.socket gateway-rpc.socket; do
+  systemctl disable --now "$s" || true
+  rm -f "/etc/systemd/system/$s"
+done
 rm -f ${HOST_PATHS.unit}
 systemctl daemon-reload
 `;
@@ -290,38 +308,6 @@ echo "gateway config installed"
 `;
 }
 
-/**
- * Restarts the gateway, then waits (bounded) until it accepts TCP connections on the TLS port;
- * on failure prints the unit's status and last log lines. An accepted connection on the TLS
- * listener is the readiness signal: it is always there, while the admin API may be turned off.
- */
-export function restartScript(layout: HostLayout, readyTimeoutSeconds = 60): string {
-  const host = probeAddress(layout);
-  const probe =
-    'const s=require("node:net").connect({host:process.argv[1],port:Number(process.argv[2]),timeout:2000});' +
-    's.on("connect",()=>{s.destroy();process.exit(0)});s.on("error",()=>process.exit(1));' +
-    's.on("timeout",()=>process.exit(1))';
-  return `#!/bin/sh
-set -eu
-systemctl restart ${SERVICE_NAME}
-echo "waiting up to ${readyTimeoutSeconds} s for the gateway to accept connections on ${host} port ${layout.tlsPort}"
-deadline=$(( $(date +%s) + ${readyTimeoutSeconds} ))
-while :; do
-  if systemctl is-active --quiet ${SERVICE_NAME} && node -e '${probe}' ${host} ${layout.tlsPort}; then
-    echo "gateway is up"
-    exit 0
-  fi
-  if [ "$(date +%s)" -ge "$deadline" ]; then break; fi
-  sleep 1
-done
-echo "the gateway did not accept connections on ${host} port ${layout.tlsPort} within ${readyTimeoutSeconds} s" >&2
-systemctl status ${SERVICE_NAME} --no-pager >&2 || true
-echo "last log lines:" >&2
-journalctl -u ${SERVICE_NAME} -n 50 --no-pager >&2 || true
-exit 1
-`;
-}
-
 /** Every script and file of one host, with the digests that decide what runs again. */
 export interface HostFiles {
   readonly setup: string;
@@ -349,7 +335,7 @@ export function hostFiles(opts: HostFilesOptions): HostFiles {
     unitScript: unitScript(opts.layout),
     configScript: configScript(opts.acmeCaPem, opts.attestationCaPem),
     restart: restartScript(opts.layout, opts.readyTimeoutSeconds),
-    unitDigest: sha256(unit),
+    unitDigest: sha256([unit, ...socketUnits(opts.layout).map((u) => u.text)].join("\0")),
   };
 }
 
@@ -375,6 +361,10 @@ export function shippedFiles(cas: ShippedCas): string[] {
     HOST_PATHS.bundle,
     HOST_PATHS.config,
     HOST_PATHS.unit,
+    // The socket units (host/sockets.ts); gateway-http.socket only with the redirect.
+    "/etc/systemd/system/gateway-tls.socket",
+    "/etc/systemd/system/gateway-http.socket",
+    "/etc/systemd/system/gateway-rpc.socket",
     HOST_PATHS.firewall,
     HOST_PATHS.firewallUnit,
     HOST_PATHS.sysctl,

@@ -21,6 +21,8 @@ export const HOST_PATHS = {
   etcdClientCert: "/etc/gateway/etcd-client.pem",
   etcdClientKey: "/etc/gateway/etcd-client-key.pem",
   unit: "/etc/systemd/system/gateway.service",
+  /** Written by the gateway (`run --ready-file`) once a new generation serves; the restart step waits for it. */
+  ready: "/run/gateway/ready",
   firewallUnit: "/etc/systemd/system/gateway-firewall.service",
   /** Kernel settings of the host (`HOST_SYSCTLS`), applied at setup and by systemd-sysctl at boot. */
   sysctl: "/etc/sysctl.d/60-gateway.conf",
@@ -71,6 +73,8 @@ export interface HostLayout {
   readonly httpPort?: number;
   /** Registration RPC (`port`), open to everyone: CVMs authenticate with RA-TLS. */
   readonly rpcPort: number;
+  /** Address of the RPC listener (`address`); its socket unit binds it. @default "0.0.0.0" */
+  readonly rpcAddress?: string;
   /** WireGuard (`core.wg.listen_port`, UDP), open to everyone. */
   readonly wireguardPort: number;
   /** Admin API (`core.admin.port`) when enabled: never opened, reachable from the host only. */
@@ -129,6 +133,7 @@ export function hostLayout(config: OperatorConfig, sshPort = 22): HostLayout {
     tlsAddress: core.proxy.listen_addr,
     ...(core.proxy.http_redirect ? { httpPort: core.proxy.http_port } : {}),
     rpcPort: config.port,
+    rpcAddress: config.address,
     wireguardPort: core.wg.listen_port,
     ...(core.admin.enabled ? { adminPort: core.admin.port } : {}),
     sshPort,
@@ -168,3 +173,6 @@ export function heredoc(content: string, delimiter: string): string {
   const body = content.endsWith("\n") ? content : `${content}\n`;
   return `<<'${delimiter}'\n${body}${delimiter}`;
 }
+
+/** The first line of every file the program writes on a host. */
+export const HEADER = "# Managed by Pulumi (cvm-tls-gateway): local changes are overwritten.";

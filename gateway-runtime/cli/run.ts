@@ -1,3 +1,4 @@
+import { dirname, join } from "node:path";
 import { type AdminAuth, AdminServer, type AdminView, resolveAdminAuth } from "../admin/index.js";
 import { type CertificateManager, openCertificateManager } from "../certs/index.js";
 import type { NodeMembership } from "../cluster/index.js";
@@ -9,14 +10,19 @@ import {
   noEffectMessage,
   toRedactedObject,
 } from "../config/index.js";
+import { writeFileAtomic } from "../files/atomic.js";
+import { handedOver, inheritedListeners, type ListenFds } from "../listen/index.js";
 import { createLogger, type Logger } from "../log/index.js";
 import { DrainingFlag, ProxyStats, startDataPlane } from "../proxy/index.js";
 import { type RegistrationService, startRegistration } from "../registration/index.js";
 import { MemoryDirectory } from "../registry/index.js";
 
-export const runHelp = `Usage: gateway run --config FILE
+export const runHelp = `Usage: gateway run --config FILE [--ready-file FILE]
 
-Starts the gateway with the config in FILE (.toml, .json, .yaml).
+Starts the gateway with the config in FILE (.toml, .json, .yaml). Listening sockets passed by
+systemd (LISTEN_FDS, names tls, http, rpc) are used instead of binding the ports; then SIGTERM
+is a hand-over: the proxy processes drain for core.proxy.drain_timeout while the next start
+serves from the same sockets. --ready-file: written with this process's pid once it serves.
 SIGHUP reloads the TLS certificate from its files; SIGUSR2 renews it now (ACME);
 SIGTERM or SIGINT stops cleanly.`;
 
@@ -25,6 +31,8 @@ export interface RunContext {
   readonly config: GatewayConfig;
   /** Where `config` came from (proxy workers load it themselves). */
   readonly configFile: string;
+  /** Listening sockets handed to this process (systemd socket activation); empty otherwise. */
+  readonly listenFds: ListenFds;
   readonly log: Logger;
   readonly directory: MemoryDirectory;
   readonly stats: ProxyStats;
@@ -87,14 +95,19 @@ const dataPlane: Part = {
   name: "TLS proxy (data plane)",
   enabled: () => true,
   async start(ctx) {
-    const count = ctx.config.core.proxy.workers;
-    if (count > 1) {
+    const { workers: count, drain_timeout: drainTimeoutMs } = ctx.config.core.proxy;
+    // Handed-over sockets: connections must live in processes that outlive this one (a
+    // hand-over stops this one at once), so the proxy runs in workers even when there is one.
+    if (count > 1 || handedOver(ctx.listenFds)) {
       const workers = await ProxyWorkers.start({
         count,
         configFile: ctx.configFile,
         directory: ctx.directory,
         draining: ctx.draining,
         log: ctx.log.child({ part: "proxy" }),
+        listenFds: ctx.listenFds,
+        drainTimeoutMs,
+        ticketKeyFile: join(dirname(ctx.config.core.state_path), "ticket-keys.json"),
       });
       ctx.certificateListeners.push(async () => workers.reloadCertificate());
       ctx.admin.proxy = () => workers.snapshot();
@@ -113,7 +126,7 @@ const registration: Part = {
   name: "registration RPC and WireGuard",
   enabled: () => true,
   async start(ctx) {
-    const started = await startRegistration(ctx.config, ctx);
+    const started = await startRegistration(ctx.config, ctx, { rpcFd: ctx.listenFds.rpc });
     ctx.admin.registration = started.service;
     if (started.region) ctx.admin.region = started.region;
     ctx.certificateListeners.push(() => started.rpc.reloadCertificate());
@@ -173,7 +186,12 @@ async function notify(ctx: RunContext): Promise<void> {
   );
 }
 
-export async function runCommand(file: string, parts: readonly Part[] = PARTS): Promise<number> {
+export async function runCommand(
+  file: string,
+  parts: readonly Part[] = PARTS,
+  readyFile?: string,
+): Promise<number> {
+  const listenFds = inheritedListeners();
   const { config, noEffect } = loadConfigFileNoting(file);
   const log = createLogger(config.log_level);
   log.info({ config: toRedactedObject(config) }, `config ${file} loaded`);
@@ -191,6 +209,7 @@ export async function runCommand(file: string, parts: readonly Part[] = PARTS): 
   const ctx: RunContext = {
     config,
     configFile: file,
+    listenFds,
     log,
     directory: new MemoryDirectory(),
     stats: new ProxyStats(),
@@ -231,6 +250,8 @@ export async function runCommand(file: string, parts: readonly Part[] = PARTS): 
       running.push({ name: part.name, ...(await part.start(ctx)) });
       log.info(`started ${part.name}`);
     }
+    // The deploy's restart step waits for this (host/files.ts): the new generation serves.
+    if (readyFile !== undefined) await writeFileAtomic(readyFile, `${process.pid}\n`, 0o644);
   } catch (error) {
     log.error({ err: error }, "start-up failed");
     await stopAll();

@@ -161,6 +161,10 @@ const proxy = section({
     doc: "Processes serving the TLS and redirect ports (one core each); above 1, per-app and per-IP limits apply per process",
     added,
   }),
+  drain_timeout: field.duration("10m", {
+    doc: "After a hand-over (a deploy, `systemctl restart`/`reload`, the main process killed) the old proxy processes keep relaying their open connections for at most this long, then cut the rest. 10m: `timeouts.idle`, so an idle connection would be gone by then anyway, and deploys minutes apart leave only a few old generations",
+    added,
+  }),
   agent_port: field.port(8090, {
     doc: "Port of the agent inside each CVM (told to CVMs at registration)",
   }),

@@ -1,5 +1,6 @@
 import type { Server } from "node:http";
 import type { GatewayConfig } from "../config/index.js";
+import type { ListenFds } from "../listen/index.js";
 import type { Logger } from "../log/index.js";
 import type { InstanceDirectory } from "../registry/index.js";
 import { createCustomDomainResolver, LEGACY_APP_ADDRESS_PREFIX } from "./custom-domain.js";
@@ -32,12 +33,18 @@ export interface DataPlane {
   readonly redirect: Server | undefined;
   /** Counters, open connections per instance and the certificate served, as plain data. */
   snapshot(): ProxySnapshot;
+  /** Ends every connection now and closes the listeners. */
   stop(): Promise<void>;
+  /**
+   * Hand-over (TlsProxy.drain): stops accepting, lets open connections finish for up to
+   * `timeoutMs`, ends the rest; resolves with how many it ended. Use instead of `stop`.
+   */
+  drain(timeoutMs: number): Promise<number>;
 }
 
 /**
  * Starts the :443 proxy (and the :80 redirect) from the config. Ports may be overridden for
- * tests; everything else comes from `core.proxy`.
+ * tests, or handed over as listening descriptors (`fds`); everything else comes from `core.proxy`.
  */
 export async function startDataPlane(
   config: GatewayConfig,
@@ -49,7 +56,7 @@ export async function startDataPlane(
     /** This node draining: `health.<base>` answers 503. */
     draining?: DrainingFlag;
   },
-  ports: { https?: number; http?: number } = {},
+  ports: { https?: number; http?: number; fds?: ListenFds } = {},
 ): Promise<DataPlane> {
   const p = config.core.proxy;
   const log = deps.log.child({ part: "proxy" });
@@ -69,17 +76,19 @@ export async function startDataPlane(
     negativeTtlMs: p.app_address_negative_ttl,
     maxEntries: CUSTOM_DOMAIN_CACHE_ENTRIES,
   });
-  const stop: (() => Promise<void> | void)[] = [
+  // What both `stop` and `drain` release once the listeners are done.
+  const release: (() => Promise<void> | void)[] = [
     () => terminator.close(),
     () => customDomains.close(),
   ];
+  let opened: TlsProxy | undefined; // closed again when a later step fails
   try {
     const self = new SelfService({
       accountUrl: config.core.certbot.account_url,
       workdir: config.core.certbot.workdir,
       draining: deps.draining,
     });
-    stop.push(async () => self.close());
+    release.push(async () => self.close());
     const proxyDeps = {
       directory: deps.directory,
       terminator,
@@ -88,19 +97,25 @@ export async function startDataPlane(
       log,
       ...(deps.stats ? { stats: deps.stats } : {}),
     };
-    const proxy = await TlsProxy.start(p, proxyDeps, ports.https ?? p.listen_port);
-    stop.unshift(() => proxy.close());
+    const proxy: TlsProxy = await TlsProxy.start(
+      p,
+      proxyDeps,
+      ports.https ?? p.listen_port,
+      ports.fds?.tls,
+    );
+    opened = proxy;
     const httpsPort = proxy.address().port;
     const redirect = p.http_redirect
       ? await startRedirect({
           address: p.listen_addr,
           port: ports.http ?? p.http_port,
+          fd: ports.fds?.http,
           httpsPort,
           timeoutMs: p.timeouts.handshake,
         })
       : undefined;
-    if (redirect)
-      stop.unshift(() => new Promise<void>((resolve) => redirect.close(() => resolve())));
+    const closeRedirect = () =>
+      redirect ? new Promise<void>((resolve) => redirect.close(() => resolve())) : undefined;
     log.info({ https: proxy.address(), redirect: redirect?.address() }, "data plane listening");
     return {
       proxy,
@@ -113,11 +128,23 @@ export async function startDataPlane(
           terminator.current(),
         ),
       async stop() {
-        for (const step of stop) await step();
+        await closeRedirect();
+        await proxy.close();
+        for (const step of release) await step();
+      },
+      async drain(timeoutMs) {
+        // Redirects are answered at once (no keep-alive): its close needs no bound of its own.
+        const redirectClosed = closeRedirect();
+        const cut = await proxy.drain(timeoutMs);
+        redirect?.closeAllConnections();
+        await redirectClosed;
+        for (const step of release) await step();
+        return cut;
       },
     };
   } catch (error) {
-    for (const step of stop) await step();
+    await opened?.close();
+    for (const step of release) await step();
     throw error;
   }
 }

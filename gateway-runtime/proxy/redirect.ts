@@ -1,5 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { listenOn } from "../listen/index.js";
 
 const HOST = /^[a-z0-9.-]{1,253}$/;
 
@@ -10,6 +11,8 @@ const HOST = /^[a-z0-9.-]{1,253}$/;
 export function startRedirect(opts: {
   address: string;
   port: number;
+  /** A handed-over listening socket (listen/activation.ts) used instead of binding `port`. */
+  fd?: number | undefined;
   httpsPort: number;
   timeoutMs: number;
 }): Promise<Server> {
@@ -35,13 +38,7 @@ export function startRedirect(opts: {
   server.requestTimeout = opts.timeoutMs;
   server.keepAliveTimeout = 0;
   server.maxHeadersCount = 100;
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port, opts.address, () => {
-      server.off("error", reject);
-      resolve(server);
-    });
-  });
+  return listenOn(server, { fd: opts.fd, port: opts.port, host: opts.address }).then(() => server);
 }
 
 export function boundPort(server: { address(): AddressInfo | string | null }): number {

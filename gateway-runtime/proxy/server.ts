@@ -1,7 +1,9 @@
 import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { TLSSocket } from "node:tls";
 import type { GatewayConfig } from "../config/index.js";
 import { GatewayError, ignoreError } from "../errors.js";
+import { listenOn } from "../listen/index.js";
 import type { Logger } from "../log/index.js";
 import {
   type Instance,
@@ -31,6 +33,9 @@ export interface ProxyDeps {
 }
 
 type ProxyConfig = GatewayConfig["core"]["proxy"];
+
+/** How often a drain looks whether the last connection has ended. */
+const DRAIN_POLL_MS = 100;
 
 /** Why the proxy refused a connection before it reached a backend; counted and logged. */
 export class RejectError extends GatewayError<
@@ -101,19 +106,15 @@ export class TlsProxy {
     );
   }
 
+  /** Listens on `fd` when the port was handed over (listen/activation.ts), else binds `port`. */
   static async start(
     config: ProxyConfig,
     deps: ProxyDeps,
     port = config.listen_port,
+    fd?: number,
   ): Promise<TlsProxy> {
     const proxy = new TlsProxy(config, deps);
-    await new Promise<void>((resolve, reject) => {
-      proxy.#server.once("error", reject);
-      proxy.#server.listen({ port, host: config.listen_addr, backlog: 4096 }, () => {
-        proxy.#server.off("error", reject);
-        resolve();
-      });
-    });
+    await listenOn(proxy.#server, { fd, port, host: config.listen_addr, backlog: 4096 });
     return proxy;
   }
 
@@ -139,6 +140,26 @@ export class TlsProxy {
     // one EventTarget costs time that grows with the number of open connections.)
     for (const socket of this.#sockets) this.#destroy(socket);
     await closed;
+  }
+
+  /**
+   * The old generation's half of a hand-over: stops accepting (the listening socket itself
+   * stays open where it came from, so connections queue for the next generation), lets the
+   * open connections run, and ends those still open after `timeoutMs`. Resolves with how
+   * many it ended.
+   */
+  async drain(timeoutMs: number): Promise<number> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    // Our own set, not the server's 'close': the server stops counting a connection whose raw
+    // socket has closed while its TLS socket may still be finishing (seen: cut at once).
+    const deadline = performance.now() + timeoutMs;
+    while (this.#sockets.size > 0 && performance.now() < deadline) {
+      await sleep(Math.min(DRAIN_POLL_MS, Math.max(1, deadline - performance.now())));
+    }
+    const cut = this.#sockets.size;
+    for (const socket of this.#sockets) this.#destroy(socket);
+    await closed;
+    return cut;
   }
 
   #accept(socket: Socket): void {

@@ -40,7 +40,7 @@ async function readCa(file: string): Promise<string> {
 export async function startRegistration(
   config: GatewayConfig,
   deps: { directory: MemoryDirectory; log: Logger; draining?: DrainingFlag },
-  ports: { rpc?: number } = {},
+  ports: { rpc?: number; rpcFd?: number | undefined } = {},
 ): Promise<Registration> {
   const { wg: wgConfig, attestation: att, recycle } = config.core;
   const log = deps.log.child({ part: "registration" });
@@ -108,6 +108,7 @@ export async function startRegistration(
       ...(caPem ? { clientCaPem: caPem } : {}),
       address: config.address,
       port: ports.rpc ?? config.port,
+      fd: ports.rpcFd,
       keepAliveMs: config.keep_alive,
       handshakeTimeoutMs: config.core.proxy.timeouts.handshake,
       log,

@@ -23,6 +23,7 @@ import {
 } from "./wire.js";
 import { isLowOrderWgKey, isWgKey } from "../keys/wireguard.js";
 import { readBody, rpcError, sendJson, statusFor } from "./http.js";
+import { listenOn } from "../listen/index.js";
 
 /** The client certificate a CVM presented: its own (DER), then the rest of the chain it sent. */
 export interface PeerCertificate {
@@ -62,6 +63,8 @@ export interface RpcServerOptions {
   readonly address?: string;
   /** 0 picks a free port. */
   readonly port: number;
+  /** A handed-over listening socket (listen/activation.ts), used instead of binding `port`. */
+  readonly fd?: number | undefined;
   /** Idle keep-alive connections close after this (`keep_alive`). @default 10_000 */
   readonly keepAliveMs?: number;
   /** TLS handshake bound. @default 10_000 */
@@ -121,12 +124,10 @@ export class RpcServer {
   static async start(options: RpcServerOptions): Promise<RpcServer> {
     const { cert, key } = await loadPair(options);
     const server = new RpcServer(options, cert, key);
-    await new Promise<void>((resolve, reject) => {
-      server.#server.once("error", reject);
-      server.#server.listen(options.port, options.address ?? "0.0.0.0", () => {
-        server.#server.off("error", reject);
-        resolve();
-      });
+    await listenOn(server.#server, {
+      fd: options.fd,
+      port: options.port,
+      host: options.address ?? "0.0.0.0",
     });
     return server;
   }

@@ -15,7 +15,7 @@ export interface CommandResult {
 export interface CommandRunner {
   /** Runs to completion; rejects with `CommandError` on a non-zero exit, a signal or the timeout. */
   run(file: string, args: readonly string[], timeoutMs: number): Promise<CommandResult>;
-  /** Starts a long-running process (stdin ignored, stdout and stderr piped); the caller owns it. */
+  /** Starts a daemon in its own session (stdin ignored, our stdout and stderr); it may outlive us. */
   spawn(file: string, args: readonly string[]): ChildProcess;
 }
 
@@ -74,7 +74,8 @@ export function execRunner(): CommandRunner {
       });
     },
     spawn(file, args) {
-      return spawn(file, [...args], { stdio: ["ignore", "pipe", "pipe"] });
+      // A daemon that outlives us (wg/userspace.ts): its own session, our output streams.
+      return spawn(file, [...args], { stdio: ["ignore", "inherit", "inherit"], detached: true });
     },
   };
 }

@@ -251,15 +251,16 @@ export class WireGuardManager {
   }
 
   /**
-   * Stops polling, fails pending `setPeers` calls with E_WG_CLOSED, waits for a running apply
-   * and stops the wireguard-go this manager started (its interface goes with it). A kernel
-   * interface stays up, so a restart keeps the tunnels.
+   * Stops polling, fails pending `setPeers` calls with E_WG_CLOSED and waits for a running
+   * apply. The interface stays up with its peers, kernel or wireguard-go alike (which is let
+   * go, not stopped): a restart or hand-over keeps every tunnel and session, and the next
+   * generation adopts the interface. `ip link del` is what ends it for good.
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {
       for (const poller of [...this.#pollers]) poller.stop();
       await this.#updates.close(() => this.#closedError());
-      await this.#userspace?.stop();
+      this.#userspace?.release();
       this.#userspace = undefined;
     })();
     return this.#closed;

@@ -1,12 +1,14 @@
 /**
- * A `wireguard-go` process the gateway owns. It runs in the foreground (`-f`) as our child, so
- * we hold its pid, read its output and stop it; it is started under `setpriv --pdeathsig TERM`,
- * so it also ends when the gateway dies without a chance to stop it (SIGKILL, crash): no orphan
- * outlives the process that could track it. The daemonizing default would detach it and leave
- * nobody holding its pid. Under systemd the unit's cgroup covers it as well.
+ * A `wireguard-go` process the gateway starts and then lets outlive it, as a kernel interface
+ * does: a hand-over, a restart or the gateway killed must not end the tunnels (and their
+ * sessions) of every CVM. The next generation finds the interface and adopts it (the manager
+ * starts wireguard-go only when the interface is missing), and deleting the interface ends it.
+ * It runs in the foreground (`-f`, so we see it exit while we are there) in a session of its
+ * own, writing to our stdout and stderr (the journal under systemd): a pipe of ours would break
+ * when we exit, and Go dies of SIGPIPE on its next log line. Under systemd it stays in the
+ * unit's cgroup, which `KillMode=process` leaves alone on a restart.
  */
 import type { ChildProcess } from "node:child_process";
-import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { GatewayError } from "../errors.js";
 import type { Logger } from "../log/index.js";
@@ -23,7 +25,6 @@ export interface WireguardGoOptions {
   readonly commandTimeoutMs: number;
 }
 
-const KEPT_OUTPUT_LINES = 20;
 const POLL_MS = 25;
 
 /** Resolves true when `promise` settles within `ms`, false otherwise; leaves no timer behind. */
@@ -40,7 +41,6 @@ async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
 export class WireguardGoProcess {
   readonly #child: ChildProcess;
   readonly #exited: Promise<void>;
-  readonly #output: string[] = [];
   readonly #log: Logger;
   #done = false;
   #stopping = false;
@@ -50,7 +50,7 @@ export class WireguardGoProcess {
     this.#log = log;
     this.#exited = new Promise((resolve) => {
       child.once("error", (err) => {
-        this.#keep(`spawn failed: ${err.message}`);
+        log.error({ err }, "could not start wireguard-go");
         this.#done = true;
         resolve();
       });
@@ -60,24 +60,11 @@ export class WireguardGoProcess {
         resolve();
       });
     });
-    for (const stream of [child.stdout, child.stderr]) {
-      if (!stream) continue;
-      createInterface({ input: stream }).on("line", (line) => {
-        this.#keep(line);
-        log.debug({ wireguardGo: line }, "wireguard-go output");
-      });
-    }
   }
 
   /** Starts wireguard-go for `iface` and resolves once `wg` can configure it. */
   static async start(opts: WireguardGoOptions): Promise<WireguardGoProcess> {
-    const child = opts.runner.spawn("setpriv", [
-      "--pdeathsig",
-      "TERM",
-      opts.binary,
-      "-f",
-      opts.iface,
-    ]);
+    const child = opts.runner.spawn(opts.binary, ["-f", opts.iface]);
     const proc = new WireguardGoProcess(child, opts.log);
     try {
       await proc.#waitReady(opts);
@@ -102,11 +89,6 @@ export class WireguardGoProcess {
     return this.#exited;
   }
 
-  #keep(line: string): void {
-    this.#output.push(line);
-    if (this.#output.length > KEPT_OUTPUT_LINES) this.#output.shift();
-  }
-
   async #waitReady(opts: WireguardGoOptions): Promise<void> {
     const deadline = performance.now() + opts.readyTimeoutMs;
     for (;;) {
@@ -114,7 +96,7 @@ export class WireguardGoProcess {
         const { exitCode, signalCode } = this.#child;
         throw new GatewayError(
           "E_WG_INTERFACE",
-          `wireguard-go for ${opts.iface} ended before it was ready (exit ${exitCode ?? signalCode ?? "?"}): ${this.#output.join(" | ")}`,
+          `wireguard-go for ${opts.iface} ended before it was ready (exit ${exitCode ?? signalCode ?? "?"}; its output is in the gateway's log)`,
         );
       }
       try {
@@ -131,6 +113,12 @@ export class WireguardGoProcess {
       }
       await within(this.#exited, POLL_MS);
     }
+  }
+
+  /** Stops watching it and lets it run on: the interface outlives this process. */
+  release(): void {
+    this.#stopping = true;
+    this.#child.unref();
   }
 
   /** SIGTERM (wireguard-go removes its interface and socket), then SIGKILL; bounded. */

@@ -10,9 +10,14 @@
  * - "reload the certificate" when it changes.
  * It also gathers the workers' counters for the admin API (`snapshot()`).
  * A worker that dies is started again after a second, doubling up to a minute while
- * replacements keep dying young; `stop()` ends them all.
+ * replacements keep dying young.
+ * Stopping: when the listening sockets were handed over (systemd socket units, see
+ * listen/activation.ts) they outlive this process, so `stop()` is the old half of a hand-over:
+ * it only lets go of the workers, which drain on their own (worker.ts) while the next
+ * generation serves from the same sockets. Otherwise it asks them to drain and waits.
  */
 import cluster, { type Worker } from "node:cluster";
+import { forWorker, type ListenFds, WORKER_LISTEN_VAR } from "../listen/index.js";
 import type { Logger } from "../log/index.js";
 import {
   type DrainingFlag,
@@ -22,6 +27,7 @@ import {
 } from "../proxy/index.js";
 import type { MemoryDirectory } from "../registry/index.js";
 import { isMessage, type ToPrimary, type ToWorker } from "./messages.js";
+import { loadTicketKeys, saveTicketKeys } from "./ticket-file.js";
 
 export interface ProxyWorkersOptions {
   readonly count: number;
@@ -33,6 +39,12 @@ export interface ProxyWorkersOptions {
   readonly log: Logger;
   /** Ticket key rotation period (the terminator's default: 12 h). */
   readonly ticketRotationMs?: number;
+  /** Where the ticket keys are kept across generations (ticket-file.ts); none: memory only. */
+  readonly ticketKeyFile?: string | undefined;
+  /** Listening sockets handed over to this process; the workers serve on these. */
+  readonly listenFds?: ListenFds | undefined;
+  /** `core.proxy.drain_timeout`: how long `stop()` waits for workers' connections to end. */
+  readonly drainTimeoutMs?: number;
   /** The bundle to run; default: this process's own script. */
   readonly exec?: string;
   /** Node flags of the workers; default: this process's own (the unit's `NODE_FLAGS`). */
@@ -72,7 +84,7 @@ export class ProxyWorkers {
   readonly #opts: ProxyWorkersOptions;
   readonly #keys = new TicketKeyRing();
   readonly #workers = new Set<Worker>();
-  readonly #rotation: NodeJS.Timeout;
+  #rotation: NodeJS.Timeout | undefined;
   readonly #unsubscribe: () => void;
   #pending = false;
   #stopping = false;
@@ -82,13 +94,11 @@ export class ProxyWorkers {
   readonly restarts: number[] = [];
   readonly #statsRequests = new Map<number, StatsRequest>();
   #nextStatsId = 1;
+  /** What each fork adds to the environment: where its handed-over sockets are. */
+  #forkEnv: Record<string, string> = {};
 
   private constructor(opts: ProxyWorkersOptions) {
     this.#opts = opts;
-    this.#rotation = setInterval(() => {
-      this.#keys.rotate();
-      this.#broadcast({ type: "ticket-keys", keys: this.#keys.export() });
-    }, opts.ticketRotationMs ?? DEFAULT_ROTATION_MS).unref();
     const offDirectory = opts.directory.onChange(() => this.#directoryChanged());
     const offDraining = opts.draining?.onChange((draining) =>
       this.#broadcast({ type: "draining", draining }),
@@ -102,12 +112,19 @@ export class ProxyWorkers {
   /** Forks the workers and resolves once each one listens; rejects (and stops them) otherwise. */
   static async start(opts: ProxyWorkersOptions): Promise<ProxyWorkers> {
     const workers = new ProxyWorkers(opts);
+    await workers.#startRotation();
+    const handed = forWorker(opts.listenFds ?? {});
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({
       exec: opts.exec ?? (process.argv[1] as string),
       execArgv: [...(opts.execArgv ?? process.execArgv)],
       args: ["proxy-worker", "--config", opts.configFile],
+      // The handed-over sockets go to each worker as its fds 3, 4 (forWorker), IPC after them.
+      ...(handed.order.length > 0
+        ? { stdio: ["inherit", "inherit", "inherit", ...handed.order, "ipc"] }
+        : {}),
     });
+    workers.#forkEnv = handed.order.length > 0 ? { [WORKER_LISTEN_VAR]: handed.env } : {};
     try {
       await Promise.all(Array.from({ length: opts.count }, () => workers.#fork()));
     } catch (error) {
@@ -159,14 +176,51 @@ export class ProxyWorkers {
 
   async stop(): Promise<void> {
     this.#stopping = true;
-    clearInterval(this.#rotation);
+    clearTimeout(this.#rotation);
     this.#unsubscribe();
-    await Promise.all([...this.#workers].map((w) => stopWorker(w)));
+    if (this.#opts.listenFds?.tls !== undefined) {
+      // Hand-over: closing the channel is the workers' cue to drain; nothing to wait for.
+      // Unref'd too: this process must exit now, not when the last worker has drained.
+      for (const worker of this.#workers) {
+        if (worker.isConnected()) worker.process.disconnect();
+        worker.process.unref();
+      }
+      this.#opts.log.info({ workers: this.#workers.size }, "proxy workers left to drain");
+      return;
+    }
+    const graceMs = (this.#opts.drainTimeoutMs ?? 0) + STOP_TIMEOUT_MS;
+    await Promise.all([...this.#workers].map((w) => stopWorker(w, graceMs)));
+  }
+
+  /** Keys from the file when it has good ones, then a rotation every period, saved each time. */
+  async #startRotation(): Promise<void> {
+    const { ticketKeyFile: file, log } = this.#opts;
+    const periodMs = this.#opts.ticketRotationMs ?? DEFAULT_ROTATION_MS;
+    const save = (at: number) =>
+      file === undefined
+        ? Promise.resolve()
+        : saveTicketKeys(file, this.#keys, at).catch((error: unknown) =>
+            log.warn({ err: error, file }, "could not save the session ticket keys"),
+          );
+    let madeAt = Date.now();
+    if (file !== undefined) {
+      madeAt = await loadTicketKeys(file, this.#keys, periodMs);
+      await save(madeAt);
+    }
+    const schedule = (delayMs: number) => {
+      this.#rotation = setTimeout(() => {
+        this.#keys.rotate();
+        this.#broadcast({ type: "ticket-keys", keys: this.#keys.export() });
+        void save(Date.now());
+        schedule(periodMs);
+      }, delayMs).unref();
+    };
+    schedule(Math.max(0, madeAt + periodMs - Date.now()));
   }
 
   #fork(): Promise<void> {
     const { log, readyTimeoutMs = 30_000 } = this.#opts;
-    const worker = cluster.fork();
+    const worker = cluster.fork(this.#forkEnv);
     const forkedAt = Date.now();
     this.#workers.add(worker);
     return new Promise<void>((resolve, reject) => {
@@ -259,11 +313,11 @@ export class ProxyWorkers {
   }
 }
 
-/** SIGTERM, then SIGKILL if it has not exited in time. */
-function stopWorker(worker: Worker): Promise<void> {
+/** SIGTERM (the worker drains), then SIGKILL if it has not exited within `graceMs`. */
+function stopWorker(worker: Worker, graceMs: number): Promise<void> {
   if (worker.isDead()) return Promise.resolve();
   return new Promise((resolve) => {
-    const kill = setTimeout(() => worker.process.kill("SIGKILL"), STOP_TIMEOUT_MS);
+    const kill = setTimeout(() => worker.process.kill("SIGKILL"), graceMs);
     worker.once("exit", () => {
       clearTimeout(kill);
       resolve();

@@ -1,10 +1,16 @@
 /**
  * A proxy worker (`gateway proxy-worker --config FILE`, started by the primary only): the data
- * plane alone, on the listening sockets it shares with the other workers, fed by the primary
- * with the instance directory and the ticket keys. It serves once it has both; it stops on
- * SIGTERM, and when the primary goes away.
+ * plane alone, on the listening sockets it shares with the other workers (handed over by the
+ * primary as descriptors, or node:cluster's shared port), fed by the primary with the instance
+ * directory and the ticket keys. It serves once it has both.
+ * On SIGTERM, and when the primary goes away (a hand-over, or the main process killed), it
+ * drains: stops accepting, relays its open connections to their end or for at most
+ * `core.proxy.drain_timeout`, logs how many it had to cut, and exits. So the connections it
+ * holds outlive the main process that started it.
  */
+import cluster from "node:cluster";
 import { loadConfigFile } from "../config/index.js";
+import { inheritedListeners } from "../listen/index.js";
 import { createLogger } from "../log/index.js";
 import { type DataPlane, DrainingFlag, startDataPlane, TicketKeyRing } from "../proxy/index.js";
 import { MemoryDirectory } from "../registry/index.js";
@@ -16,6 +22,10 @@ export async function proxyWorkerCommand(file: string): Promise<number> {
     process.stderr.write("gateway proxy-worker: only the gateway's own `run` starts workers\n");
     return 64;
   }
+  // node:cluster ends a worker at once when its primary disconnects without saying so first
+  // (the primary killed, or gone in a hand-over): the open connections must outlive it.
+  if (cluster.worker) cluster.worker.exitedAfterDisconnect = true;
+  const fds = inheritedListeners();
   const config = loadConfigFile(file);
   const log = createLogger(config.log_level).child({ worker: process.pid });
   const directory = new MemoryDirectory();
@@ -63,13 +73,19 @@ export async function proxyWorkerCommand(file: string): Promise<number> {
   });
   await Promise.race([ready, stopped]);
   if (haveDirectory && haveKeys) {
-    plane = await startDataPlane(config, { directory, log, ticketKeys, draining });
+    plane = await startDataPlane(config, { directory, log, ticketKeys, draining }, { fds });
     send({ type: "ready" } satisfies ToPrimary);
     log.info("proxy worker serving");
   }
   const why = await stopped;
-  log.info(`${why}: stopping`);
-  await plane?.stop();
+  if (plane) {
+    const drainMs = config.core.proxy.drain_timeout;
+    log.info({ drainTimeoutMs: drainMs }, `${why}: draining (no new connections)`);
+    const cut = await plane.drain(drainMs);
+    const line = { cut, drainTimeoutMs: drainMs };
+    if (cut > 0) log.warn(line, `drained: cut ${cut} connections still open at drain_timeout`);
+    else log.info(line, "drained: every connection ended by itself");
+  }
   if (process.connected) process.disconnect?.(); // the IPC channel would keep the process alive
   return 0;
 }

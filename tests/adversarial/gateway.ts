@@ -1,7 +1,7 @@
 /**
  * A real gateway for the adversarial suite: the bundle (`node dist/gateway.mjs run`) on
  * 127.0.0.1 with its proxy, registration RPC and admin API, as a host runs it. Only its
- * WireGuard lives elsewhere: `ip`, `wg` and `setpriv` (which starts wireguard-go) reach it
+ * WireGuard lives elsewhere: `ip`, `wg` and `wireguard-go` reach it
  * through shims first on its PATH that run them inside a network namespace this harness makes.
  * The tunnel network is a 127.x.y.0/24 no one else uses, so the instance address the gateway
  * dials is on this host's loopback, where the test's backends listen. A second wireguard-go in
@@ -87,9 +87,9 @@ function which(name: string): string {
   throw new Error(`${name} is not on PATH`);
 }
 
-function writeShims(dir: string, ns: string): void {
+export function writeShims(dir: string, ns: string): void {
   const ip = which("ip");
-  for (const tool of ["ip", "wg", "setpriv"]) {
+  for (const tool of ["ip", "wg", "wireguard-go"]) {
     const file = join(dir, tool);
     writeFileSync(file, `#!/bin/sh\nexec ${ip} netns exec '${ns}' ${which(tool)} "$@"\n`);
     chmodSync(file, 0o755);

@@ -12,7 +12,7 @@ import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Secret } from "../../../gateway-runtime/config/secret.js";
-import { createLogger } from "../../../gateway-runtime/log/index.js";
+import { createLogger, silentLogger } from "../../../gateway-runtime/log/index.js";
 import { prefixedRunner } from "../../../gateway-runtime/wg/exec.js";
 import { generateWgKeyPair } from "../../../gateway-runtime/keys/wireguard.js";
 import { WireGuardManager } from "../../../gateway-runtime/wg/manager.js";
@@ -275,16 +275,43 @@ describe("WireGuardManager with wireguard-go in network namespaces", () => {
     expect(await probe(cvmA.ns, 5_000)).toBe(true);
   });
 
-  it("close stops its wireguard-go; teardown leaves no namespace or process behind", async () => {
+  it("a gateway restart keeps wireguard-go, the interface and its peers; the next one adopts them", async () => {
     const pid = manager.userspacePid ?? -1;
-    await manager.close();
-    expect(processesMatching(gwIf)).toEqual([]);
     expect(pid).toBeGreaterThan(0);
-    expect(processesMatching("wireguard-go")).not.toContain(pid);
-    await expect(net.exec(gw, "ip", ["link", "show", "dev", gwIf])).rejects.toThrow(
-      "does not exist",
-    );
+    const handshake = (await manager.handshakes()).get(cvmA.peer.publicKey) ?? 0;
+    await manager.close(); // what a stopping gateway does (registration/start.ts)
     await expect(manager.setPeers([])).rejects.toMatchObject({ code: "E_WG_CLOSED" });
+    expect(processesMatching("wireguard-go")).toContain(pid);
+    expect([...(await gatewayPeers()).keys()]).toEqual([cvmA.peer.publicKey]);
+    expect(await probe(cvmA.ns, 5_000)).toBe(true); // the tunnel works with no gateway running
+
+    // The next generation: the registered peers, the same interface, no new wireguard-go.
+    const next = await WireGuardManager.create({
+      interface: gwIf,
+      configPath: join(dir, "wireguard", "gw.conf"),
+      privateKey: Secret.of(gwKeys.privateKey),
+      listenPort: PORT,
+      address: "10.4.0.1/16",
+      implementation: "userspace",
+      peers: [cvmA.peer],
+      log: silentLogger(),
+      exec: prefixedRunner(["ip", "netns", "exec", gw]),
+    });
+    await next.ensureInterface();
+    expect(next.userspacePid).toBeUndefined(); // adopted, not started
+    expect(processesMatching("wireguard-go")).toContain(pid);
+    expect(handshake).toBeGreaterThan(0);
+    // A new wireguard-go would know no handshake at all: the session is the one from before.
+    expect((await next.handshakes()).get(cvmA.peer.publicKey)).toBeGreaterThanOrEqual(handshake);
+    expect(await probe(cvmA.ns, 5_000)).toBe(true);
+    await next.close();
+
+    // Deleting the interface is what ends wireguard-go for good.
+    await net.exec(gw, "ip", ["link", "del", "dev", gwIf]);
+    await waitUntil(
+      "wireguard-go to exit",
+      async () => !processesMatching("wireguard-go").includes(pid),
+    );
 
     await net.teardown();
     expect(await listNamespaces(net.prefix)).toEqual([]);

@@ -99,6 +99,7 @@ describe("the seed gateway.toml", () => {
           listen_addr: "0.0.0.0",
           listen_port: 443,
           workers: 1,
+          drain_timeout: "10m",
           agent_port: 8090,
           connect_top_n: 3,
           connect_attempt_delay: "0s",

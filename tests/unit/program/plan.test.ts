@@ -252,7 +252,7 @@ describe("offline plans: inputs", () => {
     expect(restart.inputs).toEqual({
       ...base,
       create: files.restart,
-      triggers: [(config.inputs.triggers as string[])[0], BUNDLE_HASH, sha256(files.unit)],
+      triggers: [(config.inputs.triggers as string[])[0], BUNDLE_HASH, files.unitDigest],
     });
     expect(restart.dependsOn).toEqual([
       "command:remote:Command::us-gw1-config",

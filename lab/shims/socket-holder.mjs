@@ -1,0 +1,47 @@
+// The lab's stand-in for systemd's socket units (lab/shims/systemctl; tests use it as well):
+// binds each `name=address:port` once, keeps the sockets for as long as it runs, and hands them
+// to every start of the service as systemd does, at fds 3, 4, ... with LISTEN_FDS and
+// LISTEN_FDNAMES (the started script sets LISTEN_PID=$$ and execs the service, keeping its pid).
+//   node socket-holder.mjs DIR name=address:port...
+// SIGUSR1 starts `sh DIR/start` in a session of its own and writes its pid to DIR/main.pid.
+// Unlike systemd it only binds: the first gateway to start calls listen(), so connections are
+// refused until then, never after. The holder never listens itself, so it never accepts (a
+// listening Node server would take connections off the queue the gateways share).
+import { spawn } from "node:child_process";
+import { renameSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { join } from "node:path";
+
+const [dir, ...specs] = process.argv.slice(2);
+if (!dir || specs.length === 0) {
+  process.stderr.write("usage: socket-holder.mjs DIR name=address:port...\n");
+  process.exit(64);
+}
+const names = [];
+const handles = [];
+for (const spec of specs) {
+  const m = /^([a-z]+)=\[?([0-9a-fA-F.:]+?)\]?:(\d+)$/.exec(spec);
+  if (!m) throw new Error(`bad socket ${spec}`);
+  const [, name, address, port] = m;
+  // Node's own bind-only server handle (what node:cluster binds for its workers).
+  const handle = net._createServerHandle(address, Number(port), net.isIPv6(address) ? 6 : 4);
+  if (typeof handle === "number") throw new Error(`cannot bind ${spec}: errno ${handle}`);
+  names.push(name);
+  handles.push(handle);
+}
+const write = (file, text) => {
+  writeFileSync(`${file}.tmp`, text);
+  renameSync(`${file}.tmp`, file);
+};
+process.on("SIGUSR1", () => {
+  const child = spawn("sh", [join(dir, "start")], {
+    detached: true,
+    stdio: ["ignore", "ignore", "ignore", ...handles],
+    env: { ...process.env, LISTEN_FDS: String(handles.length), LISTEN_FDNAMES: names.join(":") },
+  });
+  child.unref();
+  write(join(dir, "main.pid"), `${child.pid}\n`);
+});
+process.on("SIGTERM", () => process.exit(0));
+write(join(dir, "holder.pid"), `${process.pid}\n`);
+setInterval(() => {}, 1 << 30);
