@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createCa, issueLeaf } from "../testkit/certs.js";
 import { buildBaseGateway, buildBench } from "./lib/build.js";
-import { runControlPlane, runRouteBench } from "./lib/standalone.js";
+import { runControlPlane, runRegion, runRouteBench } from "./lib/standalone.js";
 import { ratioChart } from "./lib/chart.js";
 import { measureIdle, type IdleSample } from "./lib/idle.js";
 import { type BenchOptions, parseBenchOptions } from "./lib/options.js";
@@ -250,6 +250,7 @@ async function main(): Promise<number> {
     }
 
     const controlLines = only.has("r") ? runControlPlane(ROOT, RESULTS, quick, progress) : [];
+    const regionLines = only.has("k") ? runRegion(ROOT, RESULTS, quick, progress) : [];
 
     const profiles = options.wantProfile
       ? await profileScenarios(
@@ -292,6 +293,11 @@ async function main(): Promise<number> {
       log("control plane (r):");
       for (const line of controlLines) log(`  ${line}`);
     }
+    if (regionLines.length > 0) {
+      log("");
+      log("a region's control plane (k):");
+      for (const line of regionLines) log(`  ${line}`);
+    }
     if (base || baseNodeVersion) {
       log("");
       log(
@@ -318,6 +324,9 @@ async function main(): Promise<number> {
       ...pairedLines.map((l) => `- ${l}`),
       ...(controlLines.length > 0
         ? ["", "Control plane (r):", "", ...controlLines.map((l) => `- ${l}`)]
+        : []),
+      ...(regionLines.length > 0
+        ? ["", "A region's control plane (k):", "", ...regionLines.map((l) => `- ${l}`)]
         : []),
       "",
       "Machine:",

@@ -8,8 +8,11 @@ import { parseDuration } from "../../gateway-runtime/config/index.js";
 import type { ScenarioId } from "./scenarios.js";
 import { PROXIES } from "./targets.js";
 
-/** Every scenario: the load ones, (g), (h), and the control plane (r). A complete run has all. */
-export const ALL_SCENARIOS: readonly (ScenarioId | "r")[] = [
+/**
+ * Every scenario: the load ones, (g), (h), the control plane (r) and a region's control plane
+ * (k). A complete run has all.
+ */
+export const ALL_SCENARIOS: readonly (ScenarioId | "r" | "k")[] = [
   "a",
   "b",
   "c",
@@ -19,6 +22,7 @@ export const ALL_SCENARIOS: readonly (ScenarioId | "r")[] = [
   "g",
   "h",
   "r",
+  "k",
 ];
 /** What a complete run measures ("base" only comes with `--base`). */
 export const DEFAULT_TARGETS: readonly string[] = ["direct", "haproxy", "nginx", "ours", "node"];
@@ -35,7 +39,7 @@ export interface BenchOptions {
   /** Scenario (g): the groups the idle client offers (`--idle-groups`, e.g. a post-quantum one). */
   readonly idleGroups: string | undefined;
   readonly targetNames: ReadonlySet<string>;
-  readonly only: ReadonlySet<ScenarioId | "r">;
+  readonly only: ReadonlySet<ScenarioId | "r" | "k">;
   /**
    * Node flags for our gateway and the Node floor: by default the systemd unit's
    * (`NODE_FLAGS`); `--ours-flags="..."` replaces them to compare tunings (`--ours-flags=` for
@@ -107,7 +111,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   const attemptDelay = args["attempt-delay"];
   const workers = Number(args.workers ?? 1);
   const only = new Set(
-    (args.only?.split(",").map((s) => s.trim()) ?? ALL_SCENARIOS) as (ScenarioId | "r")[],
+    (args.only?.split(",").map((s) => s.trim()) ?? ALL_SCENARIOS) as (ScenarioId | "r" | "k")[],
   );
 
   const problems: string[] = [];

@@ -168,6 +168,34 @@ export function controlPlaneLines(r: ControlPlaneResult): string[] {
   ];
 }
 
+export interface RegionResult {
+  readonly count: number;
+  readonly concurrency: number;
+  readonly registration: {
+    readonly perSecond: number;
+    readonly p50Ms: number;
+    readonly p99Ms: number;
+  };
+  readonly propagation: { readonly p50Ms: number; readonly p99Ms: number };
+  readonly duplicateAddresses: number;
+  readonly hostDeath: {
+    readonly deaths: number;
+    readonly droppedFromServerListsMedianMs: number;
+    readonly droppedFromServerListsMaxMs: number;
+  };
+}
+
+/** A region's figures (#18: registration p99 under 500 ms at 128 in flight, propagation p99 under 1 s). */
+export function regionLines(r: RegionResult): string[] {
+  const g = r.registration;
+  const d = r.hostDeath;
+  return [
+    `register ${r.count} CVMs through 3 hosts, ${r.concurrency} in flight: ${g.perSecond}/s, latency p50 ${g.p50Ms} ms, p99 ${g.p99Ms} ms; ${r.duplicateAddresses} duplicate addresses`,
+    `routable on the other hosts after the answer: p50 ${r.propagation.p50Ms} ms, p99 ${r.propagation.p99Ms} ms`,
+    `a host SIGKILLed: out of the others' server lists after ${d.droppedFromServerListsMedianMs} ms (median of ${d.deaths}, max ${d.droppedFromServerListsMaxMs} ms); its CVMs' peers are on every host all along`,
+  ];
+}
+
 export function idleRows(samples: ReadonlyMap<string, readonly IdleSample[]>): Row[] {
   const base = [...samples.entries()].map(([target, list]): Row => {
     const bytes = list.map((s) => s.bytesPerConn);

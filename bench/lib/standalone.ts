@@ -1,11 +1,18 @@
 /**
- * The two scenarios that run as processes of their own rather than as load on a proxy:
- * (h), the route lookup alone, and (r), the control plane.
+ * The scenarios that run as processes of their own rather than as load on a proxy: (h), the
+ * route lookup alone, (r), the control plane, and (k), a region's control plane.
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type ControlPlaneResult, controlPlaneLines, type Row, routeRow } from "./report.js";
+import {
+  type ControlPlaneResult,
+  controlPlaneLines,
+  type RegionResult,
+  regionLines,
+  type Row,
+  routeRow,
+} from "./report.js";
 
 /**
  * (h): `bench/route-bench.ts` (bundled as `entry`) pinned to the proxy core, at least 3 runs.
@@ -37,15 +44,36 @@ export function runControlPlane(
 ): string[] {
   progress("(r) control plane: registering CVMs through the real service, store and WireGuard");
   const out = join(results, quick ? "registration-quick.json" : "registration.json");
+  runScript(root, "scale.ts", out, quick, "control-plane");
+  return controlPlaneLines(JSON.parse(readFileSync(out, "utf8")) as ControlPlaneResult);
+}
+
+/**
+ * (k), a region's control plane: `bench/registration/region.ts` (three hosts, each the real
+ * service, etcd store and wireguard-go, on a real three-member etcd), in a process of its own.
+ */
+export function runRegion(
+  root: string,
+  results: string,
+  quick: boolean,
+  progress: (line: string) => void,
+): string[] {
+  progress("(k) a region: registering CVMs through three hosts sharing etcd, and a host's death");
+  const out = join(results, quick ? "region-quick.json" : "region.json");
+  runScript(root, "region.ts", out, quick, "region");
+  return regionLines(JSON.parse(readFileSync(out, "utf8")) as RegionResult);
+}
+
+/** `bench/registration/<script> --out <out>` (500 CVMs with `quick`); throws if it fails. */
+function runScript(root: string, script: string, out: string, quick: boolean, what: string): void {
   const r = spawnSync(
     join(root, "node_modules", ".bin", "tsx"),
     [
-      join(root, "bench", "registration", "scale.ts"),
+      join(root, "bench", "registration", script),
       ...["--out", out],
       ...(quick ? ["--count", "500"] : []),
     ],
     { stdio: "inherit", timeout: 10 * 60_000 },
   );
-  if (r.status !== 0) throw new Error(`control-plane bench failed (exit ${r.status ?? r.signal})`);
-  return controlPlaneLines(JSON.parse(readFileSync(out, "utf8")) as ControlPlaneResult);
+  if (r.status !== 0) throw new Error(`${what} bench failed (exit ${r.status ?? r.signal})`);
 }

@@ -10,13 +10,20 @@
  * hosts; duplicate addresses (must be zero: checked in each host's view and in etcd itself);
  * and propagation: for each registration, the time from its answer on one host until the other
  * two route it (it is in their directory, which happens once their WireGuard has the peer).
+ * And a host's death: a region node in a process of its own (node-child.ts) is killed with
+ * SIGKILL, and the time until the other hosts drop it from their node list (so from the servers
+ * of every RegisterCvm answer) is measured, `DEATHS` times. Its CVMs need no such wait: every
+ * host holds every CVM's peer all along, so the others serve them throughout.
  * Writes bench/results/region.json (or FILE). Needs root, etcd, wireguard-go and wg.
  * `npm run bench` runs it as scenario (k).
  */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { NodeMembership } from "../../gateway-runtime/cluster/index.js";
 import { Secret } from "../../gateway-runtime/config/secret.js";
 import { generateWgKeyPair } from "../../gateway-runtime/keys/wireguard.js";
 import { silentLogger } from "../../gateway-runtime/log/index.js";
@@ -53,6 +60,38 @@ const COUNT = Number(args.count);
 const CONCURRENCY = Number(args.concurrency);
 const HOSTS = 3;
 const PREFIX = "/bench-region";
+const DEATHS = 5;
+
+/**
+ * Starts a region node in a child process, waits until `watcher` lists it, SIGKILLs it, and
+ * resolves the ms until `watcher` no longer does.
+ */
+async function timeToForget(endpoints: string[], watcher: NodeMembership, name: string) {
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      new URL("node-child.ts", import.meta.url).pathname,
+      endpoints.join(","),
+      PREFIX,
+      name,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  try {
+    const [line] = (await once(child.stdout, "data")) as [Buffer];
+    if (!line.toString().includes("joined")) throw new Error(`node ${name}: ${line}`);
+    const listed = () => watcher.nodes().some((n) => n.name === name);
+    await until(`the region to list ${name}`, listed, 10_000, { everyMs: 10 });
+    const killed = performance.now();
+    child.kill("SIGKILL");
+    await until(`the region to forget ${name}`, () => !listed(), 30_000, { everyMs: 10 });
+    return performance.now() - killed;
+  } finally {
+    child.kill("SIGKILL");
+  }
+}
 
 /** A directory that notes when each instance first joins it (it is routable from then on). */
 class TimedDirectory extends MemoryDirectory {
@@ -156,6 +195,29 @@ async function main(): Promise<void> {
     const duplicates = [...views, stored].map((ips) => ips.length - new Set(ips).size);
     const counts = [...views, stored].map((ips) => ips.length);
 
+    // A host's death: until the others drop it from their node list.
+    const watchClient = await connect();
+    const watcher = await NodeMembership.open({
+      client: watchClient,
+      prefix: PREFIX,
+      timeoutMs: 5000,
+      ownsClient: true,
+      self: {
+        name: "watcher",
+        wg_public_key: "",
+        wg_ip: WG_IP,
+        wg_endpoint: "192.0.2.8:51820",
+        url: "",
+        version: "bench",
+        started_at: Date.now(),
+      },
+    });
+    const forgetMs: number[] = [];
+    for (let k = 0; k < DEATHS; k++)
+      forgetMs.push(await timeToForget(endpoints, watcher, `dying${k}`));
+    await watcher.close();
+    forgetMs.sort((a, b) => a - b);
+
     const result = {
       date: new Date().toISOString(),
       attestation: "stub (returns the ids it is given; no certificate or quote checks)",
@@ -173,6 +235,11 @@ async function main(): Promise<void> {
         p50Ms: round(quantile(propagation, 0.5)),
         p99Ms: round(quantile(propagation, 0.99)),
         maxMs: round(propagation.at(-1) ?? Number.NaN),
+      },
+      hostDeath: {
+        deaths: DEATHS,
+        droppedFromServerListsMedianMs: round(quantile(forgetMs, 0.5)),
+        droppedFromServerListsMaxMs: round(forgetMs.at(-1) ?? Number.NaN),
       },
       instancesPerView: counts,
       duplicateAddresses: duplicates.reduce((a, b) => a + b, 0),
