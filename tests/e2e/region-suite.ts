@@ -209,10 +209,21 @@ export function regionSuite(): void {
 /** The first registration-like line of an error answer: its stable code. */
 const codeOf = (body: string) => /"(E_[A-Z_]+)"/.exec(body)?.[1] ?? body.slice(0, 200);
 
-/** `systemctl <verb> gateway-etcd` on the gateway host at `address`. */
+/**
+ * `systemctl <verb> gateway-etcd` on the gateway host at `address`, then waits until its client
+ * port refuses (stop) or accepts (start): a test of a lost member must have lost it.
+ */
 async function etcdMember(address: string, verb: "start" | "stop"): Promise<void> {
   const r = await sshTo(address, `systemctl ${verb} gateway-etcd.service`);
   expect(r.code, r.err).toBe(0);
+  const probe = `(exec 3<>/dev/tcp/${address}/2379) 2>/dev/null`;
+  await eventually(
+    `the etcd member on ${address} to ${verb === "stop" ? "be gone" : "listen"}`,
+    async () => {
+      const up = (await sshTo(address, probe)).code === 0;
+      return verb === "stop" ? !up : up;
+    },
+  );
 }
 
 /** Registers through `address` until it answers 200 (quorum back), within `timeoutMs`. */
@@ -311,8 +322,10 @@ export function regionFaultSuite(): void {
       const [first, , third] = hosts();
       const r = await sshTo(
         third ?? "",
-        // Restart, then the peers the moment the RPC port accepts again (bounded: 60 s).
-        "systemctl restart gateway.service; for i in $(seq 600); do (exec 3<>/dev/tcp/127.0.0.1/8000) 2>/dev/null && break; sleep 0.1; done; wg show wg-lab allowed-ips",
+        // Restart, then the peers the moment the new generation says it serves: its ready file
+        // names the unit's new main pid (the RPC port alone proves nothing: the socket unit
+        // accepts for it). Bounded: 60 s, else the script fails.
+        'systemctl restart gateway.service; for i in $(seq 600); do [ "$(cat /run/gateway/ready 2>/dev/null)" = "$(systemctl show -p MainPID --value gateway.service)" ] && break; sleep 0.1; done; [ $i -lt 600 ] && wg show wg-lab allowed-ips',
         90_000,
       );
       expect(r.code, r.err).toBe(0);
