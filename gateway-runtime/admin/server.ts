@@ -14,6 +14,7 @@ import type { Logger } from "../log/index.js";
 import { rpcError, sendJson, statusFor } from "../rpc/http.js";
 import { type AdminAuth, authenticate, refuseCrossSite } from "./auth.js";
 import { CALLS, type CallContext } from "./calls.js";
+import { DASHBOARD_HEADERS, renderDashboard } from "./dashboard.js";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.js";
 import { allow, requestObject } from "./request.js";
 import type { AdminSources } from "./sources.js";
@@ -110,6 +111,12 @@ export class AdminServer {
         res.end(text);
         return;
       }
+      if (url.pathname === "/" || url.pathname === "/index.html") {
+        allow(req, res, ["GET"]);
+        res.writeHead(200, DASHBOARD_HEADERS);
+        res.end(await this.#dashboard());
+        return;
+      }
       const name = METHOD.exec(url.pathname)?.[1];
       // Own keys only: "constructor" and the like are not calls.
       const call = name !== undefined && Object.hasOwn(CALLS, name) ? CALLS[name] : undefined;
@@ -139,6 +146,17 @@ export class AdminServer {
     }
   }
 
+  async #dashboard(): Promise<string> {
+    const { sources } = this.#opts;
+    return renderDashboard({
+      view: await sources.view(),
+      version: sources.version ?? "unknown",
+      ...(sources.region ? { node: sources.region.name } : {}),
+      nodes: sources.region?.nodes() ?? [],
+      errors: sources.recentErrors?.list() ?? [],
+    });
+  }
+
   #fail(req: IncomingMessage, res: ServerResponse, error: unknown): void {
     const code = error instanceof GatewayError ? error.code : "E_ADMIN_INTERNAL";
     const status = statusFor(code);
@@ -150,8 +168,16 @@ export class AdminServer {
       res.destroy();
       return;
     }
-    if (code === "E_ADMIN_UNAUTHORIZED")
-      res.setHeader("www-authenticate", 'Bearer realm="gateway admin"');
+    if (code === "E_ADMIN_UNAUTHORIZED") {
+      // The dashboard asks a browser for Basic credentials (the token as the password); a
+      // Bearer challenge would make it show the JSON refusal instead.
+      const path = new URL(req.url ?? "/", "http://admin.invalid").pathname;
+      const dashboard = path === "/" || path === "/index.html";
+      res.setHeader(
+        "www-authenticate",
+        dashboard ? 'Basic realm="gateway admin", charset="UTF-8"' : 'Bearer realm="gateway admin"',
+      );
+    }
     // An oversized body is left unread: close rather than parse its rest as the next request.
     sendJson(res, status, { error: message, code }, code === "E_RPC_BODY_TOO_LARGE");
   }
