@@ -117,7 +117,12 @@ export async function resolveAdminAuth(
   return { kind: "required", tokenDigest: token && digest(token.token), users };
 }
 
-/** Throws E_ADMIN_UNAUTHORIZED unless the request carries the token or an htpasswd user's password. */
+/**
+ * Throws E_ADMIN_UNAUTHORIZED unless the request carries the token (Bearer, X-Admin-Token, or
+ * as the password of HTTP Basic, any user name: how a browser sends it, since it cannot be
+ * made to send a Bearer header) or an htpasswd user's password. Without a configured token a
+ * Basic password is only ever checked against htpasswd, so nothing matches by default.
+ */
 export async function authenticate(req: IncomingMessage, auth: AdminAuth): Promise<void> {
   if (auth.kind === "none") return;
   const authorization = req.headers.authorization ?? "";
@@ -128,21 +133,49 @@ export async function authenticate(req: IncomingMessage, auth: AdminAuth): Promi
     if (timingSafeEqual(digest(token), auth.tokenDigest)) return;
   }
   const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authorization)?.[1];
-  if (basic !== undefined && auth.users.size > 0) {
+  if (basic !== undefined) {
     const decoded = Buffer.from(basic, "base64").toString("utf8");
     const colon = decoded.indexOf(":");
-    const hash = colon > 0 ? auth.users.get(decoded.slice(0, colon)) : undefined;
-    // An unknown user costs a comparison too, so timing does not tell which users exist.
-    dummyHash ??= bcrypt.hashSync("never matches", 10);
-    const ok = await bcrypt.compare(decoded.slice(colon + 1), hash ?? dummyHash);
-    if (ok && hash !== undefined) return;
+    const password = colon >= 0 ? decoded.slice(colon + 1) : undefined;
+    if (password !== undefined && auth.tokenDigest !== undefined) {
+      if (timingSafeEqual(digest(password), auth.tokenDigest)) return;
+    }
+    if (password !== undefined && auth.users.size > 0) {
+      const hash = colon > 0 ? auth.users.get(decoded.slice(0, colon)) : undefined;
+      // An unknown user costs a comparison too, so timing does not tell which users exist.
+      dummyHash ??= bcrypt.hashSync("never matches", 10);
+      const ok = await bcrypt.compare(password, hash ?? dummyHash);
+      if (ok && hash !== undefined) return;
+    }
   }
   throw new GatewayError(
     "E_ADMIN_UNAUTHORIZED",
     token === undefined && basic === undefined
-      ? "admin credentials missing: send Authorization: Bearer <token> (or X-Admin-Token), or Basic for an htpasswd user"
+      ? "admin credentials missing: send Authorization: Bearer <token> (or X-Admin-Token), or Basic for an htpasswd user or with the token as password"
       : "admin credentials wrong",
   );
 }
 
 let dummyHash: string | undefined;
+
+/**
+ * Refuses (403 `E_ADMIN_CROSS_SITE`) a request a browser sent on behalf of another site. A
+ * browser re-sends Basic credentials it holds for this origin with any request to it, also one
+ * a page elsewhere makes (a form posting to `/prpc/Admin.Exit`): such a request says where it
+ * comes from in `Sec-Fetch-Site` or `Origin`, and is refused before anything else. The
+ * dashboard itself only GETs, by navigation (`Sec-Fetch-Site: none` or `same-origin`); the CLI
+ * and curl send neither header.
+ */
+export function refuseCrossSite(req: IncomingMessage): void {
+  const site = req.headers["sec-fetch-site"];
+  const origin = req.headers.origin;
+  const foreignSite = site !== undefined && site !== "same-origin" && site !== "none";
+  // An opaque origin ("null", a sandboxed frame) is foreign too.
+  const foreignOrigin = origin !== undefined && origin !== `http://${req.headers.host ?? ""}`;
+  if (foreignSite || foreignOrigin) {
+    throw new GatewayError(
+      "E_ADMIN_CROSS_SITE",
+      "admin requests from another site's page are refused",
+    );
+  }
+}

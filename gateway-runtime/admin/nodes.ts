@@ -5,7 +5,7 @@
  * accepted too: an operator knows the host's name, not its hash.
  */
 import { z } from "zod";
-import type { NodeStatus, NodeView } from "../cluster/index.js";
+import type { HandshakeReport, NodeStatus, NodeView } from "../cluster/index.js";
 
 export interface RegionNodes {
   /** This host's name. */
@@ -14,6 +14,8 @@ export interface RegionNodes {
   statuses(): { name: string; status: NodeStatus }[];
   resolve(target: { id: number } | { name: string }): string;
   setStatus(name: string, status: NodeStatus): Promise<void>;
+  /** Every live host's latest handshake report (etcd's `handshakes/<name>`), by host name. */
+  reports(): Promise<ReadonlyMap<string, HandshakeReport>>;
 }
 
 export const setNodeStatusRequest = z

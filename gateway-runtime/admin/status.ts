@@ -1,12 +1,13 @@
 /**
- * dstack-gateway's `Admin.Status` and `Admin.GetInfo` answers (`StatusResponse`, `HostInfo`
- * and `GetInfoResponse` in its gateway_rpc.proto), field names as its prpc JSON writes them.
+ * dstack-gateway's `Admin.Status`, `GetInfo`, `GetMeta` and `GetGlobalConnections` answers
+ * (`StatusResponse`, `HostInfo`, `GetInfoResponse`, `GetMetaResponse`, `GlobalConnectionsStats`
+ * in its gateway_rpc.proto), field names as its prpc JSON writes them.
  * In a region (`core.cluster.enabled`) `nodes` lists every live gateway node, draining ones too
  * (dstack's `get_all_nodes`), each with two fields dstack does not send, `name` and `status`;
  * `id` is this node's. A gateway on its own has no nodes and id 0.
  */
 import { gatewayNodeInfo, type NodeStatus, nodeId } from "../cluster/index.js";
-import type { Instance } from "../registry/index.js";
+import { type Instance, isHealthy } from "../registry/index.js";
 import type { GatewayNodeInfo } from "../rpc/wire.js";
 import type { RegionNodes } from "./nodes.js";
 import type { AdminView } from "./view.js";
@@ -71,7 +72,7 @@ export function statusResponse(
     id: region ? nodeId(region.name) : 0,
     url: urls.url,
     bootnode_url: urls.bootnode,
-    num_connections: Object.values(view.proxy.apps).reduce((sum, a) => sum + a.active, 0),
+    num_connections: openConnections(view),
     hosts,
     nodes,
   };
@@ -86,4 +87,38 @@ export function nodeStatusesResponse(region: RegionNodes): NodeStatusesResponse 
 export function getInfoResponse(view: AdminView, instanceId: string): GetInfoResponse {
   const instance = view.instances.find((i) => i.id === instanceId);
   return instance ? { found: true, info: hostInfo(view, instance) } : { found: false };
+}
+
+/** Client connections open on this node, over every app. */
+function openConnections(view: AdminView): number {
+  return Object.values(view.proxy.apps).reduce((sum, a) => sum + a.active, 0);
+}
+
+/** dstack's `GetMetaResponse`: instances registered, and those online (healthy, here). */
+export function metaResponse(view: AdminView): { registered: number; online: number } {
+  return {
+    registered: view.instances.length,
+    online: view.instances.filter((i) => isHealthy(i, view.nowMs, view.healthyHandshakeAgeMs))
+      .length,
+  };
+}
+
+/**
+ * dstack's `GlobalConnectionsStats`, from this node's counters only: the hosts of a region
+ * publish no connection counts (a count per instance per host in etcd would be a write per
+ * connection), so in a region of several live nodes `partial` is true and `node_connections`
+ * has this node alone. The map's keys are node ids, as protobuf's JSON writes map keys.
+ */
+export function globalConnections(
+  view: AdminView,
+  region?: RegionNodes,
+): {
+  total_connections: number;
+  node_connections: Record<string, number>;
+  partial: boolean;
+} {
+  const open = openConnections(view);
+  const id = region ? nodeId(region.name) : 0;
+  const others = (region?.nodes() ?? []).filter((n) => n.name !== region?.name);
+  return { total_connections: open, node_connections: { [id]: open }, partial: others.length > 0 };
 }

@@ -15,7 +15,7 @@ import { CertError, reasonOf } from "./errors.js";
 import { blockedUntil, LETS_ENCRYPT_LIMITS, Ledger } from "./ledger.js";
 import { FileLock, type RenewalLock } from "./lock.js";
 import { RegionCertificate } from "./region.js";
-import { AccountCache, type RenewDeps, renewDeps, renewOnce } from "./renew.js";
+import { AccountCache, type RenewDeps, renewDeps, renewOnce, setCaaNow } from "./renew.js";
 import {
   backoffDelay,
   DEFAULT_BACKOFF,
@@ -148,6 +148,18 @@ export class CertificateManager {
       });
     }
     return this.#checking;
+  }
+
+  /**
+   * Writes the CAA records pinning issuance to this account now, whatever `auto_set_caa` says
+   * (an operator asked); bounded by `renew_timeout`.
+   */
+  setCaa(): Promise<void> {
+    const signal = AbortSignal.any([
+      this.#stopper.signal,
+      AbortSignal.timeout(this.#c.renew_timeout),
+    ]);
+    return setCaaNow(this.#deps, this.#accounts, signal);
   }
 
   status(): ManagerStatus {

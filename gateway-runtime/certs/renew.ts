@@ -133,6 +133,29 @@ async function ensureCaa(deps: RenewDeps, accountUrl: string, signal: AbortSigna
   deps.log.info({ name: s.baseDomain, records: desired }, "CAA records set");
 }
 
+/**
+ * Writes the CAA records for the account now, outside a renewal (admin `SetCaa`): after an
+ * operator or another tool changed them. Unchanged records are read, not rewritten.
+ */
+export async function setCaaNow(
+  deps: RenewDeps,
+  accounts: AccountCache,
+  signal: AbortSignal,
+): Promise<void> {
+  const ctx = {
+    agent: await deps.agent(),
+    signal,
+    requestTimeoutMs: deps.settings.requestTimeoutMs,
+  };
+  try {
+    await withAcmeHttp(ctx, async () => ensureCaa(deps, (await accounts.get(deps)).url, signal));
+  } catch (e) {
+    if (signal.aborted) throw abortError(signal);
+    if (e instanceof CertError) throw e;
+    throw new CertError("E_CERT_DNS", reasonOf(e), { cause: e });
+  }
+}
+
 export async function renewOnce(
   deps: RenewDeps,
   accounts: AccountCache,

@@ -9,12 +9,19 @@ export const adminHelp = `Usage: gateway admin [--config FILE] <call> [JSON]
 
 Calls the admin API of the gateway configured in FILE (default ${HOST_CONFIG}), with the
 token from that config (auth_token or auth_token_file) or from ${ADMIN_TOKEN_ENV}, over
-core.admin.socket or core.admin.address:port. <call> is an Admin method (Status, GetInfo,
-RenewCert, ReloadCert, ...) or "metrics". With JSON the call is a POST with that body,
-otherwise a GET (RenewCert and ReloadCert are always POSTs). Prints the answer; exits 1
-when the API refuses the call.`;
+core.admin.socket or core.admin.address:port. <call> is an Admin method or "metrics":
+  Status, GetInfo '{"id":"<instance>"}', GetMeta, GetGlobalConnections,
+  GetInstanceHandshakes '{"instance_id":"<instance>"}',
+  RenewCert, ReloadCert, SetCaa, Exit ['{"force":true}'],
+  SetNodeStatus '{"name":"<node>","status":"down"|"up"}', GetNodeStatuses,
+  GetInstancePortPolicy, SetInstancePortPolicy, ClearInstancePortPolicy,
+  SetInstanceReady '{"instance_id":"<instance>","ready":false|true}' (out of / back into its
+  app's rotation), RemoveInstance '{"instance_id":"<instance>"}' (now, freeing its address).
+With JSON the call is a POST with that body, otherwise a GET (calls that change something are
+always POSTs). Prints the answer; exits 1 when the API refuses the call.`;
 
-const ALWAYS_POST = new Set(["RenewCert", "ReloadCert"]);
+/** Calls the API takes only as POST (they change something), sent as POST without JSON too. */
+const ALWAYS_POST = new Set(["RenewCert", "ReloadCert", "SetCaa", "Exit"]);
 
 export async function adminCommand(
   configFile: string,

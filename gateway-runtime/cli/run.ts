@@ -11,8 +11,9 @@ import {
   toRedactedObject,
 } from "../config/index.js";
 import { writeFileAtomic } from "../files/atomic.js";
+import { GATEWAY_VERSION } from "../version.js";
 import { handedOver, inheritedListeners, type ListenFds } from "../listen/index.js";
-import { createLogger, type Logger } from "../log/index.js";
+import { createLogger, type Logger, RecentErrors } from "../log/index.js";
 import { DrainingFlag, ProxyStats, startDataPlane } from "../proxy/index.js";
 import { type RegistrationService, startRegistration } from "../registration/index.js";
 import { MemoryDirectory } from "../registry/index.js";
@@ -24,7 +25,15 @@ systemd (LISTEN_FDS, names tls, http, rpc) are used instead of binding the ports
 is a hand-over: the proxy processes drain for core.proxy.drain_timeout while the next start
 serves from the same sockets. --ready-file: written with this process's pid once it serves.
 SIGHUP reloads the TLS certificate from its files; SIGUSR2 renews it now (ACME);
-SIGTERM or SIGINT stops cleanly.`;
+SIGTERM or SIGINT stops cleanly. The admin call Exit stops as SIGTERM does ({"force": true}:
+at once), then exits with status 75, so that the unit (Restart=on-failure) starts it again.`;
+
+/**
+ * The exit status after an admin `Exit`: not 0, so systemd's `Restart=on-failure` starts the
+ * gateway again (an operator's Exit is a restart, as in dstack's deployments); 75 is
+ * EX_TEMPFAIL, "try again".
+ */
+export const EXIT_RESTART = 75;
 
 /** What every part of a running gateway shares. */
 export interface RunContext {
@@ -40,6 +49,10 @@ export interface RunContext {
   readonly draining: DrainingFlag;
   /** Parts that serve the certificate re-read it when it changes (renewal or SIGHUP). */
   readonly certificateListeners: (() => Promise<void>)[];
+  /** The latest error log lines (the admin dashboard). */
+  readonly recentErrors: RecentErrors;
+  /** Stops the gateway as a signal does, then exits with `code` (admin `Exit`). */
+  readonly stop: (reason: string, code: number) => void;
   /** Resolved before any part starts, so a gateway without admin credentials orders nothing. */
   readonly adminAuth: AdminAuth | undefined;
   /** What the admin API reads, set by the parts that own it as they start. */
@@ -163,9 +176,21 @@ const admin: Part = {
       sources: {
         view,
         reloadCertificate: () => notify(ctx),
-        ...(certificates ? { renewCertificate: () => certificates.checkNow({ force: true }) } : {}),
-        ...(registration ? { portPolicies: registration } : {}),
+        ...(certificates
+          ? {
+              renewCertificate: () => certificates.checkNow({ force: true }),
+              setCaa: () => certificates.setCaa(),
+            }
+          : {}),
+        ...(registration ? { instances: registration } : {}),
         ...(region ? { region } : {}),
+        exit: (force) => {
+          if (!force) return ctx.stop("admin Exit", EXIT_RESTART);
+          ctx.log.warn("admin Exit with force: exiting now");
+          process.exit(EXIT_RESTART);
+        },
+        recentErrors: ctx.recentErrors,
+        version: GATEWAY_VERSION,
       },
       log: ctx.log.child({ part: "admin" }),
     });
@@ -193,7 +218,8 @@ export async function runCommand(
 ): Promise<number> {
   const listenFds = inheritedListeners();
   const { config, noEffect } = loadConfigFileNoting(file);
-  const log = createLogger(config.log_level);
+  const recentErrors = new RecentErrors();
+  const log = createLogger(config.log_level, process.stderr, recentErrors);
   log.info({ config: toRedactedObject(config) }, `config ${file} loaded`);
   // Once, here: proxy workers load the file again but do not repeat this.
   for (const key of noEffect) log.warn({ key: key.path }, noEffectMessage(key));
@@ -206,6 +232,12 @@ export async function runCommand(
     log.error({ err: error }, "start-up failed");
     return 1;
   }
+  let stop: (reason: string, code: number) => void = () => {};
+  const stopped = new Promise<{ reason: string; code: number }>((resolve) => {
+    stop = (reason, code) => resolve({ reason, code });
+    process.once("SIGTERM", () => resolve({ reason: "SIGTERM", code: 0 }));
+    process.once("SIGINT", () => resolve({ reason: "SIGINT", code: 0 }));
+  });
   const ctx: RunContext = {
     config,
     configFile: file,
@@ -215,6 +247,8 @@ export async function runCommand(
     stats: new ProxyStats(),
     draining: new DrainingFlag(),
     certificateListeners: [],
+    recentErrors,
+    stop,
     adminAuth,
     admin: {},
   };
@@ -236,10 +270,6 @@ export async function runCommand(
   // The gateway lives until a signal, also while a part waits on unref'd timers (the first
   // certificate, say); without this Node would exit with nothing left to do.
   const keepAlive = setInterval(() => {}, 1 << 30);
-  const stopped = new Promise<string>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
   try {
     for (const part of parts) {
       if (!part.enabled(config)) {
@@ -257,9 +287,9 @@ export async function runCommand(
     await stopAll();
     return 1;
   }
-  const signal = await stopped;
-  log.info(`${signal}: stopping`);
+  const { reason, code } = await stopped;
+  log.info(`${reason}: stopping`);
   await stopAll();
   log.info("stopped");
-  return 0;
+  return code;
 }

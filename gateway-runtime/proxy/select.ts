@@ -42,7 +42,9 @@ interface Cached {
 /**
  * Chooses which instances a connection tries. An id names an instance first, else an app.
  * A named instance is tried whatever its health (the user asked for it); an app's instances
- * only while healthy. The healthy list is cached per id; the order is chosen per connection.
+ * only while healthy and in rotation (an operator's `SetInstanceReady`: no fail-open to an
+ * instance taken out, as dstack#1078 decided; an app with all its instances out answers as
+ * one with none healthy). The healthy list is cached per id; the order is chosen per connection.
  * An instance reported `failed` goes behind every other healthy one for `FAILURE_PENALTY_MS`:
  * least_conn would otherwise put a dead instance (no open connections) first until its
  * WireGuard handshake ages out.
@@ -137,7 +139,7 @@ export class InstanceSelector {
       return undefined;
     }
     const healthy = all
-      .filter((i) => isHealthy(i, now, this.#opts.healthyAgeMs))
+      .filter((i) => !i.outOfRotation && isHealthy(i, now, this.#opts.healthyAgeMs))
       .sort((a, b) => (a.id < b.id ? -1 : 1));
     const entry = { version, until: now + this.#opts.cacheMs, appId, healthy };
     this.#cache.set(appId, entry);

@@ -226,13 +226,47 @@ export class RegistrationService {
    * restarts and re-registrations and reaches every host; applied to the proxy at once.
    */
   async overridePortPolicy(instanceId: string, policy: PortPolicy | undefined): Promise<void> {
-    const record = await this.#o.store.setPortPolicyOverride(instanceId, policy);
-    const current = this.#o.store.get(instanceId);
-    if (current?.publicKey === record.publicKey) this.#o.directory.upsert(this.#instance(current));
+    this.#republish(await this.#o.store.setPortPolicyOverride(instanceId, policy));
     this.#o.log?.info(
       { instanceId, override: policy ?? null },
       policy ? "port policy overridden" : "port policy override cleared",
     );
+  }
+
+  /**
+   * Admin `SetInstanceReady`: `ready` false takes the instance out of its app's rotation, true
+   * puts it back. Stored with the record, so it holds across restarts and re-registrations and
+   * reaches every host of a region.
+   */
+  async setReady(instanceId: string, ready: boolean): Promise<void> {
+    this.#republish(await this.#o.store.setOutOfRotation(instanceId, !ready));
+    this.#o.log?.info(
+      { instanceId },
+      ready ? "instance back in rotation" : "instance taken out of rotation",
+    );
+  }
+
+  /**
+   * Admin `RemoveInstance`: removes a (stale) instance now, as a recycle would: its address is
+   * free and its WireGuard peer gone once this resolves. A CVM still alive registers again.
+   */
+  async forceRemove(instanceId: string): Promise<void> {
+    const removed = await this.#exclusive(() => this.#o.store.remove(instanceId));
+    if (!removed) {
+      throw new GatewayError(
+        "E_REGISTRY_UNKNOWN_INSTANCE",
+        `instance ${JSON.stringify(instanceId)} is not registered`,
+      );
+    }
+    this.#o.directory.remove(instanceId);
+    await this.#syncPeers();
+    this.#o.log?.warn({ instanceId }, "instance removed by an operator");
+  }
+
+  /** The directory takes a changed record, unless the instance re-registered meanwhile. */
+  #republish(record: InstanceRecord): void {
+    const current = this.#o.store.get(record.instanceId);
+    if (current?.publicKey === record.publicKey) this.#o.directory.upsert(this.#instance(current));
   }
 
   /** Records the latest handshakes (public key → ms since the epoch) for the directory and recycling. */
@@ -292,6 +326,7 @@ export class RegistrationService {
       lastHandshakeMs: this.#handshakes.get(r.publicKey) ?? 0,
       // Effective: the operator's override, else what the CVM reported (port-policy.ts).
       portPolicy: r.portPolicyOverride ?? r.portPolicy,
+      ...(r.outOfRotation ? { outOfRotation: true } : {}),
     };
   }
 

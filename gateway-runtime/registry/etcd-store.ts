@@ -99,6 +99,10 @@ export class EtcdRegistrationStore implements RegistrationStore {
     return this.#group.setPortPolicyOverride(instanceId, policy);
   }
 
+  setOutOfRotation(instanceId: string, out: boolean): Promise<InstanceRecord> {
+    return this.#group.setOutOfRotation(instanceId, out);
+  }
+
   list(): readonly InstanceRecord[] {
     this.#list ??= Object.freeze(this.#view.state.list());
     return this.#list;

@@ -82,6 +82,10 @@ export class GroupCommit {
     return this.enqueue((state, now) => state.setPortPolicyOverride(instanceId, copy, now));
   }
 
+  setOutOfRotation(instanceId: string, out: boolean): Promise<InstanceRecord> {
+    return this.enqueue((state, now) => state.setOutOfRotation(instanceId, out, now));
+  }
+
   /** Refuses new operations and waits until those already accepted are committed. */
   async close(): Promise<void> {
     this.#closed = true;

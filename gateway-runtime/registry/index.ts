@@ -14,6 +14,11 @@ export interface Instance {
   readonly lastHandshakeMs: number;
   /** The port policy it reported at registration; absent: none (port-policy.ts). */
   readonly portPolicy?: PortPolicy | undefined;
+  /**
+   * An operator took it out of its app's rotation (admin `SetInstanceReady`): an app's
+   * connections skip it, a connection naming its id still reaches it (to look into it).
+   */
+  readonly outOfRotation?: boolean | undefined;
 }
 
 /** Healthy: a WireGuard handshake younger than `healthyAgeMs` (`healthy_handshake_age`). */

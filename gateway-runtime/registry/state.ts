@@ -27,6 +27,7 @@ const recordSchema = z.strictObject({
   updatedAt: z.number().int().nonnegative(),
   portPolicy: portPolicySchema.optional(),
   portPolicyOverride: portPolicySchema.optional(),
+  outOfRotation: z.literal(true).optional(),
 });
 const fileSchema = z.strictObject({
   version: z.literal(STATE_VERSION),
@@ -96,6 +97,7 @@ function checkRecord(
     updatedAt,
     ...withPolicy("portPolicy", record.portPolicy),
     ...withPolicy("portPolicyOverride", record.portPolicyOverride),
+    ...(record.outOfRotation ? { outOfRotation: true as const } : {}),
   });
 }
 
@@ -194,6 +196,8 @@ export class RegistryState {
       updatedAt: now,
       ...withPolicy("portPolicy", req.portPolicy),
       ...withPolicy("portPolicyOverride", old?.portPolicyOverride),
+      // The operator's decision, not the CVM's: a re-registration (a reboot) keeps it.
+      ...(old?.outOfRotation ? { outOfRotation: true as const } : {}),
     });
     if (old) this.#byKey.delete(old.publicKey);
     this.#insert(record);
@@ -206,6 +210,30 @@ export class RegistryState {
     policy: PortPolicy | undefined,
     now: number,
   ): InstanceRecord {
+    return this.#amend(instanceId, now, ({ portPolicyOverride: _, ...rest }) => ({
+      ...rest,
+      ...withPolicy("portPolicyOverride", policy),
+    }));
+  }
+
+  /**
+   * Takes an instance out of its app's rotation (`out`) or puts it back; it stays registered,
+   * with its address, key and tunnel. No key at all while in rotation, so older records read
+   * back the same.
+   */
+  setOutOfRotation(instanceId: string, out: boolean, now: number): InstanceRecord {
+    return this.#amend(instanceId, now, ({ outOfRotation: _, ...rest }) => ({
+      ...rest,
+      ...(out ? { outOfRotation: true as const } : {}),
+    }));
+  }
+
+  /** Replaces a registered instance's record by `change(old)`, `updatedAt` set to `now`. */
+  #amend(
+    instanceId: string,
+    now: number,
+    change: (old: InstanceRecord) => InstanceRecord,
+  ): InstanceRecord {
     const old = this.#byId.get(instanceId);
     if (!old) {
       throw new GatewayError(
@@ -213,12 +241,7 @@ export class RegistryState {
         `instance ${JSON.stringify(instanceId)} is not registered`,
       );
     }
-    const { portPolicyOverride: _, ...rest } = old;
-    const record: InstanceRecord = Object.freeze({
-      ...rest,
-      updatedAt: now,
-      ...withPolicy("portPolicyOverride", policy),
-    });
+    const record: InstanceRecord = Object.freeze({ ...change(old), updatedAt: now });
     this.#byId.set(instanceId, record);
     this.#version++;
     return record;

@@ -42,6 +42,11 @@ export interface InstanceRecord {
   readonly portPolicy?: PortPolicy | undefined;
   /** An operator's override of it (the admin API); kept across re-registrations. */
   readonly portPolicyOverride?: PortPolicy | undefined;
+  /**
+   * An operator took the instance out of its app's rotation (admin `SetInstanceReady`): the
+   * proxy picks it for no app-wide connection, but it stays registered and reachable by its id.
+   */
+  readonly outOfRotation?: true | undefined;
 }
 
 export interface RegisterRequest {
@@ -71,6 +76,11 @@ export interface RegistrationStore {
     instanceId: string,
     policy: PortPolicy | undefined,
   ): Promise<InstanceRecord>;
+  /**
+   * Takes an instance out of its app's rotation (`out`) or puts it back; resolves the new
+   * record once durable. An unknown instance is `E_REGISTRY_UNKNOWN_INSTANCE`.
+   */
+  setOutOfRotation(instanceId: string, out: boolean): Promise<InstanceRecord>;
   /** The durable state: never shows a change whose write has not completed. */
   list(): readonly InstanceRecord[];
   get(instanceId: string): InstanceRecord | undefined;
@@ -178,6 +188,10 @@ export class FileRegistrationStore implements RegistrationStore {
 
   setPortPolicyOverride(instanceId: string, policy: PortPolicy | undefined) {
     return this.#group.setPortPolicyOverride(instanceId, policy);
+  }
+
+  setOutOfRotation(instanceId: string, out: boolean): Promise<InstanceRecord> {
+    return this.#group.setOutOfRotation(instanceId, out);
   }
 
   list(): readonly InstanceRecord[] {

@@ -191,17 +191,25 @@ describe("the admin API", () => {
       fc.constant({ authorization: `Bearer ${ADMIN_TOKEN}x` }),
       fc.constant({ authorization: `Bearer ${ADMIN_TOKEN.slice(1)}` }),
     );
+    // Exit and RemoveInstance among them: a credential wrongly let through would show as a
+    // gateway gone or an instance removed, not only as a status.
     const paths = fc.constantFrom(
+      "/",
       "/metrics",
       "/prpc/Admin.Status",
       "/prpc/Admin.RenewCert",
       "/prpc/Admin.ReloadCert",
       "/prpc/Admin.GetInfo",
+      "/prpc/Admin.SetCaa",
+      "/prpc/Admin.SetInstanceReady",
+      "/prpc/Admin.RemoveInstance",
+      "/prpc/Admin.Exit",
     );
     await fc.assert(
       fc.asyncProperty(credentials, paths, adminBody, async (headers, path, body) => {
-        // GET for /metrics: a refusal must come from the credentials, not the method.
-        const method = path === "/metrics" ? "GET" : "POST";
+        // GET for /metrics and the dashboard: a refusal must come from the credentials, not the
+        // method.
+        const method = path === "/metrics" || path === "/" ? "GET" : "POST";
         const call = { method, path, headers, ...(method === "POST" ? { body } : {}) };
         const answer = await adminRequest(gw.adminPort, call);
         expectRefused(answer, ["E_ADMIN_UNAUTHORIZED"], `${path} ${JSON.stringify(headers)}`);

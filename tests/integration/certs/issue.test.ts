@@ -123,6 +123,21 @@ describe("first issuance", () => {
     );
   });
 
+  it("SetCaa writes the pinned records back after someone removed them, nothing else", async () => {
+    const { url } = account(wd);
+    const certbot = lab.config(wd).core.certbot;
+    if (!certbot.enabled) throw new Error("the cert lab runs with certbot enabled");
+    const iodef = { flags: 0, tag: "iodef", value: "mailto:sec@app.test.example" };
+    await createDnsProvider(certbot, BASE).setCaa(BASE, [iodef]);
+    expect(await lab.bind.dig(BASE, "CAA")).toEqual(['0 iodef "mailto:sec@app.test.example"']);
+    const before = liveSerial(wd);
+    await lab.manager(wd).setCaa();
+    expect((await lab.bind.dig(BASE, "CAA")).sort()).toEqual(
+      [...caaFor(url), '0 iodef "mailto:sec@app.test.example"'].sort(),
+    );
+    expect(liveSerial(wd)).toBe(before);
+  });
+
   it("renews inside the window: new serial live, the old pair kept as a backup", async () => {
     const before = liveSerial(wd);
     const archivesBefore = readdirSync(join(wd, "archive")).sort();

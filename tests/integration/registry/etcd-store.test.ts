@@ -180,6 +180,19 @@ describe("EtcdRegistrationStore", () => {
     expect(b.get("inst1")).not.toHaveProperty("portPolicy");
   });
 
+  it("an instance taken out of rotation is out on every host, and back in on every host", async () => {
+    const [a, b] = [await host(), await host()];
+    await a.register(req(1));
+    await until("b to see inst1", () => b.get("inst1"), 5000);
+    await a.setOutOfRotation("inst1", true);
+    await until("b to see inst1 out", () => b.get("inst1")?.outOfRotation, 5000);
+    await b.register(req(1));
+    expect(a.get("inst1")?.outOfRotation).toBe(true);
+    await b.setOutOfRotation("inst1", false);
+    await until("a to see inst1 back", () => !a.get("inst1")?.outOfRotation, 5000);
+    expect(a.get("inst1")).not.toHaveProperty("outOfRotation");
+  });
+
   it("the config chooses the store: the state file by default, etcd with core.cluster", async () => {
     const dir = mkdtempSync(join(tmpdir(), "gw-store-choice-"));
     const base = withKey(minimalConfig(), "core.state_path", join(dir, "state.json"));

@@ -29,7 +29,7 @@ async function start() {
   const sources: AdminSources = {
     view: async () => adminView(),
     reloadCertificate: async () => {},
-    portPolicies,
+    instances: { ...portPolicies, setReady: vi.fn(), forceRemove: vi.fn() },
   };
   const raw = withKey(minimalConfig(), "core.admin", { auth_token: TOKEN });
   const server = await AdminServer.start({

@@ -147,7 +147,12 @@ describe("admin API", () => {
     const renew = await call("/prpc/Admin.RenewCert", { method: "POST" });
     expect(renew.status).toBe(409);
     expect(await renew.json()).toMatchObject({ code: "E_ADMIN_CERTBOT_DISABLED" });
-    for (const path of ["/", "/prpc/Admin.Exit", "/prpc/Gateway.RegisterCvm", "/metricsx"]) {
+    for (const path of [
+      "/prpc/Admin.WaveKvStatus",
+      "/prpc/Admin.constructor",
+      "/prpc/Gateway.RegisterCvm",
+      "/metricsx",
+    ]) {
       const res = await call(path);
       expect(res.status, path).toBe(404);
       expect(await res.json()).toMatchObject({ code: "E_RPC_UNKNOWN_METHOD" });

@@ -67,6 +67,21 @@ describe("instance selection", () => {
     });
   });
 
+  it("skips an instance out of rotation for its app, and reaches it by its id", () => {
+    const gated = directory([
+      ["a1", "aaa", 1_000],
+      ["a2", "aaa", 1_000],
+    ]);
+    const a2 = gated.instance("a2");
+    if (a2) gated.upsert({ ...a2, outOfRotation: true });
+    const { s } = selector(gated);
+    expect(ids(s.select("aaa", "1.2.3.4"))).toEqual(["a1"]);
+    expect(ids(s.select("a2", "1.2.3.4"))).toEqual(["a2"]);
+    const a1 = gated.instance("a1");
+    if (a1) gated.upsert({ ...a1, outOfRotation: true });
+    expect(s.select("aaa", "1.2.3.4")).toEqual({ kind: "unhealthy", appId: "aaa" });
+  });
+
   it("takes at most topN candidates", () => {
     const many = directory(
       Array.from({ length: 10 }, (_, k) => [`i${k}`, "app", 1000] as [string, string, number]),

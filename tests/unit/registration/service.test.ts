@@ -196,6 +196,35 @@ describe("RegistrationService.register", () => {
   });
 });
 
+describe("RegistrationService operator calls", () => {
+  it("setReady takes an instance out of rotation in the directory and back, across re-registration", async () => {
+    await register(I1, 1);
+    await h.service.setReady(I1, false);
+    expect(h.directory.instance(I1)?.outOfRotation).toBe(true);
+    await register(I1, 1);
+    expect(h.directory.instance(I1)?.outOfRotation).toBe(true);
+    await h.service.setReady(I1, true);
+    expect(h.directory.instance(I1)).not.toHaveProperty("outOfRotation");
+    await expect(h.service.setReady("ffff", false)).rejects.toMatchObject({
+      code: "E_REGISTRY_UNKNOWN_INSTANCE",
+    });
+  });
+
+  it("forceRemove frees the address and drops the WireGuard peer at once", async () => {
+    const first = await register(I1, 1);
+    await register(I2, 2);
+    await h.service.forceRemove(I1);
+    expect(h.store.get(I1)).toBeUndefined();
+    expect(h.directory.instance(I1)).toBeUndefined();
+    expect(h.peers.last?.map((p) => p.ip)).not.toContain(first.record.ip);
+    const again = await register(I3, 3);
+    expect(again.record.ip).toBe(first.record.ip);
+    await expect(h.service.forceRemove(I1)).rejects.toMatchObject({
+      code: "E_REGISTRY_UNKNOWN_INSTANCE",
+    });
+  });
+});
+
 describe("RegistrationService lifecycle", () => {
   it("start() loads stored instances into the directory and applies peers once", async () => {
     await register(I1, 1);

@@ -103,6 +103,27 @@ describe("FileRegistrationStore", () => {
     });
   });
 
+  it("keeps an instance out of rotation across re-registration and restart, until put back", async () => {
+    const s = await store();
+    const registered = await s.register(req(1));
+    expect(registered).not.toHaveProperty("outOfRotation");
+    const out = await s.setOutOfRotation("inst1", true);
+    expect(out).toMatchObject({ ip: registered.ip, publicKey: registered.publicKey });
+    expect(out.outOfRotation).toBe(true);
+    await s.register(req(1));
+    await s.close();
+    const again = await store();
+    expect(again.get("inst1")?.outOfRotation).toBe(true);
+    await again.setOutOfRotation("inst1", false);
+    expect(again.get("inst1")).not.toHaveProperty("outOfRotation");
+    expect(JSON.parse(await readFile(file, "utf8")).instances[0]).not.toHaveProperty(
+      "outOfRotation",
+    );
+    await expect(again.setOutOfRotation("nope", true)).rejects.toMatchObject({
+      code: "E_REGISTRY_UNKNOWN_INSTANCE",
+    });
+  });
+
   it("refuses a stored port policy that is not one", async () => {
     const s = await store();
     await s.register(req(1));
