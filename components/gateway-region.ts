@@ -84,6 +84,7 @@ export interface GatewayRegionArgs {
   etcdCaPem?: pulumi.Input<string> | undefined;
   /** The gateways' client certificate for an external etcd, with `etcdClientKeyPem` (a secret). @default none */
   etcdClientCertPem?: pulumi.Input<string> | undefined;
+  /** The key of `etcdClientCertPem`, a secret. @default none */
   etcdClientKeyPem?: pulumi.Input<string> | undefined;
   /** CAA issuer domain. @default derived from `core.certbot.acme_url` */
   caaIssuer?: pulumi.Input<string> | undefined;
