@@ -64,6 +64,7 @@ export interface GatewayRegionArgs {
   sshUser?: pulumi.Input<string> | undefined;
   /** SSH private key, a secret. @default none: the SSH agent is used */
   sshPrivateKey?: pulumi.Input<string> | undefined;
+  // Not `| undefined` as the other optional args: the analyzer maps no union beyond the enum.
   /** Write the region's records to Cloudflare, or leave DNS to someone else (the lab's RFC 2136 server). @default "cloudflare" */
   dns?: RegionDns;
   /** Cloudflare zone name of the base domain. @default the zone `core.certbot.cf_zone_id` */
