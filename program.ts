@@ -44,12 +44,14 @@ export function gatewayProgram(options: ProgramOptions = {}) {
     acmeAccountUrl: region.acmeAccountUrl,
     /** Secret; on a host `node /opt/gateway/gateway.mjs admin <call>` reads it from the config. */
     adminToken: region.adminToken,
-    hosts: region.hosts.map((h) => ({
-      name: h.name,
-      address: h.address,
-      wireguardPublicKey: h.wgPublicKey,
-      wireguardEndpoint: h.wgEndpoint,
-      wireguardIp: h.wgIp,
-    })),
+    hosts: region.hosts.apply((hosts) =>
+      hosts.map((h) => ({
+        name: h.name,
+        address: h.address,
+        wireguardPublicKey: h.wgPublicKey,
+        wireguardEndpoint: h.wgEndpoint,
+        wireguardIp: h.wgIp,
+      })),
+    ),
   };
 }

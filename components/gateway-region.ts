@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { OperatorConfigInput } from "../gateway-runtime/config/index.js";
 import { AcmeAccount } from "./acme-account.js";
+import { readBundle } from "./bundle.js";
+import { givenSecrets, type SecretArg, withSecrets } from "./config-secrets.js";
 import { type CustomDomain, GatewayDns } from "./gateway-dns.js";
 import { GatewayHost } from "./gateway-host.js";
 import { hostConfig, hostConfigToml, needsAdminToken, wgEndpoint } from "../host/config.js";
@@ -9,6 +10,31 @@ import { hostLayout } from "../host/layout.js";
 import { operatorConfig } from "./stack-config.js";
 import { WireGuardKey } from "./wireguard-key.js";
 import { regionCluster, regionEtcdTls, shippedRegionConfigs } from "./region-cluster.js";
+
+/**
+ * The type token: the package's name first, as Pulumi's component packages need
+ * (`pulumi package add` turns `<package>:index:<Component>` into each language's class).
+ */
+export const GATEWAY_REGION_TYPE = "cvm-tls-gateway:index:GatewayRegion";
+/** The token before the package's: existing stacks keep their resources through this alias. */
+export const GATEWAY_REGION_TYPE_BEFORE = "gateway:index:GatewayRegion";
+
+/** Where the region's DNS records go (an object, so Pulumi's component schema has it as an enum). */
+export const RegionDns = {
+  /** Write them to Cloudflare. */
+  Cloudflare: "cloudflare",
+  /** Leave them to someone else (the lab applies them to its RFC 2136 server). */
+  None: "none",
+} as const;
+export type RegionDns = (typeof RegionDns)[keyof typeof RegionDns];
+
+/**
+ * The gateway config as a stack writes it: an object with dstack's gateway.toml keys. Typed
+ * loosely here so every Pulumi language can pass it; `GatewayRegion` validates it with the
+ * runtime's schema, and a TypeScript program can check it earlier as `OperatorConfigInput`.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: a map of any is the schema's "object of anything"
+export type GatewayConfigObject = { [key: string]: any };
 
 /** One gateway host of a region. */
 export interface RegionHost {
@@ -29,21 +55,28 @@ export interface GatewayRegionArgs {
    * The gateway config as a stack writes it (`gateway:config`: dstack's gateway.toml keys, less
    * the keys the program generates), validated here. Not an Input: it shapes the resources.
    */
-  config: OperatorConfigInput;
+  config: GatewayConfigObject;
   /** Names the config in error messages. @default "region <name> config" */
   configSource?: string | undefined;
   /** The region's hosts. Not an Input: one `GatewayHost` each. */
-  hosts: readonly RegionHost[];
+  hosts: RegionHost[];
   /** SSH user of every host. @default "root" */
   sshUser?: pulumi.Input<string> | undefined;
   /** SSH private key, a secret. @default none: the SSH agent is used */
   sshPrivateKey?: pulumi.Input<string> | undefined;
+  // Not `| undefined` as the other optional args: the analyzer maps no union beyond the enum.
   /** Write the region's records to Cloudflare, or leave DNS to someone else (the lab's RFC 2136 server). @default "cloudflare" */
-  dns?: "cloudflare" | "none" | undefined;
+  dns?: RegionDns;
   /** Cloudflare zone name of the base domain. @default the zone `core.certbot.cf_zone_id` */
   dnsZone?: pulumi.Input<string> | undefined;
   /** Custom domains whose TXT records point at apps. @default [] */
-  customDomains?: readonly CustomDomain[] | undefined;
+  customDomains?: CustomDomain[] | undefined;
+  /** `core.certbot.cf_api_token`, a secret, when the config leaves it out. @default none */
+  cloudflareApiToken?: pulumi.Input<string> | undefined;
+  /** `core.admin.auth_token`, a secret, when the config leaves it out. @default a token the region makes */
+  adminAuthToken?: pulumi.Input<string> | undefined;
+  /** `core.certbot.rfc2136.tsig_secret`, a secret, when the config leaves it out. @default none */
+  rfc2136TsigSecret?: pulumi.Input<string> | undefined;
   /** PEM of a private ACME CA (pebble) trusted by the account registration and the runtime. @default none */
   acmeCaPem?: pulumi.Input<string> | undefined;
   /** PEM CA bundle CVM client certificates must chain to (attestation mode "ca": the KMS root, or a development CA). @default none */
@@ -52,6 +85,7 @@ export interface GatewayRegionArgs {
   etcdCaPem?: pulumi.Input<string> | undefined;
   /** The gateways' client certificate for an external etcd, with `etcdClientKeyPem` (a secret). @default none */
   etcdClientCertPem?: pulumi.Input<string> | undefined;
+  /** The key of `etcdClientCertPem`, a secret. @default none */
   etcdClientKeyPem?: pulumi.Input<string> | undefined;
   /** CAA issuer domain. @default derived from `core.certbot.acme_url` */
   caaIssuer?: pulumi.Input<string> | undefined;
@@ -60,15 +94,15 @@ export interface GatewayRegionArgs {
   /** Node.js major installed when a host's node is missing or older; at least `NODE_MAJOR`. @default 26 */
   nodeMajor?: pulumi.Input<number> | undefined;
   /** The bundled runtime. @default this package's dist/gateway.mjs */
-  bundlePath?: pulumi.Input<string> | undefined;
-  /** sha256 of the bundle. */
-  bundleSha256: pulumi.Input<string>;
+  bundlePath?: string | undefined;
+  /** sha256 of the bundle; a new one restarts the gateways. @default computed from the bundle */
+  bundleSha256?: pulumi.Input<string> | undefined;
 }
 
 export interface RegionHostOutputs {
   readonly name: string;
   readonly address: string;
-  readonly wgPublicKey: pulumi.Output<string>;
+  readonly wgPublicKey: string;
   readonly wgEndpoint: string;
   /** `core.wg.ip` of this host: the region's, plus the host's index in `gateway:hosts`. */
   readonly wgIp: string;
@@ -87,11 +121,24 @@ export class GatewayRegion extends pulumi.ComponentResource {
   readonly baseDomain: string;
   /** `core.rpc_domain`: the name CVMs register at. */
   readonly rpcDomain: string;
-  readonly hosts: readonly RegionHostOutputs[];
+  readonly hosts: pulumi.Output<RegionHostOutputs[]>;
 
   constructor(name: string, args: GatewayRegionArgs, opts: pulumi.ComponentResourceOptions = {}) {
-    super("gateway:index:GatewayRegion", name, {}, opts);
-    const config = operatorConfig(args.config, args.configSource ?? `region ${name} config`);
+    super(
+      GATEWAY_REGION_TYPE,
+      name,
+      {},
+      pulumi.mergeOptions(opts, { aliases: [{ type: GATEWAY_REGION_TYPE_BEFORE }] }),
+    );
+    const source = args.configSource ?? `region ${name} config`;
+    // Secrets given as Inputs are validated with the config, as present now and with their
+    // values once known (`withSecrets`).
+    const secrets = givenSecrets(args);
+    const config = operatorConfig(withSecrets(args.config, secrets, {}, source), source);
+    const bundle =
+      args.bundleSha256 === undefined
+        ? readBundle(args.bundlePath)
+        : { path: args.bundlePath, sha256: args.bundleSha256 };
     const { certbot } = config.core;
     this.baseDomain = config.core.proxy.base_domain;
     this.rpcDomain = config.core.rpc_domain;
@@ -111,13 +158,25 @@ export class GatewayRegion extends pulumi.ComponentResource {
     );
     // Each host's config against the files shipped to it, before any resource is registered:
     // a file nothing ships fails the preview here, not the gateway on the host.
-    const hostConfigs = shippedRegionConfigs(
-      config,
-      args.hosts,
-      cluster,
-      { acmeCa: args.acmeCaPem !== undefined, attestationCa: args.attestationCaPem !== undefined },
-      stack,
+    const cas = {
+      acmeCa: args.acmeCaPem !== undefined,
+      attestationCa: args.attestationCaPem !== undefined,
+    };
+    const hostConfigs = shippedRegionConfigs(config, args.hosts, cluster, cas, stack);
+    const secretValues = pulumi.all(
+      Object.fromEntries(secrets.map((k) => [k, args[k]])) as Record<SecretArg, string>,
     );
+    // Host i's config with the secrets' values, once they are known.
+    const revealed = (values: Partial<Record<SecretArg, string>>, i: number) =>
+      secrets.length === 0
+        ? hostConfigs[i]
+        : shippedRegionConfigs(
+            operatorConfig(withSecrets(args.config, secrets, values, source), source),
+            args.hosts,
+            cluster,
+            cas,
+            stack,
+          )[i];
     const child = { parent: this };
 
     let account: AcmeAccount | undefined;
@@ -155,7 +214,7 @@ export class GatewayRegion extends pulumi.ComponentResource {
     );
     const memberAddresses = cluster.kind === "members" ? cluster.members.map((m) => m.address) : [];
 
-    this.hosts = args.hosts.map((host, i) => {
+    const hostOutputs = args.hosts.map((host, i) => {
       const shipped = hostConfigs[i];
       if (shipped === undefined) throw new Error(`no config for host ${host.name}`);
       const key = new WireGuardKey(
@@ -165,10 +224,17 @@ export class GatewayRegion extends pulumi.ComponentResource {
       );
       const endpoint = wgEndpoint(host.address, config.core.wg.listen_port);
       const toml = pulumi
-        .all([key.privateKey, key.publicKey, account?.accountUrl, account?.accountKey, adminToken])
-        .apply(([wgPrivateKey, wgPublicKey, acmeAccountUrl, acmeAccountKey, token]) =>
+        .all([
+          secretValues,
+          key.privateKey,
+          key.publicKey,
+          account?.accountUrl,
+          account?.accountKey,
+          adminToken,
+        ])
+        .apply(([values, wgPrivateKey, wgPublicKey, acmeAccountUrl, acmeAccountKey, token]) =>
           hostConfigToml(
-            hostConfig(shipped, {
+            hostConfig(revealed(values, i) ?? shipped, {
               wgPrivateKey,
               wgPublicKey,
               wgEndpoint: endpoint,
@@ -193,14 +259,14 @@ export class GatewayRegion extends pulumi.ComponentResource {
               ? { etcdPeers: memberAddresses.filter((a) => a !== host.address) }
               : {}),
           },
-          bundleSha256: args.bundleSha256,
+          bundleSha256: bundle.sha256,
           sshUser: args.sshUser,
           sshPrivateKey: args.sshPrivateKey,
           sshHostKey: host.sshHostKey,
           acmeCaPem: args.acmeCaPem,
           attestationCaPem: args.attestationCaPem,
           nodeMajor: args.nodeMajor,
-          bundlePath: args.bundlePath,
+          bundlePath: bundle.path,
           etcd: etcdTls.get(host.name),
         },
         child,
@@ -244,11 +310,16 @@ export class GatewayRegion extends pulumi.ComponentResource {
       );
     }
 
+    this.hosts = pulumi
+      .all(hostOutputs.map((h) => h.wgPublicKey))
+      .apply((keys) => hostOutputs.map((h, i) => ({ ...h, wgPublicKey: keys[i] ?? "" })));
     this.acmeAccountUrl = account?.accountUrl;
     this.registerOutputs({
       acmeAccountUrl: this.acmeAccountUrl,
       adminToken: this.adminToken,
-      hosts: this.hosts.map((h) => ({ name: h.name, wgPublicKey: h.wgPublicKey })),
+      hosts: this.hosts.apply((hs) =>
+        hs.map((h) => ({ name: h.name, wgPublicKey: h.wgPublicKey })),
+      ),
     });
   }
 }

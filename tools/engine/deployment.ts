@@ -26,6 +26,11 @@ export interface Registration {
   additionalSecretOutputs: string[];
   replaceOnChanges: string[];
   deleteBeforeReplace: boolean;
+  /**
+   * Earlier URNs of this resource (`aliases`), as the SDK computes them for an engine without
+   * alias specs: its own and those it inherits from its parents' aliases.
+   */
+  aliases: string[];
 }
 
 export interface Step {
@@ -84,6 +89,8 @@ export class Deployment {
   private readonly old: Map<string, ResourceState>;
   /** Old resources of replacements, deleted once the new ones exist. */
   private readonly replaced: ResourceState[] = [];
+  /** Old URNs a registration took over through an alias: not deleted at the end. */
+  private readonly adopted = new Set<string>();
 
   constructor(private readonly options: DeploymentOptions) {
     this.old = new Map(options.checkpoint.resources.map((r) => [r.urn, r]));
@@ -118,7 +125,7 @@ export class Deployment {
     const urn = makeUrn(stack, project, reg.parent, reg.type, reg.name);
     if (this.registrations.has(urn)) throw new DeploymentError(`duplicate resource URN ${urn}`);
     this.registrations.set(urn, reg);
-    const old = this.old.get(urn) ?? this.options.prior?.(urn, reg);
+    const old = this.old.get(urn) ?? this.aliased(reg) ?? this.options.prior?.(urn, reg);
     const base = {
       urn,
       type: reg.type,
@@ -191,6 +198,18 @@ export class Deployment {
     return { urn, id, outputs: marked };
   }
 
+  /**
+   * The state of an alias of `reg`, moved to the new URN as the engine does: the resource is
+   * the same one (same, update or replace from its old state), not a create and a delete.
+   */
+  private aliased(reg: Registration): ResourceState | undefined {
+    const from = reg.aliases.find((a) => this.old.has(a) && !this.registrations.has(a));
+    if (from === undefined) return undefined;
+    this.adopted.add(from);
+    this.live.delete(from);
+    return this.old.get(from);
+  }
+
   registerOutputs(urn: string, outputs: Props): void {
     this.outputs.set(urn, outputs);
     const state = this.live.get(urn);
@@ -202,7 +221,9 @@ export class Deployment {
 
   /** After the program: deletes replaced resources and everything the program did not register. */
   async finish(): Promise<void> {
-    const gone = [...this.old.values()].filter((r) => !this.registrations.has(r.urn));
+    const gone = [...this.old.values()].filter(
+      (r) => !this.registrations.has(r.urn) && !this.adopted.has(r.urn),
+    );
     await this.deleteAll([...this.replaced, ...gone]);
   }
 

@@ -70,6 +70,7 @@ export async function startMonitor(hooks: MonitorHooks): Promise<Monitor> {
           additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
           replaceOnChanges: req.getReplaceonchangesList(),
           deleteBeforeReplace: req.getDeletebeforereplace(),
+          aliases: req.getAliasurnsList(),
         })
         .then(
           ({ urn, id, outputs }) => {

@@ -54,7 +54,10 @@ describe("the Pulumi program reads gateway:config through the runtime's schema",
       "gateway.test.example",
     ]);
     expect(outputs.acmeAccountUrl).toBeDefined();
-    expect(outputs.hosts.map((h) => [h.name, h.address, h.wireguardEndpoint])).toEqual([
+    const hosts = await new Promise<{ name: string; address: string; wireguardEndpoint: string }[]>(
+      (resolve) => outputs.hosts.apply(resolve),
+    );
+    expect(hosts.map((h) => [h.name, h.address, h.wireguardEndpoint])).toEqual([
       ["gw1", "192.0.2.1", "192.0.2.1:51820"],
     ]);
     // The stack opted out of admin credentials (insecure_no_auth): the program makes no token.

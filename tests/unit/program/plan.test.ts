@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { configDigest, hostFiles, UNIT_DELETE } from "../../../host/files.js";
 import { hostLayout, sha256 } from "../../../host/layout.js";
 import { loadStackFile } from "../../../components/stack-config.js";
+import { GATEWAY_REGION_TYPE } from "../../../components/gateway-region.js";
 import {
   allStacks,
   capturePlan,
@@ -43,7 +44,7 @@ function regionShape(
   opts: { acme?: boolean; hosts?: string[]; etcd?: boolean } = {},
 ) {
   const { acme = true, hosts = ["gw1"], etcd = false } = opts;
-  const top = `gateway:index:GatewayRegion::${region}`;
+  const top = `${GATEWAY_REGION_TYPE}::${region}`;
   const steps = ["config", ...(etcd ? ["etcd-restart", "etcd-tls", "etcd-unit"] : [])];
   const host = (h: string) => `gateway:index:GatewayHost::${region}-${h}`;
   const hostSteps = (h: string) =>
@@ -52,9 +53,9 @@ function regionShape(
     ...records.map((r) => `${DNS}::${region}-dns-${r} < gateway:index:GatewayDns::${region}-dns`),
     ...hosts.flatMap(hostSteps),
     ...hosts.map((h) => `command:remote:CopyToRemote::${region}-${h}-bundle < ${host(h)}`),
+    `${top} < (root)`,
     ...(records.length > 0 ? [`gateway:index:GatewayDns::${region}-dns < ${top}`] : []),
     ...hosts.map((h) => `gateway:index:GatewayHost::${region}-${h} < ${top}`),
-    `${top} < (root)`,
     ...(acme ? [`${DYN}:AcmeAccount::${region}-acme < ${top}`] : []),
     `${DYN}:AdminToken::${region}-admin-token < ${top}`,
     ...(etcd ? [`${DYN}:EtcdCa::${region}-etcd-ca < ${top}`] : []),

@@ -1,0 +1,171 @@
+/**
+ * The package as another team gets it: `npm pack`, the tarball unpacked into a scratch
+ * project's node_modules (what npm does with a tarball dependency; its dependencies are this
+ * repository's, linked, so nothing is downloaded), and that project's own program, which
+ * composes GatewayRegion with the args of examples/yaml, run under the recording engine as
+ * `pulumi preview` runs it. The bundle must be the package's own, found and hashed inside.
+ */
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import {
+  GATEWAY_REGION_TYPE,
+  GATEWAY_REGION_TYPE_BEFORE,
+} from "../../../components/gateway-region.js";
+import { run } from "../../../tools/engine/index.js";
+import { cloudflareProvider } from "../../../tools/engine/providers/cloudflare.js";
+import { commandProvider } from "../../../tools/engine/providers/command.js";
+import { SECRET_SIG, SIG_KEY } from "../../../tools/engine/values.js";
+import { existingState, ROOT } from "../../../tools/plan/plan.js";
+
+const work = mkdtempSync(join(tmpdir(), "gateway-pack-"));
+const project = join(work, "consumer");
+const installed = join(project, "node_modules", "cvm-tls-gateway");
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** The YAML example's region args; each `${secret}` becomes a secret stand-in in the program. */
+function exampleArgs(): Record<string, unknown> {
+  const doc = parseYaml(readFileSync(join(ROOT, "examples", "yaml", "Pulumi.yaml"), "utf8"));
+  const props = doc.resources.region.properties as Record<string, unknown>;
+  return Object.fromEntries(
+    Object.entries(props).map(([k, v]) => [
+      k,
+      typeof v === "string" && v.startsWith("${") ? { secret: `stand-in-${k}` } : v,
+    ]),
+  );
+}
+
+const PROGRAM = `import { readFileSync } from "node:fs";
+import * as pulumi from "@pulumi/pulumi";
+import { GatewayRegion } from "cvm-tls-gateway";
+
+const args = JSON.parse(readFileSync(new URL("./args.json", import.meta.url), "utf8"));
+for (const [key, value] of Object.entries(args)) {
+  if (value !== null && typeof value === "object" && "secret" in value) args[key] = pulumi.secret(value.secret);
+}
+const region = new GatewayRegion("region", args);
+export const baseDomain = region.baseDomain;
+export const hosts = region.hosts;
+`;
+
+let tarball = "";
+beforeAll(() => {
+  // The bundle and bin/ are built by the test setup; prepack (a clean build) is not run here,
+  // so other tests reading bin/ meanwhile are not disturbed.
+  const packed = JSON.parse(
+    execFileSync("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", work], {
+      cwd: ROOT,
+      encoding: "utf8",
+    }),
+  ) as { filename: string }[];
+  tarball = join(work, packed[0]?.filename ?? "");
+  mkdirSync(installed, { recursive: true });
+  execFileSync("tar", ["-xzf", tarball, "-C", installed, "--strip-components=1"]);
+  for (const entry of readdirSync(join(ROOT, "node_modules"))) {
+    if (entry === ".bin" || entry === "cvm-tls-gateway") continue;
+    symlinkSync(join(ROOT, "node_modules", entry), join(project, "node_modules", entry));
+  }
+  writeFileSync(
+    join(project, "package.json"),
+    JSON.stringify({
+      name: "consumer",
+      type: "module",
+      dependencies: { "cvm-tls-gateway": `file:${tarball}` },
+    }),
+  );
+  writeFileSync(
+    join(project, "Pulumi.yaml"),
+    "name: consumer\nruntime:\n  name: nodejs\n  options:\n    typescript: false\nmain: index.js\n",
+  );
+  writeFileSync(join(project, "index.js"), PROGRAM);
+  writeFileSync(join(project, "args.json"), JSON.stringify(exampleArgs()));
+}, 120_000);
+
+describe("the packed package", () => {
+  it("holds the library, its declarations and the bundle, not the stack program or sources", () => {
+    const files = execFileSync("tar", ["-tzf", tarball], { encoding: "utf8" }).split("\n");
+    expect(files).toContain("package/bin/lib.js");
+    expect(files).toContain("package/bin/lib.d.ts");
+    expect(files).toContain("package/bin/components/gateway-region.d.ts");
+    expect(files).toContain("package/dist/gateway.mjs");
+    expect(files.filter((f) => /\.ts$/.test(f) && !f.endsWith(".d.ts"))).toEqual([]);
+    expect(files.filter((f) => /\.map$|bin\/index\.|bin\/program\.|stacks\//.test(f))).toEqual([]);
+  });
+
+  it("imports without a Pulumi engine: nothing runs, no stack config is read", () => {
+    const out = execFileSync(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        'const m = await import("cvm-tls-gateway"); console.log(Object.keys(m).sort().join(","))',
+      ],
+      { cwd: project, encoding: "utf8", env: { PATH: process.env.PATH ?? "" } },
+    );
+    expect(out.trim()).toBe(
+      "DEFAULT_BUNDLE,GATEWAY_REGION_TYPE,GatewayRegion,RegionDns,readBundle",
+    );
+  });
+
+  it("a consumer's program previews the region under the engine, with the package's own bundle", async () => {
+    const lines: string[] = [];
+    const result = await run({
+      projectDir: project,
+      stack: "dev",
+      mode: "preview",
+      config: {},
+      secretKeys: [],
+      providers: {
+        command: commandProvider({ pwd: project, log: () => {} }),
+        cloudflare: cloudflareProvider({ zones: "any" }),
+      },
+      prior: existingState("dev"),
+      log: (l) => lines.push(l),
+    });
+    expect(lines.filter((l) => l.startsWith("error"))).toEqual([]);
+    const regs = [...result.deployment.registrations.values()];
+    const names = regs.map((r) => `${r.type}::${r.name}`);
+    expect(names).toContain(`${GATEWAY_REGION_TYPE}::region`);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        "gateway:index:GatewayHost::region-gw1",
+        "gateway:index:GatewayDns::region-dns",
+        "pulumi-nodejs:dynamic/gateway:WireGuardKey::region-gw1-wg",
+        "pulumi-nodejs:dynamic/gateway:AcmeAccount::region-acme",
+        "command:remote:Command::region-gw1-config",
+        "command:remote:CopyToRemote::region-gw1-bundle",
+      ]),
+    );
+    // Existing stacks keep their resources: the region says what its URN was.
+    const region = regs.find((r) => r.type === GATEWAY_REGION_TYPE);
+    expect(region?.aliases).toContain(
+      `urn:pulumi:dev::consumer::${GATEWAY_REGION_TYPE_BEFORE}::region`,
+    );
+    // The bundle is the installed package's, and its hash is computed inside the component.
+    const bundle = join(installed, "dist", "gateway.mjs");
+    const copy = regs.find((r) => r.name === "region-gw1-bundle");
+    expect((copy?.inputs.source as { path?: string } | undefined)?.path).toBe(bundle);
+    const sha = createHash("sha256").update(readFileSync(bundle)).digest("hex");
+    expect(copy?.inputs.triggers).toEqual([sha]);
+    // The Cloudflare token given as an Input (a secret) reaches the host's config, still secret.
+    const config = regs.find((r) => r.name === "region-gw1-config")?.inputs.stdin as Record<
+      string,
+      unknown
+    >;
+    expect(config[SIG_KEY]).toBe(SECRET_SIG);
+    expect(String(config.value)).toContain('cf_api_token = "stand-in-cloudflareApiToken"');
+    expect(result.outputs.baseDomain).toBe("app.example.com");
+  }, 180_000);
+});
