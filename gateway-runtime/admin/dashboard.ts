@@ -3,7 +3,7 @@
  * and nothing fetched from elsewhere (a host without internet shows it whole), refreshed by
  * `<meta http-equiv="refresh">`. It sits behind the API's authentication: a browser sends the
  * token as the Basic password (or an htpasswd user's). Every value from outside (instance and
- * app ids, node names, error lines) goes through `escape`; the CSP forbids scripts anyway.
+ * app ids, node names, error lines) goes through `escapeHtml`; the CSP forbids scripts anyway.
  */
 import { isHealthy } from "../registry/index.js";
 import type { ErrorLine } from "../log/index.js";
@@ -41,7 +41,7 @@ const ESCAPES: Record<string, string> = {
 };
 
 /** Text for HTML content and quoted attributes. */
-export function escape(value: unknown): string {
+export function escapeHtml(value: unknown): string {
   return String(value).replace(/[&<>"']/g, (c) => ESCAPES[c] as string);
 }
 
@@ -75,8 +75,8 @@ function bytes(n: number): string {
 
 /** A table; `rows` are already escaped cells. */
 function table(id: string, head: readonly string[], rows: readonly string[][], empty: string) {
-  if (rows.length === 0) return `<p class="empty" id="${id}">${escape(empty)}</p>`;
-  const th = head.map((h) => `<th>${escape(h)}</th>`).join("");
+  if (rows.length === 0) return `<p class="empty" id="${id}">${escapeHtml(empty)}</p>`;
+  const th = head.map((h) => `<th>${escapeHtml(h)}</th>`).join("");
   const body = rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join("")}</tr>`).join("\n");
   return `<table id="${id}"><thead><tr>${th}</tr></thead><tbody>\n${body}\n</tbody></table>`;
 }
@@ -109,7 +109,7 @@ function thisNode(d: DashboardData): string {
   const body = rows
     .map(
       ([k, v]) =>
-        `<tr><th>${escape(k)}</th><td class="${k === "ACME" && cb && cb.failures > 0 ? "bad" : ""}">${escape(v)}</td></tr>`,
+        `<tr><th>${escapeHtml(k)}</th><td class="${k === "ACME" && cb && cb.failures > 0 ? "bad" : ""}">${escapeHtml(v)}</td></tr>`,
     )
     .join("\n");
   return `<table id="node" class="kv"><tbody>\n${body}\n</tbody></table>`;
@@ -117,11 +117,11 @@ function thisNode(d: DashboardData): string {
 
 function regionNodes(d: DashboardData): string {
   const rows = d.nodes.map((n) => [
-    escape(n.name) + (n.name === d.node ? " (this node)" : ""),
-    `<span class="${n.status === "up" ? "ok" : "bad"}">${escape(n.status === "up" ? "up" : "draining")}</span>`,
-    escape(n.version),
-    escape(n.wg_endpoint),
-    escape(n.url),
+    escapeHtml(n.name) + (n.name === d.node ? " (this node)" : ""),
+    `<span class="${n.status === "up" ? "ok" : "bad"}">${escapeHtml(n.status === "up" ? "up" : "draining")}</span>`,
+    escapeHtml(n.version),
+    escapeHtml(n.wg_endpoint),
+    escapeHtml(n.url),
   ]);
   return table(
     "nodes",
@@ -141,12 +141,12 @@ function apps(view: AdminView): string {
     ).length;
     const rejected = Object.values(a?.rejected ?? {}).reduce((s, n) => s + n, 0);
     return [
-      escape(id),
+      escapeHtml(id),
       `${healthy} / ${instances.length}`,
       String(a?.active ?? 0),
       String(a?.total ?? 0),
-      escape(bytes(a?.bytesToBackend ?? 0)),
-      escape(bytes(a?.bytesToClient ?? 0)),
+      escapeHtml(bytes(a?.bytesToBackend ?? 0)),
+      escapeHtml(bytes(a?.bytesToClient ?? 0)),
       String(rejected),
     ];
   });
@@ -166,10 +166,10 @@ function instances(view: AdminView): string {
         ? '<span class="ok">healthy</span>'
         : '<span class="bad">no recent handshake</span>';
     return [
-      `<code class="instance-id">${escape(i.id)}</code>`,
-      `<code>${escape(i.appId)}</code>`,
-      escape(i.ip),
-      escape(ago(view.nowMs, i.lastHandshakeMs)),
+      `<code class="instance-id">${escapeHtml(i.id)}</code>`,
+      `<code>${escapeHtml(i.appId)}</code>`,
+      escapeHtml(i.ip),
+      escapeHtml(ago(view.nowMs, i.lastHandshakeMs)),
       state,
       String(view.proxy.instances[i.id] ?? 0),
       String(view.proxy.connectFailures[i.id] ?? 0),
@@ -190,16 +190,16 @@ function instances(view: AdminView): string {
 function rejections(view: AdminView): string {
   const rows = Object.entries(view.proxy.rejected)
     .sort((a, b) => b[1] - a[1])
-    .map(([reason, n]) => [`<code>${escape(reason)}</code>`, String(n)]);
+    .map(([reason, n]) => [`<code>${escapeHtml(reason)}</code>`, String(n)]);
   return table("rejections", ["reason", "connections refused"], rows, "No connection was refused.");
 }
 
 function errors(lines: readonly ErrorLine[]): string {
   const rows = lines.map((e) => [
-    escape(e.time),
-    escape(e.part ?? ""),
-    escape(e.msg),
-    `<code>${escape(e.err ?? "")}</code>`,
+    escapeHtml(e.time),
+    escapeHtml(e.part ?? ""),
+    escapeHtml(e.msg),
+    `<code>${escapeHtml(e.err ?? "")}</code>`,
   ]);
   return table(
     "errors",
@@ -226,10 +226,10 @@ export function renderDashboard(d: DashboardData): string {
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="refresh" content="${REFRESH_S}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escape(title)}</title><style>${STYLE}</style></head>
+<title>${escapeHtml(title)}</title><style>${STYLE}</style></head>
 <body>
-<h1>${escape(title)}</h1>
-<p class="meta">As of ${escape(new Date(d.view.nowMs).toISOString())}; refreshes every ${REFRESH_S} s.</p>
+<h1>${escapeHtml(title)}</h1>
+<p class="meta">As of ${escapeHtml(new Date(d.view.nowMs).toISOString())}; refreshes every ${REFRESH_S} s.</p>
 <h2>This node</h2>
 ${thisNode(d)}
 <h2>Region</h2>

@@ -7,7 +7,7 @@ import {
   type AdminSources,
   resolveAdminAuth,
 } from "../../../gateway-runtime/admin/index.js";
-import { escape, renderDashboard } from "../../../gateway-runtime/admin/dashboard.js";
+import { escapeHtml, renderDashboard } from "../../../gateway-runtime/admin/dashboard.js";
 import { parseGatewayConfig } from "../../../gateway-runtime/config/index.js";
 import { RecentErrors, silentLogger } from "../../../gateway-runtime/log/index.js";
 import { minimalConfig, withKey } from "../../../testkit/config.js";
@@ -70,7 +70,7 @@ async function start(admin: Record<string, unknown> = { auth_token: TOKEN }) {
 
 describe("the dashboard", () => {
   it("escapes every value from outside", () => {
-    expect(escape(`<a href="x">'&'</a>`)).toBe(
+    expect(escapeHtml(`<a href="x">'&'</a>`)).toBe(
       "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;",
     );
     const html = renderDashboard({
