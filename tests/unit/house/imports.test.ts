@@ -76,8 +76,12 @@ describe("the house: how the folders may import each other", () => {
   });
 
   it("the runtime imports nothing outside gateway-runtime/ (it is bundled on its own)", () => {
+    // Except package.json, for its version: the bundler inlines the JSON.
     const offenders = edges.filter(
-      (e) => e.from.startsWith("gateway-runtime/") && !e.to.startsWith("gateway-runtime/"),
+      (e) =>
+        e.from.startsWith("gateway-runtime/") &&
+        !e.to.startsWith("gateway-runtime/") &&
+        e.to !== "package.json",
     );
     expect(offenders).toEqual([]);
   });
