@@ -117,6 +117,17 @@ export async function resolveAdminAuth(
   return { kind: "required", tokenDigest: token && digest(token.token), users };
 }
 
+/**
+ * Requests refused for their credentials, per resolved AdminAuth (the metric
+ * `gateway_admin_auth_failures_total`). Kept beside the object, not in it, so the union stays
+ * plain data; a WeakMap, so two servers in one process (tests) count apart.
+ */
+const refusals = new WeakMap<AdminAuth, number>();
+
+export function authFailures(auth: AdminAuth): number {
+  return refusals.get(auth) ?? 0;
+}
+
 /** Throws E_ADMIN_UNAUTHORIZED unless the request carries the token or an htpasswd user's password. */
 export async function authenticate(req: IncomingMessage, auth: AdminAuth): Promise<void> {
   if (auth.kind === "none") return;
@@ -137,6 +148,7 @@ export async function authenticate(req: IncomingMessage, auth: AdminAuth): Promi
     const ok = await bcrypt.compare(decoded.slice(colon + 1), hash ?? dummyHash);
     if (ok && hash !== undefined) return;
   }
+  refusals.set(auth, authFailures(auth) + 1);
   throw new GatewayError(
     "E_ADMIN_UNAUTHORIZED",
     token === undefined && basic === undefined

@@ -70,6 +70,7 @@ export class CertificateManager {
   readonly #opts: CertificateManagerOptions;
   #info: CertificateInfo | undefined;
   #last: RenewalRecord | undefined;
+  #lastSuccess: Date | undefined;
   #failures = 0;
   #timer: NodeJS.Timeout | undefined;
   #nextCheck: number | undefined;
@@ -154,6 +155,7 @@ export class CertificateManager {
     return {
       ...(this.#info ? { notAfter: this.#info.notAfter, serial: this.#info.serial } : {}),
       ...(this.#last ? { lastRenewal: this.#last } : {}),
+      ...(this.#lastSuccess ? { lastSuccess: this.#lastSuccess } : {}),
       nextCheck: this.#nextCheck === undefined ? undefined : new Date(this.#nextCheck),
       failures: this.#failures,
     };
@@ -301,6 +303,7 @@ export class CertificateManager {
       const result = await renewOnce(this.#deps, this.#accounts, signal);
       this.#failures = 0;
       this.#last = { at: new Date(this.#now()), ok: true };
+      this.#lastSuccess = this.#last.at;
       this.#log.info(
         { serial: result.info.serial, notAfter: result.info.notAfter, archive: result.archiveDir },
         "new certificate live",

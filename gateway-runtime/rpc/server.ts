@@ -12,7 +12,7 @@ import { createServer, type Server } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { constants } from "node:crypto";
 import type { DetailedPeerCertificate, TLSSocket } from "node:tls";
-import { readPair } from "../certs/pair.js";
+import { type CertInfo, readPair } from "../certs/pair.js";
 import { GatewayError } from "../errors.js";
 import type { Logger } from "../log/index.js";
 import {
@@ -85,8 +85,10 @@ export class RpcServer {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   readonly #maxBody: number;
+  #served: CertInfo;
 
-  private constructor(options: RpcServerOptions, cert: string, key: string) {
+  private constructor(options: RpcServerOptions, cert: string, key: string, info: CertInfo) {
+    this.#served = info;
     this.#o = options;
     this.#maxBody = options.maxBodyBytes ?? 65_536;
     const headersTimeout = options.headersTimeoutMs ?? 10_000;
@@ -122,8 +124,8 @@ export class RpcServer {
 
   /** Reads and checks the certificate files (as the TLS proxy does), then starts listening. */
   static async start(options: RpcServerOptions): Promise<RpcServer> {
-    const { cert, key } = await loadPair(options);
-    const server = new RpcServer(options, cert, key);
+    const { cert, key, info } = await loadPair(options);
+    const server = new RpcServer(options, cert, key, info);
     await listenOn(server.#server, {
       fd: options.fd,
       port: options.port,
@@ -138,12 +140,18 @@ export class RpcServer {
 
   /** Re-reads the certificate files; new connections use them. A bad pair keeps the old one (E_CERT_LOAD). */
   async reloadCertificate(): Promise<void> {
-    const { cert, key } = await loadPair(this.#o);
+    const { cert, key, info } = await loadPair(this.#o);
     this.#server.setSecureContext({
       cert,
       key,
       ...(this.#o.clientCaPem === undefined ? {} : { ca: this.#o.clientCaPem }),
     });
+    this.#served = info;
+  }
+
+  /** The certificate new connections get (for the metrics). */
+  certificate(): CertInfo {
+    return this.#served;
   }
 
   /** Stops listening and closes every connection. */

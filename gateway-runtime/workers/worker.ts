@@ -58,7 +58,10 @@ export async function proxyWorkerCommand(file: string): Promise<number> {
         void plane?.terminator.reload();
         break;
       case "stats":
-        if (plane) send({ type: "stats", id: message.id, snapshot: plane.snapshot() });
+        if (plane) {
+          const id = message.id;
+          void plane.snapshot().then((snapshot) => send({ type: "stats", id, snapshot }));
+        }
         break;
     }
     if (haveDirectory && haveKeys) fed();
