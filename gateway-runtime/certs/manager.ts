@@ -1,5 +1,6 @@
 /**
- * Keeps one certificate for `*.<base>` and `<base>` live in `<workdir>/live/`: checks every
+ * Keeps one certificate for `*.<base>` and `<base>` (and `rpc_domain` outside them, names.ts)
+ * live in `<workdir>/live/`: checks every
  * `renew_interval`, renews inside `renew_before_expiration` (or when there is no usable
  * certificate), aborts a run after `renew_timeout`, backs off exponentially after failures,
  * respects the CA's rate limits (ledger), lets one node renew at a time (lock), and tells

@@ -1,8 +1,8 @@
 /**
  * The registration RPC server on `port` (ARCHITECTURE.md "Registration RPC"), speaking dstack-gateway's prpc JSON:
  * `POST /prpc/RegisterCvm?json` (also spelled `Gateway.RegisterCvm` and the legacy
- * `Tproxy.RegisterCvm`; a JSON Content-Type works instead of `?json`) and `Info` (GET or POST,
- * no client certificate needed). HTTPS with the gateway's own certificate; clients authenticate
+ * `Tproxy.RegisterCvm`; a JSON Content-Type works instead of `?json`), `Info` (GET or POST,
+ * no client certificate needed) and dstack's `GET /health` (plain "OK"). HTTPS with the gateway's own certificate; clients authenticate
  * with an RA-TLS certificate, requested but not enforced by TLS (`rejectUnauthorized: false`)
  * so that a refusal is a 401 with a reason rather than a handshake alert. Session tickets are
  * off: a ticket would carry the client's RA-TLS certificate, which with its quote is large.
@@ -167,6 +167,14 @@ export class RpcServer {
 
   async #dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "https://rpc.invalid");
+    if (url.pathname === "/health") {
+      // dstack-gateway's liveness route on this port (web_routes.rs: `#[get("/health")]`
+      // answering "OK"; Rocket answers HEAD for a GET route): no client certificate needed.
+      if (req.method !== "GET" && req.method !== "HEAD") throw notAllowed(res, "GET, HEAD");
+      res.writeHead(200, { "content-type": "text/plain; charset=utf-8", "content-length": 2 });
+      res.end(req.method === "HEAD" ? undefined : "OK");
+      return;
+    }
     const method = METHOD.exec(url.pathname)?.[1];
     if (method === "Info") {
       if (req.method !== "GET" && req.method !== "POST") throw notAllowed(res, "GET, POST");
