@@ -60,7 +60,12 @@ export async function proxyWorkerCommand(file: string): Promise<number> {
       case "stats":
         if (plane) {
           const id = message.id;
-          void plane.snapshot().then((snapshot) => send({ type: "stats", id, snapshot }));
+          // The histograms are read asynchronously; the channel may close meanwhile (a
+          // hand-over), and a throw here must not end a draining worker.
+          void plane
+            .snapshot()
+            .then((snapshot) => process.connected && send({ type: "stats", id, snapshot }))
+            .catch(() => undefined);
         }
         break;
     }
