@@ -1,5 +1,6 @@
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
+import { caaNames } from "../gateway-runtime/certs/names.js";
 import { appAddressRecord, caaIssuerFor, caaValue, nameSlug } from "./dns-records.js";
 
 /** A gateway host as DNS sees it. */
@@ -27,10 +28,10 @@ export interface GatewayDnsArgs {
   zoneId?: pulumi.Input<string> | undefined;
   /** Name of that zone, looked up with `cloudflare.getZoneOutput`. */
   zoneName?: pulumi.Input<string> | undefined;
-  /** `core.proxy.base_domain`: apex and wildcard records point at the hosts. */
-  baseDomain: pulumi.Input<string>;
-  /** `core.rpc_domain`: where CVMs register. */
-  rpcDomain: pulumi.Input<string>;
+  /** `core.proxy.base_domain`: apex and wildcard records point at the hosts. Not an Input: with `rpcDomain` it decides where CAA records go. */
+  baseDomain: string;
+  /** `core.rpc_domain`: where CVMs register; outside the base domain it gets CAA records of its own. */
+  rpcDomain: string;
   /** The region's hosts; one record per host and name (round robin). Not an Input: it shapes the records. */
   hosts: readonly DnsHost[];
   /** The ACME account URL; when given, CAA `issue` and `issuewild` pin issuance to it and to dns-01. */
@@ -118,13 +119,22 @@ export class GatewayDns extends pulumi.ComponentResource {
       const value = pulumi
         .all([issuer, args.accountUrl])
         .apply(([caa, account]) => caaValue(caa, account));
-      for (const tag of ["issue", "issuewild"] as const) {
-        add(`caa-${tag}`, {
-          zoneId,
-          name: args.baseDomain,
-          type: "CAA",
-          data: { flags: 0, tag, value },
-        });
+      // The certificate names rpc_domain too when it is outside the base domain, and a CA looks
+      // CAA up from each name towards the root: the base domain's records do not reach it.
+      const [, ...outside] = caaNames(args.baseDomain, args.rpcDomain);
+      const pinned: [string, string][] = [
+        ["caa", args.baseDomain],
+        ...outside.map((n): [string, string] => ["caa-rpc", n]),
+      ];
+      for (const [prefix, caaName] of pinned) {
+        for (const tag of ["issue", "issuewild"] as const) {
+          add(`${prefix}-${tag}`, {
+            zoneId,
+            name: caaName,
+            type: "CAA",
+            data: { flags: 0, tag, value },
+          });
+        }
       }
     }
 

@@ -16,6 +16,7 @@ import {
   serviceDirectories,
   sha256,
 } from "./layout.js";
+import { alertRulesFile } from "./alerts.js";
 import { etcdRules, etcdSetup } from "./etcd.js";
 import { restartScript } from "./restart.js";
 import { socketUnits } from "./sockets.js";
@@ -141,6 +142,10 @@ cat > "$tmp" ${heredoc(firewallRules(layout), "GATEWAY_NFT")}
 chmod 0644 "$tmp"
 mv -f "$tmp" ${HOST_PATHS.firewall}
 nft -f ${HOST_PATHS.firewall}
+tmp=$(mktemp ${HOST_PATHS.installDir}/.rules.XXXXXX)
+cat > "$tmp" ${heredoc(alertRulesFile(), "GATEWAY_RULES")}
+chmod 0644 "$tmp"
+mv -f "$tmp" ${HOST_PATHS.alertRules}
 cat > ${HOST_PATHS.sysctl} ${heredoc(sysctlFile(), "GATEWAY_SYSCTL")}
 ${HOST_SYSCTLS.map(applySysctl).join("\n")}
 cat > ${HOST_PATHS.firewallUnit} ${heredoc(FIREWALL_UNIT, "GATEWAY_UNIT")}
@@ -368,6 +373,7 @@ export function shippedFiles(cas: ShippedCas): string[] {
     HOST_PATHS.firewall,
     HOST_PATHS.firewallUnit,
     HOST_PATHS.sysctl,
+    HOST_PATHS.alertRules,
     ...(cas.acmeCa ? [HOST_PATHS.acmeCa] : []),
     ...(cas.attestationCa ? [HOST_PATHS.attestationCa] : []),
     ...(cas.etcdCa ? [HOST_PATHS.etcdCa] : []),

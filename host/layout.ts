@@ -26,6 +26,11 @@ export const HOST_PATHS = {
   firewallUnit: "/etc/systemd/system/gateway-firewall.service",
   /** Kernel settings of the host (`HOST_SYSCTLS`), applied at setup and by systemd-sysctl at boot. */
   sysctl: "/etc/sysctl.d/60-gateway.conf",
+  /**
+   * Prometheus alerting rules (host/alerts.ts), 0644: not in /etc/gateway, which is 0700 for
+   * the service user (it holds the config's secrets), where a local Prometheus could not read it.
+   */
+  alertRules: "/opt/gateway/prometheus-rules.yml",
 } as const;
 
 /**

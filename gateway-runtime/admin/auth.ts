@@ -118,6 +118,17 @@ export async function resolveAdminAuth(
 }
 
 /**
+ * Requests refused for their credentials, per resolved AdminAuth (the metric
+ * `gateway_admin_auth_failures_total`). Kept beside the object, not in it, so the union stays
+ * plain data; a WeakMap, so two servers in one process (tests) count apart.
+ */
+const refusals = new WeakMap<AdminAuth, number>();
+
+export function authFailures(auth: AdminAuth): number {
+  return refusals.get(auth) ?? 0;
+}
+
+/**
  * Throws E_ADMIN_UNAUTHORIZED unless the request carries the token (Bearer, X-Admin-Token, or
  * as the password of HTTP Basic, any user name: how a browser sends it, since it cannot be
  * made to send a Bearer header) or an htpasswd user's password. Without a configured token a
@@ -148,6 +159,7 @@ export async function authenticate(req: IncomingMessage, auth: AdminAuth): Promi
       if (ok && hash !== undefined) return;
     }
   }
+  refusals.set(auth, authFailures(auth) + 1);
   throw new GatewayError(
     "E_ADMIN_UNAUTHORIZED",
     token === undefined && basic === undefined

@@ -3,6 +3,7 @@ export {
   adminToken,
   type AdminAuth,
   authenticate,
+  authFailures,
   parseHtpasswd,
   resolveAdminAuth,
 } from "./auth.js";

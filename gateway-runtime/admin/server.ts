@@ -106,7 +106,7 @@ export class AdminServer {
       await authenticate(req, this.#opts.auth);
       if (url.pathname === "/metrics") {
         allow(req, res, ["GET"]);
-        const text = renderMetrics(await this.#opts.sources.view());
+        const text = await renderMetrics(await this.#opts.sources.view());
         res.writeHead(200, { "content-type": METRICS_CONTENT_TYPE });
         res.end(text);
         return;

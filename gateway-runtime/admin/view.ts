@@ -4,7 +4,7 @@
  * metrics and the status answers are plain functions of it.
  */
 import type { ManagerStatus } from "../certs/index.js";
-import type { ProxySnapshot } from "../proxy/index.js";
+import type { MetricJson, ProxySnapshot } from "../proxy/index.js";
 import type { Instance } from "../registry/index.js";
 
 export interface AdminView {
@@ -19,4 +19,10 @@ export interface AdminView {
   readonly instances: readonly Instance[];
   /** Absent when `core.certbot.enabled` is false. */
   readonly certbot?: ManagerStatus;
+  /** The certificate the registration RPC port serves; absent when it is not running. */
+  readonly rpcCertificate?: { readonly serial: string; readonly notAfterMs: number };
+  /** This process's own histograms (registration latency), as prom-client JSON. */
+  readonly timings?: readonly MetricJson[];
+  /** Admin requests refused for their credentials since start. */
+  readonly adminAuthFailures?: number;
 }

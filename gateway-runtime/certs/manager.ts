@@ -1,5 +1,6 @@
 /**
- * Keeps one certificate for `*.<base>` and `<base>` live in `<workdir>/live/`: checks every
+ * Keeps one certificate for `*.<base>` and `<base>` (and `rpc_domain` outside them, names.ts)
+ * live in `<workdir>/live/`: checks every
  * `renew_interval`, renews inside `renew_before_expiration` (or when there is no usable
  * certificate), aborts a run after `renew_timeout`, backs off exponentially after failures,
  * respects the CA's rate limits (ledger), lets one node renew at a time (lock), and tells
@@ -70,6 +71,7 @@ export class CertificateManager {
   readonly #opts: CertificateManagerOptions;
   #info: CertificateInfo | undefined;
   #last: RenewalRecord | undefined;
+  #lastSuccess: Date | undefined;
   #failures = 0;
   #timer: NodeJS.Timeout | undefined;
   #nextCheck: number | undefined;
@@ -166,6 +168,7 @@ export class CertificateManager {
     return {
       ...(this.#info ? { notAfter: this.#info.notAfter, serial: this.#info.serial } : {}),
       ...(this.#last ? { lastRenewal: this.#last } : {}),
+      ...(this.#lastSuccess ? { lastSuccess: this.#lastSuccess } : {}),
       nextCheck: this.#nextCheck === undefined ? undefined : new Date(this.#nextCheck),
       failures: this.#failures,
     };
@@ -313,6 +316,7 @@ export class CertificateManager {
       const result = await renewOnce(this.#deps, this.#accounts, signal);
       this.#failures = 0;
       this.#last = { at: new Date(this.#now()), ok: true };
+      this.#lastSuccess = this.#last.at;
       this.#log.info(
         { serial: result.info.serial, notAfter: result.info.notAfter, archive: result.archiveDir },
         "new certificate live",

@@ -15,6 +15,7 @@ import { fetchDirectory, trustAgent, withAcmeHttp } from "./acme/http.js";
 import { issueCertificate } from "./acme/order.js";
 import { caaRecords, caaUpToDate, caIdentifier, desiredCaa } from "./caa.js";
 import { createDnsProvider } from "./dns/index.js";
+import { caaNames, certificateNames } from "./names.js";
 import type { DnsProvider } from "./dns/provider.js";
 import { abortError, CertError, reasonOf, throwIfAborted } from "./errors.js";
 import type { Ledger } from "./ledger.js";
@@ -25,8 +26,9 @@ import { type CertificateInfo, verifyCertificate } from "./verify.js";
 
 export interface RenewSettings {
   readonly directoryUrl: string;
-  readonly baseDomain: string;
   readonly names: readonly string[];
+  /** Where the CAA records are kept (names.ts). */
+  readonly caaNames: readonly string[];
   readonly autoSetCaa: boolean;
   readonly accountUrl: string | undefined;
   readonly accountKey: string | undefined;
@@ -69,8 +71,8 @@ export function renewDeps(
   return {
     settings: {
       directoryUrl: c.acme_url,
-      baseDomain: base,
-      names: [`*.${base}`, base],
+      names: certificateNames(base, opts.config.core.rpc_domain),
+      caaNames: caaNames(base, opts.config.core.rpc_domain),
       autoSetCaa: c.auto_set_caa,
       accountUrl: c.account_url,
       accountKey: c.account_key?.reveal(),
@@ -126,11 +128,13 @@ async function ensureCaa(deps: RenewDeps, accountUrl: string, signal: AbortSigna
     throw new CertError("E_CERT_ACME", `reading the ACME directory: ${reasonOf(e)}`, { cause: e });
   }
   const ours = caaRecords(caIdentifier(directory, s.directoryUrl), accountUrl);
-  const existing = deps.dns.listCaa ? await deps.dns.listCaa(s.baseDomain, { signal }) : undefined;
-  const desired = existing === undefined ? ours : desiredCaa(existing, ours);
-  if (existing !== undefined && caaUpToDate(existing, desired)) return;
-  await deps.dns.setCaa(s.baseDomain, desired, { signal });
-  deps.log.info({ name: s.baseDomain, records: desired }, "CAA records set");
+  for (const name of s.caaNames) {
+    const existing = deps.dns.listCaa ? await deps.dns.listCaa(name, { signal }) : undefined;
+    const desired = existing === undefined ? ours : desiredCaa(existing, ours);
+    if (existing !== undefined && caaUpToDate(existing, desired)) continue;
+    await deps.dns.setCaa(name, desired, { signal });
+    deps.log.info({ name, records: desired }, "CAA records set");
+  }
 }
 
 /**

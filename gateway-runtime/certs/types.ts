@@ -63,6 +63,8 @@ export interface ManagerStatus {
   readonly notAfter?: Date;
   readonly serial?: string;
   readonly lastRenewal?: RenewalRecord;
+  /** The latest renewal this process completed (not kept across restarts). */
+  readonly lastSuccess?: Date;
   readonly nextCheck: Date | undefined;
   /** Consecutive failed runs (0 after a success). */
   readonly failures: number;

@@ -1,5 +1,11 @@
 import { dirname, join } from "node:path";
-import { type AdminAuth, AdminServer, type AdminView, resolveAdminAuth } from "../admin/index.js";
+import {
+  type AdminAuth,
+  AdminServer,
+  type AdminView,
+  authFailures,
+  resolveAdminAuth,
+} from "../admin/index.js";
 import { type CertificateManager, openCertificateManager } from "../certs/index.js";
 import type { NodeMembership } from "../cluster/index.js";
 import { ProxyWorkers, type WorkersSnapshot } from "../workers/index.js";
@@ -17,6 +23,7 @@ import { createLogger, type Logger, RecentErrors } from "../log/index.js";
 import { DrainingFlag, ProxyStats, startDataPlane } from "../proxy/index.js";
 import { type RegistrationService, startRegistration } from "../registration/index.js";
 import { MemoryDirectory } from "../registry/index.js";
+import type { RpcServer } from "../rpc/index.js";
 
 export const runHelp = `Usage: gateway run --config FILE [--ready-file FILE]
 
@@ -60,6 +67,8 @@ export interface RunContext {
     proxy?: () => Promise<WorkersSnapshot>;
     certificates?: CertificateManager;
     registration?: RegistrationService;
+    /** The registration RPC server: the certificate it serves, for the metrics. */
+    rpc?: RpcServer;
     region?: NodeMembership;
   };
 }
@@ -127,7 +136,7 @@ const dataPlane: Part = {
       return { stop: () => workers.stop() };
     }
     const plane = await startDataPlane(ctx.config, ctx);
-    ctx.admin.proxy = async () => ({ snapshot: plane.snapshot(), workers: 1, answered: 1 });
+    ctx.admin.proxy = async () => ({ snapshot: await plane.snapshot(), workers: 1, answered: 1 });
     ctx.certificateListeners.push(async () => {
       await plane.terminator.reload();
     });
@@ -141,6 +150,7 @@ const registration: Part = {
   async start(ctx) {
     const started = await startRegistration(ctx.config, ctx, { rpcFd: ctx.listenFds.rpc });
     ctx.admin.registration = started.service;
+    ctx.admin.rpc = started.rpc;
     if (started.region) ctx.admin.region = started.region;
     ctx.certificateListeners.push(() => started.rpc.reloadCertificate());
     return { stop: () => started.stop() };
@@ -153,10 +163,12 @@ const admin: Part = {
   async start(ctx) {
     const { config } = ctx;
     const startedAtMs = Date.now();
-    const { proxy, certificates, registration, region } = ctx.admin;
+    const { proxy, certificates, registration, rpc, region } = ctx.admin;
     if (!proxy) throw new Error("the admin API starts after the data plane");
+    const auth = ctx.adminAuth ?? (await resolveAdminAuth(config.core.admin));
     const view = async (): Promise<AdminView> => {
       const { snapshot, workers, answered } = await proxy();
+      const served = rpc?.certificate();
       return {
         nowMs: Date.now(),
         startedAtMs,
@@ -166,12 +178,17 @@ const admin: Part = {
         workers: { running: workers, answered },
         instances: ctx.directory.all(),
         ...(certificates ? { certbot: certificates.status() } : {}),
+        ...(served
+          ? { rpcCertificate: { serial: served.serial, notAfterMs: served.notAfter.getTime() } }
+          : {}),
+        ...(registration ? { timings: await registration.latency.json() } : {}),
+        adminAuthFailures: authFailures(auth),
       };
     };
     const { address, port, socket } = config.core.admin;
     const server = await AdminServer.start({
       listen: socket === undefined ? { address, port } : { socket },
-      auth: ctx.adminAuth ?? (await resolveAdminAuth(config.core.admin)),
+      auth,
       urls: { url: config.core.sync.my_url ?? "", bootnode: config.core.sync.bootnode ?? "" },
       sources: {
         view,

@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import { certificateNames, within } from "../certs/names.js";
 import { wgPublicKey } from "../keys/wireguard.js";
 import { type Cidr, cidrContains, cidrWithin, formatIpv4, parseCidr } from "./net.js";
 import { isSecret } from "./secret.js";
@@ -32,6 +33,7 @@ export function checkConfig(value: unknown, ctx: Ctx): void {
   checkPorts(root, core, ctx);
   checkRequiredWhenEnabled(core, ctx);
   checkCertificateDomain(core, ctx);
+  checkRpcDomainZone(core, ctx);
 }
 
 function checkWireGuardNetwork(wg: Obj, ctx: Ctx): void {
@@ -183,6 +185,28 @@ function checkCertificateDomain(core: Obj, ctx: Ctx): void {
       domain,
     );
   }
+}
+
+/**
+ * A `core.rpc_domain` outside `*.<base_domain>` is one more name of the certificate
+ * (certs/names.ts), so its DNS-01 challenge goes through the same RFC 2136 zone: that zone must
+ * hold it. (Cloudflare's zone is an id, not a name: a wrong one fails at the first order.)
+ */
+function checkRpcDomainZone(core: Obj, ctx: Ctx): void {
+  const certbot = obj(core.certbot);
+  const base = txt(obj(core.proxy).base_domain);
+  const rpc = txt(core.rpc_domain);
+  if (certbot.enabled === false || certbot.dns_provider !== "rfc2136") return;
+  if (base === undefined || rpc === undefined) return;
+  if (certificateNames(base, rpc).length === 2) return;
+  const zone = txt(obj(certbot.rfc2136).zone) ?? base;
+  if (within(rpc, zone) && within(base, zone)) return;
+  issue(
+    ctx,
+    "core.certbot.rfc2136.zone",
+    `must be a zone holding both core.proxy.base_domain and core.rpc_domain ("${rpc}" is not under "*.${base}", so the certificate names it and its DNS-01 challenge is written in this zone)`,
+    zone,
+  );
 }
 
 /** The certificate manager writes `<workdir>/live/`; the proxy must serve exactly those files. */

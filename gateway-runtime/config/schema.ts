@@ -47,7 +47,10 @@ const admin = section({
 
 const rfc2136 = section({
   server: field.optional.endpoint({ doc: "DNS server taking RFC 2136 updates, `ip:port`", added }),
-  zone: field.optional.dnsName(1, { doc: "Zone to update (defaults to the base domain)", added }),
+  zone: field.optional.dnsName(1, {
+    doc: "Zone to update (defaults to the base domain); it must hold `rpc_domain` too when that is outside `*.<base_domain>`",
+    added,
+  }),
   tsig_key_name: field.optional.string({ doc: "TSIG key name", added }),
   tsig_algorithm: field.choice(["hmac-sha256", "hmac-sha512"], "hmac-sha256", {
     doc: "TSIG algorithm",

@@ -19,6 +19,7 @@ export {
   type ProxySnapshot,
   snapshotOf,
 } from "./stats.js";
+export { type MetricJson, ProxyTimings } from "./timings.js";
 export { DrainingFlag } from "./self.js";
 export { TlsProxy } from "./server.js";
 export { TlsTerminator } from "./terminate.js";
@@ -32,7 +33,7 @@ export interface DataPlane {
   readonly terminator: TlsTerminator;
   readonly redirect: Server | undefined;
   /** Counters, open connections per instance and the certificate served, as plain data. */
-  snapshot(): ProxySnapshot;
+  snapshot(): Promise<ProxySnapshot>;
   /** Ends every connection now and closes the listeners. */
   stop(): Promise<void>;
   /**
@@ -121,11 +122,12 @@ export async function startDataPlane(
       proxy,
       terminator,
       redirect,
-      snapshot: () =>
+      snapshot: async () =>
         snapshotOf(
           proxy.stats,
           { open: proxy.instanceConnections(), connectFailures: proxy.instanceConnectFailures() },
           terminator.current(),
+          await proxy.stats.timings.json(),
         ),
       async stop() {
         await closeRedirect();

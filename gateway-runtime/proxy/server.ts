@@ -20,7 +20,7 @@ import { type AppRoute, compileRouter, type RouteMode, type Router } from "./rou
 import type { SelfService } from "./self.js";
 import { InstanceSelector } from "./select.js";
 import { ProxyStats } from "./stats.js";
-import type { TlsTerminator } from "./terminate.js";
+import type { AlpnMode, TlsTerminator } from "./terminate.js";
 
 export interface ProxyDeps {
   readonly directory: InstanceDirectory;
@@ -162,6 +162,20 @@ export class TlsProxy {
     return cut;
   }
 
+  /** The TLS handshake, timed (successful ones only: a failure's time says nothing of ours). */
+  async #terminate(
+    socket: Socket,
+    data: Buffer,
+    mode: AlpnMode,
+    alpn: readonly string[] | undefined,
+  ): Promise<TLSSocket> {
+    const start = performance.now();
+    const tls = await this.#deps.terminator.terminate(socket, data, mode, alpn);
+    this.stats.timings.handshake(secondsSince(start));
+    this.#tlsOf.set(socket, tls);
+    return tls;
+  }
+
   #accept(socket: Socket): void {
     this.#sockets.add(socket);
     socket.once("close", this.#forget); // shared listeners: no closures per connection
@@ -192,8 +206,7 @@ export class TlsProxy {
     const { hello, data } = await readClientHello(socket, this.#config.timeouts.handshake);
     const route = this.#route(hello.serverName);
     if (route.kind === "self") {
-      const tls = await this.#deps.terminator.terminate(socket, data, "http1", hello.alpn);
-      this.#tlsOf.set(socket, tls);
+      const tls = await this.#terminate(socket, data, "http1", hello.alpn);
       this.#deps.self.serve(route.name, tls);
       return;
     }
@@ -243,10 +256,14 @@ export class TlsProxy {
       bytesToClient: 0,
     };
     try {
+      const dialled = performance.now();
       const connecting = raceConnect(candidates, target.port, this.#config.timeouts.connect, {
         reuseReads: target.mode === "passthrough",
         attemptDelayMs: this.#config.connect_attempt_delay,
         failures: this.#selector,
+      }).then((connected) => {
+        this.stats.timings.connect(secondsSince(dialled));
+        return connected;
       });
       // The instance's policy decides for the ports it lists; the config for the others.
       const configHeader = override?.proxy_protocol ?? this.#config.proxy_protocol;
@@ -270,12 +287,7 @@ export class TlsProxy {
         });
       } else {
         const mode = target.mode === "h2" ? "h2" : "http1";
-        const terminating = this.#deps.terminator
-          .terminate(socket, data, mode, hello.alpn)
-          .then((tls) => {
-            this.#tlsOf.set(socket, tls);
-            return tls;
-          });
+        const terminating = this.#terminate(socket, data, mode, hello.alpn);
         const [tls, connected] = await settleBoth(terminating, connecting);
         if (tls.destroyed) {
           connected.socket.destroy();
@@ -336,6 +348,8 @@ export class TlsProxy {
     else this.#deps.log.debug(fields, (error as Error).message);
   }
 }
+
+const secondsSince = (start: number): number => (performance.now() - start) / 1000;
 
 function appTarget(route: AppRoute): Target {
   return { appId: route.id, id: route.id, port: route.port, mode: route.mode, custom: false };

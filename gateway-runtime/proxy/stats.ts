@@ -1,3 +1,5 @@
+import { type MetricJson, ProxyTimings } from "./timings.js";
+
 /** Connection counters per app and rejections by reason: the one place metrics will read. */
 export interface AppCounters {
   active: number;
@@ -11,6 +13,8 @@ export class ProxyStats {
   readonly #apps = new Map<string, AppCounters>();
   readonly #rejected = new Map<string, number>();
   readonly #perIp = new Map<string, number>();
+  /** Handshake and connect latencies (histograms). */
+  readonly timings = new ProxyTimings();
 
   #app(appId: string): AppCounters {
     let counters = this.#apps.get(appId);
@@ -93,6 +97,8 @@ export interface ProxySnapshot {
   readonly connectFailures: Readonly<Record<string, number>>;
   /** The certificate served, per data plane (workers may differ while a reload is under way). */
   readonly certificates: readonly { readonly serial: string; readonly notAfterMs: number }[];
+  /** The histograms of `ProxyTimings`, per data plane (summed when rendered). */
+  readonly timings: readonly MetricJson[];
 }
 
 export function snapshotOf(
@@ -102,6 +108,7 @@ export function snapshotOf(
     readonly connectFailures: ReadonlyMap<string, number>;
   },
   certificate: { serial: string; notAfter: Date },
+  timings: readonly MetricJson[] = [],
 ): ProxySnapshot {
   const apps: Record<string, AppSnapshot> = {};
   for (const [appId, c] of stats.apps()) {
@@ -120,6 +127,7 @@ export function snapshotOf(
     instances: Object.fromEntries(instances.open),
     connectFailures: Object.fromEntries(instances.connectFailures),
     certificates: [{ serial: certificate.serial, notAfterMs: certificate.notAfter.getTime() }],
+    timings,
   };
 }
 
@@ -127,7 +135,10 @@ function addInto(into: Record<string, number>, from: Readonly<Record<string, num
   for (const [key, n] of Object.entries(from)) into[key] = (into[key] ?? 0) + n;
 }
 
-/** Sums the counters of several data planes (proxy workers); keeps each one's certificate. */
+/**
+ * Sums the counters of several data planes (proxy workers); keeps each one's certificate and
+ * histograms (prom-client's aggregation sums those by bucket when they are rendered).
+ */
 export function mergeSnapshots(snapshots: readonly ProxySnapshot[]): ProxySnapshot {
   const apps: Record<string, AppSnapshot> = {};
   const rejected: Record<string, number> = {};
@@ -152,5 +163,6 @@ export function mergeSnapshots(snapshots: readonly ProxySnapshot[]): ProxySnapsh
     addInto(connectFailures, s.connectFailures);
     certificates.push(...s.certificates);
   }
-  return { apps, rejected, instances, connectFailures, certificates };
+  const timings = snapshots.flatMap((s) => s.timings);
+  return { apps, rejected, instances, connectFailures, certificates, timings };
 }

@@ -1,3 +1,4 @@
+export { RegistrationLatency } from "./latency.js";
 export {
   type DirectoryWriter,
   type PeerApplier,

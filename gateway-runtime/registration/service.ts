@@ -30,6 +30,7 @@ import type {
   WireGuardPeer,
 } from "../rpc/wire.js";
 import type { PeerCertificate } from "../rpc/server.js";
+import { RegistrationLatency } from "./latency.js";
 
 /** dstack's `GetInstancePortPolicyResponse`. */
 export interface PortPolicyView {
@@ -111,6 +112,8 @@ export interface RegisterOutcome {
 }
 
 export class RegistrationService {
+  /** RegisterCvm latency by result (the admin API's metrics read it). */
+  readonly latency = new RegistrationLatency();
   readonly #o: RegistrationServiceOptions;
   readonly #now: () => number;
   /** Tail of the recycle queue; registrations wait for it. */
@@ -155,7 +158,20 @@ export class RegistrationService {
     );
   }
 
+  /** RegisterCvm, timed for `latency` whatever its outcome. */
   async register(cert: PeerCertificate, req: RegisterCvmRequest): Promise<RegisterOutcome> {
+    const start = performance.now();
+    let ok = false;
+    try {
+      const outcome = await this.#register(cert, req);
+      ok = true;
+      return outcome;
+    } finally {
+      this.latency.observe((performance.now() - start) / 1000, ok);
+    }
+  }
+
+  async #register(cert: PeerCertificate, req: RegisterCvmRequest): Promise<RegisterOutcome> {
     // First, before any attestation work: a front door retries elsewhere at once.
     if (this.#o.draining?.()) {
       throw new GatewayError(

@@ -1,8 +1,8 @@
 /**
  * The registration RPC server on `port` (ARCHITECTURE.md "Registration RPC"), speaking dstack-gateway's prpc JSON:
  * `POST /prpc/RegisterCvm?json` (also spelled `Gateway.RegisterCvm` and the legacy
- * `Tproxy.RegisterCvm`; a JSON Content-Type works instead of `?json`) and `Info` (GET or POST,
- * no client certificate needed). HTTPS with the gateway's own certificate; clients authenticate
+ * `Tproxy.RegisterCvm`; a JSON Content-Type works instead of `?json`), `Info` (GET or POST,
+ * no client certificate needed) and dstack's `GET /health` (plain "OK"). HTTPS with the gateway's own certificate; clients authenticate
  * with an RA-TLS certificate, requested but not enforced by TLS (`rejectUnauthorized: false`)
  * so that a refusal is a 401 with a reason rather than a handshake alert. Session tickets are
  * off: a ticket would carry the client's RA-TLS certificate, which with its quote is large.
@@ -12,7 +12,7 @@ import { createServer, type Server } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { constants } from "node:crypto";
 import type { DetailedPeerCertificate, TLSSocket } from "node:tls";
-import { readPair } from "../certs/pair.js";
+import { type CertInfo, readPair } from "../certs/pair.js";
 import { GatewayError } from "../errors.js";
 import type { Logger } from "../log/index.js";
 import {
@@ -85,8 +85,10 @@ export class RpcServer {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   readonly #maxBody: number;
+  #served: CertInfo;
 
-  private constructor(options: RpcServerOptions, cert: string, key: string) {
+  private constructor(options: RpcServerOptions, cert: string, key: string, info: CertInfo) {
+    this.#served = info;
     this.#o = options;
     this.#maxBody = options.maxBodyBytes ?? 65_536;
     const headersTimeout = options.headersTimeoutMs ?? 10_000;
@@ -122,8 +124,8 @@ export class RpcServer {
 
   /** Reads and checks the certificate files (as the TLS proxy does), then starts listening. */
   static async start(options: RpcServerOptions): Promise<RpcServer> {
-    const { cert, key } = await loadPair(options);
-    const server = new RpcServer(options, cert, key);
+    const { cert, key, info } = await loadPair(options);
+    const server = new RpcServer(options, cert, key, info);
     await listenOn(server.#server, {
       fd: options.fd,
       port: options.port,
@@ -138,12 +140,18 @@ export class RpcServer {
 
   /** Re-reads the certificate files; new connections use them. A bad pair keeps the old one (E_CERT_LOAD). */
   async reloadCertificate(): Promise<void> {
-    const { cert, key } = await loadPair(this.#o);
+    const { cert, key, info } = await loadPair(this.#o);
     this.#server.setSecureContext({
       cert,
       key,
       ...(this.#o.clientCaPem === undefined ? {} : { ca: this.#o.clientCaPem }),
     });
+    this.#served = info;
+  }
+
+  /** The certificate new connections get (for the metrics). */
+  certificate(): CertInfo {
+    return this.#served;
   }
 
   /** Stops listening and closes every connection. */
@@ -159,6 +167,14 @@ export class RpcServer {
 
   async #dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "https://rpc.invalid");
+    if (url.pathname === "/health") {
+      // dstack-gateway's liveness route on this port (web_routes.rs: `#[get("/health")]`
+      // answering "OK"; Rocket answers HEAD for a GET route): no client certificate needed.
+      if (req.method !== "GET" && req.method !== "HEAD") throw notAllowed(res, "GET, HEAD");
+      res.writeHead(200, { "content-type": "text/plain; charset=utf-8", "content-length": 2 });
+      res.end(req.method === "HEAD" ? undefined : "OK");
+      return;
+    }
     const method = METHOD.exec(url.pathname)?.[1];
     if (method === "Info") {
       if (req.method !== "GET" && req.method !== "POST") throw notAllowed(res, "GET, POST");

@@ -58,7 +58,15 @@ export async function proxyWorkerCommand(file: string): Promise<number> {
         void plane?.terminator.reload();
         break;
       case "stats":
-        if (plane) send({ type: "stats", id: message.id, snapshot: plane.snapshot() });
+        if (plane) {
+          const id = message.id;
+          // The histograms are read asynchronously; the channel may close meanwhile (a
+          // hand-over), and a throw here must not end a draining worker.
+          void plane
+            .snapshot()
+            .then((snapshot) => process.connected && send({ type: "stats", id, snapshot }))
+            .catch(() => undefined);
+        }
         break;
     }
     if (haveDirectory && haveKeys) fed();

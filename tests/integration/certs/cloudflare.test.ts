@@ -48,6 +48,7 @@ describe("Cloudflare DNS-01", () => {
     let raw = minimalConfig();
     for (const [key, value] of Object.entries({
       "core.proxy.base_domain": BASE,
+      "core.rpc_domain": `rpc.${BASE}`, // under the wildcard: the certificate is NAMES
       "core.proxy.cert_chain": join(workdir, "live", "cert.pem"),
       "core.proxy.cert_key": join(workdir, "live", "key.pem"),
       "core.certbot": {

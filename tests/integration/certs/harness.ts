@@ -1,5 +1,5 @@
 /**
- * A certificate lab: a real BIND for the base domain (RFC 2136 + TSIG) and a real pebble that
+ * A certificate lab: a real BIND for the base domain or a zone above it (RFC 2136 + TSIG) and a real pebble that
  * validates DNS-01 against it, plus configs for CertificateManager pointing at both.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -35,9 +35,16 @@ export interface CertLab {
 }
 
 export async function startCertLab(
-  opts: { pebble?: Partial<PebbleOptions>; records?: string[]; pebbleDns?: string } = {},
+  opts: {
+    pebble?: Partial<PebbleOptions>;
+    records?: string[];
+    pebbleDns?: string;
+    /** The zone BIND serves and the managers update. @default BASE */
+    zone?: string;
+  } = {},
 ): Promise<CertLab> {
-  const bind = await startBind({ zone: BASE, ...(opts.records ? { records: opts.records } : {}) });
+  const zone = opts.zone ?? BASE;
+  const bind = await startBind({ zone, ...(opts.records ? { records: opts.records } : {}) });
   let pebble: Pebble;
   try {
     pebble = await startPebble({ dnsServer: opts.pebbleDns ?? bind.address, ...opts.pebble });
@@ -52,6 +59,8 @@ export async function startCertLab(
     let raw = minimalConfig();
     const settings: Record<string, unknown> = {
       "core.proxy.base_domain": BASE,
+      // Under the wildcard: the certificate is exactly NAMES (rpc-domain.test.ts moves it out).
+      "core.rpc_domain": `rpc.${BASE}`,
       "core.proxy.cert_chain": join(workdir, "live", "cert.pem"),
       "core.proxy.cert_key": join(workdir, "live", "key.pem"),
       "core.certbot": {
@@ -65,7 +74,7 @@ export async function startCertLab(
         dns_provider: "rfc2136",
         rfc2136: {
           server: bind.address,
-          zone: BASE,
+          zone,
           tsig_key_name: bind.keyName,
           tsig_algorithm: bind.algorithm,
           tsig_secret: bind.secret,

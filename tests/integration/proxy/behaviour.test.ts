@@ -98,12 +98,12 @@ describe("instance choice", () => {
   });
 
   it("fails cleanly, counted, when no instance answers", async () => {
-    const before = lab.plane.snapshot().connectFailures;
+    const before = (await lab.plane.snapshot()).connectFailures;
     const r = await get(`${APP_A}-8999.${TEST_DOMAIN}`);
     expect(r.code).not.toBe(0);
     expect(lab.plane.proxy.stats.app(APP_A)?.rejected.get("E_CONNECT_FAILED")).toBe(1);
     // Each instance refused once, and the metrics say so.
-    const after = lab.plane.snapshot().connectFailures;
+    const after = (await lab.plane.snapshot()).connectFailures;
     for (const id of ["aa01", "aa02"]) expect((after[id] ?? 0) - (before[id] ?? 0)).toBe(1);
   });
 });

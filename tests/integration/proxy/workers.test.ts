@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { connect, type SecureContextOptions } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProxyWorkers } from "../../../gateway-runtime/workers/index.js";
+import type { ProxySnapshot } from "../../../gateway-runtime/proxy/index.js";
 import { silentLogger } from "../../../gateway-runtime/log/index.js";
 import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
 import { createCa, issueLeaf, TEST_DOMAIN, type TestCa } from "../../../testkit/certs.js";
@@ -176,6 +177,12 @@ describe("proxy workers", () => {
     );
     expect(after.snapshot.apps[APP]?.active).toBe(0);
     expect(after.snapshot.certificates).toHaveLength(2); // one per worker
+    // Each worker's histograms come back as prom-client JSON, summed when rendered.
+    const handshakes = "gateway_tls_handshake_duration_seconds";
+    const connects = "gateway_instance_connect_duration_seconds";
+    expect(after.snapshot.timings.filter((m) => m.name === handshakes)).toHaveLength(2);
+    expect(observed(after.snapshot, handshakes) - observed(before.snapshot, handshakes)).toBe(10);
+    expect(observed(after.snapshot, connects) - observed(before.snapshot, connects)).toBe(10);
     const [stuck] = workers.pids();
     process.kill(stuck as number, "SIGSTOP");
     try {
@@ -224,3 +231,12 @@ describe("proxy workers", () => {
     for (let k = 0; k < 10; k++) expect((await get(APP)).serial).not.toBe(before);
   });
 });
+
+/** Observations of a histogram over every worker's JSON. */
+function observed(snapshot: ProxySnapshot, name: string): number {
+  return snapshot.timings
+    .filter((m) => m.name === name)
+    .flatMap((m) => m.values)
+    .filter((v) => v.metricName === `${name}_count`)
+    .reduce((sum, v) => sum + v.value, 0);
+}

@@ -8,6 +8,8 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   ADMIN_TOKEN_ENV,
   AdminServer,
+  authenticate,
+  authFailures,
   resolveAdminAuth,
 } from "../../../gateway-runtime/admin/index.js";
 import { parseGatewayConfig } from "../../../gateway-runtime/config/index.js";
@@ -97,6 +99,19 @@ describe("admin authentication fails closed", () => {
     expect(await codeOf(resolveAdminAuth(admin({ htpasswd_file: md5 }), {}))).toMatch(
       /line 2 \(user "carol"\): only bcrypt entries are accepted/,
     );
+  });
+});
+
+describe("refused admin requests", () => {
+  it("are counted per resolved credentials, for gateway_admin_auth_failures_total", async () => {
+    const auth = await resolveAdminAuth(admin({ auth_token: "s3cret-token-0123456789" }), {});
+    const other = await resolveAdminAuth(admin({ auth_token: "s3cret-token-0123456789" }), {});
+    const req = (authorization?: string) =>
+      ({ headers: authorization ? { authorization } : {} }) as never;
+    await authenticate(req("Bearer s3cret-token-0123456789"), auth);
+    await expect(authenticate(req(), auth)).rejects.toThrow(/missing/);
+    await expect(authenticate(req("Bearer wrong"), auth)).rejects.toThrow(/wrong/);
+    expect([authFailures(auth), authFailures(other)]).toEqual([2, 0]);
   });
 });
 

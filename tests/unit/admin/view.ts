@@ -28,6 +28,7 @@ export function adminView(overrides: Partial<AdminView> = {}): AdminView {
         { serial: "0A", notAfterMs: Date.UTC(2027, 1, 1) },
         { serial: "0A", notAfterMs: Date.UTC(2027, 1, 1) },
       ],
+      timings: [],
     },
     instances: [
       { id: "bb0201", appId: "bb02", ip: "10.4.0.4", lastHandshakeMs: NOW - 10 * 60_000 },

@@ -111,6 +111,46 @@ describe("GatewayDns", () => {
     ]);
   });
 
+  it("pins CAA on rpc_domain too when it is outside the base domain (dstack's seed layout)", async () => {
+    const registered: { name: string; inputs: Record<string, unknown> }[] = [];
+    const base = planMocks("dns");
+    await pulumi.runtime.setMocks(
+      {
+        ...base,
+        newResource: async (args) => {
+          if (args.type === "cloudflare:index/dnsRecord:DnsRecord")
+            registered.push({ name: args.name, inputs: args.inputs });
+          return base.newResource(args);
+        },
+      },
+      "cvm-tls-gateway",
+      "dns",
+      false,
+    );
+    const dns = new GatewayDns("s-dns", {
+      zoneId: "zone-1",
+      baseDomain: "app.example.com",
+      rpcDomain: "gateway.example.com",
+      hosts: [{ name: "gw1", ipv4: "192.0.2.1" }],
+      accountUrl: "https://ca.example/acct/9",
+      caaIssuer: "ca.example",
+    });
+    await new Promise<void>((resolve) =>
+      pulumi.all(Object.values(dns.records).map((r) => r.urn)).apply(() => resolve()),
+    );
+    await pulumi.runtime.disconnect();
+    const caa = registered
+      .filter((r) => r.inputs.type === "CAA")
+      .map((r) => `${r.name} ${r.inputs.name} ${(r.inputs.data as { tag: string }).tag}`)
+      .sort();
+    expect(caa).toEqual([
+      "s-dns-caa-issue app.example.com issue",
+      "s-dns-caa-issuewild app.example.com issuewild",
+      "s-dns-caa-rpc-issue gateway.example.com issue",
+      "s-dns-caa-rpc-issuewild gateway.example.com issuewild",
+    ]);
+  });
+
   it("needs a zone, and each custom domain needs its zone", async () => {
     await pulumi.runtime.setMocks(planMocks("dns"), "cvm-tls-gateway", "dns", false);
     const args = { baseDomain: "b.example", rpcDomain: "rpc.b.example", hosts: [] };

@@ -217,7 +217,11 @@ const cases: [string, Record<string, unknown>, string, string][] = [
     withKey(
       withKey(
         withKey(
-          withKey(certbotCloudflare, "core.certbot.dns_provider", "rfc2136"),
+          withKey(
+            withKey(certbotCloudflare, "core.certbot.dns_provider", "rfc2136"),
+            "core.certbot.rfc2136.zone",
+            "test.example",
+          ),
           "core.certbot.rfc2136.tsig_key_name",
           "k",
         ),
@@ -229,6 +233,29 @@ const cases: [string, Record<string, unknown>, string, string][] = [
     ),
     "core.certbot.rfc2136.server",
     'dns_provider is "rfc2136"',
+  ],
+  [
+    // minimalConfig's rpc_domain, gateway.test.example, is outside *.app.test.example.
+    "rfc2136 zone (default: the base domain) does not hold rpc_domain",
+    withKey(
+      withKey(
+        withKey(
+          withKey(
+            withKey(certbotCloudflare, "core.certbot.dns_provider", "rfc2136"),
+            "core.certbot.rfc2136.tsig_key_name",
+            "k",
+          ),
+          "core.certbot.rfc2136.tsig_secret",
+          "c2VjcmV0",
+        ),
+        "core.certbot.rfc2136.server",
+        "127.0.0.1:53",
+      ),
+      "core.certbot.cf_zone_id",
+      undefined,
+    ),
+    "core.certbot.rfc2136.zone",
+    'must be a zone holding both core.proxy.base_domain and core.rpc_domain ("gateway.test.example" is not under "*.app.test.example"',
   ],
   [
     "served certificate is not the managed one",

@@ -37,6 +37,7 @@ describe("ProxyStats snapshots", () => {
       instances: { i1: 1 },
       connectFailures: { i2: 4 },
       certificates: [{ serial: "0A", notAfterMs: cert.notAfter.getTime() }],
+      timings: [],
     });
     stats.opened("a1");
     expect(snap.apps.a1?.active).toBe(1); // a copy, not a view
@@ -89,6 +90,7 @@ describe("ProxyStats snapshots", () => {
         { serial: "0A", notAfterMs: cert.notAfter.getTime() },
         { serial: "0B", notAfterMs: cert.notAfter.getTime() },
       ],
+      timings: [],
     });
     expect(mergeSnapshots([])).toEqual({
       apps: {},
@@ -96,6 +98,7 @@ describe("ProxyStats snapshots", () => {
       instances: {},
       connectFailures: {},
       certificates: [],
+      timings: [],
     });
     expect(one.apps.a1?.total).toBe(1); // the inputs are left as they were
   });

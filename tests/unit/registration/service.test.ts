@@ -141,6 +141,22 @@ describe("RegistrationService.register", () => {
     expect(h.store.list()).toEqual([]);
   });
 
+  it("times every RegisterCvm for the metrics, by result", async () => {
+    await register(I1, 1);
+    const stranger = h.cert(I2);
+    await failure(
+      h.service.register({ der: stranger.der, chain: [] }, { client_public_key: wgKey(2) }),
+    );
+    const [histogram] = await h.service.latency.json();
+    const count = (result: string) =>
+      histogram?.values.find(
+        (v) =>
+          v.metricName === "gateway_registration_duration_seconds_count" &&
+          v.labels.result === result,
+      )?.value;
+    expect([count("ok"), count("error")]).toEqual([1, 1]);
+  });
+
   it("passes store refusals through (a key held by another instance)", async () => {
     await register(I1, 1);
     expect(await failure(register(I2, 1))).toBe("E_REGISTRY_KEY_IN_USE");

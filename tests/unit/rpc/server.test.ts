@@ -292,6 +292,17 @@ describe("RPC server: RegisterCvm over mutual TLS", () => {
     });
   });
 
+  it("answers GET /health as dstack does: 200, text/plain, OK, no client certificate", async () => {
+    const { post } = await setup();
+    const res = await post("/health", { method: "GET" });
+    expect(res.status).toBe(200);
+    expect(res.headers["content-type"]).toBe("text/plain; charset=utf-8");
+    expect(res.body).toBe("OK");
+    const head = await post("/health", { method: "HEAD" });
+    expect([head.status, head.body]).toEqual([200, ""]);
+    expect((await post("/health", { method: "POST" })).status).toBe(405);
+  });
+
   it("recycling frees addresses that new registrations then get", async () => {
     const { h, register } = await setup();
     const t0 = h.clock.now;
