@@ -35,6 +35,7 @@ export function gatewayProgram(options: ProgramOptions = {}) {
     caaIssuer: settings.caaIssuer,
     nodeMajor: settings.nodeMajor,
     adminTokenRotation: settings.adminTokenRotation,
+    canaryAppId: settings.canaryAppId,
     bundlePath: bundle.path,
     bundleSha256: bundle.sha256,
   });

@@ -43,8 +43,15 @@ function regionShape(
   opts: { acme?: boolean; hosts?: string[]; etcd?: boolean } = {},
 ) {
   const { acme = true, hosts = ["gw1"], etcd = false } = opts;
+  // Several hosts roll out one at a time: a drain and a gate step each (host/rollout.ts).
+  const rolling = hosts.length > 1;
   const top = `gateway:index:GatewayRegion::${region}`;
-  const steps = ["config", ...(etcd ? ["etcd-restart", "etcd-tls", "etcd-unit"] : [])];
+  const steps = [
+    "config",
+    ...(rolling ? ["drain"] : []),
+    ...(etcd ? ["etcd-restart", "etcd-tls", "etcd-unit"] : []),
+    ...(rolling ? ["gate"] : []),
+  ];
   const host = (h: string) => `gateway:index:GatewayHost::${region}-${h}`;
   const hostSteps = (h: string) =>
     [...steps, "restart", "setup", "unit"].map((s) => `${CMD}::${region}-${h}-${s} < ${host(h)}`);
