@@ -1,5 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { type BundleInfo, readBundle } from "./components/bundle.js";
+import { FrontDoor } from "./components/front-door.js";
+import { frontDoorRegions, readFrontDoorSettings } from "./components/front-door-settings.js";
 import { GatewayRegion } from "./components/gateway-region.js";
 import { readStackGatewayConfig, STACK_CONFIG_KEY } from "./components/stack-config.js";
 import { readStackSettings } from "./components/stack-settings.js";
@@ -14,6 +16,25 @@ export interface ProgramOptions {
  * and `gateway:config`, which `GatewayRegion` validates before it plans any resource.
  */
 export function gatewayProgram(options: ProgramOptions = {}) {
+  // The global stack (gateway:frontDoor) puts the regions behind one name instead.
+  const frontDoor = readFrontDoorSettings();
+  if (frontDoor !== undefined) {
+    const door = new FrontDoor(pulumi.getStack(), {
+      name: frontDoor.name,
+      zoneId: frontDoor.zoneId,
+      accountId: frontDoor.accountId,
+      regions: frontDoorRegions(frontDoor),
+      fallback: frontDoor.fallback,
+    });
+    return {
+      baseDomain: undefined,
+      rpcDomain: undefined,
+      acmeAccountUrl: undefined,
+      adminToken: undefined,
+      hosts: [],
+      frontDoor: { name: frontDoor.name, loadBalancerId: door.loadBalancer.id },
+    };
+  }
   const config = readStackGatewayConfig();
   const settings = readStackSettings();
   const bundle = options.bundle ?? readBundle();
@@ -52,5 +73,6 @@ export function gatewayProgram(options: ProgramOptions = {}) {
       wireguardEndpoint: h.wgEndpoint,
       wireguardIp: h.wgIp,
     })),
+    frontDoor: undefined,
   };
 }

@@ -77,7 +77,7 @@ const rest = ["rpc-a-gw1", "rpc-aaaa-gw1", "wildcard-a-gw1", "wildcard-aaaa-gw1"
 
 describe("offline plans: the resource graph per stack", () => {
   it("finds the four stacks", () => {
-    expect(allStacks()).toEqual(["asia", "eu", "lab", "us"]);
+    expect(allStacks()).toEqual(["asia", "eu", "global", "lab", "us"]);
   });
 
   it("us: one host with IPv6, Cloudflare DNS, one custom domain", async () => {
