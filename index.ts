@@ -8,3 +8,4 @@ export const rpcDomain = outputs.rpcDomain;
 export const acmeAccountUrl = outputs.acmeAccountUrl;
 export const adminToken = outputs.adminToken;
 export const hosts = outputs.hosts;
+export const frontDoor = outputs.frontDoor;

@@ -1,5 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { type BundleInfo, readBundle } from "./components/bundle.js";
+import { FrontDoor } from "./components/front-door.js";
+import { frontDoorRegions, readFrontDoorSettings } from "./components/front-door-settings.js";
 import { GatewayRegion } from "./components/gateway-region.js";
 import { readStackGatewayConfig, STACK_CONFIG_KEY } from "./components/stack-config.js";
 import { readStackSettings } from "./components/stack-settings.js";
@@ -9,11 +11,39 @@ export interface ProgramOptions {
   readonly bundle?: BundleInfo;
 }
 
+/** A region host as the stack's `hosts` output shows it. */
+export interface RegionHostSummary {
+  readonly name: string;
+  readonly address: string;
+  readonly wireguardPublicKey: string;
+  readonly wireguardEndpoint: string;
+  readonly wireguardIp: string;
+}
+
 /**
  * The Pulumi program for one region stack: the region's hosts and DNS from the stack's settings,
  * and `gateway:config`, which `GatewayRegion` validates before it plans any resource.
  */
 export function gatewayProgram(options: ProgramOptions = {}) {
+  // The global stack (gateway:frontDoor) puts the regions behind one name instead.
+  const frontDoor = readFrontDoorSettings();
+  if (frontDoor !== undefined) {
+    const door = new FrontDoor(pulumi.getStack(), {
+      name: frontDoor.name,
+      zoneId: frontDoor.zoneId,
+      accountId: frontDoor.accountId,
+      regions: frontDoorRegions(frontDoor),
+      fallback: frontDoor.fallback,
+    });
+    return {
+      baseDomain: undefined,
+      rpcDomain: undefined,
+      acmeAccountUrl: undefined,
+      adminToken: undefined,
+      hosts: pulumi.output<RegionHostSummary[]>([]),
+      frontDoor: { name: frontDoor.name, loadBalancerId: door.loadBalancer.id },
+    };
+  }
   const config = readStackGatewayConfig();
   const settings = readStackSettings();
   const bundle = options.bundle ?? readBundle();
@@ -35,6 +65,7 @@ export function gatewayProgram(options: ProgramOptions = {}) {
     caaIssuer: settings.caaIssuer,
     nodeMajor: settings.nodeMajor,
     adminTokenRotation: settings.adminTokenRotation,
+    canaryAppId: settings.canaryAppId,
     bundlePath: bundle.path,
     bundleSha256: bundle.sha256,
   });
@@ -45,13 +76,16 @@ export function gatewayProgram(options: ProgramOptions = {}) {
     /** Secret; on a host `node /opt/gateway/gateway.mjs admin <call>` reads it from the config. */
     adminToken: region.adminToken,
     hosts: region.hosts.apply((hosts) =>
-      hosts.map((h) => ({
-        name: h.name,
-        address: h.address,
-        wireguardPublicKey: h.wgPublicKey,
-        wireguardEndpoint: h.wgEndpoint,
-        wireguardIp: h.wgIp,
-      })),
+      hosts.map(
+        (h): RegionHostSummary => ({
+          name: h.name,
+          address: h.address,
+          wireguardPublicKey: h.wgPublicKey,
+          wireguardEndpoint: h.wgEndpoint,
+          wireguardIp: h.wgIp,
+        }),
+      ),
     ),
+    frontDoor: undefined,
   };
 }

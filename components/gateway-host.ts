@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { DEFAULT_BUNDLE } from "./bundle.js";
 import { configDigest, hostFiles, UNIT_DELETE } from "../host/files.js";
 import { HOST_PATHS, type HostLayout, sha256 } from "../host/layout.js";
+import { drainScript, gateScript, type RolloutSpec } from "../host/rollout.js";
 import {
   ETCD_RESTART,
   ETCD_UNIT_DELETE,
@@ -45,6 +46,14 @@ export interface GatewayHostArgs {
   readyTimeoutSeconds?: pulumi.Input<number> | undefined;
   /** The host's part of the region's etcd (`core.cluster`). @default none: no etcd steps */
   etcd?: GatewayHostEtcd | undefined;
+  /** Host by host in a region of several hosts (host/rollout.ts). @default none: no drain or gate steps */
+  rollout?: GatewayHostRollout | undefined;
+}
+
+export interface GatewayHostRollout {
+  readonly spec: RolloutSpec;
+  /** The previous host's gate: this host's drain, and so its update, waits for it. */
+  readonly after?: pulumi.Resource | undefined;
 }
 
 export interface GatewayHostEtcd {
@@ -67,6 +76,8 @@ export class GatewayHost extends pulumi.ComponentResource {
   readonly setup: command.remote.Command;
   /** Installs the config from stdin (a secret). */
   readonly config: command.remote.Command;
+  /** With `rollout`: completes once the updated host passed its health gates and is back in the region. */
+  readonly gate: command.remote.Command | undefined;
 
   constructor(name: string, args: GatewayHostArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("gateway:index:GatewayHost", name, {}, opts);
@@ -118,6 +129,25 @@ export class GatewayHost extends pulumi.ComponentResource {
 
     this.setup = step("setup", { create: files.setup });
     const etcd = args.etcd && etcdSteps(args.etcd, step, this.setup);
+    // What restarts the gateway; the drain and the gate run again exactly when it does.
+    const restartTriggers = [
+      configHash,
+      args.bundleSha256,
+      files.unitDigest,
+      ...(etcd?.triggers ?? []),
+    ];
+    // Host by host: the drain waits for the previous host's gate, and everything that changes
+    // the gateway waits for the drain. The etcd steps stay outside the chain: on a first deploy
+    // every member must start for the first gateway to reach quorum.
+    const rollout = args.rollout;
+    const drain =
+      rollout &&
+      step(
+        "drain",
+        { create: drainScript(rollout.spec), triggers: restartTriggers },
+        { dependsOn: [this.setup, ...(rollout.after ? [rollout.after] : [])] },
+      );
+    const drained = drain ? [drain] : [];
     const bundle = new command.remote.CopyToRemote(
       `${name}-bundle`,
       {
@@ -128,31 +158,43 @@ export class GatewayHost extends pulumi.ComponentResource {
         remotePath: HOST_PATHS.bundle,
         triggers: [args.bundleSha256],
       },
-      { ...child, dependsOn: [this.setup] },
+      { ...child, dependsOn: [this.setup, ...drained] },
     );
     const config = step(
       "config",
       { create: files.configScript, stdin: toml, logging: "none", triggers: [configHash] },
       {
-        dependsOn: [this.setup, bundle, ...(etcd?.tls ? [etcd.tls] : [])],
+        dependsOn: [this.setup, bundle, ...drained, ...(etcd?.tls ? [etcd.tls] : [])],
         additionalSecretOutputs: ["stdin", "stdout", "stderr"],
       },
     );
     const unit = step(
       "unit",
       { create: files.unitScript, delete: UNIT_DELETE },
-      { dependsOn: [this.setup] },
+      { dependsOn: [this.setup, ...drained] },
     );
     this.ready = step(
       "restart",
       {
         create: files.restart,
         // A new etcd client certificate or CA is read at start only.
-        triggers: [configHash, args.bundleSha256, files.unitDigest, ...(etcd?.triggers ?? [])],
+        triggers: restartTriggers,
       },
-      { dependsOn: [config, bundle, unit, ...(etcd?.steps ?? [])] },
+      { dependsOn: [config, bundle, unit, ...drained, ...(etcd?.steps ?? [])] },
     );
     this.config = config;
+    // The gate also runs again when the drain script changes: a drained host always gets its
+    // gate, which is what lets it back in.
+    this.gate =
+      rollout &&
+      step(
+        "gate",
+        {
+          create: pulumi.output(args.layout).apply((layout) => gateScript(rollout.spec, layout)),
+          triggers: [...restartTriggers, sha256(drainScript(rollout.spec))],
+        },
+        { dependsOn: [this.ready] },
+      );
     this.registerOutputs({ ready: this.ready.stdout });
   }
 }

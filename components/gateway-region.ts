@@ -93,6 +93,12 @@ export interface GatewayRegionArgs {
   adminTokenRotation?: pulumi.Input<string> | undefined;
   /** Node.js major installed when a host's node is missing or older; at least `NODE_MAJOR`. @default 26 */
   nodeMajor?: pulumi.Input<number> | undefined;
+  /**
+   * An app id the rollout's health gate routes a request to on each updated host
+   * (`<id>.<base_domain>` through the host's own TLS port, expecting an answer below 500).
+   * @default none: the gate checks readiness, the certificate and the registrations only
+   */
+  canaryAppId?: string | undefined;
   /** The bundled runtime. @default this package's dist/gateway.mjs */
   bundlePath?: string | undefined;
   /** sha256 of the bundle; a new one restarts the gateways. @default computed from the bundle */
@@ -213,6 +219,10 @@ export class GatewayRegion extends pulumi.ComponentResource {
       this,
     );
     const memberAddresses = cluster.kind === "members" ? cluster.members.map((m) => m.address) : [];
+    // Several hosts roll out one at a time (host/rollout.ts): each host's drain waits for the
+    // previous host's gate. A host alone keeps its steps as they were: nothing to wait for.
+    let previousGate: pulumi.Resource | undefined;
+    const rolling = args.hosts.length > 1;
 
     const hostOutputs = args.hosts.map((host, i) => {
       const shipped = hostConfigs[i];
@@ -247,7 +257,7 @@ export class GatewayRegion extends pulumi.ComponentResource {
             }),
           ),
         );
-      new GatewayHost(
+      const gatewayHost = new GatewayHost(
         `${name}-${host.name}`,
         {
           address: host.address,
@@ -268,9 +278,21 @@ export class GatewayRegion extends pulumi.ComponentResource {
           nodeMajor: args.nodeMajor,
           bundlePath: bundle.path,
           etcd: etcdTls.get(host.name),
+          rollout: rolling
+            ? {
+                spec: {
+                  node: host.name,
+                  admin: config.core.admin.enabled,
+                  canaryAppId: args.canaryAppId,
+                  acmeCa: args.acmeCaPem !== undefined,
+                },
+                after: previousGate,
+              }
+            : undefined,
         },
         child,
       );
+      previousGate = gatewayHost.gate;
       return {
         name: host.name,
         address: host.address,

@@ -67,6 +67,11 @@ const settingsSchema = z.strictObject({
   nodeMajor: z.number().int().min(NODE_MAJOR).default(NODE_MAJOR),
   /** Change to rotate the region's admin token (the program's, when the stack names none). */
   adminTokenRotation: z.string().default(""),
+  /** An app the rollout's health gate routes to on each updated host (several hosts). */
+  canaryAppId: z
+    .string()
+    .regex(/^[0-9a-f]{1,64}$/, { error: "expected an app id (lowercase hex)" })
+    .optional(),
 });
 
 export type HostSettings = z.output<typeof hostSchema>;
@@ -89,6 +94,7 @@ const STRING_KEYS = [
   "etcdClientCertPem",
   "caaIssuer",
   "adminTokenRotation",
+  "canaryAppId",
 ] as const;
 
 /** The program-level keys, as `gateway:<key>` in the stack file. */

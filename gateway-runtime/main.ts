@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { agentCommand, agentHelp, parseAgentArgs } from "./agent/index.js";
 import { adminCommand, adminHelp, HOST_CONFIG } from "./cli/admin.js";
 import { checkConfigCommand, checkConfigHelp } from "./cli/check-config.js";
+import { parseProbeArgs, probeCommand, probeHelp } from "./cli/probe.js";
 import { proxyWorkerCommand } from "./workers/index.js";
 import { runCommand, runHelp } from "./cli/run.js";
 import { ConfigError, type ConfigFormat } from "./config/index.js";
@@ -16,6 +17,7 @@ Commands:
   run --config FILE      start the gateway
   agent --gateway URL    run on a CVM: register with a gateway and keep the WireGuard tunnel up
   admin <call> [JSON]    call this host's admin API (Status, GetInfo, RenewCert, metrics, ...)
+  probe                  check a gateway as clients see it: certificate, health, canary routes
 
 Run "gateway <command> --help" for a command's options.`;
 
@@ -79,6 +81,11 @@ async function main(argv: string[]): Promise<number> {
       return help(adminHelp, EX_USAGE);
     }
     return adminCommand(values.config ?? HOST_CONFIG, call, json);
+  }
+  if (command === "probe") {
+    const values = parseProbeArgs(rest);
+    if (values.help) return help(probeHelp, 0);
+    return probeCommand(values);
   }
   if (command === "proxy-worker") {
     // Internal: started by `run` when core.proxy.workers > 1 (workers/primary.ts).

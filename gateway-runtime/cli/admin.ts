@@ -28,10 +28,26 @@ export async function adminCommand(
   call: string,
   json?: string,
 ): Promise<number> {
+  const answer = await adminCall(configFile, call, json);
+  if (answer === undefined) return 1;
+  const { status, body } = answer;
+  (status < 400 ? process.stdout : process.stderr).write(body.endsWith("\n") ? body : `${body}\n`);
+  return status < 400 ? 0 : 1;
+}
+
+/**
+ * One call to the admin API of the gateway configured in `configFile` (also `gateway probe`'s
+ * registrations gate); undefined, with a message, when the config disables the API.
+ */
+export async function adminCall(
+  configFile: string,
+  call: string,
+  json?: string,
+): Promise<{ status: number; body: string } | undefined> {
   const { admin } = loadConfigFile(configFile).core;
   if (!admin.enabled) {
     process.stderr.write(`gateway admin: core.admin.enabled is false in ${configFile}\n`);
-    return 1;
+    return undefined;
   }
   if (json !== undefined) JSON.parse(json); // a typo fails here, not as the API's 400
   const token = (await adminToken(admin))?.token;
@@ -41,33 +57,29 @@ export async function adminCommand(
     admin.socket !== undefined
       ? { socketPath: admin.socket }
       : { host: admin.address, port: admin.port };
-  const { status, body } = await new Promise<{ status: number; body: string }>(
-    (resolve, reject) => {
-      const req = request(
-        {
-          ...where,
-          path,
-          method,
-          timeout: 120_000,
-          headers: {
-            ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-            ...(json === undefined ? {} : { "content-type": "application/json" }),
-          },
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = request(
+      {
+        ...where,
+        path,
+        method,
+        timeout: 120_000,
+        headers: {
+          ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+          ...(json === undefined ? {} : { "content-type": "application/json" }),
         },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () =>
-            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }),
-          );
-          res.on("error", reject);
-        },
-      );
-      req.on("timeout", () => req.destroy(new Error("the admin API did not answer in 120 s")));
-      req.on("error", reject);
-      req.end(json ?? (method === "POST" ? "{}" : undefined));
-    },
-  );
-  (status < 400 ? process.stdout : process.stderr).write(body.endsWith("\n") ? body : `${body}\n`);
-  return status < 400 ? 0 : 1;
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("the admin API did not answer in 120 s")));
+    req.on("error", reject);
+    req.end(json ?? (method === "POST" ? "{}" : undefined));
+  });
 }

@@ -1,6 +1,6 @@
 /**
  * A tiny authoritative DNS server on 127.0.0.1 (UDP and TCP on one random port) for tests: TXT
- * records from a mutable table, NXDOMAIN for every other name (no SOA unless `setNegativeSoa`,
+ * and A records from mutable tables, NXDOMAIN for every other name (no SOA unless `setNegativeSoa`,
  * so resolvers do not cache the miss), NODATA for other types at a known name. It counts
  * queries and can be told to stay silent (timeouts), to answer SERVFAIL, or to answer over UDP
  * truncated (TC set, no records) so that clients must ask again over TCP.
@@ -19,6 +19,8 @@ export interface TestDnsServer {
   /** Sets the TXT records of `name`; each record is a string or a list of chunks. */
   setTxt(name: string, records: ReadonlyArray<string | readonly string[]>): void;
   deleteTxt(name: string): void;
+  /** Sets the A records of `name` (the probe resolves a region's names with them). */
+  setA(name: string, addresses: readonly string[]): void;
   setMode(mode: DnsServerMode): void;
   /** TTL in answers; 0 (the default) keeps resolver-side caches out of the way. */
   setTtl(seconds: number): void;
@@ -58,6 +60,7 @@ async function bindBoth(): Promise<{ udp: Socket; tcp: Server; port: number }> {
 
 export async function startDnsServer(): Promise<TestDnsServer> {
   const records = new Map<string, string[][]>();
+  const aRecords = new Map<string, string[]>();
   const counts = new Map<string, number>();
   const tcpCounts = new Map<string, number>();
   let mode: DnsServerMode = "answer";
@@ -86,7 +89,7 @@ export async function startDnsServer(): Promise<TestDnsServer> {
     }
     if (mode === "silent") return undefined;
 
-    const txt = records.get(name);
+    const txt = records.get(name) ?? (aRecords.has(name) ? [] : undefined);
     let rcode = 0;
     let flags = dnsPacket.AUTHORITATIVE_ANSWER | ((query.flags ?? 0) & dnsPacket.RECURSION_DESIRED);
     const answers: dnsPacket.Answer[] = [];
@@ -96,6 +99,10 @@ export async function startDnsServer(): Promise<TestDnsServer> {
     else if (txt === undefined) rcode = RCODE_NXDOMAIN;
     else if (question.type === "TXT") {
       for (const data of txt) answers.push({ type: "TXT", name: question.name, ttl, data });
+    } else if (question.type === "A") {
+      for (const data of aRecords.get(name) ?? []) {
+        answers.push({ type: "A", name: question.name, ttl, data });
+      }
     }
     if (rcode === RCODE_NXDOMAIN || (rcode === 0 && answers.length === 0 && txt !== undefined)) {
       if (negativeSoa !== undefined) authorities.push(soa(negativeSoa));
@@ -145,6 +152,9 @@ export async function startDnsServer(): Promise<TestDnsServer> {
     },
     deleteTxt(name) {
       records.delete(key(name));
+    },
+    setA(name, addresses) {
+      aRecords.set(key(name), [...addresses]);
     },
     setMode(next) {
       mode = next;

@@ -8,7 +8,11 @@ import { createServer as createTcpServer, type Server, type Socket } from "node:
 import { createHash } from "node:crypto";
 import { parseGatewayConfig, type GatewayConfig } from "../../../gateway-runtime/config/index.js";
 import { createLogger, silentLogger } from "../../../gateway-runtime/log/index.js";
-import { type DataPlane, startDataPlane } from "../../../gateway-runtime/proxy/index.js";
+import {
+  type DataPlane,
+  DrainingFlag,
+  startDataPlane,
+} from "../../../gateway-runtime/proxy/index.js";
 import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
 import { createCa, issueLeaf, TEST_DOMAIN, type TestCa } from "../../../testkit/certs.js";
 import { minimalConfig, withKey } from "../../../testkit/config.js";
@@ -28,6 +32,8 @@ export interface ProxyLab {
   readonly directory: MemoryDirectory;
   readonly plane: DataPlane;
   readonly config: GatewayConfig;
+  /** This node draining (Admin.SetNodeStatus "down"): `health.<base>` answers 503. */
+  readonly draining: DrainingFlag;
   /** Registers an instance at a loopback address standing in for its WireGuard IP. */
   addInstance(id: string, appId: string, ip: string, healthy?: boolean): void;
   close(): Promise<void>;
@@ -57,7 +63,8 @@ export async function startProxyLab(overrides: Record<string, unknown> = {}): Pr
   const log = process.env.GATEWAY_TEST_LOG
     ? createLogger(process.env.GATEWAY_TEST_LOG as "debug")
     : silentLogger();
-  const plane = await startDataPlane(config, { directory, log }, { https: 0, http: 0 });
+  const draining = new DrainingFlag();
+  const plane = await startDataPlane(config, { directory, log, draining }, { https: 0, http: 0 });
   const httpAddress = plane.redirect?.address();
   return {
     port: plane.proxy.address().port,
@@ -67,6 +74,7 @@ export async function startProxyLab(overrides: Record<string, unknown> = {}): Pr
     directory,
     plane,
     config,
+    draining,
     addInstance(id, appId, ip, healthy = true) {
       directory.upsert({ id, appId, ip, lastHandshakeMs: healthy ? Date.now() : 0 });
     },

@@ -113,6 +113,9 @@ describe("a stack change changes only what it should", () => {
       removed: [],
       changed: [
         ["command:remote:Command::eu-gw1-config", ["inputs.triggers[0]"]],
+        // A restart in a region of several hosts: drained before, gated after (host/rollout.ts).
+        ["command:remote:Command::eu-gw1-drain", ["inputs.triggers[0]"]],
+        ["command:remote:Command::eu-gw1-gate", ["inputs.triggers[0]"]],
         ["command:remote:Command::eu-gw1-restart", ["inputs.triggers[0]"]],
         ["pulumi-nodejs:dynamic/gateway:WireGuardKey::eu-gw1-wg", ["inputs.rotation"]],
       ],

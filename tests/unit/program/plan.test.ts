@@ -44,8 +44,15 @@ function regionShape(
   opts: { acme?: boolean; hosts?: string[]; etcd?: boolean } = {},
 ) {
   const { acme = true, hosts = ["gw1"], etcd = false } = opts;
+  // Several hosts roll out one at a time: a drain and a gate step each (host/rollout.ts).
+  const rolling = hosts.length > 1;
   const top = `${GATEWAY_REGION_TYPE}::${region}`;
-  const steps = ["config", ...(etcd ? ["etcd-restart", "etcd-tls", "etcd-unit"] : [])];
+  const steps = [
+    "config",
+    ...(rolling ? ["drain"] : []),
+    ...(etcd ? ["etcd-restart", "etcd-tls", "etcd-unit"] : []),
+    ...(rolling ? ["gate"] : []),
+  ];
   const host = (h: string) => `gateway:index:GatewayHost::${region}-${h}`;
   const hostSteps = (h: string) =>
     [...steps, "restart", "setup", "unit"].map((s) => `${CMD}::${region}-${h}-${s} < ${host(h)}`);
@@ -71,7 +78,7 @@ const rest = ["rpc-a-gw1", "rpc-aaaa-gw1", "wildcard-a-gw1", "wildcard-aaaa-gw1"
 
 describe("offline plans: the resource graph per stack", () => {
   it("finds the four stacks", () => {
-    expect(allStacks()).toEqual(["asia", "eu", "lab", "us"]);
+    expect(allStacks()).toEqual(["asia", "eu", "global", "lab", "us"]);
   });
 
   it("us: one host with IPv6, Cloudflare DNS, one custom domain", async () => {

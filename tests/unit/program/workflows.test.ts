@@ -51,7 +51,7 @@ beforeAll(async () => {
 
 describe("GitHub workflows", () => {
   it("cover every region stack", () => {
-    expect([...regions].sort()).toEqual(allStacks().filter((s) => s !== "lab"));
+    expect([...regions].sort()).toEqual(allStacks().filter((s) => s !== "lab" && s !== "global"));
   });
 
   it("are exactly preview, deploy and the per-region deploy", () => {
@@ -118,7 +118,7 @@ describe("GitHub workflows", () => {
     expect(steps).toContain("Committed plan is current (npm run plan rewrites plans/)");
   });
 
-  it("deploy: on main, in waves us -> eu -> asia, each waiting for the previous", () => {
+  it("deploy: on main, the canary region us first, then eu and asia once it passed", () => {
     const wf = workflow("deploy.yml");
     expect(wf.on).toEqual({ push: { branches: ["main"] }, workflow_dispatch: null });
     const waves = Object.entries(wf.jobs)
@@ -127,9 +127,22 @@ describe("GitHub workflows", () => {
     expect(waves).toEqual([
       ["us", "check", "./.github/workflows/deploy-region.yml", "us", "inherit"],
       ["eu", "us", "./.github/workflows/deploy-region.yml", "eu", "inherit"],
-      ["asia", "eu", "./.github/workflows/deploy-region.yml", "asia", "inherit"],
+      ["asia", "us", "./.github/workflows/deploy-region.yml", "asia", "inherit"],
+      ["global", ["eu", "asia"], "./.github/workflows/deploy-region.yml", "global", "inherit"],
     ]);
-    expect(waves.map((w) => w[0])).toEqual(regions);
+    // The front door has no gateway of its own to probe.
+    expect(wf.jobs.global?.with?.probe).toBe(false);
+  });
+
+  it("probe-region.sh: the stack's base domain and canary app, each URL form's port from the variables", () => {
+    const script = readFileSync(`${ROOT}scripts/probe-region.sh`, "utf8");
+    expect(script).toContain("core.proxy.base_domain}\\n");
+    expect(script).toContain(`c["gateway:canaryAppId"] ?? ""`);
+    expect(script).toContain('set -- probe --region "$base" --health');
+    for (const flag of ["--canary-port", "--canary-tls-port", "--canary-h2-port"]) {
+      expect(script).toContain(flag);
+    }
+    expect(script).toContain('node dist/gateway.mjs "$@"');
   });
 
   it("deploy-region: pulumi up for the given stack in its environment, plan checked first", () => {
@@ -143,6 +156,11 @@ describe("GitHub workflows", () => {
     expect(names.indexOf("Build the program and the bundle")).toBeLessThan(
       names.indexOf("Committed plan is current"),
     );
+    // The wave passes only when the region answers from outside (gateway probe, its gates).
+    const probe = steps.find((s) => s.name?.includes("gateway probe"));
+    expect(names.indexOf("pulumi up")).toBe(names.length - 2);
+    expect(probe?.run).toBe('sh scripts/probe-region.sh "$STACK"');
+    expect(probe?.if).toBe("inputs.probe");
     expect(steps.find((s) => s.name === "pulumi up")?.with).toMatchObject({
       command: "up",
       "pulumi-version": PULUMI_VERSION,

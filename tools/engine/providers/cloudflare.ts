@@ -11,6 +11,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { isIP } from "node:net";
 import { type Props, reveal, type Value } from "../values.js";
 import { type CheckResult, type DiffResult, type Provider, ProviderError } from "./types.js";
+import { checkLoadBalancing, isLoadBalancing, typeOfUrn } from "./cloudflare-lb.js";
 
 export interface DnsRecordValue {
   /** Fully qualified, no trailing dot. */
@@ -126,8 +127,10 @@ export function cloudflareProvider(options: CloudflareOptions): Provider {
   }
 
   return {
-    async check({ news }): Promise<CheckResult> {
+    async check({ urn, news }): Promise<CheckResult> {
       const plain = reveal(news) as Props;
+      const type = typeOfUrn(urn);
+      if (isLoadBalancing(type)) return { inputs: news, failures: checkLoadBalancing(type, plain) };
       const inputs = { ...news, proxied: news.proxied ?? false };
       return { inputs, failures: validate({ ...plain, proxied: plain.proxied ?? false }) };
     },
@@ -145,6 +148,10 @@ export function cloudflareProvider(options: CloudflareOptions): Provider {
       };
     },
     async create({ urn, news }) {
+      // Load balancing has no sink: its id is what pools and the balancer refer to.
+      if (isLoadBalancing(typeOfUrn(urn))) {
+        return { id: randomBytes(16).toString("hex"), outputs: { ...news } };
+      }
       if (!options.sink) throw new ProviderError(`${nameOf(urn)}: no DNS to write to`);
       await options.sink.add(recordValue(reveal(news) as Props));
       const now = new Date().toISOString();
@@ -159,12 +166,14 @@ export function cloudflareProvider(options: CloudflareOptions): Provider {
       };
     },
     async update({ urn, olds, oldInputs, news }) {
+      if (isLoadBalancing(typeOfUrn(urn))) return { outputs: { ...olds, ...news } };
       if (!options.sink) throw new ProviderError(`${nameOf(urn)}: no DNS to write to`);
       await options.sink.remove(recordValue(reveal(oldInputs) as Props));
       await options.sink.add(recordValue(reveal(news) as Props));
       return { outputs: { ...olds, ...news, modifiedOn: new Date().toISOString() } };
     },
     async delete({ urn, oldInputs }) {
+      if (isLoadBalancing(typeOfUrn(urn))) return;
       if (!options.sink) throw new ProviderError(`${nameOf(urn)}: no DNS to write to`);
       await options.sink.remove(recordValue(reveal(oldInputs) as Props));
     },
