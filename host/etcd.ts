@@ -4,7 +4,14 @@
  * the member and the gateway read. Pure functions, like host/files.ts, so the tests start real
  * members with exactly these flags.
  */
-import { HEADER, HOST_PATHS, type HostLayout, heredoc, SERVICE_USER } from "./layout.js";
+import {
+  HEADER,
+  HOST_PATHS,
+  type HostLayout,
+  heredoc,
+  KERNEL_PROTECTIONS,
+  SERVICE_USER,
+} from "./layout.js";
 
 /** etcd's registered ports: clients (the gateways) and peers (the other members). */
 export const ETCD_PORTS = { client: 2379, peer: 2380 } as const;
@@ -131,15 +138,7 @@ ReadWritePaths=${ETCD_PATHS.dataDir}
 ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-RestrictSUIDSGID=yes
-RestrictRealtime=yes
-RestrictNamespaces=yes
+${KERNEL_PROTECTIONS}
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
 MemoryDenyWriteExecute=yes
 LockPersonality=yes

@@ -11,6 +11,7 @@ import {
   type HostLayout,
   HEADER,
   heredoc,
+  KERNEL_PROTECTIONS,
   SERVICE_NAME,
   SERVICE_USER,
   serviceDirectories,
@@ -200,15 +201,7 @@ RuntimeDirectoryMode=0700
 RuntimeDirectoryPreserve=yes
 DevicePolicy=closed
 DeviceAllow=/dev/net/tun rw
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-RestrictSUIDSGID=yes
-RestrictRealtime=yes
-RestrictNamespaces=yes
+${KERNEL_PROTECTIONS}
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
 LockPersonality=yes
 SystemCallArchitectures=native

@@ -181,3 +181,14 @@ export function heredoc(content: string, delimiter: string): string {
 
 /** The first line of every file the program writes on a host. */
 export const HEADER = "# Managed by Pulumi (cvm-tls-gateway): local changes are overwritten.";
+
+/** The sandbox lines both units the program writes share (the gateway's and the etcd member's). */
+export const KERNEL_PROTECTIONS = `ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=yes`;

@@ -3,6 +3,7 @@
  * settings, the CVM fleet they register, and the statistics.
  */
 import { randomBytes } from "node:crypto";
+import { parseArgs } from "node:util";
 import type { AppInfo } from "../../gateway-runtime/attest/app-info.js";
 import type { Attestation } from "../../gateway-runtime/attest/types.js";
 import { parseCidr } from "../../gateway-runtime/config/net.js";
@@ -95,4 +96,22 @@ export async function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
   const start = performance.now();
   const value = await fn();
   return [performance.now() - start, value];
+}
+
+/** The command line the control-plane benches share: how many CVMs, in flight, over how many apps. */
+export function benchArgs(): { count: number; concurrency: number; apps: number; out?: string } {
+  const { values } = parseArgs({
+    options: {
+      count: { type: "string", default: "4000" },
+      concurrency: { type: "string", default: "128" },
+      apps: { type: "string", default: "100" },
+      out: { type: "string" },
+    },
+  });
+  return {
+    count: Number(values.count),
+    concurrency: Number(values.concurrency),
+    apps: Number(values.apps),
+    ...(values.out === undefined ? {} : { out: values.out }),
+  };
 }

@@ -22,7 +22,6 @@ import { once } from "node:events";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { NodeMembership } from "../../gateway-runtime/cluster/index.js";
 import { Secret } from "../../gateway-runtime/config/secret.js";
 import { generateWgKeyPair } from "../../gateway-runtime/keys/wireguard.js";
@@ -38,6 +37,7 @@ import { startEtcdCluster } from "../../testkit/etcd.js";
 import { until } from "../../testkit/poll.js";
 import {
   BENCH_SETTINGS,
+  benchArgs,
   benchPlan,
   fleet,
   inFlight,
@@ -48,16 +48,9 @@ import {
 } from "./common.js";
 import { round } from "./print.js";
 
-const { values: args } = parseArgs({
-  options: {
-    count: { type: "string", default: "4000" },
-    concurrency: { type: "string", default: "128" },
-    apps: { type: "string", default: "100" },
-    out: { type: "string" },
-  },
-});
-const COUNT = Number(args.count);
-const CONCURRENCY = Number(args.concurrency);
+const args = benchArgs();
+const COUNT = args.count;
+const CONCURRENCY = args.concurrency;
 const HOSTS = 3;
 const PREFIX = "/bench-region";
 const DEATHS = 5;
@@ -158,7 +151,7 @@ async function main(): Promise<void> {
     }
 
     // Everyone at once, `CONCURRENCY` in flight, registration k through host k % 3.
-    const cvms = fleet(COUNT, Number(args.apps));
+    const cvms = fleet(COUNT, args.apps);
     const latencies: number[] = [];
     const answered = new Map<string, { at: number; host: number }>();
     const [totalMs] = await time(() =>

@@ -13,7 +13,6 @@
 import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { Secret } from "../../gateway-runtime/config/secret.js";
 import { silentLogger } from "../../gateway-runtime/log/index.js";
 import { RegistrationService } from "../../gateway-runtime/registration/service.js";
@@ -26,6 +25,7 @@ import { parseWgDump } from "../../gateway-runtime/wg/render.js";
 import { cleanupStale, NetnsHarness } from "../../testkit/netns.js";
 import {
   BENCH_SETTINGS,
+  benchArgs,
   benchPlan,
   fleet,
   inFlight,
@@ -37,17 +37,10 @@ import {
 } from "./common.js";
 import { print, round } from "./print.js";
 
-const { values: args } = parseArgs({
-  options: {
-    count: { type: "string", default: "4000" },
-    concurrency: { type: "string", default: "128" },
-    apps: { type: "string", default: "100" },
-    out: { type: "string" },
-  },
-});
-const COUNT = Number(args.count);
-const CONCURRENCY = Number(args.concurrency);
-const APPS = Number(args.apps);
+const args = benchArgs();
+const COUNT = args.count;
+const CONCURRENCY = args.concurrency;
+const APPS = args.apps;
 const SAMPLES = 7;
 
 async function samples(fn: () => Promise<unknown>, n = SAMPLES): Promise<number> {
