@@ -55,7 +55,9 @@ function labStackConfig(
       "gateway:hosts": JSON.stringify(
         hosts.map((h) => ({ name: h.name, address: h.address, sshHostKey: hostKeyOf(h) })),
       ),
-      "gateway:acmeCaPem": pem(acme.listenerCaFile),
+      // A private ACME CA: the CA of its API's TLS, and the root it issues under (pebble makes
+      // a new one each start), which the rollout gates on a host verify the served chain with.
+      "gateway:acmeCaPem": `${pem(acme.listenerCaFile).trimEnd()}\n${pem(acme.rootFile)}`,
       "gateway:attestationCaPem": clientCaPem,
       "gateway:sshPrivateKey": readFileSync(first.keyFile, "utf8"),
     },
