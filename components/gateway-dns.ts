@@ -1,6 +1,6 @@
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
-import { caaNames } from "../gateway-runtime/certs/names.js";
+import { caaNames } from "../gateway-runtime/config/names.js";
 import { appAddressRecord, caaIssuerFor, caaValue, nameSlug } from "./dns-records.js";
 
 /** A gateway host as DNS sees it. */

@@ -4,7 +4,7 @@
  * swapped into the proxy without dropping connections.
  */
 export { caaRecords, caaValue, caIdentifier } from "./caa.js";
-export { caaNames, certificateNames } from "./names.js";
+export { caaNames, certificateNames } from "../config/names.js";
 export {
   type CaaRecord,
   CloudflareProvider,

@@ -15,7 +15,7 @@ import { fetchDirectory, trustAgent, withAcmeHttp } from "./acme/http.js";
 import { issueCertificate } from "./acme/order.js";
 import { caaRecords, caaUpToDate, caIdentifier, desiredCaa } from "./caa.js";
 import { createDnsProvider } from "./dns/index.js";
-import { caaNames, certificateNames } from "./names.js";
+import { caaNames, certificateNames } from "../config/names.js";
 import type { DnsProvider } from "./dns/provider.js";
 import { abortError, CertError, reasonOf, throwIfAborted } from "./errors.js";
 import type { Ledger } from "./ledger.js";

@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import { certificateNames, within } from "../certs/names.js";
+import { certificateNames, within } from "./names.js";
 import { wgPublicKey } from "../keys/wireguard.js";
 import { type Cidr, cidrContains, cidrWithin, formatIpv4, parseCidr } from "./net.js";
 import { isSecret } from "./secret.js";

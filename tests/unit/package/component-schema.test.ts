@@ -56,6 +56,7 @@ describe("the component analyzer on this package", () => {
         "bundlePath",
         "bundleSha256",
         "caaIssuer",
+        "canaryAppId",
         "cloudflareApiToken",
         "config",
         "configSource",

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { caaNames, certificateNames, covered } from "../../../gateway-runtime/certs/names.js";
+import { caaNames, certificateNames, covered } from "../../../gateway-runtime/config/names.js";
 
 describe("the certificate's names", () => {
   it("are the wildcard and the base while they cover rpc_domain", () => {
