@@ -45,8 +45,13 @@ export interface EtcdStoreOptions {
 
 /** Conflicting transactions are retried after reading what changed; this bounds the retries. */
 const MAX_ATTEMPTS = 8;
-/** etcd refuses transactions of more than 128 operations; a registration takes up to 5. */
-const MAX_BATCH = 16;
+/**
+ * etcd refuses a transaction with more than 128 (`--max-txn-ops`) compares, success operations
+ * or failure reads; a registration takes 3 compares and reads (record, address, key) and up to
+ * 5 writes (its record, address and key; the old address and key of a re-registration): 25 fit.
+ * A host commits one transaction at a time, so this bounds its registrations per round trip.
+ */
+const MAX_BATCH = 25;
 
 export class EtcdRegistrationStore implements RegistrationStore {
   readonly #o: EtcdStoreOptions;
