@@ -22,7 +22,7 @@ const FAILURES = "sum by (app) (rate(gateway_instance_connect_failures_total[5m]
 export const ALERT_RULES: readonly AlertRule[] = [
   {
     alert: "GatewayCertificateExpiringSoon",
-    // The manager renews 30 days ahead by default: 7 days left means weeks of failed renewals.
+    // The manager renews 10 days ahead by default (renew_before_expiration): 7 days left means 3 days of failed renewals.
     expr: `min by (job, instance, serial) (${EXPIRY}) - time() < 7 * 86400`,
     for: "10m",
     labels: { severity: "critical" },
