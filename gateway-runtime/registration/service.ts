@@ -11,7 +11,6 @@
 import { appInfoJson } from "../attest/app-info.js";
 import type { Attestation, VerifiedPeer } from "../attest/types.js";
 import type { Authorizer } from "../auth/authorize.js";
-import type { GatewayConfig } from "../config/index.js";
 import { GatewayError } from "../errors.js";
 import type { Logger } from "../log/index.js";
 import type { Instance } from "../registry/index.js";
@@ -23,7 +22,6 @@ import type {
 } from "../registry/store.js";
 import type {
   GatewayNodeInfo,
-  GuestAgentConfig,
   InfoResponse,
   RegisterCvmRequest,
   RegisterCvmResponse,
@@ -31,6 +29,15 @@ import type {
 } from "../rpc/wire.js";
 import type { PeerCertificate } from "../rpc/server.js";
 import { RegistrationLatency } from "./latency.js";
+import type { DirectoryWriter, PeerApplier, RegistrationSettings } from "./settings.js";
+
+export {
+  type DirectoryWriter,
+  type PeerApplier,
+  type RegistrationSettings,
+  registrationSettings,
+  type WgPeer,
+} from "./settings.js";
 
 /** dstack's `GetInstancePortPolicyResponse`. */
 export interface PortPolicyView {
@@ -38,49 +45,6 @@ export interface PortPolicyView {
   readonly source: "admin" | "instance" | "none";
   readonly instance_reported?: PortPolicy;
   readonly admin_override?: PortPolicy;
-}
-
-/** One CVM as a WireGuard peer of this gateway (`AllowedIPs = <ip>/32`). */
-export interface WgPeer {
-  readonly publicKey: string;
-  readonly ip: string;
-}
-
-/** Applies the complete peer list to WireGuard (the wg manager implements it). */
-export interface PeerApplier {
-  setPeers(peers: readonly WgPeer[]): Promise<void>;
-}
-
-/** The part of `MemoryDirectory` registration writes. */
-export interface DirectoryWriter {
-  instance(id: string): Instance | undefined;
-  upsert(instance: Instance): void;
-  remove(id: string): void;
-  setHandshake(id: string, lastHandshakeMs: number): void;
-}
-
-/** The client certificate of the TLS connection a request came in on. */
-export interface RegistrationSettings {
-  readonly agent: GuestAgentConfig;
-  /** This gateway as a WireGuard peer of CVMs. */
-  readonly server: WireGuardPeer;
-  /** `core.recycle.timeout`, ms. */
-  readonly recycleTimeoutMs: number;
-}
-
-/** The response settings and recycle timeout a config implies. */
-export function registrationSettings(config: GatewayConfig): RegistrationSettings {
-  const { proxy, wg, recycle } = config.core;
-  return {
-    agent: {
-      external_port: proxy.listen_port,
-      internal_port: proxy.agent_port,
-      domain: proxy.base_domain,
-      app_address_ns_prefix: proxy.app_address_ns_prefix,
-    },
-    server: { pk: wg.public_key, ip: wg.ip, endpoint: wg.endpoint },
-    recycleTimeoutMs: recycle.timeout,
-  };
 }
 
 export interface RegistrationServiceOptions extends RegistrationSettings {
