@@ -11,7 +11,6 @@ import {
 } from "../../../gateway-runtime/admin/index.js";
 import { NodeMembership, type NodeRecord, nodeId } from "../../../gateway-runtime/cluster/index.js";
 import { parseGatewayConfig } from "../../../gateway-runtime/config/index.js";
-import { GatewayError } from "../../../gateway-runtime/errors.js";
 import { silentLogger } from "../../../gateway-runtime/log/index.js";
 import { recycleOnce, regionPeers } from "../../../gateway-runtime/registration/region.js";
 import { EtcdRegistrationStore } from "../../../gateway-runtime/registry/etcd-store.js";
@@ -19,7 +18,7 @@ import { minimalConfig, withKey } from "../../../testkit/config.js";
 import { type EtcdCluster, startEtcdCluster } from "../../../testkit/etcd.js";
 import { until } from "../../../testkit/poll.js";
 import { adminView } from "../../unit/admin/view.js";
-import { HOUR, harness, type Harness } from "../../unit/registration/harness.js";
+import { failure, HOUR, harness, type Harness } from "../../unit/registration/harness.js";
 import { DEFAULT_PLAN, wgKey } from "../../unit/registry/net.js";
 import { client, TIMEOUT_MS } from "./etcd-hosts.js";
 
@@ -78,16 +77,6 @@ async function deadHost(name: string, k: number): Promise<void> {
 }
 
 const names = (m: NodeMembership) => m.nodes().map((n) => n.name);
-
-async function failure(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof GatewayError) return err.code;
-    throw err;
-  }
-  return "no error";
-}
 
 describe("gateway nodes in etcd", () => {
   it("appear when a host joins, stay while it lives, leave when it stops or dies", async () => {

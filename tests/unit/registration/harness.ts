@@ -2,6 +2,7 @@
  * A registration service over real parts (file store in a temp dir, MemoryDirectory, CA-mode
  * attestation with a test KMS), a clock the test moves, and a recording PeerApplier.
  */
+import { GatewayError } from "../../../gateway-runtime/errors.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CaAttestation } from "../../../gateway-runtime/attest/ca.js";
 import type { Authorizer } from "../../../gateway-runtime/auth/authorize.js";
@@ -52,6 +53,17 @@ export class FakePeers implements PeerApplier {
 export const APP = "3763bc34552cf3a27ff71ad5f7a90471562a1a2d";
 export const CONFIG = parseGatewayConfig(minimalConfig(), "registration harness");
 export const HOUR = 3_600_000;
+
+/** The GatewayError code `p` rejects with, or "no error"; any other error is rethrown. */
+export async function failure(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof GatewayError) return err.code;
+    throw err;
+  }
+  return "no error";
+}
 
 export interface Harness {
   readonly service: RegistrationService;

@@ -7,7 +7,7 @@ import {
 } from "../../../gateway-runtime/registration/index.js";
 import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
 import { wgKey } from "../registry/net.js";
-import { APP, CONFIG, HOUR, type Harness, harness } from "./harness.js";
+import { APP, CONFIG, failure, HOUR, type Harness, harness } from "./harness.js";
 
 const I1 = "11".repeat(20);
 const I2 = "22".repeat(20);
@@ -24,16 +24,6 @@ const register = (instance: string, key: number, policy?: object) =>
     client_public_key: wgKey(key),
     ...(policy ? { port_policy: policy as never } : {}),
   });
-
-async function failure(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof GatewayError) return err.code;
-    throw err;
-  }
-  return "no error";
-}
 
 describe("RegistrationService.register", () => {
   it("answers dstack's RegisterCvmResponse and publishes the instance everywhere", async () => {
