@@ -75,7 +75,7 @@ export class CertificateManager {
   #failures = 0;
   #timer: NodeJS.Timeout | undefined;
   #nextCheck: number | undefined;
-  #checking: Promise<CheckOutcome> | undefined;
+  #checking: { readonly force: boolean; readonly outcome: Promise<CheckOutcome> } | undefined;
   #lastWarned: number | undefined;
   readonly #ready = deferred<CertificateInfo>();
   #stopped: Promise<void> | undefined;
@@ -139,17 +139,29 @@ export class CertificateManager {
     return this.#ready.promise;
   }
 
-  /** Runs a check now (or joins the running one); `force` renews even outside the window. */
+  /**
+   * Runs a check now (or joins the running one); `force` renews even outside the window. A
+   * forced check asked while a routine one runs goes after it: joining would answer an
+   * operator's RenewCert with the routine check's "none".
+   */
   checkNow(opts: { force?: boolean } = {}): Promise<CheckOutcome> {
-    if (this.#checking === undefined) {
-      clearTimeout(this.#timer);
-      const p = this.#check(opts.force ?? false);
-      this.#checking = p;
-      void p.finally(() => {
-        if (this.#checking === p) this.#checking = undefined;
-      });
-    }
-    return this.#checking;
+    const force = opts.force ?? false;
+    const running = this.#checking;
+    if (running !== undefined && (running.force || !force)) return running.outcome;
+    clearTimeout(this.#timer);
+    const outcome =
+      running === undefined
+        ? this.#check(force)
+        : running.outcome.then(
+            () => this.#check(true),
+            () => this.#check(true),
+          );
+    const entry = { force, outcome };
+    this.#checking = entry;
+    void outcome.finally(() => {
+      if (this.#checking === entry) this.#checking = undefined;
+    });
+    return outcome;
   }
 
   /**
@@ -188,7 +200,7 @@ export class CertificateManager {
     const running = this.#checking;
     if (running) {
       await Promise.race([
-        running.catch(() => undefined),
+        running.outcome.catch(() => undefined),
         new Promise((r) => setTimeout(r, 5000).unref()),
       ]);
     }

@@ -110,6 +110,17 @@ describe("first issuance", () => {
     expect(Math.abs(next - (Date.now() + 3_600_000))).toBeLessThan(5000);
   });
 
+  it("a forced check asked while a routine one runs still renews, after it", async () => {
+    const m = lab.manager(wd);
+    await m.start();
+    const before = liveSerial(wd);
+    const routine = m.checkNow();
+    const forced = m.checkNow({ force: true });
+    expect(await routine).toEqual({ action: "none", reason: "none" });
+    expect(await forced).toEqual({ action: "renewed", reason: "forced" });
+    expect(liveSerial(wd)).not.toBe(before);
+  });
+
   it("reuses the stored account after a restart (same URL, same key, CAA untouched)", async () => {
     const key = readFileSync(join(wd, "account.key"), "utf8");
     const { url } = account(wd);
