@@ -16,6 +16,11 @@
  * primary (`ProxyWorkers`) and forks N copies of this bundle as `proxy-worker`s, which share a
  * port chosen here; the primary feeds them the instances and the ticket keys, as in `gateway
  * run`. All of them inherit the CPU pinning and are one process group for the CPU figures.
+ * Handed listening sockets (LISTEN_FDS, as the socket units or `lab/shims/socket-holder.mjs`
+ * pass them) are served as `gateway run` serves them: through workers even when there is one,
+ * so SIGTERM is the old half of a hand-over (the workers drain, this process exits at once);
+ * `--ready-file F` is then written with this process's pid once it serves, as `gateway run`
+ * does (scenario (u), `bench/handover/`).
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,6 +28,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ProxyWorkers, proxyWorkerCommand } from "../gateway-runtime/workers/index.js";
 import { type GatewayConfig, parseGatewayConfig } from "../gateway-runtime/config/index.js";
+import { writeFileAtomic } from "../gateway-runtime/files/atomic.js";
+import { handedOver, inheritedListeners, type ListenFds } from "../gateway-runtime/listen/index.js";
 import { createLogger, type Logger } from "../gateway-runtime/log/index.js";
 import { startDataPlane } from "../gateway-runtime/proxy/index.js";
 import { MemoryDirectory } from "../gateway-runtime/registry/index.js";
@@ -34,6 +41,8 @@ import { freePort } from "./lib/net.js";
 const HANDSHAKE_REFRESH_MS = 30_000;
 
 async function main(): Promise<void> {
+  // First: it consumes the variables, which no later child must take for its own.
+  const listenFds = inheritedListeners();
   const { values } = parseArgs({
     options: {
       cert: { type: "string" },
@@ -45,6 +54,7 @@ async function main(): Promise<void> {
       "connect-attempt-delay": { type: "string" },
       workers: { type: "string", default: "1" },
       "memory-file": { type: "string" },
+      "ready-file": { type: "string" },
     },
   });
   const { cert, key, app } = values;
@@ -83,13 +93,15 @@ async function main(): Promise<void> {
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
     throw new Error("--workers must be an integer in 1..64");
   }
-  const serving =
-    workers === 1
-      ? await serveHere(config, directory, log)
-      : await serveInWorkers(raw, workers, directory, log);
+  const here = workers === 1 && !handedOver(listenFds);
+  const serving = here
+    ? await serveHere(config, directory, log)
+    : await serveInWorkers(raw, config, workers, directory, log, listenFds);
   // With workers the V8 heaps are theirs, not this process's: no heap split for (g).
-  if (workers === 1) reportMemoryOnSignal(values["memory-file"]);
-  process.stdout.write(`${JSON.stringify({ port: serving.port })}\n`);
+  if (here) reportMemoryOnSignal(values["memory-file"]);
+  process.stdout.write(`${JSON.stringify({ port: serving.port ?? null })}\n`);
+  const readyFile = values["ready-file"];
+  if (readyFile !== undefined) await writeFileAtomic(readyFile, `${process.pid}\n`, 0o644);
 
   const signal = await stopSignal();
   log.info(`${signal}: stopping`);
@@ -98,7 +110,8 @@ async function main(): Promise<void> {
 }
 
 interface Serving {
-  readonly port: number;
+  /** Unknown on handed-over sockets: whoever bound them knows it. */
+  readonly port: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -113,18 +126,17 @@ async function serveHere(
 
 async function serveInWorkers(
   raw: Record<string, unknown>,
+  config: GatewayConfig,
   count: number,
   directory: MemoryDirectory,
   log: Logger,
+  listenFds: ListenFds,
 ): Promise<Serving> {
-  const port = await freePort();
+  const port = handedOver(listenFds) ? undefined : await freePort();
   const dir = mkdtempSync(join(tmpdir(), "gw-bench-workers-"));
   const configFile = join(dir, "gateway.json");
-  const settings = withKey(
-    withKey(raw, "core.proxy.workers", count),
-    "core.proxy.listen_port",
-    port,
-  );
+  let settings = withKey(raw, "core.proxy.workers", count);
+  if (port !== undefined) settings = withKey(settings, "core.proxy.listen_port", port);
   writeFileSync(configFile, JSON.stringify(settings), { mode: 0o600 });
   const workers = await ProxyWorkers.start({
     count,
@@ -132,6 +144,8 @@ async function serveInWorkers(
     directory,
     log,
     exec: process.argv[1] as string,
+    listenFds,
+    drainTimeoutMs: config.core.proxy.drain_timeout,
   });
   return {
     port,

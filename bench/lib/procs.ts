@@ -96,7 +96,7 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-interface Stat {
+export interface Stat {
   readonly pid: number;
   readonly pgrp: number;
   readonly state: string;
@@ -104,7 +104,8 @@ interface Stat {
   readonly ticks: number;
 }
 
-function readStat(pid: string): Stat | undefined {
+/** One process's /proc/<pid>/stat; undefined once it is gone. */
+export function readStat(pid: string): Stat | undefined {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -121,7 +122,8 @@ function readStat(pid: string): Stat | undefined {
   };
 }
 
-function groupMembers(pgid: number): Stat[] {
+/** The live (not zombie) processes of a process group. */
+export function groupMembers(pgid: number): Stat[] {
   const out: Stat[] = [];
   for (const name of readdirSync("/proc")) {
     if (name.charCodeAt(0) < 48 || name.charCodeAt(0) > 57) continue;
@@ -145,18 +147,19 @@ export function groupCpuUs(pgid: number): number {
   return (ticks * 1e6) / CLK_TCK;
 }
 
+/** Resident set size of one process in bytes; 0 once it has exited. */
+export function rssBytes(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return Number(m?.[1] ?? 0) * 1024;
+  } catch {
+    return 0; // exited meanwhile
+  }
+}
+
 /** Resident set size of every live process in the group, in bytes. */
 export function groupRssBytes(pgid: number): number {
-  let kib = 0;
-  for (const s of groupMembers(pgid)) {
-    try {
-      const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${s.pid}/status`, "utf8"));
-      kib += Number(m?.[1] ?? 0);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return kib * 1024;
+  return groupMembers(pgid).reduce((sum, s) => sum + rssBytes(s.pid), 0);
 }
 
 export interface CoreTimes {
