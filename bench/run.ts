@@ -5,8 +5,9 @@
  *
  * Builds the bench gateway bundle, starts the backend and the proxies (HAProxy, nginx, ours,
  * each pinned to core 0; load generators and backend on the other cores), checks every route,
- * runs scenarios (a)-(h) and the control plane (r, `bench/registration/scale.ts`), and prints
- * the table; with `--base REV` also ours as of commit REV ("base") and the per-round ratio of
+ * runs scenarios (a)-(h), the control plane (r, `bench/registration/scale.ts`), a region (k)
+ * and a hand-over (u, `bench/handover/handover.ts`), and prints the table; with `--base REV`
+ * also ours as of commit REV ("base") and the per-round ratio of
  * ours to it (`--base-node PATH`: base runs on that node binary, ours' code unless `--base`
  * says otherwise). Writes `bench/results/latest.{json,svg,md}` and `profile.json` (`quick.*` with
  * --quick, `partial.*` for a subset, other --ours-flags, --base, --instances, --attempt-delay or
@@ -21,7 +22,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createCa, issueLeaf } from "../testkit/certs.js";
 import { buildBaseGateway, buildBench } from "./lib/build.js";
-import { runControlPlane, runRegion, runRouteBench } from "./lib/standalone.js";
+import { runControlPlane, runHandover, runRegion, runRouteBench } from "./lib/standalone.js";
 import { ratioChart } from "./lib/chart.js";
 import { measureIdle, type IdleSample } from "./lib/idle.js";
 import { type BenchOptions, parseBenchOptions } from "./lib/options.js";
@@ -251,6 +252,14 @@ async function main(): Promise<number> {
 
     const controlLines = only.has("r") ? runControlPlane(ROOT, RESULTS, quick, progress) : [];
     const regionLines = only.has("k") ? runRegion(ROOT, RESULTS, quick, progress) : [];
+    const handoverLines = only.has("u")
+      ? runHandover(
+          ROOT,
+          RESULTS,
+          { quick, entry: built.gateway, proxyCpus: env.proxyCpus, clientCpus: env.clientCpus },
+          progress,
+        )
+      : [];
 
     const profiles = options.wantProfile
       ? await profileScenarios(
@@ -298,6 +307,11 @@ async function main(): Promise<number> {
       log("a region's control plane (k):");
       for (const line of regionLines) log(`  ${line}`);
     }
+    if (handoverLines.length > 0) {
+      log("");
+      log("a hand-over (u):");
+      for (const line of handoverLines) log(`  ${line}`);
+    }
     if (base || baseNodeVersion) {
       log("");
       log(
@@ -327,6 +341,9 @@ async function main(): Promise<number> {
         : []),
       ...(regionLines.length > 0
         ? ["", "A region's control plane (k):", "", ...regionLines.map((l) => `- ${l}`)]
+        : []),
+      ...(handoverLines.length > 0
+        ? ["", "A hand-over (u):", "", ...handoverLines.map((l) => `- ${l}`)]
         : []),
       "",
       "Machine:",

@@ -8,11 +8,14 @@ import { parseDuration } from "../../gateway-runtime/config/index.js";
 import type { ScenarioId } from "./scenarios.js";
 import { PROXIES } from "./targets.js";
 
+/** The scenarios that run as processes of their own (`standalone.ts`). */
+export type StandaloneId = "r" | "k" | "u";
+
 /**
- * Every scenario: the load ones, (g), (h), the control plane (r) and a region's control plane
- * (k). A complete run has all.
+ * Every scenario: the load ones, (g), (h), the control plane (r), a region's control plane
+ * (k) and a hand-over (u). A complete run has all.
  */
-export const ALL_SCENARIOS: readonly (ScenarioId | "r" | "k")[] = [
+export const ALL_SCENARIOS: readonly (ScenarioId | StandaloneId)[] = [
   "a",
   "b",
   "c",
@@ -23,6 +26,7 @@ export const ALL_SCENARIOS: readonly (ScenarioId | "r" | "k")[] = [
   "h",
   "r",
   "k",
+  "u",
 ];
 /** What a complete run measures ("base" only comes with `--base`). */
 export const DEFAULT_TARGETS: readonly string[] = ["direct", "haproxy", "nginx", "ours", "node"];
@@ -39,7 +43,7 @@ export interface BenchOptions {
   /** Scenario (g): the groups the idle client offers (`--idle-groups`, e.g. a post-quantum one). */
   readonly idleGroups: string | undefined;
   readonly targetNames: ReadonlySet<string>;
-  readonly only: ReadonlySet<ScenarioId | "r" | "k">;
+  readonly only: ReadonlySet<ScenarioId | StandaloneId>;
   /**
    * Node flags for our gateway and the Node floor: by default the systemd unit's
    * (`NODE_FLAGS`); `--ours-flags="..."` replaces them to compare tunings (`--ours-flags=` for
@@ -111,7 +115,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   const attemptDelay = args["attempt-delay"];
   const workers = Number(args.workers ?? 1);
   const only = new Set(
-    (args.only?.split(",").map((s) => s.trim()) ?? ALL_SCENARIOS) as (ScenarioId | "r" | "k")[],
+    (args.only?.split(",").map((s) => s.trim()) ?? ALL_SCENARIOS) as (ScenarioId | StandaloneId)[],
   );
 
   const problems: string[] = [];

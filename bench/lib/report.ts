@@ -196,6 +196,57 @@ export function regionLines(r: RegionResult): string[] {
   ];
 }
 
+/** What `bench/handover/handover.ts` wrote, as far as the summary reads it. */
+export interface HandoverResult {
+  readonly connectLoop: {
+    readonly perSecond: number;
+    readonly restart: HandoverOrderResult;
+    readonly startFirst: HandoverOrderResult;
+    readonly outside: HandoverPhase & { readonly longestGapMs: number | null };
+    readonly oldGenerationGoneMs: readonly (number | null)[];
+  };
+  readonly drain: {
+    readonly streams: number;
+    readonly rssAtDrainStartMiB: { total: number; primary: number; workers: number };
+    readonly rssWhileDrainingMiB: { median: number; max: number };
+    readonly cpuWhileDrainingPercent: number;
+    readonly cutWhileDraining: number;
+    readonly oldGenerationExited: boolean;
+    readonly exitAfterLastCloseMs: number | null;
+  };
+}
+
+interface HandoverPhase {
+  readonly attempts: number;
+  readonly failed: number;
+  readonly errors: Record<string, number>;
+  readonly connectP99Ms: number | null;
+}
+
+interface HandoverOrderResult {
+  readonly handovers: number;
+  readonly newServesMs: readonly (number | null)[];
+  readonly longestGapMs: readonly (number | null)[];
+  readonly during: HandoverPhase;
+}
+
+/** A hand-over's figures (#19: no connection refused, old generations drain and exit). */
+export function handoverLines(r: HandoverResult): string[] {
+  const c = r.connectLoop;
+  const failed = (p: HandoverPhase) =>
+    `${p.failed} of ${p.attempts} failed${p.failed > 0 ? ` (${JSON.stringify(p.errors)})` : ""}`;
+  const order = (what: string, o: HandoverOrderResult) =>
+    `${what}, ${o.handovers}× at ${c.perSecond} new connections/s: ${failed(o.during)}; longest gap between accepts ${o.longestGapMs.join(", ")} ms (the new generation served after ${o.newServesMs.join(", ")} ms); connect p99 ${o.during.connectP99Ms} ms during, ${c.outside.connectP99Ms} ms outside`;
+  const d = r.drain;
+  const gone = c.oldGenerationGoneMs;
+  return [
+    order("as the unit restarts (old main SIGTERMed and gone, then the next started)", c.restart),
+    order("next generation first, then the old main SIGTERMed", c.startFirst),
+    `outside the hand-overs: ${failed(c.outside)}, longest gap between accepts ${c.outside.longestGapMs} ms; old generations ${gone.every((t) => t !== null) ? `all gone, ${Math.max(...(gone as number[]))} ms after their hand-over began at most` : "NOT all gone"}`,
+    `a generation draining ${d.streams} streams: RSS ${d.rssAtDrainStartMiB.total} MiB at drain start (primary ${d.rssAtDrainStartMiB.primary}, worker ${d.rssAtDrainStartMiB.workers}), ${d.rssWhileDrainingMiB.median} MiB while draining (max ${d.rssWhileDrainingMiB.max}), CPU ${d.cpuWhileDrainingPercent} % of a core; ${d.cutWhileDraining} streams cut; ${d.oldGenerationExited && d.exitAfterLastCloseMs !== null ? `exited ${d.exitAfterLastCloseMs} ms after the last stream closed` : "did NOT exit after its streams closed"}`,
+  ];
+}
+
 export function idleRows(samples: ReadonlyMap<string, readonly IdleSample[]>): Row[] {
   const base = [...samples.entries()].map(([target, list]): Row => {
     const bytes = list.map((s) => s.bytesPerConn);

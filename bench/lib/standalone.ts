@@ -1,6 +1,7 @@
 /**
  * The scenarios that run as processes of their own rather than as load on a proxy: (h), the
- * route lookup alone, (r), the control plane, and (k), a region's control plane.
+ * route lookup alone, (r), the control plane, (k), a region's control plane, and (u), a
+ * hand-over.
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -8,6 +9,8 @@ import { join } from "node:path";
 import {
   type ControlPlaneResult,
   controlPlaneLines,
+  type HandoverResult,
+  handoverLines,
   type RegionResult,
   regionLines,
   type Row,
@@ -64,16 +67,37 @@ export function runRegion(
   return regionLines(JSON.parse(readFileSync(out, "utf8")) as RegionResult);
 }
 
+/**
+ * (u), a hand-over: `bench/handover/handover.ts` in a process of its own, with the bench's
+ * gateway bundle (`entry`) and core split; it starts its own backend, socket holder and
+ * generations.
+ */
+export function runHandover(
+  root: string,
+  results: string,
+  opts: { quick: boolean; entry: string; proxyCpus: string; clientCpus: string },
+  progress: (line: string) => void,
+): string[] {
+  progress("(u) a hand-over: new connections and draining streams across gateway generations");
+  const out = join(results, opts.quick ? "handover-quick.json" : "handover.json");
+  const args = [
+    ...["--entry", opts.entry, "--proxy-cpus", opts.proxyCpus, "--client-cpus", opts.clientCpus],
+    ...(opts.quick ? ["--quick"] : []),
+  ];
+  runTsx(root, join(root, "bench", "handover", "handover.ts"), [...args, "--out", out], "handover");
+  return handoverLines(JSON.parse(readFileSync(out, "utf8")) as HandoverResult);
+}
+
 /** `bench/registration/<script> --out <out>` (500 CVMs with `quick`); throws if it fails. */
 function runScript(root: string, script: string, out: string, quick: boolean, what: string): void {
-  const r = spawnSync(
-    join(root, "node_modules", ".bin", "tsx"),
-    [
-      join(root, "bench", "registration", script),
-      ...["--out", out],
-      ...(quick ? ["--count", "500"] : []),
-    ],
-    { stdio: "inherit", timeout: 10 * 60_000 },
-  );
+  const args = ["--out", out, ...(quick ? ["--count", "500"] : [])];
+  runTsx(root, join(root, "bench", "registration", script), args, what);
+}
+
+function runTsx(root: string, script: string, args: readonly string[], what: string): void {
+  const r = spawnSync(join(root, "node_modules", ".bin", "tsx"), [script, ...args], {
+    stdio: "inherit",
+    timeout: 10 * 60_000,
+  });
   if (r.status !== 0) throw new Error(`${what} bench failed (exit ${r.status ?? r.signal})`);
 }

@@ -3,6 +3,8 @@ import type { IdleSample } from "../../../bench/lib/idle.js";
 import {
   controlPlaneLines,
   goals,
+  type HandoverResult,
+  handoverLines,
   idleRows,
   loadRows,
   median,
@@ -64,6 +66,42 @@ describe("bench report", () => {
       "wg syncconf at 4000 peers: 34.3 ms with no change, 317.4 ms from empty",
       "state at 4000 instances: 945 KiB, loaded in 16.1 ms",
     ]);
+  });
+
+  it("states a hand-over's failures, gaps and drain plainly, a generation left running too", () => {
+    const phase = { attempts: 800, failed: 0, errors: {}, connectP99Ms: 300 };
+    const result: HandoverResult = {
+      connectLoop: {
+        perSecond: 200,
+        restart: {
+          handovers: 2,
+          newServesMs: [380, 390],
+          longestGapMs: [370, 385],
+          during: { ...phase, failed: 2, errors: { ECONNRESET: 2 } },
+        },
+        startFirst: { handovers: 2, newServesMs: [400, 410], longestGapMs: [9, 11], during: phase },
+        outside: { ...phase, attempts: 4000, connectP99Ms: 8, longestGapMs: 12 },
+        oldGenerationGoneMs: [120, null],
+      },
+      drain: {
+        streams: 200,
+        rssAtDrainStartMiB: { total: 170, primary: 80, workers: 90 },
+        rssWhileDrainingMiB: { median: 90, max: 91 },
+        cpuWhileDrainingPercent: 3,
+        cutWhileDraining: 0,
+        oldGenerationExited: false,
+        exitAfterLastCloseMs: null,
+      },
+    };
+    const lines = handoverLines(result);
+    expect(lines[0]).toBe(
+      'as the unit restarts (old main SIGTERMed and gone, then the next started), 2× at 200 new connections/s: 2 of 800 failed ({"ECONNRESET":2}); longest gap between accepts 370, 385 ms (the new generation served after 380, 390 ms); connect p99 300 ms during, 8 ms outside',
+    );
+    expect(lines[1]).toContain("0 of 800 failed; longest gap between accepts 9, 11 ms");
+    expect(lines[2]).toContain("longest gap between accepts 12 ms; old generations NOT all gone");
+    expect(lines[3]).toBe(
+      "a generation draining 200 streams: RSS 170 MiB at drain start (primary 80, worker 90), 90 MiB while draining (max 91), CPU 3 % of a core; 0 streams cut; did NOT exit after its streams closed",
+    );
   });
 
   it("pairs ours with base round by round, so drift between rounds cancels out", () => {
