@@ -30,7 +30,7 @@
 import { spawnSync } from "node:child_process";
 import type { AddressInfo } from "node:net";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -63,6 +63,8 @@ const { values: args } = parseArgs({
     entry: { type: "string" },
     "proxy-cpus": { type: "string", default: "0" },
     "client-cpus": { type: "string", default: "1" },
+    /** Every connection of the loop and the hand-overs, to look into a figure. */
+    timeline: { type: "string" },
   },
 });
 const quick = args.quick ?? false;
@@ -152,6 +154,8 @@ async function main(): Promise<void> {
   }, DEADLINE_MS);
   watchdog.unref();
   const echo = await echoServer();
+  // Other tenants of a shared machine show in every figure here: noted with the results.
+  const loadAtStart = loadavg()[0] ?? Number.NaN;
   let failed = true;
   try {
     const leaf = issueLeaf(ca, { key: "ec" });
@@ -221,6 +225,21 @@ async function main(): Promise<void> {
       const [a, b] = [inner[0], inner.at(-1)];
       if (a !== undefined && b !== undefined && b > a)
         outsideGap = Math.max(outsideGap, longestGap(inner, a, b).ms);
+    }
+    if (args.timeline !== undefined) {
+      const t0 = loopStart;
+      const ms = (t: number) => r1(t - t0);
+      const timeline = {
+        handovers: handovers.map((h) => ({ ...h, startMs: ms(h.startMs) })),
+        windows: windows.map((w) => [ms(w.fromMs), ms(w.toMs)]),
+        attempts: loop.attempts.map((a) => [
+          ms(a.startMs),
+          r1(a.tcpMs),
+          r1(a.handshakeMs),
+          a.error ?? "ok",
+        ]),
+      };
+      writeFileSync(args.timeline, `${JSON.stringify(timeline)}\n`);
     }
     const connectLoopResult = {
       perSecond: RATE,
@@ -296,6 +315,7 @@ async function main(): Promise<void> {
         encoding: "utf8",
       }).stdout.trim(),
       quick,
+      loadAverage1m: { start: r1(loadAtStart), end: r1(loadavg()[0]) },
       setup:
         "bench gateway (real data plane, 1 proxy worker, unit's node flags) on the proxy core; " +
         "sockets held by lab/shims/socket-holder.mjs; client, backend (nginx) and echo server on the client core",
