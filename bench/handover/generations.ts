@@ -152,8 +152,17 @@ export class Generations {
     return undefined;
   }
 
-  /** SIGKILLs every generation and the holder (from a `finally`, also on failure). */
+  /**
+   * Stops every generation and the holder (from a `finally`, also on failure): the serving one
+   * with SIGTERM first, so that its primary removes its workers' config folder and they exit
+   * with nothing left to drain, then SIGKILL to whatever is left.
+   */
   async killAll(): Promise<void> {
+    if (this.current > 0 && running(this.current)) {
+      const pids = this.members(this.current);
+      process.kill(this.current, "SIGTERM");
+      await this.exited(pids, 3000);
+    }
     this.killAllNow();
     await this.#o.ps.stop(this.#holder, 2000);
   }
