@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   const here = workers === 1 && !handedOver(listenFds);
   const serving = here
     ? await serveHere(config, directory, log)
-    : await serveInWorkers(raw, config, workers, directory, log, listenFds);
+    : await serveInWorkers(raw, config, workers, directory, log, listenFds, values["ready-file"]);
   // With workers the V8 heaps are theirs, not this process's: no heap split for (g).
   if (here) reportMemoryOnSignal(values["memory-file"]);
   process.stdout.write(`${JSON.stringify({ port: serving.port ?? null })}\n`);
@@ -131,6 +131,7 @@ async function serveInWorkers(
   directory: MemoryDirectory,
   log: Logger,
   listenFds: ListenFds,
+  readyFile: string | undefined,
 ): Promise<Serving> {
   const port = handedOver(listenFds) ? undefined : await freePort();
   const dir = mkdtempSync(join(tmpdir(), "gw-bench-workers-"));
@@ -145,6 +146,7 @@ async function serveInWorkers(
     log,
     exec: process.argv[1] as string,
     listenFds,
+    readyFile,
     drainTimeoutMs: config.core.proxy.drain_timeout,
   });
   return {
@@ -158,7 +160,11 @@ async function serveInWorkers(
 
 const run: () => Promise<unknown> =
   process.argv[2] === "proxy-worker"
-    ? async () => process.exit(await proxyWorkerCommand(process.argv[4] as string))
+    ? async () => {
+        // As ProxyWorkers starts it: proxy-worker --config FILE [--ready-file FILE]
+        const readyFile = process.argv[5] === "--ready-file" ? process.argv[6] : undefined;
+        process.exit(await proxyWorkerCommand(process.argv[4] as string, readyFile));
+      }
     : main;
 
 run().then(

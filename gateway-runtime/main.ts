@@ -89,9 +89,12 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === "proxy-worker") {
     // Internal: started by `run` when core.proxy.workers > 1 (workers/primary.ts).
-    const { values } = parseArgs({ args: rest, options: { config: { type: "string" } } });
+    const { values } = parseArgs({
+      args: rest,
+      options: { config: { type: "string" }, "ready-file": { type: "string" } },
+    });
     if (!values.config) return help(HELP, EX_USAGE);
-    return proxyWorkerCommand(values.config);
+    return proxyWorkerCommand(values.config, values["ready-file"]);
   }
   if (command === "agent") {
     const parsed = parseAgentArgs(rest);

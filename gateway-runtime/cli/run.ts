@@ -47,6 +47,8 @@ export interface RunContext {
   readonly config: GatewayConfig;
   /** Where `config` came from (proxy workers load it themselves). */
   readonly configFile: string;
+  /** Where this generation writes its pid once it serves (`--ready-file`). */
+  readonly readyFile?: string | undefined;
   /** Listening sockets handed to this process (systemd socket activation); empty otherwise. */
   readonly listenFds: ListenFds;
   readonly log: Logger;
@@ -128,6 +130,7 @@ const dataPlane: Part = {
         draining: ctx.draining,
         log: ctx.log.child({ part: "proxy" }),
         listenFds: ctx.listenFds,
+        readyFile: ctx.readyFile,
         drainTimeoutMs,
         ticketKeyFile: join(dirname(ctx.config.core.state_path), "ticket-keys.json"),
       });
@@ -215,7 +218,11 @@ const admin: Part = {
   },
 };
 
-export const PARTS: readonly Part[] = [certificates, dataPlane, registration, admin];
+/**
+ * In this order: the data plane starts with the registrations loaded and their health polled,
+ * so a new generation never answers "no such app" for an app the one before it served.
+ */
+export const PARTS: readonly Part[] = [certificates, registration, dataPlane, admin];
 
 /** Every part serving the certificate re-reads it; failures are logged, not thrown. */
 async function notify(ctx: RunContext): Promise<void> {
@@ -258,6 +265,7 @@ export async function runCommand(
   const ctx: RunContext = {
     config,
     configFile: file,
+    readyFile,
     listenFds,
     log,
     directory: new MemoryDirectory(),

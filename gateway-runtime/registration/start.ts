@@ -114,6 +114,12 @@ export async function startRegistration(
       log,
     });
     cleanup.unshift(() => rpc.close());
+    // Health known before the data plane starts (run.ts starts this part first): a new
+    // generation's first connections are routed by the handshakes the interface already has.
+    await wg.handshakes().then(
+      (handshakes) => service.applyHandshakes(handshakes),
+      (err: unknown) => log.warn({ err }, "WireGuard health poll failed"),
+    );
     const health = wg.startHealthPolling(wgConfig.handshake_poll_interval, (handshakes) =>
       service.applyHandshakes(handshakes),
     );

@@ -13,8 +13,8 @@
  * replacements keep dying young.
  * Stopping: when the listening sockets were handed over (systemd socket units, see
  * listen/activation.ts) they outlive this process, so `stop()` is the old half of a hand-over:
- * it only lets go of the workers, which drain on their own (worker.ts) while the next
- * generation serves from the same sockets. Otherwise it asks them to drain and waits.
+ * it only lets go of the workers, which serve on until the next generation is ready and then
+ * drain on their own (worker.ts). Otherwise it asks them to drain and waits.
  */
 import cluster, { type Worker } from "node:cluster";
 import { forWorker, type ListenFds, WORKER_LISTEN_VAR } from "../listen/index.js";
@@ -41,6 +41,11 @@ export interface ProxyWorkersOptions {
   readonly ticketRotationMs?: number;
   /** Where the ticket keys are kept across generations (ticket-file.ts); none: memory only. */
   readonly ticketKeyFile?: string | undefined;
+  /**
+   * The ready file the next generation writes its pid to: workers whose primary went serve on
+   * until it does (next-generation.ts). @default none: they drain at once
+   */
+  readonly readyFile?: string | undefined;
   /** Listening sockets handed over to this process; the workers serve on these. */
   readonly listenFds?: ListenFds | undefined;
   /** `core.proxy.drain_timeout`: how long `stop()` waits for workers' connections to end. */
@@ -118,7 +123,11 @@ export class ProxyWorkers {
     cluster.setupPrimary({
       exec: opts.exec ?? (process.argv[1] as string),
       execArgv: [...(opts.execArgv ?? process.execArgv)],
-      args: ["proxy-worker", "--config", opts.configFile],
+      args: [
+        "proxy-worker",
+        ...["--config", opts.configFile],
+        ...(opts.readyFile === undefined ? [] : ["--ready-file", opts.readyFile]),
+      ],
       // The handed-over sockets go to each worker as its fds 3, 4 (forWorker), IPC after them.
       ...(handed.order.length > 0
         ? { stdio: ["inherit", "inherit", "inherit", ...handed.order, "ipc"] }
@@ -179,7 +188,8 @@ export class ProxyWorkers {
     clearTimeout(this.#rotation);
     this.#unsubscribe();
     if (this.#opts.listenFds?.tls !== undefined) {
-      // Hand-over: closing the channel is the workers' cue to drain; nothing to wait for.
+      // Hand-over: closing the channel is the workers' cue to serve on until the next
+      // generation is ready, then drain; nothing to wait for here.
       // Unref'd too: this process must exit now, not when the last worker has drained.
       for (const worker of this.#workers) {
         if (worker.isConnected()) worker.process.disconnect();

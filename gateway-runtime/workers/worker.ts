@@ -3,10 +3,11 @@
  * plane alone, on the listening sockets it shares with the other workers (handed over by the
  * primary as descriptors, or node:cluster's shared port), fed by the primary with the instance
  * directory and the ticket keys. It serves once it has both.
- * On SIGTERM, and when the primary goes away (a hand-over, or the main process killed), it
- * drains: stops accepting, relays its open connections to their end or for at most
- * `core.proxy.drain_timeout`, logs how many it had to cut, and exits. So the connections it
- * holds outlive the main process that started it.
+ * When the primary goes away (a hand-over, or the main process killed) it serves on until the
+ * next generation is ready (next-generation.ts), then drains: stops accepting, relays its open
+ * connections to their end or for at most `core.proxy.drain_timeout`, logs how many it had to
+ * cut, and exits. So the connections it holds outlive the main process that started it. A
+ * SIGTERM of its own drains at once.
  */
 import cluster from "node:cluster";
 import { loadConfigFile } from "../config/index.js";
@@ -15,8 +16,9 @@ import { createLogger } from "../log/index.js";
 import { type DataPlane, DrainingFlag, startDataPlane, TicketKeyRing } from "../proxy/index.js";
 import { MemoryDirectory } from "../registry/index.js";
 import { isMessage, type ToPrimary, type ToWorker } from "./messages.js";
+import { NEXT_GENERATION_WAIT_MS, nextGeneration } from "./next-generation.js";
 
-export async function proxyWorkerCommand(file: string): Promise<number> {
+export async function proxyWorkerCommand(file: string, readyFile?: string): Promise<number> {
   const send = process.send?.bind(process);
   if (!send) {
     process.stderr.write("gateway proxy-worker: only the gateway's own `run` starts workers\n");
@@ -25,6 +27,7 @@ export async function proxyWorkerCommand(file: string): Promise<number> {
   // node:cluster ends a worker at once when its primary disconnects without saying so first
   // (the primary killed, or gone in a hand-over): the open connections must outlive it.
   if (cluster.worker) cluster.worker.exitedAfterDisconnect = true;
+  const primaryPid = process.ppid;
   const fds = inheritedListeners();
   const config = loadConfigFile(file);
   const log = createLogger(config.log_level).child({ worker: process.pid });
@@ -74,9 +77,14 @@ export async function proxyWorkerCommand(file: string): Promise<number> {
 
   send({ type: "hello" } satisfies ToPrimary);
 
+  const signalled = new AbortController();
   const stopped = new Promise<string>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+      process.once(signal, () => {
+        signalled.abort();
+        resolve(signal);
+      });
+    }
     process.once("disconnect", () => resolve("primary gone"));
   });
   await Promise.race([ready, stopped]);
@@ -86,6 +94,24 @@ export async function proxyWorkerCommand(file: string): Promise<number> {
     log.info("proxy worker serving");
   }
   const why = await stopped;
+  if (plane && why === "primary gone" && readyFile !== undefined) {
+    log.info(
+      { readyFile, waitMs: NEXT_GENERATION_WAIT_MS },
+      "primary gone: serving on until the next generation is ready",
+    );
+    const next = await nextGeneration({
+      readyFile,
+      previousPid: primaryPid,
+      signal: signalled.signal,
+    });
+    log.info(
+      next === "ready"
+        ? "the next generation is ready: draining"
+        : next === "timeout"
+          ? "no next generation in time: draining"
+          : "signalled while waiting for the next generation: draining",
+    );
+  }
   if (plane) {
     const drainMs = config.core.proxy.drain_timeout;
     log.info({ drainTimeoutMs: drainMs }, `${why}: draining (no new connections)`);

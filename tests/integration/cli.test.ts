@@ -162,9 +162,10 @@ describe("gateway check-config (the bundle, run with plain node)", () => {
 });
 
 describe("gateway run", () => {
-  it("starts the data plane, then stops it again when a later part cannot start", async () => {
+  it("does not open the data plane when registration cannot start", async () => {
     // The happy path (WireGuard, registration, SIGHUP, SIGTERM) runs in network namespaces in
-    // tests/e2e; here the registration part fails on purpose, outside any namespace.
+    // tests/e2e; here the registration part fails on purpose, outside any namespace. The data
+    // plane starts after it (run.ts PARTS): a generation that cannot route never accepts.
     const ca = createCa();
     const leaf = issueLeaf(ca);
     const [https, http] = [await freePort(), await freePort()];
@@ -198,12 +199,12 @@ describe("gateway run", () => {
         });
       });
       expect(r.code).toBe(1);
-      expect(r.log).toContain("data plane listening");
+      expect(r.log).not.toContain("data plane listening");
       expect(r.log).toContain("cannot read core.attestation.ca_file /nonexistent/client-ca.pem");
       expect(r.log).toContain('"private_key":"[redacted]"');
       const { private_key } = (raw.core as { wg: { private_key: string } }).wg;
       expect(r.log).not.toContain(private_key);
-      // The data plane was stopped: its port is free again.
+      // Its port was never taken.
       const probe = createServer();
       await new Promise<void>((resolve, reject) => {
         probe.once("error", reject);

@@ -294,3 +294,35 @@ describe("hand-over on one host", () => {
     expect(loop.counts.reused).toBe(loop.counts.ok + loop.counts.failed);
   }, 90_000);
 });
+
+describe("the main process killed, no new generation yet", () => {
+  it("its workers go on accepting until the next generation is ready, then drain", async () => {
+    // The generation the test above left running goes first, as in a restart.
+    const previous = mainPid();
+    process.kill(previous, "SIGTERM");
+    await until("the previous main to exit", () => !alive(previous), 10_000);
+    const main = await startGeneration();
+    const workers = processesMatching(`${BUNDLE} proxy-worker`).filter(
+      (pid) =>
+        readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ")[1] === String(main),
+    );
+    expect(workers).toHaveLength(2);
+    process.kill(main, "SIGKILL");
+    await until("the main to be gone", () => !alive(main), 5_000);
+    // No one restarts it for now: the orphaned workers answer new connections at once.
+    for (let i = 0; i < 10; i++) {
+      const started = Date.now();
+      const s = await open();
+      expect(await request(s)).toContain("200");
+      s.destroy();
+      expect(Date.now() - started).toBeLessThan(1000);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(workers.every(alive)).toBe(true);
+    // The next generation's ready file is their cue to stop accepting and drain.
+    await startGeneration();
+    await until("the orphaned workers to drain and exit", () => !workers.some(alive), 15_000);
+    expect(log()).toContain("serving on until the next generation is ready");
+    expect(log()).toContain("the next generation is ready: draining");
+  }, 60_000);
+});
