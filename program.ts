@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import { type BundleInfo, readBundle } from "./components/bundle.js";
+import { resolve } from "node:path";
+import { type BundleInfo, packageRoot, readBundle } from "./components/bundle.js";
 import { FrontDoor } from "./components/front-door.js";
 import { frontDoorRegions, readFrontDoorSettings } from "./components/front-door-settings.js";
 import { GatewayRegion } from "./components/gateway-region.js";
@@ -46,7 +47,12 @@ export function gatewayProgram(options: ProgramOptions = {}) {
   }
   const config = readStackGatewayConfig();
   const settings = readStackSettings();
-  const bundle = options.bundle ?? readBundle();
+  // Relative to the project, not to bin/ where Pulumi runs the compiled program.
+  const bundle =
+    options.bundle ??
+    (settings.bundle === undefined
+      ? readBundle()
+      : readBundle(resolve(packageRoot(), settings.bundle), "gateway:bundle"));
   const stack = pulumi.getStack();
   const region = new GatewayRegion(stack, {
     config,

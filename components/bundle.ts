@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 
@@ -29,13 +29,21 @@ export function packageRoot(from: string = fileURLToPath(import.meta.url)): stri
 /** `dist/gateway.mjs` of this package, as `npm run build` writes it. */
 export const DEFAULT_BUNDLE = join(packageRoot(), "dist", "gateway.mjs");
 
-/** Reads the bundle; a missing bundle stops the program before anything is planned. */
-export function readBundle(path = DEFAULT_BUNDLE): BundleInfo {
+/**
+ * Reads the bundle; a missing bundle stops the program before anything is planned, naming
+ * `source` (the stack key that named the file) when there is one.
+ */
+export function readBundle(path = DEFAULT_BUNDLE, source?: string): BundleInfo {
+  const file = resolve(path);
   let bytes: Buffer;
   try {
-    bytes = readFileSync(path);
+    bytes = readFileSync(file);
   } catch {
-    throw new pulumi.RunError(`${path} is missing: run "npm run build" first`);
+    throw new pulumi.RunError(
+      path === DEFAULT_BUNDLE
+        ? `${path} is missing: run "npm run build" first`
+        : `${source === undefined ? "the gateway bundle" : `${source}:`} ${file} cannot be read`,
+    );
   }
-  return { path, sha256: createHash("sha256").update(bytes).digest("hex") };
+  return { path: file, sha256: createHash("sha256").update(bytes).digest("hex") };
 }

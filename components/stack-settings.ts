@@ -67,6 +67,11 @@ const settingsSchema = z.strictObject({
   nodeMajor: z.number().int().min(NODE_MAJOR).default(NODE_MAJOR),
   /** Change to rotate the region's admin token (the program's, when the stack names none). */
   adminTokenRotation: z.string().default(""),
+  /**
+   * The gateway bundle to ship instead of this package's `dist/gateway.mjs`: a build kept for a
+   * rollback, or a test build (the lab's rollout tests ship changed and broken ones).
+   */
+  bundle: z.string().min(1).optional(),
   /** An app the rollout's health gate routes to on each updated host (several hosts). */
   canaryAppId: z
     .string()
@@ -95,6 +100,7 @@ const STRING_KEYS = [
   "caaIssuer",
   "adminTokenRotation",
   "canaryAppId",
+  "bundle",
 ] as const;
 
 /** The program-level keys, as `gateway:<key>` in the stack file. */

@@ -157,6 +157,33 @@ describe("a stack change changes only what it should", () => {
     ]);
   });
 
+  it("gateway:bundle: that file is shipped, taken from the project folder", async () => {
+    const dir = mkdtempSync(join(ROOT, ".kept-build-"));
+    try {
+      writeFileSync(join(dir, "gateway.mjs"), "// a build kept for a rollback\n");
+      const sha = readBundle(join(dir, "gateway.mjs")).sha256;
+      const relative = `${dir.slice(ROOT.length)}/gateway.mjs`;
+      const after = await planWith("lab", (c) => {
+        c["gateway:bundle"] = relative;
+      });
+      const changed = diffPlans(committed("lab"), after).changed;
+      expect(changed.map((c) => c.resource).sort()).toEqual([
+        "command:remote:Command::lab-gw1-restart",
+        "command:remote:CopyToRemote::lab-gw1-bundle",
+      ]);
+      expect(JSON.stringify(changed)).toContain(sha);
+      const copy = after.resources.find((r) => r.name === "lab-gw1-bundle");
+      expect(copy?.inputs.source).toEqual({ asset: relative });
+      await expect(
+        planWith("lab", (c) => {
+          c["gateway:bundle"] = "no/such/gateway.mjs";
+        }),
+      ).rejects.toThrow(`gateway:bundle: ${ROOT}no/such/gateway.mjs cannot be read`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("gateway:dns none: the region's records go, hosts stay", async () => {
     const after = await planWith("eu", (c) => {
       c["gateway:dns"] = "none";
