@@ -118,7 +118,7 @@ export async function cvmsUp(clientCa: TestCert, acme: LabAcme): Promise<LabCvm[
         "--gateway",
         `https://${FIRST_GATEWAY.address}:8000`,
         "--servername",
-        `rpc.${LAB.baseDomain}`,
+        LAB.rpcDomain,
         "--cert",
         certFile,
         "--key",

@@ -19,9 +19,9 @@ const stateFile = () => labPath("dns.json");
 function zoneFile(zone: string): string {
   return [
     "$TTL 60",
-    `@ IN SOA ns.${LAB.baseDomain}. hostmaster.${zone}. 1 60 60 600 60`,
-    `@ IN NS ns.${LAB.baseDomain}.`,
-    ...(zone === LAB.baseDomain ? [`ns IN A ${LAB.hostAddress}`] : []),
+    `@ IN SOA ns.${LAB.zone}. hostmaster.${zone}. 1 60 60 600 60`,
+    `@ IN NS ns.${LAB.zone}.`,
+    ...(zone === LAB.zone ? [`ns IN A ${LAB.hostAddress}`] : []),
     "",
   ].join("\n");
 }
@@ -34,7 +34,7 @@ async function answers(): Promise<boolean> {
     "-p",
     String(LAB.dnsPort),
     "SOA",
-    LAB.baseDomain,
+    LAB.zone,
   ]);
 }
 
@@ -51,7 +51,7 @@ export async function dnsUp(): Promise<LabDns> {
   await stopDaemon(previous?.pid);
   const dir = labDir("bind");
   const secret = previous?.secret ?? randomBytes(32).toString("base64");
-  const zones = [LAB.baseDomain, LAB.customDomain.split(".").slice(1).join(".")];
+  const zones = [LAB.zone, LAB.customDomain.split(".").slice(1).join(".")];
   for (const zone of zones) {
     const file = join(dir, `${zone}.zone`);
     if (!existsSync(file)) writeFileSync(file, zoneFile(zone));

@@ -23,6 +23,7 @@ export async function report(
   const gw = FIRST_GATEWAY.address;
   const lab = {
     baseDomain: LAB.baseDomain,
+    rpcDomain: LAB.rpcDomain,
     caFile: acme.rootFile,
     cvmCaFile: labPath("pki", "ca.pem"),
     gateway: endpoints(FIRST_GATEWAY),

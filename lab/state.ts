@@ -20,7 +20,13 @@ export const LAB = {
     { ns: "gwlab-cvm1", address: "10.99.0.11", veth: "gwlab-cvm10" },
     { ns: "gwlab-cvm2", address: "10.99.0.12", veth: "gwlab-cvm20" },
   ],
+  /**
+   * dstack's seed layout: the apps under `base_domain`, the RPC name beside it in the zone above
+   * both (`gateway.example.com` beside `app.example.com`), so the wildcard does not cover it.
+   */
+  zone: "lab.test",
   baseDomain: "gw.lab.test",
+  rpcDomain: "gateway.lab.test",
   customDomain: "shop.customer.lab.test",
   dnsPort: 53,
   acmePort: 14000,

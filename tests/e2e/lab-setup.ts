@@ -1,9 +1,14 @@
 // The lab the e2e suite runs against (npm run lab), and the clients that reach it. Not a test
 // file: lab.test.ts calls useLab() once, so one lab serves the whole suite.
+import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, expect } from "vitest";
+import { labClientCa } from "../../lab/cvms.js";
 import { sshOptions } from "../../lab/host.js";
+import { generateWgKeyPair } from "../../gateway-runtime/keys/wireguard.js";
+import { appInfoSpec, issueRaTlsCert } from "../../testkit/ra-tls.js";
 import { run } from "../helpers/lab-client.js";
 import { until } from "../../testkit/poll.js";
 
@@ -12,6 +17,8 @@ const LAB_JSON = `${ROOT}.lab/lab.json`;
 
 export interface LabInfo {
   baseDomain: string;
+  /** Outside `*.<baseDomain>`, as in dstack's seed config. */
+  rpcDomain: string;
   caFile: string;
   cvmCaFile: string;
   gateway: { https: string; http: string; rpc: string };
@@ -95,6 +102,42 @@ export function openTls(label: string, via = ctx.gw): Promise<TLSSocket> {
     });
     s.once("secureConnect", () => resolve(s));
     s.once("error", reject);
+  });
+}
+
+/**
+ * `RegisterCvm` through the gateway host at `address`, as a new instance of the lab's app with
+ * a fresh WireGuard key (a CVM whose tunnel never comes up: the registration is what counts).
+ */
+export async function register(
+  address: string,
+): Promise<{ status: number; body: string; id: string }> {
+  const id = randomBytes(20).toString("hex");
+  const cert = issueRaTlsCert(await labClientCa(), { appInfo: appInfoSpec(ctx.app, id) });
+  const body = JSON.stringify({ client_public_key: generateWgKeyPair().publicKey });
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        host: address,
+        port: 8000,
+        method: "POST",
+        path: "/prpc/Gateway.RegisterCvm?json",
+        servername: ctx.lab.rpcDomain,
+        ca: readFileSync(ctx.lab.caFile),
+        cert: cert.pem,
+        key: cert.keyPem,
+        headers: { "content-type": "application/json" },
+        agent: false,
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (d: Buffer) => (text += d.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text, id }));
+      },
+    );
+    req.setTimeout(30_000, () => req.destroy(new Error(`RegisterCvm via ${address} timed out`)));
+    req.once("error", reject);
+    req.end(body);
   });
 }
 

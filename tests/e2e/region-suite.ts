@@ -2,15 +2,10 @@
 // --hosts 3): every host serves every app, and the region survives the faults of issue #18.
 // Not a test file: lab.test.ts calls regionSuite() after the one-host suite, so one lab at a
 // time runs, as the namespaces and ports are fixed.
-import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { request as httpsRequest } from "node:https";
 import { connect as tlsConnect } from "node:tls";
 import { beforeAll, describe, expect, it } from "vitest";
-import { labClientCa } from "../../lab/cvms.js";
 import { LAB } from "../../lab/state.js";
-import { generateWgKeyPair } from "../../gateway-runtime/keys/wireguard.js";
-import { appInfoSpec, issueRaTlsCert } from "../../testkit/ra-tls.js";
 import { request, run } from "../helpers/lab-client.js";
 import {
   addressOf,
@@ -20,6 +15,7 @@ import {
   lab$,
   labUp,
   openTls,
+  register,
   sClient,
   sshTo,
 } from "./lab-setup.js";
@@ -55,40 +51,6 @@ async function peerIps(address: string): Promise<string[]> {
     .flatMap((line) => line.split(/\s+/).slice(1))
     .filter((ip) => ip.endsWith("/32"))
     .sort();
-}
-
-/**
- * `RegisterCvm` through the gateway host at `address`, as a new instance of the lab's app with
- * a fresh WireGuard key (a CVM whose tunnel never comes up: the registration is what counts).
- */
-async function register(address: string): Promise<{ status: number; body: string; id: string }> {
-  const id = randomBytes(20).toString("hex");
-  const cert = issueRaTlsCert(await labClientCa(), { appInfo: appInfoSpec(ctx.app, id) });
-  const body = JSON.stringify({ client_public_key: generateWgKeyPair().publicKey });
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(
-      {
-        host: address,
-        port: 8000,
-        method: "POST",
-        path: "/prpc/Gateway.RegisterCvm?json",
-        servername: `rpc.${ctx.lab.baseDomain}`,
-        ca: readFileSync(ctx.lab.caFile),
-        cert: cert.pem,
-        key: cert.keyPem,
-        headers: { "content-type": "application/json" },
-        agent: false,
-      },
-      (res) => {
-        let text = "";
-        res.on("data", (d: Buffer) => (text += d.toString()));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text, id }));
-      },
-    );
-    req.setTimeout(30_000, () => req.destroy(new Error(`RegisterCvm via ${address} timed out`)));
-    req.once("error", reject);
-    req.end(body);
-  });
 }
 
 /** `gateway admin <call> [body]` on the gateway host at `address`; its output. */

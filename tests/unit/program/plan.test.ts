@@ -126,6 +126,7 @@ describe("offline plans: the resource graph per stack", () => {
   });
 
   it("lab: its records go to the lab's BIND, written from the same GatewayDns inputs", async () => {
+    // rpc_domain lies outside the base domain (dstack's seed layout): CAA of its own.
     expect(shape(await plan("lab"))).toEqual(
       regionShape("lab", [
         "apex-a-gw1",
@@ -133,6 +134,8 @@ describe("offline plans: the resource graph per stack", () => {
         "app-wildcard-stores-customer-lab-test",
         "caa-issue",
         "caa-issuewild",
+        "caa-rpc-issue",
+        "caa-rpc-issuewild",
         "rpc-a-gw1",
         "wildcard-a-gw1",
       ]),
