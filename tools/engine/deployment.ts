@@ -93,17 +93,14 @@ export class Deployment {
   private readonly adopted = new Set<string>();
 
   constructor(private readonly options: DeploymentOptions) {
-    this.old = new Map(options.checkpoint.resources.map((r) => [r.urn, r]));
+    const [pending, current] = partition(options.checkpoint.resources, (r) => r.delete === true);
+    this.old = new Map(current.map((r) => [r.urn, r]));
     this.live = new Map(this.old);
+    this.replaced.push(...pending);
   }
 
   private save(): void {
-    if (this.options.preview) return;
-    this.options.persist({
-      version: 1,
-      stack: this.options.stack,
-      resources: [...this.live.values(), ...this.replaced],
-    });
+    if (!this.options.preview) this.options.persist(this.state());
   }
 
   private record(step: Step): void {
@@ -229,7 +226,7 @@ export class Deployment {
 
   /** `destroy`: every resource of the checkpoint, dependents first. */
   async destroyAll(): Promise<void> {
-    await this.deleteAll([...this.old.values()]);
+    await this.deleteAll([...this.old.values(), ...this.replaced]);
   }
 
   private async deleteAll(resources: ResourceState[]): Promise<void> {
@@ -253,7 +250,14 @@ export class Deployment {
     return {
       version: 1,
       stack: this.options.stack,
-      resources: [...this.live.values(), ...this.replaced],
+      resources: [
+        ...this.live.values(),
+        ...this.replaced.map((r): ResourceState => ({ ...r, delete: true })),
+      ],
     };
   }
+}
+
+function partition<T>(items: readonly T[], test: (item: T) => boolean): [T[], T[]] {
+  return [items.filter(test), items.filter((item) => !test(item))];
 }

@@ -28,6 +28,11 @@ export interface ResourceState {
   inputs: Props;
   outputs: Props;
   additionalSecretOutputs: string[];
+  /**
+   * The old copy of a replaced resource, not deleted yet (a run that failed before its deletes):
+   * Pulumi's `delete: true`. The next run deletes it; it is never the resource's state.
+   */
+  delete?: true;
 }
 
 export interface Checkpoint {

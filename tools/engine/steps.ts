@@ -55,19 +55,20 @@ export function decide(args: {
 export function deletionOrder<T extends { urn: string; parent: string; dependencies: string[] }>(
   resources: readonly T[],
 ): T[] {
-  const remaining = new Map(resources.map((r) => [r.urn, r]));
+  // By entry, not by URN: a replaced resource's old copies share its URN.
+  const remaining = new Set(resources);
   const ordered: T[] = [];
   while (remaining.size > 0) {
     const needed = new Set<string>();
-    for (const r of remaining.values()) {
+    for (const r of remaining) {
       for (const d of [r.parent, ...r.dependencies]) if (d !== r.urn) needed.add(d);
     }
-    const free = [...remaining.values()].filter((r) => !needed.has(r.urn));
+    const free = [...remaining].filter((r) => !needed.has(r.urn));
     // A cycle cannot come from a program (dependencies point backwards); break it rather than loop.
-    const next = free.length > 0 ? free : [...remaining.values()].slice(-1);
+    const next = free.length > 0 ? free : [...remaining].slice(-1);
     for (const r of next.reverse()) {
       ordered.push(r);
-      remaining.delete(r.urn);
+      remaining.delete(r);
     }
   }
   return ordered;

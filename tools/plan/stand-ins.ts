@@ -43,5 +43,11 @@ export function standIn(
     const token = Buffer.from(sha(`${seed}:${inputs.rotation}`), "hex").toString("base64url");
     return { id: `admin-token-${seed.slice(0, 12)}`, outputs: { ...inputs, token } };
   }
+  // The command provider's id: the name and 8 random hex digits (here from the seed); its
+  // outputs are its inputs, plus the output streams of a command.
+  if (type === "command:remote:Command")
+    return { id: `${name}${seed.slice(0, 8)}`, outputs: { ...inputs, stdout: "", stderr: "" } };
+  if (type === "command:remote:CopyToRemote")
+    return { id: `${name}${seed.slice(0, 8)}`, outputs: { ...inputs } };
   return undefined;
 }
