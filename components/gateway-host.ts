@@ -177,21 +177,24 @@ export class GatewayHost extends pulumi.ComponentResource {
       "restart",
       {
         create: files.restart,
-        // A new etcd client certificate or CA is read at start only.
-        triggers: restartTriggers,
+        // A new etcd client certificate or CA is read at start only. The ids of the bundle and
+        // config steps change whenever they run again: after a failed restart (a broken build)
+        // the state holds this step as it was before, so rolling back to those values must
+        // still restart, which the values alone would not tell.
+        triggers: [...restartTriggers, bundle.id, config.id],
       },
       { dependsOn: [config, bundle, unit, ...drained, ...(etcd?.steps ?? [])] },
     );
     this.config = config;
-    // The gate also runs again when the drain script changes: a drained host always gets its
-    // gate, which is what lets it back in.
+    // The gate also runs again when the drain script changes, and after every restart: a
+    // drained host always gets its gate, which is what lets it back in.
     this.gate =
       rollout &&
       step(
         "gate",
         {
           create: pulumi.output(args.layout).apply((layout) => gateScript(rollout.spec, layout)),
-          triggers: [...restartTriggers, sha256(drainScript(rollout.spec))],
+          triggers: [...restartTriggers, sha256(drainScript(rollout.spec)), this.ready.id],
         },
         { dependsOn: [this.ready] },
       );

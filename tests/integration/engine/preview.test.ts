@@ -21,6 +21,9 @@ describe("preview of a new stack: unknown exactly where the real engine cannot k
       "cloudflare:index/dnsRecord:DnsRecord::us-dns-caa-issuewild.data.value",
       "command:remote:Command::us-gw1-config.triggers.0",
       "command:remote:Command::us-gw1-restart.triggers.0",
+      // The ids of the bundle and config steps, which a first deploy creates.
+      "command:remote:Command::us-gw1-restart.triggers.3",
+      "command:remote:Command::us-gw1-restart.triggers.4",
     ]);
     // The config text itself is secret, so the plan shows it masked whether known or not.
     const config = fresh.resources.find((r) => r.name === "us-gw1-config");

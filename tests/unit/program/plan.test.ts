@@ -263,7 +263,15 @@ describe("offline plans: inputs", () => {
     expect(restart.inputs).toEqual({
       ...base,
       create: files.restart,
-      triggers: [(config.inputs.triggers as string[])[0], BUNDLE_HASH, files.unitDigest],
+      // Then the ids of the bundle and config steps: a rollback after a failed restart, whose
+      // values equal what the state holds for this step, still restarts.
+      triggers: [
+        (config.inputs.triggers as string[])[0],
+        BUNDLE_HASH,
+        files.unitDigest,
+        expect.stringMatching(/^us-gw1-bundle[0-9a-f]{8}$/),
+        expect.stringMatching(/^us-gw1-config[0-9a-f]{8}$/),
+      ],
     });
     expect(restart.dependsOn).toEqual([
       "command:remote:Command::us-gw1-config",

@@ -35,13 +35,19 @@ describe("eu: three hosts updated one at a time", () => {
       for (const step of ["etcd-tls", "etcd-unit", "etcd-restart"]) {
         expect(find(plan, `eu-${host}-${step}`).dependsOn.join()).not.toMatch(/-drain|-gate/);
       }
-      // The drain and the gate run again exactly when the restart does (the gate also when
-      // the drain's script changes, so a drained host always gets its gate).
+      // The drain runs again when the restart's values change (it runs before the steps whose
+      // ids the restart also follows); the gate after every restart, and when the drain's
+      // script changes, so a drained host always gets its gate.
       const restart = find(plan, `eu-${host}-restart`).inputs.triggers as unknown[];
-      expect(find(plan, `eu-${host}-drain`).inputs.triggers).toEqual(restart);
+      expect(restart.slice(-2)).toEqual([
+        expect.stringMatching(new RegExp(`^eu-${host}-bundle[0-9a-f]{8}$`)),
+        expect.stringMatching(new RegExp(`^eu-${host}-config[0-9a-f]{8}$`)),
+      ]);
+      expect(find(plan, `eu-${host}-drain`).inputs.triggers).toEqual(restart.slice(0, -2));
       expect(find(plan, `eu-${host}-gate`).inputs.triggers).toEqual([
-        ...restart,
+        ...restart.slice(0, -2),
         expect.stringMatching(/^[0-9a-f]{64}$/),
+        expect.stringMatching(new RegExp(`^eu-${host}-restart[0-9a-f]{8}$`)),
       ]);
     }
   });
@@ -73,16 +79,20 @@ describe("eu: three hosts updated one at a time", () => {
     expect(gate).toContain("exit 1");
   });
 
-  it("gateway:canaryAppId adds the canary route to every gate", async () => {
+  it("gateway:canaryAppId adds the canary route to every gate, once the host had registrations", async () => {
     const { config, secretKeys } = stackConfig("eu");
     const plan = await capturePlan("eu", {
       config: { config: { ...config, "gateway:canaryAppId": CANARY }, secretKeys },
     });
     for (const host of ["gw1", "gw2", "gw3"]) {
-      expect(String(find(plan, `eu-${host}-gate`).inputs.create)).toContain(
-        `--canary ${CANARY} --timeout 120`,
-      );
+      const script = String(find(plan, `eu-${host}-gate`).inputs.create);
+      // A first deploy has no CVM of the canary app to route to yet.
+      expect(script).toContain(`if [ "$before" -gt 0 ]; then\n  canary="--canary ${CANARY}"`);
+      expect(script).toContain("$canary --timeout 120");
     }
+    expect(String(find(plan, "eu-gw1-gate").inputs.create)).toContain(
+      "gw1 had no registrations before its update (a first deploy): no canary gate",
+    );
   });
 });
 
