@@ -49,10 +49,17 @@ echo "rollout: ${who} is updated without draining: core.admin is disabled, so Se
 set -eu
 install -d -m 0700 ${BEFORE.slice(0, BEFORE.lastIndexOf("/"))}
 if [ -f ${HOST_PATHS.bundle} ] && systemctl is-active --quiet ${SERVICE_NAME}; then
-  ${gateway("admin Status")} | node -e 'let s="";process.stdin.on("data",(d)=>{s+=d}).on("end",()=>console.log(JSON.parse(s).hosts.length))' > ${BEFORE}.new
-  mv -f ${BEFORE}.new ${BEFORE}
-  ${setStatus(who, "down")} >/dev/null
-  echo "rollout: ${who} drained (no new registrations, health answers 503) with $(cat ${BEFORE}) registrations before its update"
+  # A gateway that does not answer (a broken build crash-looping, say) has nothing to drain:
+  # the update that replaces it goes on, and its gates judge the new one.
+  if status=$(${gateway("admin Status")}); then
+    printf '%s' "$status" | node -e 'let s="";process.stdin.on("data",(d)=>{s+=d}).on("end",()=>console.log(JSON.parse(s).hosts.length))' > ${BEFORE}.new
+    mv -f ${BEFORE}.new ${BEFORE}
+    ${setStatus(who, "down")} >/dev/null
+    echo "rollout: ${who} drained (no new registrations, health answers 503) with $(cat ${BEFORE}) registrations before its update"
+  else
+    echo 0 > ${BEFORE}
+    echo "rollout: the gateway on ${who} does not answer its admin API (above): updated without draining"
+  fi
 else
   echo 0 > ${BEFORE}
   echo "rollout: no gateway runs on ${who} yet (first deploy): nothing to drain"
@@ -62,7 +69,8 @@ fi
 
 /**
  * After the restart: `gateway probe` on the host (the new generation's ready file, the
- * region's certificate served on the TLS port, the registrations back, the canary app routed),
+ * region's certificate served on the TLS port, the registrations back, the canary app routed
+ * when the host had registrations before),
  * then the host back in the region. A failed gate exits non-zero naming it and leaves the host
  * drained, which fails this step and stops the rollout.
  */
@@ -74,14 +82,25 @@ export function gateScript(spec: RolloutSpec, layout: HostLayout): string {
     `--connect ${probeAddress(layout)}:${layout.tlsPort}`,
     ...(spec.acmeCa ? [`--ca ${HOST_PATHS.acmeCa}`] : []),
     ...(spec.admin ? [`--instances-at-least "$before"`] : []),
-    ...(spec.canaryAppId === undefined ? [] : [`--canary ${spec.canaryAppId}`]),
+    ...(spec.canaryAppId === undefined ? [] : ["$canary"]),
     `--timeout ${spec.gateTimeoutSeconds ?? 120}`,
   ];
+  // The canary app can only be routed once a CVM of it registered: not on a first deploy.
+  const canary =
+    spec.canaryAppId === undefined
+      ? ""
+      : `canary=""
+if [ "$before" -gt 0 ]; then
+  canary="--canary ${spec.canaryAppId}"
+else
+  echo "rollout: ${who} had no registrations before its update (a first deploy): no canary gate"
+fi
+`;
   return `#!/bin/sh
 set -eu
 main=$(systemctl show -p MainPID --value ${SERVICE_NAME})
 before=$(cat ${BEFORE} 2>/dev/null || echo 0)
-echo "rollout: health gates of ${who}"
+${canary}echo "rollout: health gates of ${who}"
 if ! ${gateway(`probe ${flags.join(" ")}`)}; then
   echo "rollout stopped at ${who}: a health gate failed (above); ${who} stays drained, the hosts after it keep their version" >&2
   exit 1

@@ -12,6 +12,7 @@ import { readCheckpoint, writeCheckpoint } from "../tools/engine/state.js";
 import { type DnsRecordValue, cloudflareProvider } from "../tools/engine/providers/cloudflare.js";
 import { commandProvider } from "../tools/engine/providers/command.js";
 import type { LabAcme } from "./acme.js";
+import { LAB_APP_ID } from "./cvms.js";
 import { type LabDns, updateRecord } from "./dns.js";
 import { step } from "./exec.js";
 import type { LabHost } from "./host.js";
@@ -46,11 +47,14 @@ function labStackConfig(
   // A region of several hosts shares its state through etcd members the program runs on them,
   // as an operator would set it: pulumi config set --path gateway:config.core.cluster.enabled true
   if (hosts.length > 1) gateway.core.cluster = { ...gateway.core.cluster, enabled: true };
+  // Its rollout gates each host on routing the lab's app (host/rollout.ts).
+  const canary = hosts.length > 1 ? { "gateway:canaryAppId": LAB_APP_ID } : {};
   const first = hosts[0];
   if (!first) throw new Error("the lab deploys a region of at least one host");
   return {
     config: {
       ...base.config,
+      ...canary,
       "gateway:config": JSON.stringify(gateway),
       "gateway:hosts": JSON.stringify(
         hosts.map((h) => ({ name: h.name, address: h.address, sshHostKey: hostKeyOf(h) })),

@@ -17,8 +17,12 @@ const options = (name: string) =>
 /** `--set <ns>:<key>[.path]=<value>` (repeatable): a config change for this run only. */
 const sets = options("set");
 
+/** The lab was up when this run began: a failed up leaves it, as a failed `pulumi up` does. */
+let wasUp = false;
+
 async function up(): Promise<void> {
   const started = Date.now();
+  wasUp = existsSync(labPath("lab.json"));
   await ensurePackages();
   step("build: bundling the gateway runtime");
   await sh("npm", ["run", "--silent", "build"], { timeoutMs: 300_000 });
@@ -83,7 +87,11 @@ run().then(
     process.stderr.write(
       `lab: ${command} failed: ${error instanceof LabError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
     );
-    if (command === "up" && process.env.LAB_KEEP_ON_FAILURE !== "1") {
+    if (command === "up" && wasUp) {
+      process.stderr.write(
+        "lab: the lab was up before this run and is left as the failed up left it (npm run lab -- up again, or down)\n",
+      );
+    } else if (command === "up" && process.env.LAB_KEEP_ON_FAILURE !== "1") {
       process.stderr.write(
         "lab: cleaning up what was started (LAB_KEEP_ON_FAILURE=1 keeps it for debugging)\n",
       );

@@ -1,5 +1,6 @@
 // The demo services of a lab CVM: HTTP (with a WebSocket echo) on 80 and 8080, plain HTTP/2
-// (gRPC-style) on 50051, TLS with the CVM's own certificate on 443 and 8443 (for passthrough).
+// (gRPC-style) on 50051, TLS with the CVM's own certificate on 443 and 8443 (for passthrough),
+// and a TLS echo on 9443 that keeps the connection (the rollout tests' passthrough streams).
 // Every answer names the instance, so tests see where a connection landed.
 import { readFileSync } from "node:fs";
 import { createServer as createHttp } from "node:http";
@@ -40,4 +41,8 @@ for (const port of [443, 8443]) {
     );
   }).listen(port, "0.0.0.0");
 }
+createTls(tls, (s) => {
+  s.on("error", () => {});
+  s.pipe(s);
+}).listen(9443, "0.0.0.0");
 process.stdout.write(`demo services of ${instance} up\n`);

@@ -4,11 +4,14 @@
 // LISTEN_FDNAMES (the started script sets LISTEN_PID=$$ and execs the service, keeping its pid).
 //   node socket-holder.mjs DIR name=address:port...
 // SIGUSR1 starts `sh DIR/start` in a session of its own and writes its pid to DIR/main.pid.
+// With HOLDER_RESTART_MS set (the unit's Restart=on-failure and RestartSec=), a start that ends
+// uncleanly (an exit code other than 0, or a signal other than SIGHUP/INT/TERM/PIPE) is started
+// again after that delay, as systemd does, unless DIR/stopping says a stop asked for the end.
 // Unlike systemd it only binds: the first gateway to start calls listen(), so connections are
 // refused until then, never after. The holder never listens itself, so it never accepts (a
 // listening Node server would take connections off the queue the gateways share).
 import { spawn } from "node:child_process";
-import { renameSync, writeFileSync } from "node:fs";
+import { existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 
@@ -33,15 +36,38 @@ const write = (file, text) => {
   writeFileSync(`${file}.tmp`, text);
   renameSync(`${file}.tmp`, file);
 };
-process.on("SIGUSR1", () => {
+const restartMs = process.env.HOLDER_RESTART_MS ? Number(process.env.HOLDER_RESTART_MS) : -1;
+const stopping = join(dir, "stopping");
+const CLEAN_SIGNALS = new Set(["SIGHUP", "SIGINT", "SIGTERM", "SIGPIPE"]);
+const start = () => {
+  rmSync(stopping, { force: true });
+  const env = {
+    ...process.env,
+    LISTEN_FDS: String(handles.length),
+    LISTEN_FDNAMES: names.join(":"),
+  };
+  delete env.HOLDER_RESTART_MS;
   const child = spawn("sh", [join(dir, "start")], {
     detached: true,
     stdio: ["ignore", "ignore", "ignore", ...handles],
-    env: { ...process.env, LISTEN_FDS: String(handles.length), LISTEN_FDNAMES: names.join(":") },
+    env,
   });
   child.unref();
   write(join(dir, "main.pid"), `${child.pid}\n`);
-});
+  child.once("exit", (code, signal) => {
+    if (existsSync(stopping)) return rmSync(stopping, { force: true });
+    const unclean = signal ? !CLEAN_SIGNALS.has(signal) : code !== 0;
+    if (!unclean || !(restartMs >= 0)) return;
+    process.stderr.write(
+      `socket holder: the service ended (${signal ?? code}): starting it again\n`,
+    );
+    setTimeout(
+      () => (existsSync(stopping) ? rmSync(stopping, { force: true }) : start()),
+      restartMs,
+    );
+  });
+};
+process.on("SIGUSR1", start);
 process.on("SIGTERM", () => process.exit(0));
 write(join(dir, "holder.pid"), `${process.pid}\n`);
 setInterval(() => {}, 1 << 30);
