@@ -62,6 +62,16 @@ export const sshTo = (address: string, command: string, timeoutMs?: number) =>
   run("ssh", [...sshOptions(deployKey), `root@${address}`, command], {
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
   });
+/**
+ * `systemctl restart gateway.service` on the host, done once the new generation has written
+ * its ready file (the old workers serve until then, so routing alone does not tell).
+ */
+export const restartGateway = (address: string) =>
+  sshTo(
+    address,
+    'systemctl restart gateway.service; for i in $(seq 600); do [ "$(cat /run/gateway/ready 2>/dev/null)" = "$(systemctl show -p MainPID --value gateway.service)" ] && exit 0; sleep 0.1; done; exit 1',
+    90_000,
+  );
 /** `sshTo` the first gateway host. */
 export const ssh = (command: string) => sshTo(ctx.gw, command);
 

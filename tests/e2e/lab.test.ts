@@ -15,12 +15,15 @@ import {
   type LabInfo,
   lab$,
   openTls,
+  register,
+  restartGateway,
   ROOT,
   sClient,
   ssh,
   useLab,
 } from "./lab-setup.js";
 import { regionFaultSuite, regionSuite } from "./region-suite.js";
+import { regionRolloutSuite, rolloutSuite } from "./rollout-suite.js";
 
 useLab();
 let lab: LabInfo;
@@ -202,6 +205,33 @@ describe("the gateway's own names through the lab", () => {
   });
 });
 
+describe("dstack's seed domain layout: rpc_domain outside *.<base_domain>", () => {
+  it("the RPC port serves a chain valid for rpc_domain, whose A and CAA records the program wrote", async () => {
+    expect(lab.rpcDomain.endsWith(`.${lab.baseDomain}`)).toBe(false);
+    const health = await run("curl", [
+      ...["-sS", "--max-time", "10", "--cacert", lab.caFile],
+      ...["--resolve", `${lab.rpcDomain}:8000:${gw}`, `https://${lab.rpcDomain}:8000/health`],
+    ]);
+    expect(health.code, health.err).toBe(0);
+    expect(health.out).toBe("OK");
+    const dig = async (type: string) =>
+      (await run("dig", ["+short", "+time=2", "@10.99.0.1", type, lab.rpcDomain])).out.trim();
+    expect(await dig("A")).toBe(gw);
+    const acme = JSON.parse((await curl("gateway", "/.dstack/acme-info")).out) as {
+      account_uri: string;
+    };
+    expect(await dig("CAA")).toContain(`accounturi=${acme.account_uri}`);
+  });
+
+  it("a CVM registers through it, verifying the certificate for rpc_domain", async () => {
+    const r = await register(gw);
+    expect(r.status, r.body).toBe(200);
+    // The agents of the lab's CVMs registered the same way (lab/cvms.ts: --servername).
+    const agents = await run("pgrep", ["-af", "gateway.mjs agent"]);
+    expect(agents.out.match(new RegExp(`--servername ${lab.rpcDomain} `, "g"))).toHaveLength(2);
+  });
+});
+
 describe("operations on the lab", () => {
   it("a forced renewal swaps the certificate and drops none of 20 open connections", async () => {
     const open = await Promise.all(Array.from({ length: 20 }, () => openTls(`${app}-8080`)));
@@ -223,7 +253,7 @@ describe("operations on the lab", () => {
 
   it("the gateway restarted keeps its state: the instances answer again without registering anew", async () => {
     const before = await ssh("cat /var/lib/gateway/state.json");
-    const r = await ssh("systemctl restart gateway.service");
+    const r = await restartGateway(gw);
     expect(r.code).toBe(0);
     await eventually(
       "the restarted gateway to route again",
@@ -246,7 +276,7 @@ describe("operations on the lab", () => {
       expect(r.code, r.err).toBe(0);
     }
     try {
-      expect((await ssh("systemctl restart gateway.service")).code).toBe(0);
+      expect((await restartGateway(gw)).code).toBe(0);
       await eventually(
         "the restarted gateway to route 8080 again",
         async () => (await curl(`${app}-8080`)).out.includes("8080 GET"),
@@ -297,6 +327,8 @@ describe("operations on the lab", () => {
   }, 120_000);
 });
 
+rolloutSuite();
+
 describe("the lab deploys through the recording engine (pulumi preview, then up)", () => {
   const gatewayPid = async () => (await ssh("cat /run/lab-units/gateway.service.pid")).out.trim();
   const deployLines = (out: string) =>
@@ -306,8 +338,8 @@ describe("the lab deploys through the recording engine (pulumi preview, then up)
     const pid = await gatewayPid();
     const r = await lab$("up");
     expect(r.code).toBe(0);
-    expect(r.out).toContain("lab: deploy (preview): no changes, 19 unchanged");
-    expect(r.out).toContain("lab: deploy (up): no changes, 19 unchanged");
+    expect(r.out).toContain("lab: deploy (preview): no changes, 21 unchanged");
+    expect(r.out).toContain("lab: deploy (up): no changes, 21 unchanged");
     expect(deployLines(r.out)).toEqual([]);
     expect(await gatewayPid()).toBe(pid);
   }, 180_000);
@@ -324,7 +356,7 @@ describe("the lab deploys through the recording engine (pulumi preview, then up)
     ]);
     // Create before delete, as the engine replaces: the old steps go once the new ones ran.
     expect(r.out).toMatch(/lab: {3}delete-replaced +lab-gw1-restart\n/);
-    expect(r.out).toContain("lab: deploy (up): 2 to replace, 17 unchanged");
+    expect(r.out).toContain("lab: deploy (up): 2 to replace, 19 unchanged");
     expect(
       (await ssh("grep -A8 '^\\[core.proxy.timeouts\\]' /etc/gateway/gateway.toml")).out,
     ).toMatch(/^idle = "7m"$/m);
@@ -334,7 +366,7 @@ describe("the lab deploys through the recording engine (pulumi preview, then up)
     );
     const back = await lab$("up");
     expect(back.code).toBe(0);
-    expect(back.out).toContain("lab: deploy (up): 2 to replace, 17 unchanged");
+    expect(back.out).toContain("lab: deploy (up): 2 to replace, 19 unchanged");
   }, 300_000);
 
   it("destroy deletes through the same path: every record leaves BIND, the unit's delete stops the gateway", async () => {
@@ -343,12 +375,13 @@ describe("the lab deploys through the recording engine (pulumi preview, then up)
     expect(await dig(`*.${lab.baseDomain}`, "A")).toBe(gw);
     const r = await lab$("destroy");
     expect(r.code).toBe(0);
-    expect(r.out).toContain("lab: deploy (destroy): 19 to delete, 0 unchanged");
+    expect(r.out).toContain("lab: deploy (destroy): 21 to delete, 0 unchanged");
     for (const [name, type] of [
       [`*.${lab.baseDomain}`, "A"],
       [lab.baseDomain, "A"],
       [lab.baseDomain, "CAA"],
-      [`rpc.${lab.baseDomain}`, "A"],
+      [lab.rpcDomain, "A"],
+      [lab.rpcDomain, "CAA"],
       [`_dstack-app-address.${lab.customDomain}`, "TXT"],
     ] as const) {
       expect(await dig(name, type), `${name} ${type}`).toBe("");
@@ -361,4 +394,5 @@ describe("the lab deploys through the recording engine (pulumi preview, then up)
 
 // Last: the same lab, grown into a region of three hosts (it goes down and up again first).
 regionSuite();
+regionRolloutSuite();
 regionFaultSuite();
