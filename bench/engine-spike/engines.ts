@@ -33,10 +33,12 @@ export interface EngineEnv {
 export type Routes = ReadonlyMap<string, number>;
 
 export interface Engine {
-  readonly name: "haproxy" | "nginx";
+  readonly name: "haproxy" | "haproxy-reload" | "nginx";
   readonly proc: Proc;
   /** Routes `add` (a new name), drops `remove`; resolves once the proxy has taken the order. */
   change(routes: Routes, add: string, remove: string | undefined): Promise<void>;
+  /** HAProxy's runtime API only: the served certificate and key (one PEM), without a reload. */
+  replaceCert?(pem: string): Promise<void>;
 }
 
 const SLOTS = 8;
@@ -64,23 +66,22 @@ export function runtimeCommand(socketPath: string, command: string): Promise<str
   });
 }
 
-export async function startHaproxy(env: EngineEnv, routes: Routes): Promise<Engine> {
-  const pem = join(env.dir, "haproxy.pem");
-  writeFileSync(pem, readFileSync(env.certFile, "utf8") + readFileSync(env.keyFile, "utf8"), {
-    mode: 0o600,
-  });
-  const mapFile = join(env.dir, "routes.map");
-  const admin = join(env.dir, "haproxy-admin.sock");
-  const master = join(env.dir, "haproxy-master.sock");
-  // The routes present at start get a static backend each; the changes use the slots.
+interface HaproxyFiles {
+  readonly pem: string;
+  readonly mapFile: string;
+  readonly admin: string;
+}
+
+/** Each route present gets a static backend; the runtime API's changes use the empty slots. */
+function haproxyConf(env: EngineEnv, routes: Routes, f: HaproxyFiles): string {
   const statics = [...routes].map(([name, port], i) => ({ name, port, backend: `static_${i}` }));
-  writeFileSync(mapFile, statics.map((r) => `${r.name} ${r.backend}\n`).join(""));
-  const conf = `
+  writeFileSync(f.mapFile, statics.map((r) => `${r.name} ${r.backend}\n`).join(""));
+  return `
 global
   nbthread 1
   maxconn 6000
   pidfile ${join(env.dir, "haproxy.pid")}
-  stats socket ${admin} mode 600 level admin expose-fd listeners
+  stats socket ${f.admin} mode 600 level admin expose-fd listeners
   ssl-default-bind-curves X25519:P-256
   ssl-default-bind-options ssl-min-ver TLSv1.2
   tune.ssl.cachesize 20000
@@ -94,14 +95,35 @@ defaults
   timeout client-fin 5s
 
 frontend fe
-  bind ${HOST}:${env.port} ssl crt ${pem}
-  use_backend %[ssl_fc_sni,lower,map(${mapFile},none)]
+  bind ${HOST}:${env.port} ssl crt ${f.pem}
+  use_backend %[ssl_fc_sni,lower,map(${f.mapFile},none)]
 
 backend none
 ${statics.map((r) => `\nbackend ${r.backend}\n  server s0 ${HOST}:${r.port}\n`).join("")}
 ${Array.from({ length: SLOTS }, (_, i) => `backend slot_${i}\n  balance leastconn\n`).join("\n")}`;
+}
+
+/**
+ * HAProxy in master-worker mode. "api": changes through the runtime API, no reload;
+ * "reload": the config rewritten and the master told to reload (SIGUSR2, as `systemctl reload`
+ * does), for comparison with nginx's only way.
+ */
+export async function startHaproxy(
+  env: EngineEnv,
+  routes: Routes,
+  mode: "api" | "reload",
+): Promise<Engine> {
+  const f: HaproxyFiles = {
+    pem: join(env.dir, "haproxy.pem"),
+    mapFile: join(env.dir, "routes.map"),
+    admin: join(env.dir, "haproxy-admin.sock"),
+  };
+  writeFileSync(f.pem, readFileSync(env.certFile, "utf8") + readFileSync(env.keyFile, "utf8"), {
+    mode: 0o600,
+  });
   const file = join(env.dir, "haproxy.cfg");
-  writeFileSync(file, conf);
+  writeFileSync(file, haproxyConf(env, routes, f));
+  const master = join(env.dir, "haproxy-master.sock");
   const proc = env.ps.spawn("haproxy", "haproxy", ["-W", "-S", master, "-db", "-f", file], {
     cpus: env.cpus,
     logDir: env.dir,
@@ -110,9 +132,18 @@ ${Array.from({ length: SLOTS }, (_, i) => `backend slot_${i}\n  balance leastcon
   const slotOf = new Map<string, string>();
   let next = 0;
   const run = async (command: string, expect: RegExp): Promise<void> => {
-    const answer = await runtimeCommand(admin, command);
-    if (!expect.test(answer)) throw new Error(`haproxy "${command}": ${answer}`);
+    const answer = await runtimeCommand(f.admin, command);
+    if (!expect.test(answer)) throw new Error(`haproxy "${command.split("\n")[0]}": ${answer}`);
   };
+  if (mode === "reload")
+    return {
+      name: "haproxy-reload",
+      proc,
+      async change(routes) {
+        writeFileSync(file, haproxyConf(env, routes, f));
+        process.kill(proc.pid, "SIGUSR2");
+      },
+    };
   return {
     name: "haproxy",
     proc,
@@ -121,14 +152,18 @@ ${Array.from({ length: SLOTS }, (_, i) => `backend slot_${i}\n  balance leastcon
       slotOf.set(add, slot);
       await run(`add server ${slot}/s0 ${HOST}:${routes.get(add)}`, /New server registered/);
       await run(`enable server ${slot}/s0`, /^$/);
-      await run(`add map ${mapFile} ${add} ${slot}`, /^$/);
+      await run(`add map ${f.mapFile} ${add} ${slot}`, /^$/);
       const old = remove === undefined ? undefined : slotOf.get(remove);
       if (remove === undefined || old === undefined) return;
       slotOf.delete(remove);
-      await run(`del map ${mapFile} ${remove}`, /^$/);
+      await run(`del map ${f.mapFile} ${remove}`, /^$/);
       await run(`disable server ${old}/s0`, /^$/);
       await run(`shutdown sessions server ${old}/s0`, /^$/);
       await run(`del server ${old}/s0`, /Server deleted/);
+    },
+    async replaceCert(pem) {
+      await run(`set ssl cert ${f.pem} <<\n${pem.trim()}\n`, /Transaction (created|updated)/);
+      await run(`commit ssl cert ${f.pem}`, /Success/);
     },
   };
 }

@@ -1,12 +1,13 @@
 /**
  * Engine spike (issue #22), the route-change half: what a route change costs HAProxy (runtime
- * API, no reload) and nginx (config rewrite + reload), each terminating TLS for SNI names on
- * loopback, while clients use it. The native engine would take every CVM registration and
+ * API, no reload; and, to compare, a reload) and nginx (config rewrite + reload), each
+ * terminating TLS for SNI names on loopback, while clients use it. The native engine would take every CVM registration and
  * removal as such a change, so the proxy that takes them without cutting connections, without
  * a pause in accepting and without piling up processes is the one to build on.
  *
  *   npx tsx bench/engine-spike/route-change.ts [--streams 200] [--rate 50] [--changes 50]
- *     [--period-ms 250] [--out FILE] [--proxy-cpus 0] [--client-cpus 1]
+ *     [--period-ms 250] [--cert-every 10] [--engines haproxy,haproxy-reload,nginx]
+ *     [--out FILE] [--proxy-cpus 0] [--client-cpus 1]
  *
  * Per engine, in turn (one worker/thread, pinned to the proxy core; the harness, its clients
  * and the backend on the client core):
@@ -18,7 +19,9 @@
  * 3. BEFORE_MS without changes, then `--changes` changes one per `--period-ms`, each routing a
  *    new name (`app-<k>.spike.test`) to the backend and dropping the previous one, and timing
  *    until a new connection with the new name gets its answer (the change has taken effect),
- *    then AFTER_MS without changes;
+ *    then AFTER_MS without changes; with HAProxy's runtime API, every `--cert-every`th change
+ *    also replaces the served certificate (`set ssl cert` + `commit ssl cert`), checked by the
+ *    serial a new connection gets (with a reload, a certificate is just another reload);
  * 4. from /proc every SAMPLE_MS: the proxy's CPU (live processes plus the reaped workers), RSS
  *    and process count.
  * Reported per engine: connections failed and streams cut; connect time (TCP + handshake)
@@ -34,7 +37,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { createCa, issueLeaf } from "../../testkit/certs.js";
+import { connect as tlsConnect } from "node:tls";
+import { createCa, issueLeaf, type LeafCert } from "../../testkit/certs.js";
 import { connectLoop, openStreams } from "../handover/clients.js";
 import { type Attempt, phaseStats } from "../handover/stats.js";
 import { pinSelf } from "../lib/machine.js";
@@ -51,7 +55,8 @@ const { values: args } = parseArgs({
     rate: { type: "string", default: "50" },
     changes: { type: "string", default: "50" },
     "period-ms": { type: "string", default: "250" },
-    engines: { type: "string", default: "haproxy,nginx" },
+    engines: { type: "string", default: "haproxy,haproxy-reload,nginx" },
+    "cert-every": { type: "string", default: "10" },
     out: { type: "string", default: join(ROOT, "bench/results/engine-spike.json") },
     "proxy-cpus": { type: "string", default: "0" },
     "client-cpus": { type: "string", default: "1" },
@@ -61,6 +66,7 @@ const STREAMS = Number(args.streams);
 const RATE = Number(args.rate);
 const CHANGES = Number(args.changes);
 const PERIOD_MS = Number(args["period-ms"]);
+const CERT_EVERY = Number(args["cert-every"]);
 const BEFORE_MS = 8000;
 const AFTER_MS = 8000;
 /** The change window runs on this long after the last change, for what it left behind. */
@@ -131,9 +137,33 @@ function sampler(engine: Engine): { samples: Sample[]; take(): number; stop(): v
 /** The processes a steady proxy has: HAProxy's master and worker, nginx's master and worker. */
 const STEADY_PROCS = 2;
 
-async function runEngine(name: string, env: EngineEnv, backendPort: number) {
+/** The serial of the certificate a new connection with `name` gets. */
+function servedSerial(port: number, name: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: HOST, port, servername: name, rejectUnauthorized: false });
+    const timer = setTimeout(() => s.destroy(new Error("no handshake in 5 s")), 5000);
+    s.once("secureConnect", () => {
+      clearTimeout(timer);
+      resolve(s.getPeerCertificate().serialNumber);
+      s.destroy();
+    });
+    s.once("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+
+function startEngine(name: string, env: EngineEnv, routes: Map<string, number>): Promise<Engine> {
+  if (name === "haproxy") return startHaproxy(env, routes, "api");
+  if (name === "haproxy-reload") return startHaproxy(env, routes, "reload");
+  if (name === "nginx") return startNginx(env, routes);
+  throw new Error(`unknown engine ${name}`);
+}
+
+async function runEngine(name: string, env: EngineEnv, backendPort: number, certs: LeafCert[]) {
   const routes = new Map([[KEEP, backendPort]]);
-  const engine = await (name === "haproxy" ? startHaproxy : startNginx)(env, routes);
+  const engine = await startEngine(name, env, routes);
   const check = await probe(env.port, KEEP, "/");
   if (!check.status.includes(" 200")) throw new Error(`${name} route check: ${check.status}`);
   const route = { port: env.port, servername: KEEP };
@@ -147,6 +177,7 @@ async function runEngine(name: string, env: EngineEnv, backendPort: number) {
   const from = mon.take();
   const effects: number[] = [];
   const applies: number[] = [];
+  const certMs: number[] = [];
   for (let k = 0; k < CHANGES; k++) {
     routes.set(appName(k), backendPort);
     const drop = k > 0 ? appName(k - 1) : undefined;
@@ -155,6 +186,14 @@ async function runEngine(name: string, env: EngineEnv, backendPort: number) {
     await engine.change(routes, appName(k), drop);
     applies.push(performance.now() - start);
     effects.push(await timeToEffect(env.port, appName(k), start));
+    const cert = certs[(certMs.length + 1) % certs.length];
+    if (engine.replaceCert && cert && (k + 1) % CERT_EVERY === 0) {
+      const at = performance.now();
+      await engine.replaceCert(cert.certPem + cert.keyPem);
+      certMs.push(performance.now() - at);
+      const served = await servedSerial(env.port, KEEP);
+      if (served !== cert.serial) throw new Error(`${name}: served ${served}, not ${cert.serial}`);
+    }
     const due = from + (k + 1) * PERIOD_MS;
     if (performance.now() < due) await sleep(due - performance.now());
   }
@@ -204,6 +243,7 @@ async function runEngine(name: string, env: EngineEnv, backendPort: number) {
     },
     streams: { opened: STREAMS, cut, echoingThroughChanges: echoing },
     applyMs: { p50: stat(applies, 0.5), max: stat(applies, 1) },
+    certReplaceMs: certMs.length > 0 ? { count: certMs.length, max: stat(certMs, 1) } : undefined,
     timeToEffectMs: {
       p50: stat(effects, 0.5),
       p99: stat(effects, 0.99),
@@ -258,7 +298,9 @@ async function main(): Promise<void> {
   watchdog.unref();
   const backend = await startBackend();
   try {
-    const leaf = issueLeaf(ca, { key: "ec" });
+    // Two certificates for HAProxy's runtime replacement; changes alternate between them.
+    const certs = [issueLeaf(ca, { key: "ec" }), issueLeaf(ca, { key: "ec" })];
+    const leaf = certs[0] as LeafCert;
     const results = [];
     for (const name of args.engines.split(",")) {
       const engineDir = mkdtempSync(join(dir, `${name}-`));
@@ -271,7 +313,7 @@ async function main(): Promise<void> {
         port: await freePort(),
       };
       const port = (backend.address() as { port: number }).port;
-      results.push(await runEngine(name, env, port));
+      results.push(await runEngine(name, env, port, certs));
     }
     const out = { date: new Date().toISOString(), streams: STREAMS, rate: RATE, results };
     writeFileSync(args.out, `${JSON.stringify(out, null, 2)}\n`);
