@@ -6,7 +6,7 @@
  * a pause in accepting and without piling up processes is the one to build on.
  *
  *   npx tsx bench/engine-spike/route-change.ts [--streams 200] [--rate 50] [--changes 50]
- *     [--period-ms 250] [--cert-every 10] [--engines haproxy,haproxy-reload,nginx]
+ *     [--streams-per-change 2] [--period-ms 250] [--cert-every 10] [--engines haproxy,haproxy-reload,nginx]
  *     [--out FILE] [--proxy-cpus 0] [--client-cpus 1]
  *
  * Per engine, in turn (one worker/thread, pinned to the proxy core; the harness, its clients
@@ -19,7 +19,8 @@
  * 3. BEFORE_MS without changes, then `--changes` changes one per `--period-ms`, each routing a
  *    new name (`app-<k>.spike.test`) to the backend and dropping the previous one, and timing
  *    until a new connection with the new name gets its answer (the change has taken effect),
- *    then AFTER_MS without changes; with HAProxy's runtime API, every `--cert-every`th change
+ *    then AFTER_MS without changes; after each change, `--streams-per-change` more streams open
+ *    (clients keep arriving: with reloads, each generation then keeps a worker for them); with HAProxy's runtime API, every `--cert-every`th change
  *    also replaces the served certificate (`set ssl cert` + `commit ssl cert`), checked by the
  *    serial a new connection gets (with a reload, a certificate is just another reload);
  * 4. from /proc every SAMPLE_MS: the proxy's CPU (live processes plus the reaped workers), RSS
@@ -27,12 +28,13 @@
  * Reported per engine: connections failed and streams cut; connect time (TCP + handshake)
  * p50/p99 in the change window and outside it; time to effect; CPU per change (above the
  * no-change rate); RSS growth per change; processes at most and old processes left once the
- * changes end, and how long they stay after the streams close. Writes JSON (`--out`, default
+ * changes end, and how long they stay after the streams close; the group's PSS before and after
+ * the changes (RSS summed over forked processes counts their shared pages once each). Writes JSON (`--out`, default
  * bench/results/engine-spike.json) and prints it. Every process and temp dir started here is
  * removed at the end, also on failure, a signal or the overall deadline.
  */
 import { createServer, type Server, type Socket } from "node:net";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -52,6 +54,7 @@ const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const { values: args } = parseArgs({
   options: {
     streams: { type: "string", default: "200" },
+    "streams-per-change": { type: "string", default: "2" },
     rate: { type: "string", default: "50" },
     changes: { type: "string", default: "50" },
     "period-ms": { type: "string", default: "250" },
@@ -63,6 +66,7 @@ const { values: args } = parseArgs({
   },
 });
 const STREAMS = Number(args.streams);
+const STREAMS_PER_CHANGE = Number(args["streams-per-change"]);
 const RATE = Number(args.rate);
 const CHANGES = Number(args.changes);
 const PERIOD_MS = Number(args["period-ms"]);
@@ -134,6 +138,23 @@ function sampler(engine: Engine): { samples: Sample[]; take(): number; stop(): v
   return { samples, take, stop: () => clearInterval(timer) };
 }
 
+/**
+ * Proportional set size of the group, bytes: forked workers share pages with their master and
+ * each other, which a sum of RSS counts once per process.
+ */
+function groupPssBytes(pgid: number): number {
+  let kib = 0;
+  for (const m of groupMembers(pgid)) {
+    try {
+      const text = readFileSync(`/proc/${m.pid}/smaps_rollup`, "utf8");
+      kib += Number(/^Pss:\s+(\d+) kB/m.exec(text)?.[1] ?? 0);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return kib * 1024;
+}
+
 /** The processes a steady proxy has: HAProxy's master and worker, nginx's master and worker. */
 const STEADY_PROCS = 2;
 
@@ -174,10 +195,12 @@ async function runEngine(name: string, env: EngineEnv, backendPort: number, cert
   log(`${name}: ${STREAMS} streams, ${RATE} conn/s, ${BEFORE_MS} ms without changes`);
   await sleep(BEFORE_MS);
   const receivedBefore = streams.streams.map((s) => s.received);
+  const pssBefore = groupPssBytes(engine.proc.pid);
   const from = mon.take();
   const effects: number[] = [];
   const applies: number[] = [];
   const certMs: number[] = [];
+  const later: Awaited<ReturnType<typeof openStreams>>[] = [];
   for (let k = 0; k < CHANGES; k++) {
     routes.set(appName(k), backendPort);
     const drop = k > 0 ? appName(k - 1) : undefined;
@@ -194,21 +217,25 @@ async function runEngine(name: string, env: EngineEnv, backendPort: number, cert
       const served = await servedSerial(env.port, KEEP);
       if (served !== cert.serial) throw new Error(`${name}: served ${served}, not ${cert.serial}`);
     }
+    if (STREAMS_PER_CHANGE > 0) later.push(await openStreams(route, STREAMS_PER_CHANGE, 16));
     const due = from + (k + 1) * PERIOD_MS;
     if (performance.now() < due) await sleep(due - performance.now());
   }
   const lastChange = performance.now();
   await sleep(SETTLE_MS);
   const to = mon.take();
+  const pssAfter = groupPssBytes(engine.proc.pid);
   const leftAfterChanges = (mon.samples.at(-1)?.procs ?? Number.NaN) - STEADY_PROCS;
   const echoing = streams.streams.filter((s, i) => s.received > (receivedBefore[i] ?? 0)).length;
   log(`${name}: ${CHANGES} changes in ${r1(lastChange - from)} ms, ${AFTER_MS} ms after`);
   await sleep(AFTER_MS);
   const end = mon.take();
   await loop.stop();
-  const cut = streams.streams.filter((s) => s.cut).length;
+  const all = [streams, ...later];
+  const cut = all.reduce((n, g) => n + g.streams.filter((s) => s.cut).length, 0);
   // The old processes' last connections are the streams: close them, time until they are gone.
-  const closedAt = (await streams.close()) ?? performance.now();
+  const closed = await Promise.all(all.map((g) => g.close()));
+  const closedAt = Math.max(...closed.map((t) => t ?? performance.now()));
   while (
     groupMembers(engine.proc.pid).length > STEADY_PROCS &&
     performance.now() - closedAt < LINGER_TIMEOUT_MS
@@ -241,7 +268,11 @@ async function runEngine(name: string, env: EngineEnv, backendPort: number, cert
       duringChanges: phase(loop.attempts.filter(inChanges)),
       outside: phase(loop.attempts.filter((a) => !inChanges(a))),
     },
-    streams: { opened: STREAMS, cut, echoingThroughChanges: echoing },
+    streams: {
+      opened: STREAMS + later.length * STREAMS_PER_CHANGE,
+      cut,
+      firstEchoingThroughChanges: echoing,
+    },
     applyMs: { p50: stat(applies, 0.5), max: stat(applies, 1) },
     certReplaceMs: certMs.length > 0 ? { count: certMs.length, max: stat(certMs, 1) } : undefined,
     timeToEffectMs: {
@@ -264,6 +295,8 @@ async function runEngine(name: string, env: EngineEnv, backendPort: number, cert
       maxDuringMiB: r1(Math.max(...window.map((x) => x.rssBytes)) / 2 ** 20),
       afterChangesMiB: r1(rssAt(to) / 2 ** 20),
       perChangeKiB: r1((rssAt(to) - rssAt(from)) / 1024 / CHANGES),
+      pssBeforeMiB: r1(pssBefore / 2 ** 20),
+      pssAfterChangesMiB: r1(pssAfter / 2 ** 20),
     },
     processes: {
       steady: STEADY_PROCS,
