@@ -1,13 +1,14 @@
 /**
  * Engine spike (issue #22), the route-change half: what a route change costs HAProxy (runtime
  * API, no reload; and, to compare, a reload) and nginx (config rewrite + reload), each
- * terminating TLS for SNI names on loopback, while clients use it. The native engine would take every CVM registration and
- * removal as such a change, so the proxy that takes them without cutting connections, without
- * a pause in accepting and without piling up processes is the one to build on.
+ * terminating TLS for SNI names on loopback, while clients use it. The native engine would take
+ * every CVM registration and removal as such a change, so the proxy that takes them without
+ * cutting connections, without a pause in accepting and without piling up processes is the one
+ * to build on.
  *
  *   npx tsx bench/engine-spike/route-change.ts [--streams 200] [--rate 50] [--changes 50]
- *     [--streams-per-change 2] [--period-ms 250] [--cert-every 10] [--engines haproxy,haproxy-reload,nginx]
- *     [--out FILE] [--proxy-cpus 0] [--client-cpus 1]
+ *     [--streams-per-change 2] [--period-ms 250] [--cert-every 10]
+ *     [--engines haproxy,haproxy-reload,nginx] [--out FILE] [--proxy-cpus 0] [--client-cpus 1]
  *
  * Per engine, in turn (one worker/thread, pinned to the proxy core; the harness, its clients
  * and the backend on the client core):
@@ -20,18 +21,19 @@
  *    new name (`app-<k>.spike.test`) to the backend and dropping the previous one, and timing
  *    until a new connection with the new name gets its answer (the change has taken effect),
  *    then AFTER_MS without changes; after each change, `--streams-per-change` more streams open
- *    (clients keep arriving: with reloads, each generation then keeps a worker for them); with HAProxy's runtime API, every `--cert-every`th change
- *    also replaces the served certificate (`set ssl cert` + `commit ssl cert`), checked by the
- *    serial a new connection gets (with a reload, a certificate is just another reload);
+ *    (clients keep arriving: with reloads, each generation then keeps a worker for them); with
+ *    HAProxy's runtime API, every `--cert-every`th change also replaces the served certificate
+ *    (`set ssl cert` + `commit ssl cert`), checked by the serial a new connection gets (with a
+ *    reload, a certificate is just another reload);
  * 4. from /proc every SAMPLE_MS: the proxy's CPU (live processes plus the reaped workers), RSS
  *    and process count.
  * Reported per engine: connections failed and streams cut; connect time (TCP + handshake)
  * p50/p99 in the change window and outside it; time to effect; CPU per change (above the
  * no-change rate); RSS growth per change; processes at most and old processes left once the
  * changes end, and how long they stay after the streams close; the group's PSS before and after
- * the changes (RSS summed over forked processes counts their shared pages once each). Writes JSON (`--out`, default
- * bench/results/engine-spike.json) and prints it. Every process and temp dir started here is
- * removed at the end, also on failure, a signal or the overall deadline.
+ * the changes (RSS summed over forked processes counts their shared pages once each). Writes
+ * JSON (`--out`, default bench/results/engine-spike.json) and prints it. Every process and temp
+ * dir started here is removed at the end, also on failure, a signal or the overall deadline.
  */
 import { createServer, type Server, type Socket } from "node:net";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -42,7 +44,7 @@ import { parseArgs } from "node:util";
 import { connect as tlsConnect } from "node:tls";
 import { createCa, issueLeaf, type LeafCert } from "../../testkit/certs.js";
 import { connectLoop, openStreams } from "../handover/clients.js";
-import { type Attempt, phaseStats } from "../handover/stats.js";
+import { type Attempt, phaseStats, quantile } from "../handover/stats.js";
 import { pinSelf } from "../lib/machine.js";
 import { freePort, HOST, probe } from "../lib/net.js";
 import { CLK_TCK, groupMembers, groupRssBytes, ProcessSet, sleep } from "../lib/procs.js";
@@ -88,7 +90,8 @@ const r1 = (x: number): number => Math.round(x * 10) / 10;
 
 /** One port for both kinds of client: "GET " gets the bench's small answer, the rest an echo. */
 async function startBackend(): Promise<Server> {
-  const answer = `HTTP/1.1 200 OK\r\nContent-Length: ${SMALL_BODY.length}\r\nConnection: close\r\n\r\n${SMALL_BODY}`;
+  const head = `HTTP/1.1 200 OK\r\nContent-Length: ${SMALL_BODY.length}\r\nConnection: close`;
+  const answer = `${head}\r\n\r\n${SMALL_BODY}`;
   const server = createServer((s: Socket) => {
     s.on("error", () => {});
     s.once("data", (first: Buffer) => {
@@ -252,10 +255,13 @@ async function runEngine(name: string, env: EngineEnv, backendPort: number, cert
   const outside = [windowCpu(s, t0, from, CLK_TCK), windowCpu(s, to, end, CLK_TCK)];
   const rssAt = (t: number) => s.filter((x) => x.atMs <= t).at(-1)?.rssBytes ?? Number.NaN;
   const window = s.filter((x) => x.atMs >= from && x.atMs <= to);
-  const stat = (xs: number[], q: number) => {
-    const sorted = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
-    return r1(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN);
-  };
+  const stat = (xs: number[], q: number) =>
+    r1(
+      quantile(
+        xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b),
+        q,
+      ),
+    );
   const phase = (attempts: Attempt[]) => {
     const p = phaseStats(attempts);
     return { ...p, connectP50Ms: r1(p.connectP50Ms), connectP99Ms: r1(p.connectP99Ms) };
@@ -278,7 +284,7 @@ async function runEngine(name: string, env: EngineEnv, backendPort: number, cert
     timeToEffectMs: {
       p50: stat(effects, 0.5),
       p99: stat(effects, 0.99),
-      neverMs: effects.filter(Number.isNaN).length,
+      never: effects.filter(Number.isNaN).length,
     },
     cpu: {
       perChangeUs: Math.round(cpuPerChangeUs(during, outside, CHANGES)),
