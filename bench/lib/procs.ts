@@ -102,6 +102,8 @@ export interface Stat {
   readonly state: string;
   /** utime + stime, clock ticks. */
   readonly ticks: number;
+  /** cutime + cstime: the ticks of its children that exited and were waited for. */
+  readonly childTicks: number;
 }
 
 /** One process's /proc/<pid>/stat; undefined once it is gone. */
@@ -119,6 +121,7 @@ export function readStat(pid: string): Stat | undefined {
     state: f[0] ?? "?",
     pgrp: Number(f[2]),
     ticks: Number(f[11]) + Number(f[12]),
+    childTicks: Number(f[13]) + Number(f[14]),
   };
 }
 
