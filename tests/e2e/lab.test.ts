@@ -22,6 +22,7 @@ import {
   ssh,
   useLab,
 } from "./lab-setup.js";
+import { dashboardSuite } from "./dashboard-suite.js";
 import { regionFaultSuite, regionSuite } from "./region-suite.js";
 import { regionRolloutSuite, rolloutSuite } from "./rollout-suite.js";
 
@@ -327,6 +328,7 @@ describe("operations on the lab", () => {
   }, 120_000);
 });
 
+dashboardSuite();
 rolloutSuite();
 
 describe("the lab deploys through the recording engine (pulumi preview, then up)", () => {

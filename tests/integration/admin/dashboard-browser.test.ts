@@ -7,9 +7,8 @@
  * docs/dashboard.png), and the page logged no console error. Without chromium this fails: a
  * skipped browser test would look like a passing one.
  */
-import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync } from "node:fs";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminServer, resolveAdminAuth } from "../../../gateway-runtime/admin/index.js";
 import { parseGatewayConfig } from "../../../gateway-runtime/config/index.js";
@@ -17,20 +16,13 @@ import { RecentErrors, silentLogger } from "../../../gateway-runtime/log/index.j
 import { ProxyStats } from "../../../gateway-runtime/proxy/index.js";
 import { snapshotOf } from "../../../gateway-runtime/proxy/stats.js";
 import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
+import { launchChromium } from "../../../testkit/browser.js";
 import { minimalConfig, withKey } from "../../../testkit/config.js";
 
 const TOKEN = "browser-dashboard-token";
 const HOSTILE = `<img src=x onerror=alert(1)>`;
 const APP_A = "3763bc34552cf3a27ff71ad5f7a90471562a1a2d";
 const APP_B = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
-
-function chromiumPath(): string {
-  try {
-    return execFileSync("sh", ["-c", "command -v chromium"], { encoding: "utf8" }).trim();
-  } catch {
-    throw new Error("chromium is not installed (Debian: apt-get install chromium; .ci/run does)");
-  }
-}
 
 let browser: Browser;
 let server: AdminServer;
@@ -110,12 +102,7 @@ beforeAll(async () => {
     log,
   });
   url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
-  browser = await chromium.launch({
-    executablePath: chromiumPath(),
-    headless: true,
-    // Root in CI: Chromium's sandbox needs user namespaces it may not have there.
-    args: ["--no-sandbox"],
-  });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
