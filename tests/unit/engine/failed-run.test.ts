@@ -11,7 +11,6 @@ import type { Checkpoint } from "../../../tools/engine/state.js";
 
 const STACK = "lab";
 const ROOT = makeUrn(STACK, "p", "", "pulumi:pulumi:Stack", "p-lab");
-const URN = makeUrn(STACK, "p", ROOT, "command:remote:Command", "copy");
 
 const registration = (version: string): Registration => ({
   type: "command:remote:Command",
