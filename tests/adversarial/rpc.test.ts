@@ -11,7 +11,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateWgKeyPair } from "../../gateway-runtime/keys/wireguard.js";
 import { createTestCa, issueRaTlsCert, appInfoSpec } from "../../testkit/ra-tls.js";
-import { adminBody, notJsonType, registerBody } from "./bodies.js";
+import { adminBody, adminWrite, notJsonType, registerBody } from "./bodies.js";
 import { newId, startGateway, type TestGateway } from "./gateway.js";
 import { type Baseline, baseline, expectRecovered, goodRequest } from "./health.js";
 import { ADMIN_TOKEN, adminRequest, type Answer, rpcRequest } from "./requests.js";
@@ -294,6 +294,28 @@ describe.each(STORES)("with the %s store", (store) => {
         { numRuns: RUNS, seed: 1207 },
       );
       expect(await snapshot()).toEqual(before);
+    });
+
+    // With the token: the calls that write an instance, with bodies each must refuse. On etcd
+    // a refusal must not reach a transaction either (the mod revisions would show it).
+    it("refuses fast-check bodies to the instance-writing calls with 4xx, writing nothing", {
+      timeout: 120_000,
+    }, async () => {
+      const before = await snapshot();
+      const codes = ["E_RPC_BAD_JSON", "E_RPC_BAD_REQUEST", "E_RPC_BODY_TOO_LARGE"];
+      await fc.assert(
+        fc.asyncProperty(adminWrite(gw.instanceId), async ([call, body]) => {
+          const answer = await adminRequest(gw.adminPort, { body, path: `/prpc/Admin.${call}` });
+          expectRefused(
+            answer,
+            [...codes, "E_REGISTRY_UNKNOWN_INSTANCE"],
+            `${call} ${body.slice(0, 120)}`,
+          );
+        }),
+        { numRuns: RUNS, seed: 1208 },
+      );
+      expect(await snapshot()).toEqual(before);
+      await goodRequest(gw);
     });
 
     it("answers fast-check GetInfo bodies with 200 or 4xx, never 5xx", {
