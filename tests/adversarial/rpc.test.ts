@@ -15,7 +15,7 @@ import { adminBody, adminWrite, notJsonType, registerBody } from "./bodies.js";
 import { newId, startGateway, type TestGateway } from "./gateway.js";
 import { type Baseline, baseline, expectRecovered, goodRequest } from "./health.js";
 import { ADMIN_TOKEN, adminRequest, type Answer, rpcRequest } from "./requests.js";
-import { hostRound, otherHost, untilPeersAreEtcdKeys } from "./other-host.js";
+import { hostRound, otherHost, sameKeyRace, untilPeersAreEtcdKeys } from "./races.js";
 import { slowRequest } from "./slow.js";
 import { STORES, type StoreKind } from "./store.js";
 
@@ -26,6 +26,8 @@ const SLOW_BODY_BOUND_MS = 45_000;
 const SLOW_CLIENTS = 10;
 /** Rounds of another host's registration against a steal, half after it and half during it. */
 const HOST_ROUNDS = 20;
+/** Instances asking at once for one key. */
+const RACERS = 16;
 
 let gw: TestGateway;
 let base: Baseline;
@@ -195,9 +197,33 @@ describe.each(STORES)("with the %s store", (store) => {
       await goodRequest(gw);
     });
 
+    it(`serves one of ${RACERS} instances asking at once for one new key, refuses the rest (409)`, {
+      timeout: 30_000,
+    }, async () => {
+      const peers = await gw.wgPeers();
+      const { key, ids, answers } = await sameKeyRace(gw, RACERS);
+      const served = ids.filter((_, k) => answers[k]?.status === 200);
+      expect(
+        served,
+        answers.map((a) => `${a.status} ${a.text.slice(0, 100)}`).join("\n"),
+      ).toHaveLength(1);
+      for (const [k, answer] of answers.entries()) {
+        if (ids[k] !== served[0]) expectRefused(answer, ["E_REGISTRY_KEY_IN_USE"], `racer ${k}`);
+      }
+      tried[gw.store]++;
+      expect((await gw.wgPeers()).split("\n")).toContain(key);
+      // Removed again, the key and the address are free and the peers as they were.
+      const removed = await adminRequest(gw.adminPort, {
+        body: JSON.stringify({ instance_id: served[0] }),
+        path: "/prpc/Admin.RemoveInstance",
+      });
+      expect(removed.status, removed.text).toBe(200);
+      expect(await gw.wgPeers()).toBe(peers);
+    });
+
     // Cluster mode only: the holder registers through another host of the region, so this
     // gateway learns of it from etcd alone; right after that registration or during it, etcd's
-    // transaction must decide, one winner for each key and instance id (other-host.ts).
+    // transaction must decide, one winner for each key and instance id (races.ts).
     it.runIf(store === "etcd")(
       "refuses a key or instance id another host holds, taken after or during it (409)",
       { timeout: 60_000 },

@@ -1,7 +1,9 @@
 /**
- * Another gateway host of the cluster gateway's region, in the test process: the registration
- * store the bundle opens (registration/store.ts), from the gateway's own config, so it shares
- * the etcd prefix and the address plan. What it registers reaches the gateway only through etcd.
+ * Registrations that race, for the RPC part. Another gateway host of the cluster gateway's
+ * region, in the test process: the registration store the bundle opens (registration/store.ts),
+ * from the gateway's own config, so it shares the etcd prefix and the address plan; what it
+ * registers reaches the gateway only through etcd. And on either store, many instances asking
+ * the gateway at once for one new key.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseCidr } from "../../gateway-runtime/config/net.js";
@@ -114,4 +116,25 @@ export async function untilPeersAreEtcdKeys(gw: TestGateway): Promise<void> {
     10_000,
     { context: () => seen },
   );
+}
+
+/**
+ * `count` new instances (half of the registered app, half of others) ask at once for one new
+ * key. Returns the answers and the instance ids, in the same order.
+ */
+export async function sameKeyRace(
+  gw: TestGateway,
+  count: number,
+): Promise<{ key: string; ids: string[]; answers: Answer[] }> {
+  const key = generateWgKeyPair().publicKey;
+  const ids = Array.from({ length: count }, () => newId());
+  const answers = await Promise.all(
+    ids.map((id, k) =>
+      rpcRequest(gw.rpcPort, {
+        cert: gw.clientCert(k % 2 === 0 ? gw.appId : newId(), id),
+        body: JSON.stringify({ client_public_key: key }),
+      }),
+    ),
+  );
+  return { key, ids, answers };
 }
