@@ -104,3 +104,73 @@ export const notJsonType: fc.Arbitrary<string> = fc
     fc.string({ maxLength: 40 }).filter((t) => !/^application\/json\b/i.test(t)),
   )
   .filter((t) => /^[\t\x20-\x7e]*$/.test(t) && t.trim() === t);
+
+/** A policy the admin API takes, and values no field of one can be. */
+const goodPolicy = fc.constantFrom(
+  { ports: [], restrict_mode: true },
+  { ports: [{ port: 443, pp: false }] },
+);
+const notObject = fc.oneof(fc.integer(), fc.string(), fc.constant(null), fc.array(fc.integer()));
+
+const WRITE_CALLS = [
+  "SetInstanceReady",
+  "SetInstancePortPolicy",
+  "ClearInstancePortPolicy",
+  "RemoveInstance",
+  "ForceRemoveInstance",
+] as const;
+
+/**
+ * `[call, body]` for the admin calls that write an instance, each of which the call must
+ * refuse: well-formed for ids no instance has (near `realId`: cased, padded, a path around it,
+ * prototype names), or naming `realId` with a `ready` or a `policy` of the wrong type, or any
+ * malformed admin body.
+ */
+export function adminWrite(realId: string): fc.Arbitrary<[string, string]> {
+  const unknownId = fc
+    .oneof(
+      fc.string({ minLength: 1, maxLength: 80 }),
+      fc.constantFrom(
+        realId.toUpperCase(),
+        ` ${realId}`,
+        `${realId}\n`,
+        `${realId}/`,
+        `../${realId}`,
+        `${realId}\u0000`,
+        realId.slice(1),
+        "__proto__",
+        "constructor",
+        "/",
+        "*",
+      ),
+    )
+    .filter((id) => id !== realId);
+  const json = (v: unknown) => JSON.stringify(v);
+  const anyCall = fc.constantFrom(...WRITE_CALLS);
+  return fc.oneof(
+    fc.tuple(
+      anyCall,
+      fc.record({ instance_id: unknownId, ready: fc.boolean(), policy: goodPolicy }).map(json),
+    ),
+    fc.tuple(
+      fc.constant("SetInstanceReady"),
+      fc
+        .record({
+          instance_id: fc.constant(realId),
+          ready: fc.oneof(notObject, fc.constant("false")),
+        })
+        .map(json),
+    ),
+    fc.tuple(
+      fc.constant("SetInstancePortPolicy"),
+      fc.record({ instance_id: fc.constant(realId), policy: notObject }).map(json),
+    ),
+    fc.tuple(
+      anyCall,
+      fc
+        .record({ instance_id: fc.oneof(wrongType, fc.constant("")), ready: fc.boolean() })
+        .map(json),
+    ),
+    fc.tuple(anyCall, adminBody),
+  );
+}

@@ -30,6 +30,10 @@ let gw: TestGateway;
 let base: Baseline;
 let nextStamp = 1;
 
+// On the file store only, unlike the RPC part: this part is the data plane, which routes from
+// the registry's view in memory in cluster mode too (registry/etcd-store.ts: reads come from
+// the view, kept current by a watch); no connection here reads or writes etcd, so a
+// cluster gateway would run the same proxy code again, for this part's run time (~25 s) more.
 beforeAll(async () => {
   gw = await startGateway();
   base = await baseline(gw);

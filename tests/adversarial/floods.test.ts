@@ -62,6 +62,10 @@ function fitFlood(): number {
 
 beforeAll(async () => {
   flood = fitFlood();
+  // On the file store only, unlike the RPC part: this part is the data plane, which routes from
+  // the registry's view in memory in cluster mode too (registry/etcd-store.ts: reads come from
+  // the view, kept current by a watch); no connection here reads or writes etcd, so a
+  // cluster gateway would run the same proxy code again, for this part's run time (~65 s) more.
   gw = await startGateway({ helloTimeout: `${HELLO_TIMEOUT_MS}ms` });
   base = await baseline(gw);
 });

@@ -29,6 +29,7 @@ import { until } from "../../testkit/poll.js";
 import { freePort, stopChild } from "../../testkit/process.js";
 import { startBackends, type Backends } from "./backends.js";
 import { ADMIN_TOKEN, adminRequest, rpcRequest } from "./requests.js";
+import { type GatewayStore, openStore, type StoreKind } from "./store.js";
 
 const BUNDLE = new URL("../../dist/gateway.mjs", import.meta.url).pathname;
 
@@ -45,6 +46,8 @@ export const newId = (): string => randomBytes(20).toString("hex");
 export interface GatewayOptions {
   /** `core.proxy.timeouts.handshake`: how long a connection may take to send its ClientHello. */
   readonly helloTimeout?: string;
+  /** Where registrations are kept: the state file (default) or one etcd member (store.ts). */
+  readonly store?: StoreKind;
 }
 
 export interface TestGateway {
@@ -61,6 +64,10 @@ export interface TestGateway {
   readonly instanceIp: string;
   readonly instanceKey: string;
   readonly statePath: string;
+  readonly configFile: string;
+  readonly store: StoreKind;
+  /** What a refused request must leave alone in the store (store.ts). */
+  stored(): Promise<string>;
   readonly proxyCa: TestCa;
   /** The CA that signs CVM client certificates (attestation mode `ca`), and one for the instance. */
   readonly clientCa: TestCert;
@@ -104,9 +111,11 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
   const dns = await startDnsServer();
   let child: ChildProcess | undefined;
   let backends: Backends | undefined;
+  let store: GatewayStore | undefined;
   let output = "";
   const close = async () => {
     await stopChild(child);
+    await store?.close();
     await backends?.close();
     await net.teardown();
     await dns.close();
@@ -126,6 +135,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     const wg = generateWgKeyPair();
     const iface = net.linkName("gw");
     const statePath = join(dir, "state", "state.json");
+    const kept = await openStore(options.store ?? "file", statePath);
+    store = kept;
     const config = {
       // GATEWAY_TEST_LOG=debug logs every refused connection (the suite reads errors only).
       log_level: process.env.GATEWAY_TEST_LOG ?? "info",
@@ -162,6 +173,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
           app_address_dns_servers: [dns.address],
           timeouts: { handshake: options.helloTimeout ?? "2s", connect: "2s" },
         },
+        ...(kept.cluster ? { cluster: kept.cluster } : {}),
       },
     };
     const configFile = join(dir, "gateway.json");
@@ -260,6 +272,9 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
       instanceIp,
       instanceKey: peer.publicKey,
       statePath,
+      configFile,
+      store: kept.kind,
+      stored: kept.snapshot,
       proxyCa,
       clientCa,
       instanceCert,
