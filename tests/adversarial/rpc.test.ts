@@ -13,7 +13,7 @@ import { createTestCa, issueRaTlsCert, appInfoSpec } from "../../testkit/ra-tls.
 import { adminBody, notJsonType, registerBody } from "./bodies.js";
 import { newId, startGateway, type TestGateway } from "./gateway.js";
 import { type Baseline, baseline, expectRecovered, goodRequest } from "./health.js";
-import { ADMIN_TOKEN, adminRequest, type Answer, rpcRequest } from "./requests.js";
+import { ADMIN_TOKEN, adminRequest, type Answer, rpcRequest } from "../../testkit/requests.js";
 import { slowRequest } from "./slow.js";
 
 const RUNS = 300;
