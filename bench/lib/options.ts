@@ -5,14 +5,18 @@
 import { parseArgs } from "node:util";
 import { NODE_FLAGS } from "../../host/layout.js";
 import { parseDuration } from "../../gateway-runtime/config/index.js";
+import { SOAK_MINUTES } from "../soak/plan.js";
 import type { ScenarioId } from "./scenarios.js";
 import { PROXIES } from "./targets.js";
 
+/** The scenarios that run as processes of their own (bench/lib/standalone.ts). */
+export type StandaloneId = "r" | "k" | "s";
+
 /**
- * Every scenario: the load ones, (g), (h), the control plane (r) and a region's control plane
- * (k). A complete run has all.
+ * Every scenario: the load ones, (g), (h), the control plane (r), a region's control plane (k)
+ * and the soak (s). A complete run has all.
  */
-export const ALL_SCENARIOS: readonly (ScenarioId | "r" | "k")[] = [
+export const ALL_SCENARIOS: readonly (ScenarioId | StandaloneId)[] = [
   "a",
   "b",
   "c",
@@ -23,7 +27,9 @@ export const ALL_SCENARIOS: readonly (ScenarioId | "r" | "k")[] = [
   "h",
   "r",
   "k",
+  "s",
 ];
+
 /** What a complete run measures ("base" only comes with `--base`). */
 export const DEFAULT_TARGETS: readonly string[] = ["direct", "haproxy", "nginx", "ours", "node"];
 
@@ -39,7 +45,9 @@ export interface BenchOptions {
   /** Scenario (g): the groups the idle client offers (`--idle-groups`, e.g. a post-quantum one). */
   readonly idleGroups: string | undefined;
   readonly targetNames: ReadonlySet<string>;
-  readonly only: ReadonlySet<ScenarioId | "r" | "k">;
+  readonly only: ReadonlySet<ScenarioId | StandaloneId>;
+  /** (s): how long the soak's load runs, in minutes (`--soak-minutes`; 1 with `--quick`). */
+  readonly soakMinutes: number;
   /**
    * Node flags for our gateway and the Node floor: by default the systemd unit's
    * (`NODE_FLAGS`); `--ours-flags="..."` replaces them to compare tunings (`--ours-flags=` for
@@ -86,6 +94,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       seconds: { type: "string" },
       "idle-connections": { type: "string" },
       "idle-groups": { type: "string" },
+      "soak-minutes": { type: "string" },
       "no-profile": { type: "boolean", default: false },
       keep: { type: "boolean", default: false },
     },
@@ -111,8 +120,9 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   const attemptDelay = args["attempt-delay"];
   const workers = Number(args.workers ?? 1);
   const only = new Set(
-    (args.only?.split(",").map((s) => s.trim()) ?? ALL_SCENARIOS) as (ScenarioId | "r" | "k")[],
+    (args.only?.split(",").map((s) => s.trim()) ?? ALL_SCENARIOS) as (ScenarioId | StandaloneId)[],
   );
+  const soakMinutes = Number(args["soak-minutes"] ?? (quick ? 1 : SOAK_MINUTES));
 
   const problems: string[] = [];
   for (const s of only) if (!ALL_SCENARIOS.includes(s)) problems.push(`unknown scenario "${s}"`);
@@ -128,6 +138,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     "idle-connections": idleConnections,
     instances,
     workers,
+    "soak-minutes": soakMinutes,
   })) {
     if (!(Number.isFinite(v) && v > 0)) problems.push(`--${name} must be a positive number`);
   }
@@ -140,6 +151,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     idleGroups: args["idle-groups"],
     targetNames,
     only,
+    soakMinutes,
     oursFlags,
     unitFlags,
     instances,
@@ -158,6 +170,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       instances === 1 &&
       attemptDelay === undefined &&
       workers === 1 &&
+      soakMinutes === SOAK_MINUTES &&
       ALL_SCENARIOS.every((s) => only.has(s)) &&
       DEFAULT_TARGETS.every((t) => targetNames.has(t)),
   };
