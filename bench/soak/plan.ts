@@ -55,12 +55,14 @@ export const CHURN = {
 
 /**
  * The gateway: the lab's two proxy workers; recycling much faster than a host's (10 h), so
- * instances are recycled all along the run; a short drain so that the stop is quick.
+ * instances are recycled all along the run, yet slower than WireGuard renews a live peer's
+ * handshake (every 2 minutes), or the traffic's own instance would be recycled too; a short
+ * drain so that the stop is quick.
  */
 export const GATEWAY = {
   workers: 2,
   recycleInterval: "10s",
-  recycleTimeoutMs: 60_000,
+  recycleTimeoutMs: 180_000,
   handshakePollInterval: "2s",
   drainTimeout: "5s",
 } as const;

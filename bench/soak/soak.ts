@@ -183,6 +183,11 @@ async function main(): Promise<number> {
         throw new Error(`the traffic client died; see ${traffic.logFile}`);
       if (performance.now() - startedAt >= nextReport) {
         nextReport += 60_000;
+        // A soak whose traffic has nowhere to go measures nothing: stop, and say why.
+        const hosts = (await gw.status()).hosts;
+        if (!hosts.some((h) => h.instance_id === cvm.instanceId)) {
+          throw new Error("the traffic's instance is no longer registered (recycled?)");
+        }
         const now = sampler
           .series()
           .map(
