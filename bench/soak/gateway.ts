@@ -13,7 +13,6 @@
 import { randomInt } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
-import { NODE_FLAGS } from "../../host/layout.js";
 import { TEST_DOMAIN } from "../../testkit/certs.js";
 import { generateWgKeyPair } from "../../gateway-runtime/keys/wireguard.js";
 import { cleanupStale, NetnsHarness } from "../../testkit/netns.js";
@@ -64,6 +63,8 @@ export async function startSoakGateway(o: {
   ps: ProcessSet;
   dir: string;
   bundle: string;
+  /** The node flags of the primary, which its workers inherit (a host's: `NODE_FLAGS`). */
+  nodeFlags: readonly string[];
   certFile: string;
   keyFile: string;
 }): Promise<SoakGateway> {
@@ -139,7 +140,7 @@ export async function startSoakGateway(o: {
   mkdirSync(holderDir);
   const path = `${shims}${delimiter}${process.env.PATH ?? ""}`;
   const ready = join(dir, "ready");
-  const node = [process.execPath, ...NODE_FLAGS, o.bundle].join(" ");
+  const node = [process.execPath, ...o.nodeFlags, o.bundle].join(" ");
   writeFileSync(
     join(holderDir, "start"),
     `exec >>${logFile} 2>&1\nexport PATH='${path}' LISTEN_PID=$$\nexec setpriv --pdeathsig TERM ${node} run --config ${configFile} --ready-file ${ready}\n`,

@@ -7,8 +7,10 @@
  * descriptors before the load and after it (plus a settle), where a leak of sockets, timers'
  * handles or files would show.
  *
- *   npx tsx bench/soak/soak.ts [--minutes 30] [--out FILE]
+ *   npx tsx bench/soak/soak.ts [--minutes 30] [--out FILE] [--gateway-flags="FLAGS"] [--keep]
  *
+ * `--gateway-flags` replaces the unit's node flags for the gateway (a look at a finding, e.g.
+ * with `--trace-gc` added: V8's GC lines land in the gateway's log); `--keep` keeps the logs.
  * Prints progress every minute and the summary; writes bench/results/soak.json (or FILE). Needs
  * root, wireguard-go, wg, ip, setpriv and nginx. `npm run bench` runs it as scenario (s). Every
  * process started here is stopped at the end, also on failure or a signal.
@@ -39,8 +41,11 @@ const { values } = parseArgs({
   options: {
     minutes: { type: "string", default: String(SOAK_MINUTES) },
     out: { type: "string" },
+    "gateway-flags": { type: "string" },
+    keep: { type: "boolean", default: false },
   },
 });
+const gatewayFlags = values["gateway-flags"]?.split(" ").filter((f) => f !== "") ?? [...NODE_FLAGS];
 const minutes = Number(values.minutes);
 if (!(minutes > 0)) throw new Error("--minutes must be a positive number");
 const out = values.out ?? join(ROOT, "bench", "results", "soak.json");
@@ -115,6 +120,7 @@ async function main(): Promise<number> {
       ps,
       dir,
       bundle: built.gateway,
+      nodeFlags: gatewayFlags,
       certFile: leaf.certFile,
       keyFile: leaf.keyFile,
     });
@@ -231,7 +237,7 @@ async function main(): Promise<number> {
       settleSeconds: settleMs / 1000,
       setup: {
         commit: `${git(["rev-parse", "--short=12", "HEAD"])}${git(["status", "--porcelain", "--untracked-files=no"]) ? " (modified)" : ""}`,
-        node: `${process.version} ${NODE_FLAGS.join(" ")}`,
+        node: `${process.version} ${gatewayFlags.join(" ")}`,
         gateway: `gateway run, sockets handed over, ${GATEWAY.workers} proxy workers`,
         settings: GATEWAY,
         mix: MIX,
@@ -274,7 +280,7 @@ async function main(): Promise<number> {
       .catch((e: unknown) => process.stderr.write(`soak: stopping the gateway: ${e}\n`));
     await ps.stopAll();
     ca.cleanup();
-    if (failed && !signalled) process.stdout.write(`soak: logs kept in ${dir}\n`);
+    if ((failed && !signalled) || values.keep) process.stdout.write(`soak: logs kept in ${dir}\n`);
     else rmSync(dir, { recursive: true, force: true });
   }
 }
