@@ -34,7 +34,7 @@ import { Churn } from "./churn.js";
 import { type SoakGateway, startSoakGateway, waitForHandshake } from "./gateway.js";
 import { CHURN, GATEWAY, MIX, phases, SOAK_MINUTES } from "./plan.js";
 import { Sampler } from "./sampler.js";
-import { type KindTotals, type SoakResult, soakLines, summarize } from "./stats.js";
+import { type KindTotals, resultJson, type SoakResult, soakLines, summarize } from "./stats.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const { values } = parseArgs({
@@ -268,7 +268,7 @@ async function main(): Promise<number> {
     };
     for (const line of soakLines(result)) process.stdout.write(`${line}\n`);
     mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+    writeFileSync(out, resultJson(result));
     process.stdout.write(`\nwrote ${out}\n`);
     failed = false;
     return 0;

@@ -171,6 +171,22 @@ export interface SoakResult {
   readonly series: readonly { role: Role; pid: number; points: [number, number, number][] }[];
 }
 
+/**
+ * The result as the JSON file holds it: fractions to 4 significant digits, and each sample
+ * `[s, KiB, fds]` on one line, so the file stays readable and small.
+ */
+export function resultJson(r: SoakResult): string {
+  const text = JSON.stringify(
+    r,
+    (_k, v: unknown) =>
+      typeof v === "number" && !Number.isInteger(v) && Number.isFinite(v)
+        ? Number(v.toPrecision(4))
+        : v,
+    2,
+  );
+  return `${text.replace(/\[\s+(-?\d+),\s+(-?\d+),\s+(-?\d+)\s+\]/g, "[$1, $2, $3]")}\n`;
+}
+
 const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : "-");
 const mib = (kib: number): string => (kib / 1024).toFixed(1);
 

@@ -3,6 +3,7 @@ import { phases, resultName } from "../../../bench/soak/plan.js";
 import {
   type ProcessSeries,
   type ProcSample,
+  resultJson,
   rssSlope,
   type SoakResult,
   slope,
@@ -141,57 +142,58 @@ describe("a process's soak figures", () => {
   });
 });
 
-describe("the soak's summary", () => {
-  const kind = { started: 10, ok: 10, errors: 0, requests: 50, skipped: 0, errorSamples: [] };
-  const result: SoakResult = {
-    date: "2026-12-08T00:00:00.000Z",
-    minutes: 30,
-    warmupMinutes: 3,
-    sampleEverySeconds: 5,
-    settleSeconds: 10,
-    setup: {},
-    machine: { cpus: 2, loadAverageStart: 1.5, loadAverageEnd: 2.25 },
-    processes: [
-      {
-        role: "primary",
-        pid: 100,
-        samples: 325,
-        rssStartKiB: 102_400,
-        rssEndKiB: 104_448,
-        rssMaxKiB: 105_000,
-        slopeKiBPerMin: 75.25,
-        lateSlopeKiBPerMin: Number.NaN,
-        rssSettledKiB: 103_424,
-        fdsBefore: 27,
-        fdsStart: 28,
-        fdsMaxUnderLoad: 34,
-        fdsEnd: 27,
-        cpuShare: 0.034,
-      },
-    ],
-    workerRestarts: 0,
-    traffic: {
-      term: kind,
-      stall: { ...kind, requests: 0, cut: 2, errors: 1, skipped: 3 },
+/** A made-up result, for the summary lines and the file. */
+const kind = { started: 10, ok: 10, errors: 0, requests: 50, skipped: 0, errorSamples: [] };
+const result: SoakResult = {
+  date: "2026-12-08T00:00:00.000Z",
+  minutes: 30,
+  warmupMinutes: 3,
+  sampleEverySeconds: 5,
+  settleSeconds: 10,
+  setup: {},
+  machine: { cpus: 2, loadAverageStart: 1.5, loadAverageEnd: 2.25 },
+  processes: [
+    {
+      role: "primary",
+      pid: 100,
+      samples: 325,
+      rssStartKiB: 102_400,
+      rssEndKiB: 104_448,
+      rssMaxKiB: 105_000,
+      slopeKiBPerMin: 75.25,
+      lateSlopeKiBPerMin: Number.NaN,
+      rssSettledKiB: 103_424,
+      fdsBefore: 27,
+      fdsStart: 28,
+      fdsMaxUnderLoad: 34,
+      fdsEnd: 27,
+      cpuShare: 0.034,
     },
-    churn: {
-      registered: 5,
-      reregistered: 2,
-      removed: 1,
-      removedAlreadyGone: 1,
-      errors: 0,
-      skipped: 0,
-      registerP50Ms: 234.56,
-      registerP99Ms: 488.1,
-      errorSamples: [],
-    },
-    recycled: 3,
-    end: { registered: 4, openConnections: 0 },
-    gatewayErrors: 0,
-    gatewayErrorSamples: [],
-    series: [],
-  };
+  ],
+  workerRestarts: 0,
+  traffic: {
+    term: kind,
+    stall: { ...kind, requests: 0, cut: 2, errors: 1, skipped: 3 },
+  },
+  churn: {
+    registered: 5,
+    reregistered: 2,
+    removed: 1,
+    removedAlreadyGone: 1,
+    errors: 0,
+    skipped: 0,
+    registerP50Ms: 234.56,
+    registerP99Ms: 488.1,
+    errorSamples: [],
+  },
+  recycled: 3,
+  end: { registered: 4, openConnections: 0 },
+  gatewayErrors: 0,
+  gatewayErrorSamples: [],
+  series: [],
+};
 
+describe("the soak's summary", () => {
   it("gives each process's RSS, slope and descriptors, and the totals", () => {
     expect(soakLines(result)).toEqual([
       "30 min of mixed traffic (3 min warm-up), samples every 5 s; load average 1.50 → 2.25 on 2 CPUs",
@@ -200,6 +202,34 @@ describe("the soak's summary", () => {
       "registrations: 5 new, 2 again with a new key, 1 removed (1 recycled first), 3 recycled, 0 errors; RegisterCvm p50 234.6 ms, p99 488.1 ms",
       "after the load: 0 open connections, 4 instances; 0 worker restarts; 0 error lines in the gateway's log",
     ]);
+  });
+});
+
+describe("the soak's JSON file", () => {
+  it("keeps 4 significant digits of fractions and one line per sample", () => {
+    const small: SoakResult = {
+      ...result,
+      series: [
+        {
+          role: "worker",
+          pid: 9,
+          points: [
+            [5, 120_000, 25],
+            [10, 120_004, 61],
+          ],
+        },
+      ],
+    };
+    const text = resultJson(small);
+    expect(text).toContain(
+      '"points": [\n        [5, 120000, 25],\n        [10, 120004, 61]\n      ]',
+    );
+    const back = JSON.parse(text) as SoakResult;
+    expect(back.processes[0]?.slopeKiBPerMin).toBe(75.25);
+    expect(back.processes[0]?.cpuShare).toBe(0.034);
+    expect(back.churn.registerP50Ms).toBe(234.6);
+    expect(back.processes[0]?.lateSlopeKiBPerMin).toBeNull();
+    expect(text.endsWith("}\n")).toBe(true);
   });
 });
 
