@@ -1,12 +1,14 @@
 /**
  * `npm run bench [-- --quick] [-- --only a,c] [-- --targets haproxy,ours] [-- --runs N --seconds S]
  *   [-- --ours-flags="node flags", default the unit's NODE_FLAGS] [-- --base REV] [-- --base-node PATH]
- *   [-- --instances N] [-- --attempt-delay 250ms] [-- --workers N] [-- --no-profile] [-- --keep]`
+ *   [-- --instances N] [-- --attempt-delay 250ms] [-- --workers N] [-- --soak-minutes N]
+ *   [-- --no-profile] [-- --keep]`
  *
  * Builds the bench gateway bundle, starts the backend and the proxies (HAProxy, nginx, ours,
  * each pinned to core 0; load generators and backend on the other cores), checks every route,
- * runs scenarios (a)-(h), the control plane (r, `bench/registration/scale.ts`), a region (k)
- * and a hand-over (u, `bench/handover/handover.ts`), and prints the table; with `--base REV`
+ * runs scenarios (a)-(h), the control plane (r, `bench/registration/scale.ts`), a region (k),
+ * a hand-over (u, `bench/handover/handover.ts`) and the soak (s, `bench/soak/soak.ts`, 30
+ * minutes unless `--soak-minutes`), and prints the table; with `--base REV`
  * also ours as of commit REV ("base") and the per-round ratio of
  * ours to it (`--base-node PATH`: base runs on that node binary, ours' code unless `--base`
  * says otherwise). Writes `bench/results/latest.{json,svg,md}` and `profile.json` (`quick.*` with
@@ -22,7 +24,14 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createCa, issueLeaf } from "../testkit/certs.js";
 import { buildBaseGateway, buildBench } from "./lib/build.js";
-import { runControlPlane, runHandover, runRegion, runRouteBench } from "./lib/standalone.js";
+import {
+  runControlPlane,
+  runHandover,
+  runRegion,
+  runRouteBench,
+  runSoak,
+  stopSoak,
+} from "./lib/standalone.js";
 import { ratioChart } from "./lib/chart.js";
 import { measureIdle, type IdleSample } from "./lib/idle.js";
 import { type BenchOptions, parseBenchOptions } from "./lib/options.js";
@@ -60,7 +69,7 @@ try {
 }
 const { quick, timing, targetNames, only, instances, workers } = options;
 /** Upper bound on the whole bench; the watchdog kills everything past it. */
-const DEADLINE_MS = (quick ? 6 : 90) * 60_000;
+const DEADLINE_MS = ((quick ? 6 : 90) + (only.has("s") ? options.soakMinutes + 10 : 0)) * 60_000;
 
 /** Temp dirs to remove even when a signal ends the bench. */
 const tempDirs: string[] = [];
@@ -98,9 +107,13 @@ async function main(): Promise<number> {
   const cores = preflight();
   pinSelf(cores.client);
   const ps = new ProcessSet();
-  process.once("exit", () => ps.killAllNow());
+  process.once("exit", () => {
+    stopSoak();
+    ps.killAllNow();
+  });
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.once(signal, () => {
+      stopSoak();
       ps.killAllNow();
       for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
       process.stderr.write(`\nbench: ${signal}, every process stopped\n`);
@@ -108,6 +121,7 @@ async function main(): Promise<number> {
     });
   }
   const watchdog = setTimeout(() => {
+    stopSoak();
     ps.killAllNow();
     process.stderr.write(`bench: over ${DEADLINE_MS / 60_000} min, stopped\n`);
     process.exit(3);
@@ -260,6 +274,9 @@ async function main(): Promise<number> {
           progress,
         )
       : [];
+    const soakLines = only.has("s")
+      ? await runSoak(ROOT, RESULTS, { quick, minutes: options.soakMinutes }, progress)
+      : [];
 
     const profiles = options.wantProfile
       ? await profileScenarios(
@@ -312,6 +329,11 @@ async function main(): Promise<number> {
       log("a hand-over (u):");
       for (const line of handoverLines) log(`  ${line}`);
     }
+    if (soakLines.length > 0) {
+      log("");
+      log("the soak (s):");
+      for (const line of soakLines) log(`  ${line}`);
+    }
     if (base || baseNodeVersion) {
       log("");
       log(
@@ -345,6 +367,7 @@ async function main(): Promise<number> {
       ...(handoverLines.length > 0
         ? ["", "A hand-over (u):", "", ...handoverLines.map((l) => `- ${l}`)]
         : []),
+      ...(soakLines.length > 0 ? ["", "The soak (s):", "", ...soakLines.map((l) => `- ${l}`)] : []),
       "",
       "Machine:",
       "",

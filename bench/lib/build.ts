@@ -57,6 +57,27 @@ export async function buildBench(root: string): Promise<BuildOutput> {
 }
 
 /**
+ * What the soak (s) runs: the gateway as `scripts/build.mjs` bundles it (`gateway run`, the
+ * bundle a host runs) and the soak's traffic client, into `bench/.build/`.
+ */
+export async function buildSoak(root: string): Promise<{ gateway: string; traffic: string }> {
+  const outdir = join(root, "bench", ".build");
+  const gateway = join(outdir, "gateway.mjs");
+  const traffic = join(outdir, "soak-traffic.mjs");
+  await build({
+    ...BUNDLE_OPTIONS,
+    entryPoints: [join(root, "gateway-runtime", "main.ts")],
+    outfile: gateway,
+  });
+  await build({
+    ...BUNDLE_OPTIONS,
+    entryPoints: [join(root, "bench", "soak", "traffic.ts")],
+    outfile: traffic,
+  });
+  return { gateway, traffic };
+}
+
+/**
  * Our bench gateway as of another commit (`--base <rev>`), so a change is measured against
  * the code before it in the same rounds: `git archive` of `rev` into a folder under the system's
  * temp dir (outside this tree, so tsc, biome and vitest never see the copy; kept for the next

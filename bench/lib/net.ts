@@ -19,9 +19,9 @@ export function freePort(): Promise<number> {
   });
 }
 
-function canConnect(port: number): Promise<boolean> {
+function canConnect(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = tcpConnect({ host: HOST, port });
+    const s = tcpConnect({ host, port });
     s.once("connect", () => {
       s.destroy();
       resolve(true);
@@ -31,7 +31,12 @@ function canConnect(port: number): Promise<boolean> {
 }
 
 /** Waits until `port` accepts connections; throws after `timeoutMs` or when `proc` exits. */
-export async function waitForPort(port: number, proc: Proc, timeoutMs = 10_000): Promise<void> {
+export async function waitForPort(
+  port: number,
+  proc: Proc,
+  timeoutMs = 10_000,
+  host = HOST,
+): Promise<void> {
   let exited = false;
   void proc.exited.then(() => {
     exited = true;
@@ -39,7 +44,7 @@ export async function waitForPort(port: number, proc: Proc, timeoutMs = 10_000):
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (exited) throw new Error(`${proc.name} exited while starting; see ${proc.logFile}`);
-    if (await canConnect(port)) return;
+    if (await canConnect(port, host)) return;
     await sleep(50);
   }
   throw new Error(

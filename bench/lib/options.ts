@@ -5,15 +5,16 @@
 import { parseArgs } from "node:util";
 import { NODE_FLAGS } from "../../host/layout.js";
 import { parseDuration } from "../../gateway-runtime/config/index.js";
+import { SOAK_MINUTES } from "../soak/plan.js";
 import type { ScenarioId } from "./scenarios.js";
 import { PROXIES } from "./targets.js";
 
 /** The scenarios that run as processes of their own (`standalone.ts`). */
-export type StandaloneId = "r" | "k" | "u";
+export type StandaloneId = "r" | "k" | "u" | "s";
 
 /**
  * Every scenario: the load ones, (g), (h), the control plane (r), a region's control plane
- * (k) and a hand-over (u). A complete run has all.
+ * (k), a hand-over (u) and the soak (s). A complete run has all.
  */
 export const ALL_SCENARIOS: readonly (ScenarioId | StandaloneId)[] = [
   "a",
@@ -27,7 +28,9 @@ export const ALL_SCENARIOS: readonly (ScenarioId | StandaloneId)[] = [
   "r",
   "k",
   "u",
+  "s",
 ];
+
 /** What a complete run measures ("base" only comes with `--base`). */
 export const DEFAULT_TARGETS: readonly string[] = ["direct", "haproxy", "nginx", "ours", "node"];
 
@@ -44,6 +47,8 @@ export interface BenchOptions {
   readonly idleGroups: string | undefined;
   readonly targetNames: ReadonlySet<string>;
   readonly only: ReadonlySet<ScenarioId | StandaloneId>;
+  /** (s): how long the soak's load runs, in minutes (`--soak-minutes`; 1 with `--quick`). */
+  readonly soakMinutes: number;
   /**
    * Node flags for our gateway and the Node floor: by default the systemd unit's
    * (`NODE_FLAGS`); `--ours-flags="..."` replaces them to compare tunings (`--ours-flags=` for
@@ -90,6 +95,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       seconds: { type: "string" },
       "idle-connections": { type: "string" },
       "idle-groups": { type: "string" },
+      "soak-minutes": { type: "string" },
       "no-profile": { type: "boolean", default: false },
       keep: { type: "boolean", default: false },
     },
@@ -117,6 +123,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   const only = new Set(
     (args.only?.split(",").map((s) => s.trim()) ?? ALL_SCENARIOS) as (ScenarioId | StandaloneId)[],
   );
+  const soakMinutes = Number(args["soak-minutes"] ?? (quick ? 1 : SOAK_MINUTES));
 
   const problems: string[] = [];
   for (const s of only) if (!ALL_SCENARIOS.includes(s)) problems.push(`unknown scenario "${s}"`);
@@ -132,6 +139,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     "idle-connections": idleConnections,
     instances,
     workers,
+    "soak-minutes": soakMinutes,
   })) {
     if (!(Number.isFinite(v) && v > 0)) problems.push(`--${name} must be a positive number`);
   }
@@ -144,6 +152,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     idleGroups: args["idle-groups"],
     targetNames,
     only,
+    soakMinutes,
     oursFlags,
     unitFlags,
     instances,
@@ -162,6 +171,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       instances === 1 &&
       attemptDelay === undefined &&
       workers === 1 &&
+      soakMinutes === SOAK_MINUTES &&
       ALL_SCENARIOS.every((s) => only.has(s)) &&
       DEFAULT_TARGETS.every((t) => targetNames.has(t)),
   };

@@ -1,11 +1,15 @@
 /**
  * The scenarios that run as processes of their own rather than as load on a proxy: (h), the
- * route lookup alone, (r), the control plane, (k), a region's control plane, and (u), a
- * hand-over.
+ * route lookup alone, (r), the control plane, (k), a region's control plane, (u), a
+ * hand-over, and (s), the soak.
  */
-import { spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { readFileSync } from "node:fs";
+import { cpus } from "node:os";
 import { join } from "node:path";
+import { resultName } from "../soak/plan.js";
+import { type SoakResult, soakLines } from "../soak/stats.js";
 import {
   type ControlPlaneResult,
   controlPlaneLines,
@@ -100,4 +104,51 @@ function runTsx(root: string, script: string, args: readonly string[], what: str
     timeout: 10 * 60_000,
   });
   if (r.status !== 0) throw new Error(`${what} bench failed (exit ${r.status ?? r.signal})`);
+}
+
+let soak: ChildProcess | undefined;
+
+/**
+ * (s), the soak: `bench/soak/soak.ts` in a process of its own (it needs root, a network
+ * namespace and wireguard-go) for `minutes`, on every CPU like a host's gateway (not the
+ * bench's pinning, which it would inherit), and SIGTERMed if this process dies. It prints its
+ * progress and summary and writes its JSON; this returns the summary lines. Asynchronous, so
+ * the bench's signal handlers can stop it meanwhile (`stopSoak`).
+ */
+export async function runSoak(
+  root: string,
+  results: string,
+  o: { quick: boolean; minutes: number },
+  progress: (line: string) => void,
+): Promise<string[]> {
+  progress(
+    `(s) soak: ${o.minutes} min of mixed traffic through our gateway, registrations churning`,
+  );
+  const out = join(results, resultName(o.minutes, o.quick));
+  const all = cpus()
+    .map((_, k) => k)
+    .join(",");
+  const child = spawn(
+    "taskset",
+    [
+      ...["-c", all, "setpriv", "--pdeathsig", "TERM", process.execPath, "--import", "tsx"],
+      ...[join(root, "bench", "soak", "soak.ts"), "--minutes", String(o.minutes), "--out", out],
+    ],
+    { stdio: "inherit", cwd: root },
+  );
+  soak = child;
+  const timer = setTimeout(() => child.kill("SIGTERM"), (o.minutes + 10) * 60_000);
+  try {
+    const [code, signal] = (await once(child, "exit")) as [number | null, string | null];
+    if (code !== 0) throw new Error(`soak bench failed (exit ${code ?? signal})`);
+  } finally {
+    clearTimeout(timer);
+    soak = undefined;
+  }
+  return soakLines(JSON.parse(readFileSync(out, "utf8")) as SoakResult);
+}
+
+/** For the bench's signal and exit handlers: a soak in progress stops its own processes. */
+export function stopSoak(): void {
+  soak?.kill("SIGTERM");
 }

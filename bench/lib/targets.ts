@@ -52,6 +52,15 @@ export interface Backend {
   readonly proc: Proc;
   readonly httpPort: number;
   readonly tlsPort: number;
+  /** HTTP/2 without TLS (prior knowledge), for the gateway's `g` routes; only when asked for. */
+  readonly h2cPort?: number;
+}
+
+export interface BackendOptions {
+  /** Where it listens: the soak's instance has a tunnel address of its own. @default HOST */
+  readonly address?: string;
+  /** Also serve HTTP/2 without TLS on a third port. */
+  readonly h2c?: boolean;
 }
 
 export interface Env {
@@ -110,8 +119,10 @@ function nginxHttpCommon(env: Env, name: string): string {
 `;
 }
 
-export async function startBackend(env: Env): Promise<Backend> {
+export async function startBackend(env: Env, opts: BackendOptions = {}): Promise<Backend> {
+  const address = opts.address ?? HOST;
   const [httpPort, tlsPort] = [await freePort(), await freePort()];
+  const h2cPort = opts.h2c ? await freePort() : undefined;
   const large = join(env.dir, "1m.bin");
   writeFileSync(large, Buffer.alloc(LARGE_BYTES, 0x61));
   chmodSync(large, 0o644);
@@ -121,8 +132,10 @@ export async function startBackend(env: Env): Promise<Backend> {
   const conf = `${nginxCommon(env, "backend", env.clientCpuCount)}
 http {${nginxHttpCommon(env, "backend")}
   sendfile on;
-  server { listen ${HOST}:${httpPort} backlog=4096; ${locations} }
-  server { listen ${HOST}:${tlsPort} ssl backlog=4096; ${locations} }
+  server { listen ${address}:${httpPort} backlog=4096; ${locations} }
+  server { listen ${address}:${tlsPort} ssl backlog=4096; ${locations} }${
+    h2cPort === undefined ? "" : `\n  server { listen ${address}:${h2cPort} http2; ${locations} }`
+  }
 }
 `;
   const file = join(env.dir, "backend.conf");
@@ -136,9 +149,10 @@ http {${nginxHttpCommon(env, "backend")}
       logDir: env.dir,
     },
   );
-  await waitForPort(httpPort, proc);
-  await waitForPort(tlsPort, proc);
-  return { proc, httpPort, tlsPort };
+  for (const port of [httpPort, tlsPort, h2cPort]) {
+    if (port !== undefined) await waitForPort(port, proc, 10_000, address);
+  }
+  return { proc, httpPort, tlsPort, ...(h2cPort === undefined ? {} : { h2cPort }) };
 }
 
 export function direct(backend: Backend): Target {

@@ -9,36 +9,22 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes, randomInt } from "node:crypto";
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { generateWgKeyPair } from "../../gateway-runtime/keys/wireguard.js";
 import { createCa, issueLeaf, TEST_DOMAIN, type TestCa } from "../../testkit/certs.js";
 import { cleanupStale, NetnsHarness } from "../../testkit/netns.js";
+import { startCvmPeer, UAPI_RACE, writeShims } from "../../testkit/wireguard.js";
 import { appInfoSpec, createTestCa, issueRaTlsCert, type TestCert } from "../../testkit/ra-tls.js";
 import { startDnsServer, type TestDnsServer } from "../helpers/dns-server.js";
 import { until } from "../../testkit/poll.js";
 import { freePort, stopChild } from "../../testkit/process.js";
 import { startBackends, type Backends } from "./backends.js";
-import { ADMIN_TOKEN, adminRequest, rpcRequest } from "./requests.js";
+import { ADMIN_TOKEN, adminRequest, rpcRequest } from "../../testkit/requests.js";
 import { type GatewayStore, openStore, type StoreKind } from "./store.js";
 
 const BUNDLE = new URL("../../dist/gateway.mjs", import.meta.url).pathname;
-
-/**
- * wireguard-go creates /var/run/wireguard, then listens there; on this shared machine something
- * else removes that directory now and then, and the listen fails with ENOENT (seen once in many
- * runs). A wireguard-go that failed so, and only so, gets one more attempt.
- */
-const UAPI_RACE = "Failed to listen on uapi socket";
 
 /** Ids are 20 bytes of hex, as dstack's. */
 export const newId = (): string => randomBytes(20).toString("hex");
@@ -84,23 +70,6 @@ export interface TestGateway {
   errors(): string[];
   log(): string;
   close(): Promise<void>;
-}
-
-/** The path of `name` on this host's PATH (shims must call the real tool by its path). */
-function which(name: string): string {
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    if (dir && existsSync(join(dir, name))) return join(dir, name);
-  }
-  throw new Error(`${name} is not on PATH`);
-}
-
-export function writeShims(dir: string, ns: string): void {
-  const ip = which("ip");
-  for (const tool of ["ip", "wg", "wireguard-go"]) {
-    const file = join(dir, tool);
-    writeFileSync(file, `#!/bin/sh\nexec ${ip} netns exec '${ns}' ${which(tool)} "$@"\n`);
-    chmodSync(file, 0o755);
-  }
 }
 
 export async function startGateway(options: GatewayOptions = {}): Promise<TestGateway> {
@@ -223,31 +192,16 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     backends = await startBackends(instanceIp);
 
     // The CVM's end of the tunnel, in the same namespace: its keepalives make handshakes.
-    const peerIface = net.linkName("cvm");
-    const keyFile = join(dir, "cvm.key");
-    writeFileSync(keyFile, peer.privateKey, { mode: 0o600 });
-    for (let attempt = 1; ; attempt++) {
-      const wgGo = net.spawn(ns, which("wireguard-go"), ["-f", peerIface]);
-      const up = await until(
-        "the CVM's wireguard-go",
-        async () =>
-          wgGo.child.exitCode !== null
-            ? "exited"
-            : (await net.exec(ns, "wg", ["show", peerIface])) && "up",
-        10_000,
-        { context: wgGo.output },
-      );
-      if (up !== "exited") break;
-      if (attempt > 1 || !wgGo.output().includes(UAPI_RACE)) {
-        throw new Error(`the CVM's wireguard-go exited: ${wgGo.output()}`);
-      }
-    }
-    await net.exec(ns, "wg", [
-      ...["set", peerIface, "private-key", keyFile, "listen-port", "51821"],
-      ...["peer", wg.publicKey, "endpoint", "127.0.0.1:51820"],
-      ...["allowed-ips", `${net24}.1/32`, "persistent-keepalive", "1"],
-    ]);
-    await net.exec(ns, "ip", ["link", "set", peerIface, "up"]);
+    await startCvmPeer(net, {
+      ns,
+      iface: net.linkName("cvm"),
+      keyFile: join(dir, "cvm.key"),
+      privateKey: peer.privateKey,
+      listenPort: 51821,
+      gatewayKey: wg.publicKey,
+      gatewayEndpoint: "127.0.0.1:51820",
+      gatewayIp: `${net24}.1/32`,
+    });
     // Probing the proxy before the first handshake would cache "no healthy instance" for
     // `cache_top_n`; the admin API shows the handshake without touching that cache.
     await until(

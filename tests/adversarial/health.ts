@@ -9,7 +9,7 @@ import { until } from "../../testkit/poll.js";
 import { rssKiB, type TestGateway } from "./gateway.js";
 import { corpus, records } from "./hello.js";
 import { pool, runRaw } from "./raw.js";
-import { proxyRequest } from "./requests.js";
+import { proxyRequest } from "../../testkit/requests.js";
 
 /** A good request must be answered within this, right after a part (a hang shows as a miss). */
 export const GOOD_REQUEST_MS = 5_000;

@@ -14,7 +14,7 @@ import { openStore } from "../../gateway-runtime/registration/store.js";
 import type { RegistrationStore } from "../../gateway-runtime/registry/store.js";
 import { until } from "../../testkit/poll.js";
 import { newId, type TestGateway } from "./gateway.js";
-import { type Answer, rpcRequest } from "./requests.js";
+import { type Answer, rpcRequest } from "../../testkit/requests.js";
 
 export async function otherHost(gw: TestGateway): Promise<RegistrationStore> {
   if (gw.store !== "etcd") throw new Error("another host needs the cluster gateway");

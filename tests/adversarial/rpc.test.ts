@@ -14,10 +14,13 @@ import { createTestCa, issueRaTlsCert, appInfoSpec } from "../../testkit/ra-tls.
 import { adminBody, adminWrite, notJsonType, registerBody } from "./bodies.js";
 import { newId, startGateway, type TestGateway } from "./gateway.js";
 import { type Baseline, baseline, expectRecovered, goodRequest } from "./health.js";
-import { ADMIN_TOKEN, adminRequest, type Answer, rpcRequest } from "./requests.js";
+import { ADMIN_TOKEN, adminRequest, type Answer, rpcRequest } from "../../testkit/requests.js";
 import { hostRound, otherHost, sameKeyRace, untilPeersAreEtcdKeys } from "./races.js";
 import { slowRequest } from "./slow.js";
 import { STORES, type StoreKind } from "./store.js";
+
+/** A test of one store only: not registered for the other, rather than listed as skipped. */
+const onlyWhen = (yes: boolean) => (yes ? it : (..._: Parameters<typeof it>) => undefined);
 
 const RUNS = 300;
 /** Node's headersTimeout (10 s) and requestTimeout (30 s) as the servers set them, plus slack. */
@@ -224,7 +227,7 @@ describe.each(STORES)("with the %s store", (store) => {
     // Cluster mode only: the holder registers through another host of the region, so this
     // gateway learns of it from etcd alone; right after that registration or during it, etcd's
     // transaction must decide, one winner for each key and instance id (races.ts).
-    it.runIf(store === "etcd")(
+    onlyWhen(store === "etcd")(
       "refuses a key or instance id another host holds, taken after or during it (409)",
       { timeout: 60_000 },
       async () => {
@@ -369,7 +372,7 @@ describe.each(STORES)("with the %s store", (store) => {
   });
 
   describe("slow clients", () => {
-    it.runIf(store === "file")(
+    onlyWhen(store === "file")(
       `are cut off within ${SLOW_HEADERS_BOUND_MS / 1000} s (headers) and ${SLOW_BODY_BOUND_MS / 1000} s (body)`,
       {
         timeout: SLOW_BODY_BOUND_MS + 10_000,

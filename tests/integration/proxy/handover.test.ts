@@ -15,7 +15,7 @@ import { generateWgKeyPair } from "../../../gateway-runtime/keys/wireguard.js";
 import { createCa, issueLeaf, TEST_DOMAIN, type TestCa } from "../../../testkit/certs.js";
 import { cleanupStale, NetnsHarness, processesMatching } from "../../../testkit/netns.js";
 import { createTestCa } from "../../../testkit/ra-tls.js";
-import { writeShims } from "../../adversarial/gateway.js";
+import { writeShims } from "../../../testkit/wireguard.js";
 import { BUNDLE } from "../../helpers/e2e-lab.js";
 import { until } from "../../../testkit/poll.js";
 import { freePort } from "../../../testkit/process.js";

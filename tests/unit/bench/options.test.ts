@@ -20,6 +20,15 @@ describe("npm run bench's options", () => {
     expect([...o.only]).toEqual(ALL_SCENARIOS);
     expect([...o.targetNames]).toEqual(["direct", "haproxy", "nginx", "ours", "node"]);
     expect(o.timing).toEqual({ runs: 3, seconds: 10, warmupSeconds: 3 });
+    expect(o.soakMinutes).toBe(30);
+  });
+
+  it("the soak runs 1 minute with --quick, or --soak-minutes", () => {
+    expect(parseBenchOptions(["--quick"]).soakMinutes).toBe(1);
+    expect(parseBenchOptions(["--only", "s", "--soak-minutes", "2"]).soakMinutes).toBe(2);
+    expect(() => parseBenchOptions(["--soak-minutes", "0"])).toThrow(
+      "--soak-minutes must be a positive number",
+    );
   });
 
   it.each([
@@ -33,6 +42,7 @@ describe("npm run bench's options", () => {
     [["--workers", "2"]],
     [["--base-node", "/usr/bin/node"]],
     [["--idle-groups", "X25519MLKEM768:X25519"]],
+    [["--soak-minutes", "5"]],
   ])("%j is not a complete run (writes quick.* or partial.*)", (argv) => {
     expect(parseBenchOptions(argv).complete).toBe(false);
   });

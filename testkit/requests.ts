@@ -1,12 +1,12 @@
 /**
- * One-shot clients of the gateway's three ports, each bounded in time: the registration RPC
- * (HTTPS, optionally with a client certificate), the admin API (HTTP), and a request through
- * the proxy's terminating path.
+ * One-shot clients of a real gateway's three ports (the adversarial suite's, the bench's soak),
+ * each bounded in time: the registration RPC (HTTPS, optionally with a client certificate), the
+ * admin API (HTTP), and a request through the proxy's terminating path.
  */
 import { request as httpRequest, type OutgoingHttpHeaders } from "node:http";
 import { request as httpsRequest, type RequestOptions } from "node:https";
-import type { TestCa } from "../../testkit/certs.js";
-import type { TestCert } from "../../testkit/ra-tls.js";
+import type { TestCa } from "./certs.js";
+import type { TestCert } from "./ra-tls.js";
 
 export interface Answer {
   readonly status: number;
@@ -60,7 +60,7 @@ export function rpcRequest(port: number, c: HttpCall & { cert?: TestCert }): Pro
   );
 }
 
-/** The admin token of the suite's gateway: the admin API refuses to start without one. */
+/** The admin token of those gateways: the admin API refuses to start without one. */
 export const ADMIN_TOKEN = "adversarial-suite-admin-token";
 
 /** An admin request: with `c.headers` exactly those, otherwise carrying the token. */
