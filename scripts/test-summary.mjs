@@ -1,7 +1,7 @@
 // Prints the final "N passed, N failed" line of `npm test` and sets the exit status.
 import { existsSync, readFileSync } from "node:fs";
 
-const [file, checksPassed, checksFailed, vitestStatus] = process.argv.slice(2);
+const [file, checksPassed, checksFailed, vitestStatus, tallyFile] = process.argv.slice(2);
 let passed = Number(checksPassed);
 let failed = Number(checksFailed);
 
@@ -28,6 +28,19 @@ if (existsSync(file)) {
   failed += 1;
 }
 if (Number(vitestStatus) !== 0 && failed === 0) failed += 1;
+
+// The adversarial suite's one line (tests/adversarial/tally.ts), when it ran.
+if (tallyFile !== undefined && existsSync(tallyFile)) {
+  const parts = readFileSync(tallyFile, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
+  const sum = (f) => parts.reduce((n, p) => n + f(p), 0);
+  console.log(
+    `adversarial suite: ${sum((p) => p.cases).toLocaleString("en")} hostile cases in ${parts.length} parts, ` +
+      `${sum((p) => (p.crashed ? 1 : 0))} crashes, ${sum((p) => (p.leaked ? 1 : 0))} leaks`,
+  );
+}
 
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);

@@ -22,9 +22,10 @@ step "format and lint (biome check)" npx biome check .
 step "type check (tsc --noEmit, real provider packages)" npx tsc --noEmit -p tsconfig.json
 
 mkdir -p test-results
-rm -f test-results/vitest.json
+rm -f test-results/vitest.json test-results/adversarial.jsonl
 echo "== vitest"
 npx vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json "$@"
 vitest_status=$?
 
-node scripts/test-summary.mjs test-results/vitest.json "$checks_passed" "$checks_failed" "$vitest_status"
+node scripts/test-summary.mjs test-results/vitest.json "$checks_passed" "$checks_failed" "$vitest_status" \
+  test-results/adversarial.jsonl

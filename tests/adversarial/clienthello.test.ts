@@ -129,10 +129,14 @@ function splits(serverName: string, fixtures: readonly string[], passthrough: bo
   return cases;
 }
 
+/** Cases sent so far, for the suite's summary. */
+let tried = 0;
+
 /** Runs `cases` and checks each backend was dialled exactly as often as the oracle says. */
 async function expectDials(
   cases: readonly Case[],
 ): Promise<{ want: { terminate: number; passthrough: number }; outcomes: RawOutcome[] }> {
+  tried += cases.length;
   const before = gw.backends.accepted();
   const want = { terminate: 0, passthrough: 0 };
   const stamps = new Set<number>();
@@ -216,6 +220,6 @@ describe("malformed and random ClientHellos", () => {
   it("leaves the gateway serving, with its descriptors and memory back", {
     timeout: 60_000,
   }, async () => {
-    await expectRecovered(gw, base, "ClientHello mutations");
+    await expectRecovered(gw, base, "ClientHello mutations", tried);
   });
 });

@@ -119,7 +119,7 @@ describe("floods", () => {
     await expectReaped(
       Array.from({ length: flood }, () => ({ segments: [], end: false, until: "close" })),
     );
-    await expectRecovered(gw, base, "idle flood");
+    await expectRecovered(gw, base, "idle flood", flood);
   });
 
   it(`${FLOOD} connections that stop mid-ClientHello are reaped`, {
@@ -138,7 +138,7 @@ describe("floods", () => {
       };
     });
     await expectReaped(cases);
-    await expectRecovered(gw, base, "mid-handshake flood");
+    await expectRecovered(gw, base, "mid-handshake flood", flood);
   });
 
   it(`a burst of ${BURST_RATE} new connections a second for ${BURST_SECONDS} s`, {
@@ -200,6 +200,6 @@ describe("floods", () => {
     );
     expect(late.length, "burst connections not closed in time").toBe(0);
     expect(gw.backends.accepted().passthrough).toBe(dialled.passthrough);
-    await expectRecovered(gw, base, "connection burst");
+    await expectRecovered(gw, base, "connection burst", total);
   });
 });

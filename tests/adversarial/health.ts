@@ -10,6 +10,7 @@ import { rssKiB, type TestGateway } from "./gateway.js";
 import { corpus, records } from "./hello.js";
 import { pool, runRaw } from "./raw.js";
 import { proxyRequest } from "../../testkit/requests.js";
+import { recordPart } from "./tally.js";
 
 /** A good request must be answered within this, right after a part (a hang shows as a miss). */
 export const GOOD_REQUEST_MS = 5_000;
@@ -61,12 +62,17 @@ export async function baseline(gw: TestGateway): Promise<Baseline> {
   return { fds, rssKiB: rssKiB(gw.pid) };
 }
 
-/** Asserts the gateway recovered from `part`; prints the figures for the report. */
+/**
+ * Asserts the gateway recovered from `part`, which tried `cases` hostile cases; prints the
+ * figures for the report and adds the part to the suite's summary (tally.ts).
+ */
 export async function expectRecovered(
   gw: TestGateway,
   base: Baseline,
   part: string,
+  cases: number,
 ): Promise<void> {
+  if (!gw.alive()) recordPart({ part, cases, crashed: true, leaked: false });
   expect(gw.alive(), `${part}: the gateway exited\n${gw.log().slice(-4000)}`).toBe(true);
   const start = performance.now();
   await goodRequest(gw);
@@ -77,6 +83,8 @@ export async function expectRecovered(
     await new Promise((r) => setTimeout(r, 250));
   }
   const rss = rssKiB(gw.pid);
+  const leaked = fds > base.fds + FD_SLACK || rss > base.rssKiB + RSS_MARGIN_KIB;
+  recordPart({ part, cases, crashed: !gw.alive(), leaked });
   console.log(
     `${part}: good request ${goodMs.toFixed(0)} ms; fds ${fds} (baseline ${base.fds}); ` +
       `RSS ${(rss / 1024).toFixed(0)} MiB (baseline ${(base.rssKiB / 1024).toFixed(0)} MiB); ` +

@@ -390,7 +390,7 @@ describe.each(STORES)("with the %s store", (store) => {
     it("leave the gateway serving, with its descriptors and memory back", {
       timeout: 60_000,
     }, async () => {
-      await expectRecovered(gw, base, `RPC and admin bodies, ${store} store`);
+      await expectRecovered(gw, base, `RPC and admin bodies, ${store} store`, tried[store]);
     });
   });
 });
