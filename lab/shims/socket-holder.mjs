@@ -39,7 +39,13 @@ const write = (file, text) => {
 const restartMs = process.env.HOLDER_RESTART_MS ? Number(process.env.HOLDER_RESTART_MS) : -1;
 const stopping = join(dir, "stopping");
 const CLEAN_SIGNALS = new Set(["SIGHUP", "SIGINT", "SIGTERM", "SIGPIPE"]);
+/** The pending restart after an unclean end: a start meanwhile replaces it, as in systemd. */
+let restartTimer;
+/** The service's main process: only its end may lead to a restart. */
+let current;
 const start = () => {
+  clearTimeout(restartTimer);
+  restartTimer = undefined;
   rmSync(stopping, { force: true });
   const env = {
     ...process.env,
@@ -53,15 +59,17 @@ const start = () => {
     env,
   });
   child.unref();
+  current = child;
   write(join(dir, "main.pid"), `${child.pid}\n`);
   child.once("exit", (code, signal) => {
+    if (current !== child) return;
     if (existsSync(stopping)) return rmSync(stopping, { force: true });
     const unclean = signal ? !CLEAN_SIGNALS.has(signal) : code !== 0;
     if (!unclean || !(restartMs >= 0)) return;
     process.stderr.write(
       `socket holder: the service ended (${signal ?? code}): starting it again\n`,
     );
-    setTimeout(
+    restartTimer = setTimeout(
       () => (existsSync(stopping) ? rmSync(stopping, { force: true }) : start()),
       restartMs,
     );

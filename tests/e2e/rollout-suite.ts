@@ -4,7 +4,7 @@
 // process is killed under the same load. Not a test file: lab.test.ts calls rolloutSuite() on
 // the one-host lab (the region's gated rollout is in region-suite.ts).
 import { createHash } from "node:crypto";
-import { appendFileSync, copyFileSync, mkdirSync, readFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
@@ -40,17 +40,20 @@ const shipped = async () =>
 const mainPid = async () =>
   (await ssh("systemctl show -p MainPID --value gateway.service")).out.trim();
 
-/** A copy of the built bundle that differs from it by a comment: a new build to ship. */
-export function changedBundle(name: string, extra = ""): string {
+/**
+ * A copy of the built bundle that differs from it by a comment: a new build to ship. `first`
+ * goes before the bundle's code (a module's imports are still evaluated first).
+ */
+export function changedBundle(name: string, first = ""): string {
   const dir = join(ROOT, ".lab", "builds");
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${name}.mjs`);
-  copyFileSync(join(ROOT, "dist", "gateway.mjs"), file);
+  writeFileSync(file, first);
+  appendFileSync(file, readFileSync(join(ROOT, "dist", "gateway.mjs")));
   appendFileSync(
     file,
     `\n// ${name}, built for the rollout tests at ${new Date().toISOString()}\n`,
   );
-  if (extra !== "") appendFileSync(file, extra);
   return file;
 }
 
@@ -144,6 +147,7 @@ export function regionRolloutSuite(): void {
     it("fails at the first host's gates, leaves the others on the previous version serving, and rolls back", async () => {
       const good = sha256(join(ROOT, "dist", "gateway.mjs"));
       for (const address of hosts()) expect(await shippedOn(address)).toBe(good);
+      // It dies at start before any of its own code runs, primary and workers alike.
       const broken = changedBundle("broken", 'throw new Error("a deliberately broken build");\n');
       const r = await lab$("up", "--set", `gateway:bundle=${broken}`);
       expect(r.code).not.toBe(0);
