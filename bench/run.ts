@@ -264,19 +264,34 @@ async function main(): Promise<number> {
       rows.push(runRouteBench(env.proxyCpus, built.routeBench, quick, timing.runs));
     }
 
-    const controlLines = only.has("r") ? runControlPlane(ROOT, RESULTS, quick, progress) : [];
-    const regionLines = only.has("k") ? runRegion(ROOT, RESULTS, quick, progress) : [];
-    const handoverLines = only.has("u")
-      ? runHandover(
-          ROOT,
-          RESULTS,
-          { quick, entry: built.gateway, proxyCpus: env.proxyCpus, clientCpus: env.clientCpus },
-          progress,
-        )
-      : [];
-    const soakLines = only.has("s")
-      ? await runSoak(ROOT, RESULTS, { quick, minutes: options.soakMinutes }, progress)
-      : [];
+    // The scenarios that run as processes of their own: a titled list of summary lines each.
+    const standalone = [
+      {
+        title: "control plane (r)",
+        lines: only.has("r") ? runControlPlane(ROOT, RESULTS, quick, progress) : [],
+      },
+      {
+        title: "a region's control plane (k)",
+        lines: only.has("k") ? runRegion(ROOT, RESULTS, quick, progress) : [],
+      },
+      {
+        title: "a hand-over (u)",
+        lines: only.has("u")
+          ? runHandover(
+              ROOT,
+              RESULTS,
+              { quick, entry: built.gateway, proxyCpus: env.proxyCpus, clientCpus: env.clientCpus },
+              progress,
+            )
+          : [],
+      },
+      {
+        title: "the soak (s)",
+        lines: only.has("s")
+          ? await runSoak(ROOT, RESULTS, { quick, minutes: options.soakMinutes }, progress)
+          : [],
+      },
+    ].filter((section) => section.lines.length > 0);
 
     const profiles = options.wantProfile
       ? await profileScenarios(
@@ -314,25 +329,10 @@ async function main(): Promise<number> {
     log("");
     log("goals:");
     for (const line of goalLines(goalList)) log(`  ${line}`);
-    if (controlLines.length > 0) {
+    for (const { title, lines } of standalone) {
       log("");
-      log("control plane (r):");
-      for (const line of controlLines) log(`  ${line}`);
-    }
-    if (regionLines.length > 0) {
-      log("");
-      log("a region's control plane (k):");
-      for (const line of regionLines) log(`  ${line}`);
-    }
-    if (handoverLines.length > 0) {
-      log("");
-      log("a hand-over (u):");
-      for (const line of handoverLines) log(`  ${line}`);
-    }
-    if (soakLines.length > 0) {
-      log("");
-      log("the soak (s):");
-      for (const line of soakLines) log(`  ${line}`);
+      log(`${title}:`);
+      for (const line of lines) log(`  ${line}`);
     }
     if (base || baseNodeVersion) {
       log("");
@@ -358,16 +358,12 @@ async function main(): Promise<number> {
       "",
       ...goalLines(goalList).map((l) => `- ${l}`),
       ...pairedLines.map((l) => `- ${l}`),
-      ...(controlLines.length > 0
-        ? ["", "Control plane (r):", "", ...controlLines.map((l) => `- ${l}`)]
-        : []),
-      ...(regionLines.length > 0
-        ? ["", "A region's control plane (k):", "", ...regionLines.map((l) => `- ${l}`)]
-        : []),
-      ...(handoverLines.length > 0
-        ? ["", "A hand-over (u):", "", ...handoverLines.map((l) => `- ${l}`)]
-        : []),
-      ...(soakLines.length > 0 ? ["", "The soak (s):", "", ...soakLines.map((l) => `- ${l}`)] : []),
+      ...standalone.flatMap(({ title, lines }) => [
+        "",
+        `${title[0]?.toUpperCase()}${title.slice(1)}:`,
+        "",
+        ...lines.map((l) => `- ${l}`),
+      ]),
       "",
       "Machine:",
       "",
