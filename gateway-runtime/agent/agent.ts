@@ -12,7 +12,10 @@ import type { AgentTunnel, TunnelStatus } from "./tunnel.js";
 export interface CvmAgentOptions {
   readonly client: GatewayClientOptions;
   readonly publicKey: string;
-  readonly tunnel: Pick<AgentTunnel, "apply" | "rehandshake" | "status" | "close" | "plan">;
+  readonly tunnel: Pick<
+    AgentTunnel,
+    "apply" | "update" | "rehandshake" | "status" | "close" | "plan"
+  >;
   readonly checker: CheckerSettings;
   readonly checkIntervalMs: number;
   readonly log: Logger;
@@ -65,6 +68,10 @@ export class CvmAgent {
       case "rebuild":
         await this.#rebuild(action.reason);
         return;
+      case "refresh":
+        this.#checker.recordRefresh(obs.now);
+        await this.#refresh(action.reason);
+        return;
       case "rehandshake":
         log.info({ reason: action.reason }, "forcing a WireGuard handshake");
         // Stamped before the commands: the handshake they start can complete (in WireGuard's
@@ -84,29 +91,31 @@ export class CvmAgent {
   }
 
   async #registerAndApply(reason: string): Promise<void> {
-    const { client, publicKey, tunnel, log } = this.#o;
+    const { client, publicKey, log } = this.#o;
     log.info({ gateway: client.gateway, publicKey, reason }, "registering with the gateway");
     let plan: TunnelPlan;
-    let appliedAt: number;
     try {
       plan = planFromResponse(await this.#register(client, publicKey));
-      const previous = tunnel.plan;
-      appliedAt = this.#now();
-      await tunnel.apply(plan);
-      if (previous && previous.clientIp !== plan.clientIp) {
-        log.warn({ from: previous.clientIp, to: plan.clientIp }, "the gateway gave a new address");
-      }
     } catch (err) {
-      this.#checker.recordConfigure(this.#now(), false);
-      log.error(
-        {
-          err: (err as Error).message,
-          code: (err as { code?: string }).code,
-          retryInMs: this.#checker.retryDelay(),
-        },
-        "registration failed",
-      );
+      this.#failed(err, "registration failed");
       return;
+    }
+    await this.#configure(plan);
+  }
+
+  /** A full configuration of the tunnel from `plan`, counted by the checker. */
+  async #configure(plan: TunnelPlan): Promise<void> {
+    const { tunnel, log } = this.#o;
+    const previous = tunnel.plan;
+    const appliedAt = this.#now();
+    try {
+      await tunnel.apply(plan);
+    } catch (err) {
+      this.#failed(err, "configuring the tunnel failed");
+      return;
+    }
+    if (previous && previous.clientIp !== plan.clientIp) {
+      log.warn({ from: previous.clientIp, to: plan.clientIp }, "the gateway gave a new address");
     }
     this.#checker.recordConfigure(appliedAt, true);
     this.#awaitingFirstHandshake = true;
@@ -117,6 +126,56 @@ export class CvmAgent {
         servers: plan.peers.map((p) => ({ ip: p.ip, endpoint: p.endpoint })),
       },
       "registered; tunnel configured",
+    );
+  }
+
+  #failed(err: unknown, message: string): void {
+    this.#checker.recordConfigure(this.#now(), false);
+    this.#o.log.error(
+      {
+        err: (err as Error).message,
+        code: (err as { code?: string }).code,
+        retryInMs: this.#checker.retryDelay(),
+      },
+      message,
+    );
+  }
+
+  /**
+   * Registers again while the tunnel is healthy, and changes only what the answer changes: the
+   * same address with other hosts updates the peers in place (the sessions of the hosts that
+   * stay are kept); a new address is a full configuration, as after a registration.
+   */
+  async #refresh(reason: string): Promise<void> {
+    const { client, publicKey, tunnel, log } = this.#o;
+    const previous = tunnel.plan;
+    let plan: TunnelPlan;
+    try {
+      plan = planFromResponse(await this.#register(client, publicKey));
+    } catch (err) {
+      log.warn(
+        { err: (err as Error).message, code: (err as { code?: string }).code },
+        "refreshing the registration failed; the tunnel stays as it is",
+      );
+      return;
+    }
+    if (previous && samePlan(previous, plan)) {
+      log.debug({ reason }, "registration refreshed: nothing changed");
+      return;
+    }
+    if (!previous || previous.address !== plan.address) {
+      await this.#configure(plan);
+      return;
+    }
+    try {
+      await tunnel.update(plan);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, "updating the gateway peers failed");
+      return;
+    }
+    log.info(
+      { servers: plan.peers.map((p) => ({ ip: p.ip, endpoint: p.endpoint })) },
+      "registration refreshed: gateway peers updated",
     );
   }
 
@@ -148,4 +207,9 @@ export class CvmAgent {
         .finally(() => this.#schedule(this.#o.checkIntervalMs));
     }, delayMs);
   }
+}
+
+/** Plans render the same bytes for the same answer (peers sorted), so comparing them is exact. */
+function samePlan(a: TunnelPlan, b: TunnelPlan): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }

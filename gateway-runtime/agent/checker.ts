@@ -19,6 +19,12 @@ export interface CheckerSettings {
   /** First retry after a failed registration or rebuild; doubles per failure. */
   readonly retryMs: number;
   readonly maxRetryMs: number;
+  /**
+   * A healthy tunnel registers again this long after its last configuration, to learn the
+   * region's current hosts: a CVM that registered while a host was down or draining otherwise
+   * never gets a peer for it. 0: never.
+   */
+  readonly refreshMs?: number;
 }
 
 export const DEFAULT_CHECKER: CheckerSettings = {
@@ -26,6 +32,7 @@ export const DEFAULT_CHECKER: CheckerSettings = {
   handshakeWaitMs: 15_000,
   retryMs: 5_000,
   maxRetryMs: 120_000,
+  refreshMs: 600_000,
 };
 
 export interface Observation {
@@ -39,7 +46,7 @@ export interface Observation {
   readonly latestHandshakeMs: number;
 }
 
-export type ActionKind = "register" | "rebuild" | "rehandshake";
+export type ActionKind = "register" | "rebuild" | "rehandshake" | "refresh";
 
 export interface Action {
   readonly kind: ActionKind;
@@ -53,6 +60,8 @@ export class Checker {
   /** Latest handshake seen since the last configuration (the dump shows 0 after a force). */
   #lastHandshake = 0;
   #configuredAt = 0;
+  /** The last configuration or refresh, successful or not: refreshes are spaced from it. */
+  #refreshedAt = 0;
   /** When a force (rehandshake, or a fresh configuration) went out that no handshake answered yet. */
   #pendingForce: number | undefined;
   #lastAttempt: number | undefined;
@@ -89,7 +98,13 @@ export class Checker {
     }
     const silentSince = Math.max(this.#lastHandshake, this.#configuredAt);
     const silent = now - silentSince;
-    if (silent < this.#s.handshakeTimeoutMs) return undefined;
+    if (silent < this.#s.handshakeTimeoutMs) {
+      const refreshMs = this.#s.refreshMs ?? 0;
+      if (refreshMs > 0 && now - this.#refreshedAt >= refreshMs) {
+        return { kind: "refresh", reason: "periodic: learning the region's current hosts" };
+      }
+      return undefined;
+    }
     const seconds = Math.round(silent / 1000);
     if (this.#pendingForce === undefined) {
       return {
@@ -117,7 +132,16 @@ export class Checker {
     }
     this.#failures = 0;
     this.#configuredAt = now;
+    this.#refreshedAt = now;
     this.#pendingForce = now;
+  }
+
+  /**
+   * A refresh ended, whatever its outcome: the tunnel it found healthy stays as it was, so a
+   * failed refresh is not retried before the next period (the handshake checks cover the rest).
+   */
+  recordRefresh(now: number): void {
+    this.#refreshedAt = now;
   }
 
   /** A forced handshake was started at `now` (before its commands ran). */

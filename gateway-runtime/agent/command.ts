@@ -70,6 +70,7 @@ async function runAgent(options: AgentOptions, log: Logger): Promise<number> {
       ...DEFAULT_CHECKER,
       handshakeTimeoutMs: options.handshakeTimeoutMs,
       handshakeWaitMs: options.handshakeWaitMs,
+      refreshMs: options.refreshIntervalMs,
     },
     checkIntervalMs: options.checkIntervalMs,
     log,

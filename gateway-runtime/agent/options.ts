@@ -29,6 +29,7 @@ Options:
   --handshake-timeout DUR   handshake age that makes the tunnel stale (default 180s)
   --handshake-wait DUR      how long a forced handshake may stay unanswered (default 15s)
   --check-interval DUR      how often the tunnel is checked (default 10s)
+  --refresh-interval DUR    register again this often to learn the region's hosts; 0s: never (default 10m)
   --request-timeout DUR     bound on one registration request (default 10s)
   --implementation MODE     auto (kernel, else wireguard-go), kernel or userspace (default auto)
   --wireguard-go FILE       the wireguard-go binary (default wireguard-go)
@@ -47,6 +48,8 @@ export interface AgentOptions {
   readonly handshakeTimeoutMs: number;
   readonly handshakeWaitMs: number;
   readonly checkIntervalMs: number;
+  /** 0: never refresh. */
+  readonly refreshIntervalMs: number;
   readonly requestTimeoutMs: number;
   readonly implementation: WgImplementation;
   readonly wireguardGo: string;
@@ -77,6 +80,7 @@ export function parseAgentArgs(argv: readonly string[]): ParsedAgentArgs {
       "handshake-timeout": { type: "string", default: "180s" },
       "handshake-wait": { type: "string", default: "15s" },
       "check-interval": { type: "string", default: "10s" },
+      "refresh-interval": { type: "string", default: "10m" },
       "request-timeout": { type: "string", default: "10s" },
       implementation: { type: "string", default: "auto" },
       "wireguard-go": { type: "string", default: "wireguard-go" },
@@ -108,6 +112,12 @@ export function parseAgentArgs(argv: readonly string[]): ParsedAgentArgs {
       return usage(`--${name}: expected a duration like "10s", got "${text}"`);
     durations[name] = ms;
   }
+  const refreshText = v["refresh-interval"] as string;
+  const refreshIntervalMs = parseDuration(refreshText);
+  if (refreshIntervalMs === undefined || refreshIntervalMs < 0)
+    return usage(
+      `--refresh-interval: expected a duration like "10m" or "0s", got "${refreshText}"`,
+    );
   let listenPort: number | undefined;
   if (v["listen-port"] !== undefined) {
     listenPort = Number(v["listen-port"]);
@@ -137,6 +147,7 @@ export function parseAgentArgs(argv: readonly string[]): ParsedAgentArgs {
       handshakeTimeoutMs: durations["handshake-timeout"] ?? DEFAULT_CHECKER.handshakeTimeoutMs,
       handshakeWaitMs: durations["handshake-wait"] ?? DEFAULT_CHECKER.handshakeWaitMs,
       checkIntervalMs: durations["check-interval"] ?? 10_000,
+      refreshIntervalMs,
       requestTimeoutMs: durations["request-timeout"] ?? 10_000,
       implementation,
       wireguardGo: v["wireguard-go"] as string,

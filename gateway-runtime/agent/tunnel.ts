@@ -95,6 +95,28 @@ export class AgentTunnel {
     this.#plan = plan;
   }
 
+  /**
+   * Changes the gateway peers of a configured tunnel to `plan`'s, keeping its address: `wg
+   * syncconf` adds and removes peers and leaves the sessions of the ones that stay, so the
+   * connections through them see nothing. Routes of peers that left are removed.
+   */
+  async update(plan: TunnelPlan): Promise<void> {
+    const previous = this.#plan;
+    if (!previous || previous.address !== plan.address) {
+      await this.apply(plan);
+      return;
+    }
+    await this.#writeConfig(plan);
+    await this.#run("wg", ["syncconf", this.#o.interface, this.#o.configPath]);
+    for (const route of plan.routes) {
+      await this.#run("ip", ["route", "replace", route, "dev", this.#o.interface]);
+    }
+    for (const route of previous.routes.filter((r) => !plan.routes.includes(r))) {
+      await this.#run("ip", ["route", "del", route, "dev", this.#o.interface]);
+    }
+    this.#plan = plan;
+  }
+
   /** Drops the gateway peers' sessions and re-adds the peers, forcing new handshakes. */
   async rehandshake(): Promise<void> {
     const plan = this.#plan;

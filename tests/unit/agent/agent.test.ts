@@ -43,6 +43,11 @@ class FakeTunnel {
     this.#handshakeDuringCommands();
   }
 
+  async update(plan: TunnelPlan): Promise<void> {
+    this.calls.push("update");
+    this.plan = plan;
+  }
+
   async rehandshake(): Promise<void> {
     this.calls.push("rehandshake");
     this.#handshakeDuringCommands();
@@ -56,7 +61,12 @@ class FakeTunnel {
   async close(): Promise<void> {}
 }
 
-function agentWith(tunnel: FakeTunnel, clock: { now: number }) {
+function agentWith(
+  tunnel: FakeTunnel,
+  clock: { now: number },
+  answers: () => unknown = () => RESPONSE,
+  refreshMs?: number,
+) {
   let registrations = 0;
   const agent = new CvmAgent({
     client: { gateway: "https://192.0.2.1:8000" } as never,
@@ -67,13 +77,14 @@ function agentWith(tunnel: FakeTunnel, clock: { now: number }) {
       handshakeWaitMs: 15_000,
       retryMs: 5_000,
       maxRetryMs: 60_000,
+      ...(refreshMs === undefined ? {} : { refreshMs }),
     },
     checkIntervalMs: 250,
     log: silentLogger(),
     now: () => clock.now,
     register: async () => {
       registrations += 1;
-      return RESPONSE;
+      return answers();
     },
   });
   return { agent, registrations: () => registrations };
@@ -134,5 +145,64 @@ describe("CvmAgent", () => {
     await stepUntil(agent, clock, T0 + 20_000);
     expect(tunnel.calls).toEqual(["apply", "rehandshake", "apply"]);
     expect(registrations()).toBe(2);
+  });
+
+  describe("refresh", () => {
+    const OTHER = "3ZHDoX6sbxQY6rT4AhKZbK8yjvhF6v7n7w6zEa0JHmc=";
+    const twoHosts = {
+      wg: {
+        client_ip: "10.4.0.34",
+        servers: [
+          ...RESPONSE.wg.servers,
+          { pk: OTHER, ip: "10.4.0.2/16", endpoint: "192.0.2.2:51820" },
+        ],
+      },
+    };
+    /** A registered agent whose handshakes stay fresh, answering `next()` from then on. */
+    async function refreshed(next: () => unknown) {
+      const clock = { now: T0 + 800 };
+      const tunnel = new FakeTunnel(clock, 50, 300);
+      let answer: () => unknown = () => RESPONSE;
+      const { agent, registrations } = agentWith(tunnel, clock, () => answer(), 10_000);
+      await agent.step();
+      answer = next;
+      tunnel.calls.length = 0;
+      // Fresh handshakes throughout: only the refresh can act.
+      for (let t = 0; t < 44; t++) {
+        tunnel.handshakeMs = clock.now;
+        await agent.step();
+        clock.now += 250;
+      }
+      return { tunnel, registrations };
+    }
+
+    it("takes a host added to the region as a peer in place, without dropping the sessions", async () => {
+      const { tunnel, registrations } = await refreshed(() => twoHosts);
+      expect(registrations()).toBe(2);
+      expect(tunnel.calls).toEqual(["update"]);
+      expect(tunnel.plan?.peers.map((p) => p.publicKey).sort()).toEqual([KEY, OTHER].sort());
+    });
+
+    it("changes nothing when the answer is the same", async () => {
+      const { tunnel, registrations } = await refreshed(() => RESPONSE);
+      expect(registrations()).toBe(2);
+      expect(tunnel.calls).toEqual([]);
+    });
+
+    it("configures the tunnel anew when the gateway gives another address", async () => {
+      const moved = { wg: { ...RESPONSE.wg, client_ip: "10.4.0.35" } };
+      const { tunnel } = await refreshed(() => moved);
+      expect(tunnel.calls).toEqual(["apply"]);
+      expect(tunnel.plan?.clientIp).toBe("10.4.0.35");
+    });
+
+    it("keeps the tunnel as it is when the refresh fails, and tries again a period later", async () => {
+      const { tunnel, registrations } = await refreshed(() => {
+        throw new Error("gateway unreachable");
+      });
+      expect(tunnel.calls).toEqual([]);
+      expect(tunnel.plan?.clientIp).toBe("10.4.0.34");
+      expect(registrations()).toBe(2); // at 10 s; the next is due at 20 s, after the loop
+    });
   });
 });

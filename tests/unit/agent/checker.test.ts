@@ -117,4 +117,36 @@ describe("Checker", () => {
       }
     }
   });
+
+  it("refreshes a healthy tunnel once per period after its last configuration, never a silent one", () => {
+    const c = new Checker({ ...S, refreshMs: 600_000 });
+    c.decide({ now: T0, configured: false, linkUp: false, latestHandshakeMs: 0 });
+    c.recordConfigure(T0, true);
+    const fresh = (now: number) => obs(now, now - 30_000);
+    expect(c.decide(fresh(T0 + 599_999))).toBeUndefined();
+    expect(c.decide(fresh(T0 + 600_000))).toEqual({
+      kind: "refresh",
+      reason: "periodic: learning the region's current hosts",
+    });
+    c.recordRefresh(T0 + 600_000);
+    expect(c.decide(fresh(T0 + 1_199_999))).toBeUndefined();
+    expect(c.decide(fresh(T0 + 1_200_000))?.kind).toBe("refresh");
+    // A new configuration restarts the period.
+    c.recordConfigure(T0 + 1_300_000, true);
+    expect(c.decide(fresh(T0 + 1_899_999))).toBeUndefined();
+  });
+
+  it("leaves a silent tunnel to the handshake checks when a refresh is due", () => {
+    const c = new Checker({ ...S, refreshMs: 600_000 });
+    c.recordConfigure(T0, true);
+    expect(c.decide(obs(T0 + 600_000, T0 + 400_000))?.kind).toBe("rehandshake");
+  });
+
+  it("never refreshes with a period of 0 or without one", () => {
+    for (const settings of [{ ...S, refreshMs: 0 }, S]) {
+      const c = new Checker(settings);
+      c.recordConfigure(T0, true);
+      expect(c.decide(obs(T0 + 86_400_000, T0 + 86_400_000 - 1_000))).toBeUndefined();
+    }
+  });
 });

@@ -25,6 +25,7 @@ describe("parseAgentArgs", () => {
         handshakeTimeoutMs: 180_000,
         handshakeWaitMs: 15_000,
         checkIntervalMs: 10_000,
+        refreshIntervalMs: 600_000,
         requestTimeoutMs: 10_000,
         implementation: "auto",
         wireguardGo: "wireguard-go",
@@ -39,6 +40,7 @@ describe("parseAgentArgs", () => {
       ...["--ca", "ca.pem", "--servername", "rpc.example.com", "--interface", "wg7"],
       ...["--data-dir", "/tmp/a", "--listen-port", "9182", "--handshake-timeout", "4s"],
       ...["--handshake-wait", "1m", "--check-interval", "500ms", "--request-timeout", "2s"],
+      ...["--refresh-interval", "0s"],
       ...["--implementation", "userspace", "--wireguard-go", "/bin/wg-go", "--log-level", "debug"],
     ]);
     expect(parsed).toMatchObject({
@@ -53,6 +55,7 @@ describe("parseAgentArgs", () => {
         handshakeTimeoutMs: 4_000,
         handshakeWaitMs: 60_000,
         checkIntervalMs: 500,
+        refreshIntervalMs: 0,
         requestTimeoutMs: 2_000,
         implementation: "userspace",
         wireguardGo: "/bin/wg-go",
@@ -74,6 +77,10 @@ describe("parseAgentArgs", () => {
       '--handshake-timeout: expected a duration like "10s", got "3"',
     ],
     [[...REQUIRED, "--check-interval", "0s"], "--check-interval"],
+    [
+      [...REQUIRED, "--refresh-interval", "often"],
+      '--refresh-interval: expected a duration like "10m" or "0s", got "often"',
+    ],
     [[...REQUIRED, "--listen-port", "70000"], "--listen-port: expected 1-65535"],
     [
       [...REQUIRED, "--implementation", "bpf"],
