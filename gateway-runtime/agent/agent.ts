@@ -6,7 +6,7 @@
 import type { Logger } from "../log/index.js";
 import { Checker, type CheckerSettings, type Observation } from "./checker.js";
 import { type GatewayClientOptions, registerCvm } from "./client.js";
-import { planFromResponse, type TunnelPlan } from "./plan.js";
+import { keepPeers, planFromResponse, type TunnelPeer, type TunnelPlan } from "./plan.js";
 import type { AgentTunnel, TunnelStatus } from "./tunnel.js";
 
 export interface CvmAgentOptions {
@@ -70,7 +70,7 @@ export class CvmAgent {
         return;
       case "refresh":
         this.#checker.recordRefresh(obs.now);
-        await this.#refresh(action.reason);
+        await this.#refresh(action.reason, status.peerHandshakesMs);
         return;
       case "rehandshake":
         log.info({ reason: action.reason }, "forcing a WireGuard handshake");
@@ -144,14 +144,21 @@ export class CvmAgent {
   /**
    * Registers again while the tunnel is healthy, and changes only what the answer changes: the
    * same address with other hosts updates the peers in place (the sessions of the hosts that
-   * stay are kept); a new address is a full configuration, as after a registration.
+   * stay are kept); a new address is a full configuration, as after a registration. A host the
+   * answer leaves out is dropped only once it no longer handshakes.
    */
-  async #refresh(reason: string): Promise<void> {
+  async #refresh(reason: string, handshakes?: ReadonlyMap<string, number>): Promise<void> {
     const { client, publicKey, tunnel, log } = this.#o;
     const previous = tunnel.plan;
     let plan: TunnelPlan;
     try {
       plan = planFromResponse(await this.#register(client, publicKey));
+      // A host left out (draining, or gone) stays a peer while it handshakes: connections
+      // through a draining host must not be cut.
+      const now = this.#now();
+      const live = (peer: TunnelPeer) =>
+        now - (handshakes?.get(peer.publicKey) ?? 0) < this.#o.checker.handshakeTimeoutMs;
+      if (previous) plan = keepPeers(plan, previous, live);
     } catch (err) {
       log.warn(
         { err: (err as Error).message, code: (err as { code?: string }).code },

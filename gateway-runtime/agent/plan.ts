@@ -137,3 +137,27 @@ export function renderTunnelConfig(
   }
   return `${lines.join("\n")}\n`;
 }
+
+/**
+ * `next` plus the peers of `previous` it leaves out for which `keep` holds (sorted as
+ * `planFromResponse` sorts, with their routes). A refresh's answer lists the hosts taking new
+ * registrations, so a draining host is missing from it while connections through it still
+ * run: its peer stays as long as it carries traffic.
+ */
+export function keepPeers(
+  next: TunnelPlan,
+  previous: TunnelPlan,
+  keep: (peer: TunnelPeer) => boolean,
+): TunnelPlan {
+  const listed = new Set(next.peers.map((p) => p.publicKey));
+  const kept = previous.peers.filter((p) => !listed.has(p.publicKey) && keep(p));
+  if (kept.length === 0) return next;
+  const keptRoutes = kept.map((p) => `${p.ip}/32`).filter((r) => previous.routes.includes(r));
+  return {
+    ...next,
+    peers: [...next.peers, ...kept].sort((a, b) =>
+      a.publicKey < b.publicKey ? -1 : a.publicKey > b.publicKey ? 1 : 0,
+    ),
+    routes: [...next.routes, ...keptRoutes.filter((r) => !next.routes.includes(r))],
+  };
+}

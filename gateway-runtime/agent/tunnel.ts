@@ -34,6 +34,8 @@ export interface TunnelStatus {
   readonly linkUp: boolean;
   /** Latest handshake over the plan's peers, ms since the epoch; 0 = none. */
   readonly latestHandshakeMs: number;
+  /** Each of the plan's peers' latest handshake by public key (0 = none); absent: link down. */
+  readonly peerHandshakesMs?: ReadonlyMap<string, number>;
 }
 
 export class AgentTunnel {
@@ -142,10 +144,13 @@ export class AgentTunnel {
     }
     const peers = parseWgDump(dump);
     let latest = 0;
+    const byPeer = new Map<string, number>();
     for (const peer of this.#plan?.peers ?? []) {
-      latest = Math.max(latest, peers.get(peer.publicKey)?.lastHandshakeMs ?? 0);
+      const ms = peers.get(peer.publicKey)?.lastHandshakeMs ?? 0;
+      byPeer.set(peer.publicKey, ms);
+      latest = Math.max(latest, ms);
     }
-    return { linkUp: true, latestHandshakeMs: latest };
+    return { linkUp: true, latestHandshakeMs: latest, peerHandshakesMs: byPeer };
   }
 
   /** Takes the interface down: stops our wireguard-go, or deletes the kernel link. */

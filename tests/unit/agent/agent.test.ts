@@ -23,6 +23,8 @@ class FakeTunnel {
   plan: TunnelPlan | undefined;
   linkUp = true;
   handshakeMs = 0;
+  /** Per-peer handshakes `status` reports; undefined: none reported. */
+  peerHandshakesMs: Map<string, number> | undefined;
   readonly calls: string[] = [];
 
   constructor(
@@ -55,7 +57,11 @@ class FakeTunnel {
 
   async status(): Promise<TunnelStatus> {
     const ms = this.handshakeMs;
-    return { linkUp: this.linkUp, latestHandshakeMs: ms - (ms % 1000) };
+    return {
+      linkUp: this.linkUp,
+      latestHandshakeMs: ms - (ms % 1000),
+      ...(this.peerHandshakesMs ? { peerHandshakesMs: this.peerHandshakesMs } : {}),
+    };
   }
 
   async close(): Promise<void> {}
@@ -158,11 +164,18 @@ describe("CvmAgent", () => {
         ],
       },
     };
-    /** A registered agent whose handshakes stay fresh, answering `next()` from then on. */
-    async function refreshed(next: () => unknown) {
+    /**
+     * A registered agent whose handshakes stay fresh, answering `next()` from then on; `first`
+     * is the registration's answer, `peers(now)` the per-peer handshakes the tunnel reports.
+     */
+    async function refreshed(
+      next: () => unknown,
+      first: unknown = RESPONSE,
+      peers?: (now: number) => Map<string, number>,
+    ) {
       const clock = { now: T0 + 800 };
       const tunnel = new FakeTunnel(clock, 50, 300);
-      let answer: () => unknown = () => RESPONSE;
+      let answer: () => unknown = () => first;
       const { agent, registrations } = agentWith(tunnel, clock, () => answer(), 10_000);
       await agent.step();
       answer = next;
@@ -170,6 +183,7 @@ describe("CvmAgent", () => {
       // Fresh handshakes throughout: only the refresh can act.
       for (let t = 0; t < 44; t++) {
         tunnel.handshakeMs = clock.now;
+        tunnel.peerHandshakesMs = peers?.(clock.now);
         await agent.step();
         clock.now += 250;
       }
@@ -181,6 +195,34 @@ describe("CvmAgent", () => {
       expect(registrations()).toBe(2);
       expect(tunnel.calls).toEqual(["update"]);
       expect(tunnel.plan?.peers.map((p) => p.publicKey).sort()).toEqual([KEY, OTHER].sort());
+    });
+
+    it("keeps a host the answer leaves out while it handshakes (a draining host), drops it once silent", async () => {
+      const keys = (t: FakeTunnel) => t.plan?.peers.map((p) => p.publicKey).sort();
+      // OTHER handshook 2 s ago (the timeout is 4 s here): connections through it still run.
+      const draining = await refreshed(
+        () => RESPONSE,
+        twoHosts,
+        (now) =>
+          new Map([
+            [KEY, now],
+            [OTHER, now - 2_000],
+          ]),
+      );
+      expect(draining.tunnel.calls).toEqual([]);
+      expect(keys(draining.tunnel)).toEqual([KEY, OTHER].sort());
+      // Silent for longer than the handshake timeout: gone.
+      const gone = await refreshed(
+        () => RESPONSE,
+        twoHosts,
+        (now) =>
+          new Map([
+            [KEY, now],
+            [OTHER, now - 5_000],
+          ]),
+      );
+      expect(gone.tunnel.calls).toEqual(["update"]);
+      expect(keys(gone.tunnel)).toEqual([KEY]);
     });
 
     it("changes nothing when the answer is the same", async () => {

@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   isEndpoint,
+  keepPeers,
   planFromResponse,
   renderTunnelConfig,
 } from "../../../gateway-runtime/agent/plan.js";
@@ -168,5 +169,26 @@ describe("renderTunnelConfig", () => {
     );
     expect(text).not.toContain("ListenPort");
     expect(text).not.toContain("Address");
+  });
+});
+
+describe("keepPeers", () => {
+  const both = planFromResponse(
+    response([server("10.4.0.1", gw.publicKey), server("10.9.0.1", gw2.publicKey, "gw2:51820")]),
+  );
+  const one = planFromResponse(response([server("10.4.0.1", gw.publicKey)]));
+
+  it("keeps a left-out peer that `keep` holds, with its route, in the same order as a full answer", () => {
+    const merged = keepPeers(one, both, () => true);
+    expect(merged.peers).toEqual(both.peers);
+    expect([...merged.routes].sort()).toEqual([...both.routes].sort());
+    expect(renderTunnelConfig(merged, me.privateKey, undefined)).toBe(
+      renderTunnelConfig(both, me.privateKey, undefined),
+    );
+  });
+
+  it("drops the ones `keep` refuses, and never keeps a peer twice", () => {
+    expect(keepPeers(one, both, () => false)).toBe(one);
+    expect(keepPeers(both, both, () => true).peers).toEqual(both.peers);
   });
 });
