@@ -129,6 +129,10 @@ export async function cvmsUp(clientCa: TestCert, acme: LabAcme): Promise<LabCvm[
         dev,
         "--data-dir",
         join(dir, "agent"),
+        // 10m by default; short here so the region suite sees a CVM learn of a host that
+        // came back within its bounds.
+        "--refresh-interval",
+        "15s",
       ],
       { ns: spec.ns, logFile: join(dir, "agent.log") },
     );

@@ -197,3 +197,33 @@ export function useLab(): void {
     }
   }, 120_000);
 }
+
+/** A lab CVM as `.lab/cvms.json` records it. */
+export interface LabCvmRecord {
+  readonly ns: string;
+  readonly instanceId: string;
+  readonly interface: string;
+  readonly agentPid: number;
+}
+
+/**
+ * Stops the agent of the lab CVM running `instanceId` (SIGTERM: it takes its tunnel down as it
+ * stops) and waits until it is gone; `npm run lab -- up` starts it again. Its record.
+ */
+export async function stopAgent(instanceId: string): Promise<LabCvmRecord> {
+  const cvms = JSON.parse(readFileSync(`${ROOT}.lab/cvms.json`, "utf8")) as LabCvmRecord[];
+  const cvm = cvms.find((c) => c.instanceId === instanceId);
+  const pid = cvm?.agentPid ?? 0;
+  expect(pid).toBeGreaterThan(0);
+  process.kill(pid, "SIGTERM");
+  // Gone, or a zombie nobody reaped yet: /proc/<pid>/stat's third field is its state.
+  const gone = () => {
+    try {
+      return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z") ?? true;
+    } catch {
+      return true;
+    }
+  };
+  await until("the stopped agent to exit", gone, 10_000, { everyMs: 100 });
+  return cvm as LabCvmRecord;
+}

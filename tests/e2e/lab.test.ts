@@ -5,7 +5,6 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { sshOptions } from "../../lab/host.js";
 import { request, run } from "../helpers/lab-client.js";
-import { until } from "../../testkit/poll.js";
 import {
   ctx,
   curl,
@@ -20,6 +19,7 @@ import {
   ROOT,
   sClient,
   ssh,
+  stopAgent,
   useLab,
 } from "./lab-setup.js";
 import { dashboardSuite } from "./dashboard-suite.js";
@@ -301,23 +301,7 @@ describe("operations on the lab", () => {
 
   it("failover: with one CVM's tunnel down, all traffic goes to the other", async () => {
     const [i1, i2] = lab.apps[0]?.instanceIds ?? [];
-    const cvms = JSON.parse(readFileSync(`${ROOT}.lab/cvms.json`, "utf8")) as {
-      instanceId: string;
-      agentPid: number;
-    }[];
-    const first = cvms.find((c) => c.instanceId === i1);
-    const pid = first?.agentPid ?? 0;
-    expect(pid).toBeGreaterThan(0);
-    process.kill(pid, "SIGTERM"); // the agent takes its tunnel down as it stops
-    // Gone, or a zombie nobody reaped yet: /proc/<pid>/stat's third field is its state.
-    const gone = () => {
-      try {
-        return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z") ?? true;
-      } catch {
-        return true;
-      }
-    };
-    await until("the stopped agent to exit", gone, 10_000, { everyMs: 100 });
+    await stopAgent(i1 ?? "");
     for (let k = 0; k < 6; k++)
       expect((await curl(`${app}-8080`, `/f${k}`)).out).toMatch(
         new RegExp(`^${i2} 8080 GET /f${k}`),

@@ -12,12 +12,14 @@ import {
   ctx,
   curlVia,
   eventually,
+  type LabCvmRecord,
   lab$,
   labUp,
   openTls,
   register,
   sClient,
   sshTo,
+  stopAgent,
 } from "./lab-setup.js";
 
 const hosts = () => ctx.lab.gateways.map(addressOf);
@@ -282,12 +284,17 @@ export function regionFaultSuite(): void {
 
     it("a host restarted catches up from etcd before it takes registrations", async () => {
       const [first, , third] = hosts();
+      // Stopped, so a registration through another host is one it has not seen; its old
+      // workers and the WireGuard interface it leaves have every peer of before.
+      const stopped = await sshTo(third ?? "", "systemctl stop gateway.service");
+      expect(stopped.code, stopped.err).toBe(0);
+      const meanwhile = await registersAgain(first ?? "");
       const r = await sshTo(
         third ?? "",
-        // Restart, then the peers the moment the new generation says it serves: its ready file
+        // Start, then the peers the moment the new generation says it serves: its ready file
         // names the unit's new main pid (the RPC port alone proves nothing: the socket unit
         // accepts for it). Bounded: 60 s, else the script fails.
-        'systemctl restart gateway.service; for i in $(seq 600); do [ "$(cat /run/gateway/ready 2>/dev/null)" = "$(systemctl show -p MainPID --value gateway.service)" ] && break; sleep 0.1; done; [ $i -lt 600 ] && wg show wg-lab allowed-ips',
+        'systemctl start gateway.service; for i in $(seq 600); do [ "$(cat /run/gateway/ready 2>/dev/null)" = "$(systemctl show -p MainPID --value gateway.service)" ] && break; sleep 0.1; done; [ $i -lt 600 ] && wg show wg-lab allowed-ips',
         90_000,
       );
       expect(r.code, r.err).toBe(0);
@@ -296,8 +303,40 @@ export function regionFaultSuite(): void {
         .flatMap((line) => line.split(/\s+/).slice(1))
         .filter((ip) => ip.endsWith("/32"))
         .sort();
+      expect(caughtUp).toContain(`${meanwhile}/32`);
       expect(caughtUp).toEqual(await peerIps(first ?? ""));
     }, 120_000);
+
+    it("a CVM that registered while a host was draining gets it as a peer once it is back (the agent's refresh)", async () => {
+      const [first, , third] = hosts();
+      const id = ctx.lab.apps[0]?.instanceIds[0] ?? "";
+      const gatewayPeers = async (cvm: LabCvmRecord) => {
+        const r = await run("ip", ["netns", "exec", cvm.ns, "wg", "show", cvm.interface, "peers"]);
+        expect(r.code, r.err).toBe(0);
+        return r.out.split("\n").filter(Boolean).length;
+      };
+      await adminOn(first ?? "", "SetNodeStatus", { name: "gw3", status: "down" });
+      let cvm: LabCvmRecord;
+      try {
+        // The agent starts again and registers while gw3 takes no registrations.
+        cvm = await stopAgent(id);
+        const again = await lab$("up");
+        expect(again.code, again.err).toBe(0);
+        await eventually("the restarted agent's tunnel", async () => (await gatewayPeers(cvm)) > 0);
+        expect(await gatewayPeers(cvm)).toBe(2);
+      } finally {
+        await adminOn(first ?? "", "SetNodeStatus", { name: "gw3", status: "up" });
+      }
+      // The lab's agents refresh every 15 s.
+      await eventually(
+        "the agent to take gw3 as a peer",
+        async () => (await gatewayPeers(cvm)) === 3,
+        45_000,
+      );
+      await eventually("gw3 to route to the CVM", async () =>
+        (await curlVia(third ?? "", `${id}-8080`, "/back")).out.startsWith(`${id} 8080 GET /back`),
+      );
+    }, 180_000);
 
     it("a gateway host killed (SIGKILL) while clients stream through it: the others serve its CVMs, reconnecting clients succeed", async () => {
       const [first, second, third] = hosts();
