@@ -322,8 +322,13 @@ export function regionFaultSuite(): void {
         cvm = await stopAgent(id);
         const again = await lab$("up");
         expect(again.code, again.err).toBe(0);
-        await eventually("the restarted agent's tunnel", async () => (await gatewayPeers(cvm)) > 0);
-        expect(await gatewayPeers(cvm)).toBe(2);
+        // wireguard-go takes a configuration's peers one by one: wait for the whole of it.
+        await eventually(
+          "the restarted agent's tunnel to have gw1 and gw2 as peers",
+          async () => (await gatewayPeers(cvm)) === 2,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
+        expect(await gatewayPeers(cvm), "gw3 is draining: not a peer").toBe(2);
       } finally {
         await adminOn(first ?? "", "SetNodeStatus", { name: "gw3", status: "up" });
       }
