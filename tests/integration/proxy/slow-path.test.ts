@@ -4,13 +4,14 @@
  * address comes from the header; the rest goes on as on :443.
  */
 import { mkdtempSync, rmSync, statSync } from "node:fs";
-import { connect as netConnect, createServer, type Socket } from "node:net";
+import { connect as netConnect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeProxyV2, encodeProxyV2 } from "../../../gateway-runtime/proxy/proxy-protocol.js";
 import { until } from "../../../testkit/poll.js";
+import { clientHello } from "../../helpers/client-hello.js";
 import {
   APP_A,
   type Backend,
@@ -90,27 +91,6 @@ function closedSilently(s: Socket): Promise<boolean> {
       resolve(!data);
     });
   });
-}
-
-/** The first flight a TLS client sends for `servername`: a real ClientHello. */
-async function clientHello(servername: string): Promise<Buffer> {
-  const server = createServer();
-  const first = new Promise<Buffer>((resolve) =>
-    server.once("connection", (s) =>
-      s.once("data", (d: Buffer) => {
-        resolve(d);
-        s.destroy();
-      }),
-    ),
-  );
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  const client = tlsConnect({ port, host: "127.0.0.1", servername });
-  client.on("error", () => {});
-  const hello = await first;
-  client.destroy();
-  await new Promise((r) => server.close(r));
-  return hello;
 }
 
 beforeAll(async () => {
