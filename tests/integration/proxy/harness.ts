@@ -7,7 +7,7 @@ import {
 import { createServer as createTcpServer, type Server, type Socket } from "node:net";
 import { createHash } from "node:crypto";
 import { parseGatewayConfig, type GatewayConfig } from "../../../gateway-runtime/config/index.js";
-import { createLogger, silentLogger } from "../../../gateway-runtime/log/index.js";
+import { createLogger, type Logger, silentLogger } from "../../../gateway-runtime/log/index.js";
 import {
   type CustomDomainHook,
   type DataPlane,
@@ -46,7 +46,7 @@ export interface ProxyLab {
  */
 export async function startProxyLab(
   overrides: Record<string, unknown> = {},
-  engine: { slowPathSocket?: string; onCustomDomain?: CustomDomainHook } = {},
+  engine: { slowPathSocket?: string; onCustomDomain?: CustomDomainHook; log?: Logger } = {},
 ): Promise<ProxyLab> {
   const ca = createCa();
   const leaf = issueLeaf(ca);
@@ -67,9 +67,11 @@ export async function startProxyLab(
   const config = parseGatewayConfig(raw, "proxy lab");
   const directory = new MemoryDirectory();
   // GATEWAY_TEST_LOG=debug shows the proxy's own log while debugging a test.
-  const log = process.env.GATEWAY_TEST_LOG
-    ? createLogger(process.env.GATEWAY_TEST_LOG as "debug")
-    : silentLogger();
+  const log =
+    engine.log ??
+    (process.env.GATEWAY_TEST_LOG
+      ? createLogger(process.env.GATEWAY_TEST_LOG as "debug")
+      : silentLogger());
   const draining = new DrainingFlag();
   const hook = engine.onCustomDomain ? { onCustomDomain: engine.onCustomDomain } : {};
   const plane = await startDataPlane(

@@ -4,11 +4,13 @@
  * address comes from the header; the rest goes on as on :443.
  */
 import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { Writable } from "node:stream";
 import { connect as netConnect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "../../../gateway-runtime/log/index.js";
 import { decodeProxyV2, encodeProxyV2 } from "../../../gateway-runtime/proxy/proxy-protocol.js";
 import { until } from "../../../testkit/poll.js";
 import { clientHello } from "../../helpers/client-hello.js";
@@ -25,6 +27,8 @@ const dir = mkdtempSync(join(tmpdir(), "slow-path-"));
 const socketPath = join(dir, "node.sock");
 const BACKEND_IP = "127.0.7.2";
 const hooked: [string, { appId: string; port: number; ttlMs: number }][] = [];
+/** The data plane's log lines at warn and above. */
+const logged: { level: number; code?: string; msg: string }[] = [];
 /** What each backend connection received, in order of arrival. */
 const received: Buffer[][] = [];
 
@@ -100,7 +104,19 @@ beforeAll(async () => {
       "core.proxy.app_overrides": { [APP_A]: { proxy_protocol: true } },
       "core.proxy.timeouts.handshake": "1s",
     },
-    { slowPathSocket: socketPath, onCustomDomain: (name, answer) => hooked.push([name, answer]) },
+    {
+      slowPathSocket: socketPath,
+      onCustomDomain: (name, answer) => hooked.push([name, answer]),
+      log: createLogger(
+        "warn",
+        new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            logged.push(JSON.parse(chunk.toString()));
+            done();
+          },
+        }),
+      ),
+    },
   );
   lab.addInstance("aa07", APP_A, BACKEND_IP);
   plain = await recording(8080);
@@ -230,6 +246,12 @@ describe("a connection without a PROXY v2 header is refused with a code", () => 
     expect(await closedSilently(s)).toBe(true);
     expect(rejected("E_PROXY_HEADER_MISSING")).toBe(before + 1);
     expect(passthrough.accepted).toBe(accepted);
+    // Logged as a warning (only HAProxy connects there), with the code and why.
+    expect(logged.at(-1)).toMatchObject({
+      level: 40,
+      code: "E_PROXY_HEADER_MISSING",
+      msg: expect.stringMatching(/did not start with a PROXY v2 header/),
+    });
   });
 
   it("a LOCAL header (no client address): E_PROXY_HEADER_MISSING", async () => {
