@@ -1,5 +1,6 @@
-import { statSync } from "node:fs";
+import { accessSync, constants, statSync } from "node:fs";
 import {
+  checkHostPrograms,
   type ConfigFormat,
   configRisks,
   filesReadAtStart,
@@ -19,7 +20,8 @@ Keys the gateway accepts but does not act on are noted on stderr; they do not fa
 
 Files the config makes the gateway read at start (the attestation CA in mode "ca",
 acme_ca_file, the certificate files while certbot is disabled) are checked too with:
-  --on-host          each must exist here: run it on the host the config is for
+  --on-host          each must exist here: run it on the host the config is for; so must
+                     the programs it runs (/usr/sbin/haproxy with core.proxy.engine "haproxy")
   --shipped PATH     each must be one of these paths (repeat it): the files that will
                      be on the host, checked anywhere, without reading them
 Without either, only the schema is checked (the config may be meant for another machine).`;
@@ -32,6 +34,15 @@ export type HostFilesCheck =
 
 function isFile(path: string): boolean {
   try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
     return statSync(path).isFile();
   } catch {
     return false;
@@ -52,7 +63,9 @@ export function checkConfigCommand(
         : filesReadAtStart(config)
             .map((read) => read.path)
             .filter(isFile);
-    requireHostFiles(config, present, file);
+    // Programs come from packages, not from what the program ships: checked on a host only.
+    const programs = files.kind === "host" ? checkHostPrograms(config, isExecutable) : [];
+    requireHostFiles(config, present, file, programs);
   }
   // Notes go to stderr: stdout stays the config alone, for whatever parses it.
   for (const key of noEffect) process.stderr.write(`note: ${noEffectMessage(key)}\n`);

@@ -111,12 +111,50 @@ export function checkHostFiles(config: AnyConfig, present: Iterable<string>): Co
     }));
 }
 
-/** `checkHostFiles` that throws a ConfigError (E_CONFIG_FILE_MISSING) listing every problem. */
+/**
+ * `checkHostFiles` that throws a ConfigError (E_CONFIG_FILE_MISSING) listing every problem,
+ * `more` (the programs missing, on a host) included, so one run names them all.
+ */
 export function requireHostFiles(
   config: AnyConfig,
   present: Iterable<string>,
   source: string,
+  more: readonly ConfigProblem[] = [],
 ): void {
-  const problems = checkHostFiles(config, present);
+  const problems = [...checkHostFiles(config, present), ...more];
   if (problems.length > 0) throw new ConfigError(source, problems, "E_CONFIG_FILE_MISSING");
+}
+
+/** Where Debian's `haproxy` package puts the binary the `haproxy` engine runs. */
+export const HAPROXY_BINARY = "/usr/sbin/haproxy";
+
+/** One program the gateway will run, and the key that asks for it. */
+export interface ProgramRun {
+  readonly key: "core.proxy.engine";
+  readonly path: string;
+  readonly why: string;
+}
+
+/**
+ * The programs this config makes the gateway run. Kept apart from `filesReadAtStart`: the
+ * program ships files but installs packages, so a program is checked on the host only
+ * (`check-config --on-host`), never against the shipped list.
+ */
+export function programsRunAtStart(config: AnyConfig): ProgramRun[] {
+  if (config.core.proxy.engine !== "haproxy") return [];
+  const why = 'core.proxy.engine is "haproxy" (Debian package haproxy)';
+  return [{ key: "core.proxy.engine", path: HAPROXY_BINARY, why }];
+}
+
+/** Problems, one per program this config runs that `runnable` says is not there. */
+export function checkHostPrograms(
+  config: AnyConfig,
+  runnable: (path: string) => boolean,
+): ConfigProblem[] {
+  return programsRunAtStart(config)
+    .filter((run) => !runnable(run.path))
+    .map((run) => ({
+      path: run.key,
+      message: `${run.path} is run by the gateway (${run.why}) but is not an executable file here`,
+    }));
 }

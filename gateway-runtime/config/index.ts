@@ -2,9 +2,13 @@ export { formatDuration, parseDuration } from "./duration.js";
 export { type ConfigErrorCode, type ConfigProblem, ConfigError } from "./errors.js";
 export {
   checkHostFiles,
+  checkHostPrograms,
   FILE_KEYS,
   type FileRead,
   filesReadAtStart,
+  HAPROXY_BINARY,
+  type ProgramRun,
+  programsRunAtStart,
   type ReadFileKey,
   requireHostFiles,
 } from "./host-files.js";

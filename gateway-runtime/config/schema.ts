@@ -158,6 +158,10 @@ const proxy = section({
   base_domain: field.required.dnsName(2, {
     doc: "Apps are `<app-id>[-<port>][s|g].<base_domain>`",
   }),
+  engine: field.choice(["node", "haproxy"], "node", {
+    doc: "What moves the bytes: `node`, this runtime's own data plane; `haproxy`, HAProxy (Debian's package, `/usr/sbin/haproxy`) configured and updated by the runtime, with what HAProxy cannot decide (unknown names, the first connection to a custom domain, the gateway's own names) handed to the Node data plane over a Unix socket",
+    added,
+  }),
   listen_addr: field.ip("0.0.0.0", { doc: "Address of the TLS listener" }),
   listen_port: field.port(443, { doc: "Port of the TLS listener" }),
   workers: field.int(1, 1, 64, {

@@ -157,3 +157,18 @@ export function raceConnect(
     else for (next = 0; next < candidates.length; ) dial(candidates[next++] as Instance);
   });
 }
+
+/**
+ * Awaits both (a TLS handshake and the dial beside it); if either fails, the other's socket is
+ * destroyed and the first error thrown.
+ */
+export async function settleBoth<
+  A extends { destroy(): unknown },
+  B extends { socket: { destroy(): unknown } },
+>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [ra, rb] = await Promise.allSettled([a, b]);
+  if (ra.status === "fulfilled" && rb.status === "fulfilled") return [ra.value, rb.value];
+  if (ra.status === "fulfilled") ra.value.destroy();
+  if (rb.status === "fulfilled") rb.value.socket.destroy();
+  throw ra.status === "rejected" ? ra.reason : (rb as PromiseRejectedResult).reason;
+}

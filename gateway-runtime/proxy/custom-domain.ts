@@ -77,8 +77,18 @@ export interface CustomDomainResolverOptions {
   now?: () => number;
 }
 
+/** An answer with the name it is for and how much longer it holds. */
+export interface TimedAppAddress extends AppAddress {
+  /** The SNI lowercased, one trailing dot dropped: the key of the answer. */
+  readonly name: string;
+  /** How long this answer stays cached from now; 0 when it is not cached. */
+  readonly ttlMs: number;
+}
+
 export interface CustomDomainResolver {
   resolve(sni: string): Promise<AppAddress>;
+  /** `resolve`, with the name and the time the answer holds (for HAProxy's map). */
+  resolveTimed(sni: string): Promise<TimedAppAddress>;
   /** Entries in the cache (expired ones may linger until touched or evicted). */
   size(): number;
   /** Cancels queries in flight, drops the cache; later `resolve` calls reject. */
@@ -244,31 +254,47 @@ export function createCustomDomainResolver(
     throw outcome.error;
   }
 
+  /** The outcome for `name` (lowercased, no trailing dot) and until when it is cached. */
+  async function settle(name: string): Promise<Entry> {
+    if (closed) throw new CustomDomainError("E_CUSTOM_CLOSED", "resolver closed");
+    const hit = cache.get(name);
+    if (hit !== undefined) {
+      cache.delete(name);
+      if (hit.expires > now()) {
+        cache.set(name, hit); // most recently used goes last
+        return hit;
+      }
+    }
+    let pending = inflight.get(name);
+    if (pending === undefined) {
+      if (inflight.size >= opts.maxEntries) {
+        throw new CustomDomainError("E_CUSTOM_BUSY", `${inflight.size} TXT lookups in flight`);
+      }
+      pending = bounded(name).then((outcome) => {
+        inflight.delete(name);
+        remember(name, outcome);
+        return outcome;
+      });
+      inflight.set(name, pending);
+    }
+    const outcome = await pending;
+    // Not cached (a DNS failure, a zero TTL, closed meanwhile, evicted already): holds no time.
+    const cached = cache.get(name);
+    return cached?.outcome === outcome ? cached : { outcome, expires: 0 };
+  }
+
+  const normalize = (sni: string): string =>
+    (sni.endsWith(".") ? sni.slice(0, -1) : sni).toLowerCase();
+
   return {
     async resolve(sni: string): Promise<AppAddress> {
-      if (closed) throw new CustomDomainError("E_CUSTOM_CLOSED", "resolver closed");
-      const name = (sni.endsWith(".") ? sni.slice(0, -1) : sni).toLowerCase();
-      const hit = cache.get(name);
-      if (hit !== undefined) {
-        cache.delete(name);
-        if (hit.expires > now()) {
-          cache.set(name, hit); // most recently used goes last
-          return unwrap(hit.outcome);
-        }
-      }
-      let pending = inflight.get(name);
-      if (pending === undefined) {
-        if (inflight.size >= opts.maxEntries) {
-          throw new CustomDomainError("E_CUSTOM_BUSY", `${inflight.size} TXT lookups in flight`);
-        }
-        pending = bounded(name).then((outcome) => {
-          inflight.delete(name);
-          remember(name, outcome);
-          return outcome;
-        });
-        inflight.set(name, pending);
-      }
-      return unwrap(await pending);
+      return unwrap((await settle(normalize(sni))).outcome);
+    },
+    async resolveTimed(sni: string): Promise<TimedAppAddress> {
+      const name = normalize(sni);
+      const entry = await settle(name);
+      const { appId, port } = unwrap(entry.outcome);
+      return { name, appId, port, ttlMs: Math.max(0, entry.expires - now()) };
     },
     size: () => cache.size,
     close(): void {

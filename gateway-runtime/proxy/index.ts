@@ -6,6 +6,7 @@ import type { InstanceDirectory } from "../registry/index.js";
 import { createCustomDomainResolver, LEGACY_APP_ADDRESS_PREFIX } from "./custom-domain.js";
 import { startRedirect } from "./redirect.js";
 import { TlsProxy } from "./server.js";
+import type { CustomDomainHook } from "./slow-path.js";
 import { type DrainingFlag, SelfService } from "./self.js";
 import { type ProxySnapshot, type ProxyStats, snapshotOf } from "./stats.js";
 import { TlsTerminator } from "./terminate.js";
@@ -22,6 +23,7 @@ export {
 export { type MetricJson, ProxyTimings } from "./timings.js";
 export { DrainingFlag } from "./self.js";
 export { TlsProxy } from "./server.js";
+export { type CustomDomainHook, SlowPathError } from "./slow-path.js";
 export { TlsTerminator } from "./terminate.js";
 export { TicketKeyRing, type TicketKeys } from "./tls-options.js";
 
@@ -43,9 +45,25 @@ export interface DataPlane {
   drain(timeoutMs: number): Promise<number>;
 }
 
+/** Where the data plane listens: the public ports (the Node engine), or HAProxy's slow path. */
+export type DataPlaneListen =
+  | { https?: number; http?: number; fds?: ListenFds; slowPathSocket?: undefined }
+  | {
+      /**
+       * The HAProxy engine's slow path (`<engine dir>/node.sock`, layout.ts `FILES.slowPath`):
+       * only this Unix socket, every connection starting with a PROXY v2 header; no TCP port,
+       * no :80 redirect (HAProxy owns the public ports).
+       */
+      slowPathSocket: string;
+      https?: undefined;
+      http?: undefined;
+      fds?: undefined;
+    };
+
 /**
  * Starts the :443 proxy (and the :80 redirect) from the config. Ports may be overridden for
  * tests, or handed over as listening descriptors (`fds`); everything else comes from `core.proxy`.
+ * With `slowPathSocket`, the same proxy listens on that Unix socket instead, behind HAProxy.
  */
 export async function startDataPlane(
   config: GatewayConfig,
@@ -56,8 +74,10 @@ export async function startDataPlane(
     ticketKeys?: TicketKeyRing;
     /** This node draining: `health.<base>` answers 503. */
     draining?: DrainingFlag;
+    /** A custom domain's TXT answer routed a connection (slow-path.ts `CustomDomainHook`). */
+    onCustomDomain?: CustomDomainHook;
   },
-  ports: { https?: number; http?: number; fds?: ListenFds } = {},
+  ports: DataPlaneListen = {},
 ): Promise<DataPlane> {
   const p = config.core.proxy;
   const log = deps.log.child({ part: "proxy" });
@@ -97,27 +117,31 @@ export async function startDataPlane(
       self,
       log,
       ...(deps.stats ? { stats: deps.stats } : {}),
+      ...(deps.onCustomDomain ? { onCustomDomain: deps.onCustomDomain } : {}),
     };
-    const proxy: TlsProxy = await TlsProxy.start(
-      p,
-      proxyDeps,
-      ports.https ?? p.listen_port,
-      ports.fds?.tls,
-    );
+    const slowPath = ports.slowPathSocket;
+    const proxy: TlsProxy =
+      slowPath !== undefined
+        ? await TlsProxy.startSlowPath(p, proxyDeps, slowPath)
+        : await TlsProxy.start(p, proxyDeps, ports.https ?? p.listen_port, ports.fds?.tls);
     opened = proxy;
-    const httpsPort = proxy.address().port;
-    const redirect = p.http_redirect
-      ? await startRedirect({
-          address: p.listen_addr,
-          port: ports.http ?? p.http_port,
-          fd: ports.fds?.http,
-          httpsPort,
-          timeoutMs: p.timeouts.handshake,
-        })
-      : undefined;
+    const redirect =
+      p.http_redirect && slowPath === undefined
+        ? await startRedirect({
+            address: p.listen_addr,
+            port: ports.http ?? p.http_port,
+            fd: ports.fds?.http,
+            httpsPort: proxy.address().port,
+            timeoutMs: p.timeouts.handshake,
+          })
+        : undefined;
     const closeRedirect = () =>
       redirect ? new Promise<void>((resolve) => redirect.close(() => resolve())) : undefined;
-    log.info({ https: proxy.address(), redirect: redirect?.address() }, "data plane listening");
+    const where =
+      slowPath !== undefined
+        ? { slowPath }
+        : { https: proxy.address(), redirect: redirect?.address() };
+    log.info(where, "data plane listening");
     return {
       proxy,
       terminator,

@@ -12,13 +12,20 @@ import {
   portAllowed,
 } from "../registry/index.js";
 import { bridge, type BridgeResult, type BridgeTimeouts } from "./bridge.js";
-import { raceConnect } from "./connect.js";
+import { raceConnect, settleBoth } from "./connect.js";
 import type { CustomDomainResolver } from "./custom-domain.js";
 import { readClientHello } from "./peek.js";
-import { encodeProxyV2 } from "./proxy-protocol.js";
+import { type DecodedProxyV2, encodeProxyV2, type ProxyAddresses } from "./proxy-protocol.js";
 import { type AppRoute, compileRouter, type RouteMode, type Router } from "./route.js";
 import type { SelfService } from "./self.js";
 import { InstanceSelector } from "./select.js";
+import {
+  announceCustomDomain,
+  type CustomDomainHook,
+  listenOnPath,
+  readProxyHeader,
+  SlowPathError,
+} from "./slow-path.js";
 import { ProxyStats } from "./stats.js";
 import type { AlpnMode, TlsTerminator } from "./terminate.js";
 
@@ -30,6 +37,8 @@ export interface ProxyDeps {
   readonly self: SelfService;
   readonly log: Logger;
   readonly stats?: ProxyStats;
+  /** A custom domain's TXT answer routed a connection (slow-path.ts). */
+  readonly onCustomDomain?: CustomDomainHook;
 }
 
 type ProxyConfig = GatewayConfig["core"]["proxy"];
@@ -69,6 +78,8 @@ export class TlsProxy {
   readonly #selector: InstanceSelector;
   readonly #timeouts: BridgeTimeouts;
   readonly #sockets = new Set<Socket>();
+  /** The slow path's socket behind HAProxy: every connection starts with a PROXY v2 header. */
+  readonly #slowPath: string | undefined;
   /**
    * A terminated connection's raw socket shares its native handle with the TLS socket; Node 20
    * can then write to a reused descriptor if the raw one is destroyed first. So once wrapped,
@@ -78,9 +89,10 @@ export class TlsProxy {
   /** A socket's 'close' listener, `this` being the socket. */
   readonly #forget: (this: Socket) => void;
 
-  private constructor(config: ProxyConfig, deps: ProxyDeps) {
+  private constructor(config: ProxyConfig, deps: ProxyDeps, slowPath?: string) {
     this.#config = config;
     this.#deps = deps;
+    this.#slowPath = slowPath;
     this.stats = deps.stats ?? new ProxyStats();
     this.#route = compileRouter({ baseDomain: config.base_domain });
     this.#selector = new InstanceSelector(deps.directory, {
@@ -118,6 +130,21 @@ export class TlsProxy {
     return proxy;
   }
 
+  /**
+   * The slow path behind the HAProxy engine (slow-path.ts): listens on the Unix socket `path`
+   * (mode 0600, a stale socket replaced); each connection's PROXY v2 header is read and its
+   * source used as the client's address, then the connection goes on as on :443.
+   */
+  static async startSlowPath(
+    config: ProxyConfig,
+    deps: ProxyDeps,
+    path: string,
+  ): Promise<TlsProxy> {
+    const proxy = new TlsProxy(config, deps, path);
+    await listenOnPath(proxy.#server, path);
+    return proxy;
+  }
+
   /** Open connections per instance id. */
   instanceConnections(): ReadonlyMap<string, number> {
     return this.#selector.allActive();
@@ -128,8 +155,14 @@ export class TlsProxy {
     return this.#selector.connectFailures();
   }
 
+  /** The TCP address; on the slow path, see `path`. */
   address(): AddressInfo {
     return this.#server.address() as AddressInfo;
+  }
+
+  /** The Unix socket of the slow path, else undefined. */
+  path(): string | undefined {
+    return this.#slowPath; // the server's own address is the name it was bound to first
   }
 
   /** Stops accepting, ends every open connection, and resolves when the listener is closed. */
@@ -184,21 +217,37 @@ export class TlsProxy {
   }
 
   async #serve(socket: Socket): Promise<void> {
+    let relayed: DecodedProxyV2 | undefined;
+    if (this.#slowPath !== undefined) {
+      try {
+        relayed = await readProxyHeader(socket, this.#config.timeouts.handshake);
+      } catch (error) {
+        this.#reject(socket, error);
+        return;
+      }
+    }
     // The client's address costs a getpeername() per connection: read only when a setting
-    // uses it (the PROXY header reads its own).
+    // uses it (the PROXY header reads its own). Behind HAProxy it is the header's, at no cost.
     const limited = this.#config.max_connections_per_ip > 0;
-    const ip = limited || this.#config.balance === "ip_hash" ? (socket.remoteAddress ?? "") : "";
+    const ip =
+      relayed?.sourceAddress ??
+      (limited || this.#config.balance === "ip_hash" ? (socket.remoteAddress ?? "") : "");
     const perIp = limited ? this.stats.ipOpened(ip) : 0;
     try {
-      await this.#handle(socket, ip, perIp);
+      await this.#handle(socket, ip, perIp, relayed);
     } catch (error) {
-      this.#reject(socket, error);
+      this.#reject(socket, error, relayed);
     } finally {
       if (limited) this.stats.ipClosed(ip);
     }
   }
 
-  async #handle(socket: Socket, ip: string, perIp: number): Promise<void> {
+  async #handle(
+    socket: Socket,
+    ip: string,
+    perIp: number,
+    relayed: ProxyAddresses | undefined,
+  ): Promise<void> {
     const maxPerIp = this.#config.max_connections_per_ip;
     if (maxPerIp > 0 && perIp > maxPerIp) {
       throw new RejectError("E_LIMIT_IP", `client ${ip} has ${maxPerIp} open connections already`);
@@ -269,7 +318,7 @@ export class TlsProxy {
       const configHeader = override?.proxy_protocol ?? this.#config.proxy_protocol;
       const headerFor = (instance: Instance) =>
         (policyProxyHeader(instance, target.port) ?? configHeader)
-          ? this.#proxyHeader(socket)
+          ? this.#proxyHeader(socket, relayed)
           : undefined;
       if (target.mode === "passthrough") {
         const { socket: backend, instance, reads } = await connecting;
@@ -315,7 +364,9 @@ export class TlsProxy {
   }
 
   async #custom(name: string): Promise<Target> {
-    const address = await this.#deps.customDomains.resolve(name);
+    const address = await this.#deps.customDomains.resolveTimed(name);
+    const hook = this.#deps.onCustomDomain;
+    if (hook !== undefined) announceCustomDomain(hook, address, this.#deps.log);
     return {
       appId: address.appId,
       id: address.appId,
@@ -325,7 +376,9 @@ export class TlsProxy {
     };
   }
 
-  #proxyHeader(socket: Socket): Buffer {
+  /** The header for the backend: the relayed addresses on the slow path, else the socket's. */
+  #proxyHeader(socket: Socket, relayed: ProxyAddresses | undefined): Buffer {
+    if (relayed !== undefined) return encodeProxyV2(relayed);
     return encodeProxyV2({
       sourceAddress: socket.remoteAddress ?? "0.0.0.0",
       sourcePort: socket.remotePort ?? 0,
@@ -338,13 +391,17 @@ export class TlsProxy {
     (this.#tlsOf.get(socket) ?? socket).destroy();
   }
 
-  #reject(socket: Socket, error: unknown): void {
+  #reject(socket: Socket, error: unknown, relayed?: ProxyAddresses): void {
     this.#destroy(socket);
     const code = error instanceof GatewayError ? error.code : "E_INTERNAL";
     const appId = (error as { appId?: string }).appId;
     this.stats.rejected(code, appId);
-    const fields = { code, appId, client: socket.remoteAddress };
+    const client = relayed?.sourceAddress ?? socket.remoteAddress;
+    const fields = { code, appId, client };
     if (code === "E_INTERNAL") this.#deps.log.error({ ...fields, err: error }, "connection failed");
+    // Only HAProxy connects to the slow path (a 0600 socket): a bad header is a misconfiguration
+    // to see, not a client's noise.
+    else if (error instanceof SlowPathError) this.#deps.log.warn(fields, error.message);
     else this.#deps.log.debug(fields, (error as Error).message);
   }
 }
@@ -358,16 +415,4 @@ function appTarget(route: AppRoute): Target {
 function withApp(error: unknown, appId: string): unknown {
   if (error instanceof Error && !("appId" in error)) Object.assign(error, { appId });
   return error;
-}
-
-/** Awaits both; if either fails, the other's socket is destroyed and the first error thrown. */
-async function settleBoth<
-  A extends { destroy(): unknown },
-  B extends { socket: { destroy(): unknown } },
->(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
-  const [ra, rb] = await Promise.allSettled([a, b]);
-  if (ra.status === "fulfilled" && rb.status === "fulfilled") return [ra.value, rb.value];
-  if (ra.status === "fulfilled") ra.value.destroy();
-  if (rb.status === "fulfilled") rb.value.socket.destroy();
-  throw ra.status === "rejected" ? ra.reason : (rb as PromiseRejectedResult).reason;
 }

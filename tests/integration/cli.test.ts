@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
-import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
@@ -135,6 +135,51 @@ describe("gateway check-config (the bundle, run with plain node)", () => {
       const r = gateway("check-config", config(join(dir, "absent.pem")), "--on-host");
       expect(r.code).toBe(2);
       expect(r.stderr).toContain(missingKey);
+    });
+
+    describe("--on-host with core.proxy.engine haproxy: /usr/sbin/haproxy must be here", () => {
+      const haproxyConfig = () => {
+        writeFileSync(chain, "x");
+        writeFileSync(key, "x");
+        const raw = JSON.parse(readFileSync(config(key), "utf8"));
+        return tempFile(
+          "gateway.json",
+          JSON.stringify(withKey(raw, "core.proxy.engine", "haproxy")),
+        );
+      };
+
+      it.skipIf(!existsSync("/usr/sbin/haproxy"))("present: passes", () => {
+        expect(gateway("check-config", haproxyConfig(), "--on-host").code).toBe(0);
+      });
+
+      // Hidden behind /dev/null in a mount namespace of its own (root only), so the check
+      // sees it missing while this machine keeps it.
+      it.skipIf(process.getuid?.() !== 0)("absent: exit 2, naming the key", () => {
+        const r = spawnSync(
+          "unshare",
+          [
+            "-m",
+            "sh",
+            "-c",
+            'mount --bind /dev/null /usr/sbin/haproxy && exec "$0" "$@"',
+            process.execPath,
+            bundle,
+            "check-config",
+            haproxyConfig(),
+            "--on-host",
+          ],
+          { encoding: "utf8", timeout: 15_000, cwd: tmpdir() },
+        );
+        expect(r.status).toBe(2);
+        expect(r.stderr).toContain(
+          '  - core.proxy.engine: /usr/sbin/haproxy is run by the gateway (core.proxy.engine is "haproxy"',
+        );
+      });
+
+      it("--shipped lists files, never packages: no program is checked there", () => {
+        const file = haproxyConfig();
+        expect(gateway("check-config", file, "--shipped", chain, "--shipped", key).code).toBe(0);
+      });
     });
 
     it("without either, only the schema: a config for another machine passes", () => {

@@ -7,8 +7,9 @@ import {
 import { createServer as createTcpServer, type Server, type Socket } from "node:net";
 import { createHash } from "node:crypto";
 import { parseGatewayConfig, type GatewayConfig } from "../../../gateway-runtime/config/index.js";
-import { createLogger, silentLogger } from "../../../gateway-runtime/log/index.js";
+import { createLogger, type Logger, silentLogger } from "../../../gateway-runtime/log/index.js";
 import {
+  type CustomDomainHook,
   type DataPlane,
   DrainingFlag,
   startDataPlane,
@@ -39,8 +40,14 @@ export interface ProxyLab {
   close(): Promise<void>;
 }
 
-/** The real data plane (same factory as `gateway run`), on 127.0.0.1 with ephemeral ports. */
-export async function startProxyLab(overrides: Record<string, unknown> = {}): Promise<ProxyLab> {
+/**
+ * The real data plane (same factory as `gateway run`), on 127.0.0.1 with ephemeral ports, or
+ * on the HAProxy engine's slow-path socket `slowPathSocket` (then `port` is 0).
+ */
+export async function startProxyLab(
+  overrides: Record<string, unknown> = {},
+  engine: { slowPathSocket?: string; onCustomDomain?: CustomDomainHook; log?: Logger } = {},
+): Promise<ProxyLab> {
   const ca = createCa();
   const leaf = issueLeaf(ca);
   const dns = await startDnsServer();
@@ -60,14 +67,21 @@ export async function startProxyLab(overrides: Record<string, unknown> = {}): Pr
   const config = parseGatewayConfig(raw, "proxy lab");
   const directory = new MemoryDirectory();
   // GATEWAY_TEST_LOG=debug shows the proxy's own log while debugging a test.
-  const log = process.env.GATEWAY_TEST_LOG
-    ? createLogger(process.env.GATEWAY_TEST_LOG as "debug")
-    : silentLogger();
+  const log =
+    engine.log ??
+    (process.env.GATEWAY_TEST_LOG
+      ? createLogger(process.env.GATEWAY_TEST_LOG as "debug")
+      : silentLogger());
   const draining = new DrainingFlag();
-  const plane = await startDataPlane(config, { directory, log, draining }, { https: 0, http: 0 });
+  const hook = engine.onCustomDomain ? { onCustomDomain: engine.onCustomDomain } : {};
+  const plane = await startDataPlane(
+    config,
+    { directory, log, draining, ...hook },
+    engine.slowPathSocket ? { slowPathSocket: engine.slowPathSocket } : { https: 0, http: 0 },
+  );
   const httpAddress = plane.redirect?.address();
   return {
-    port: plane.proxy.address().port,
+    port: engine.slowPathSocket ? 0 : plane.proxy.address().port,
     httpPort: typeof httpAddress === "object" && httpAddress ? httpAddress.port : 0,
     ca,
     dns,

@@ -1,11 +1,13 @@
 import { describe, expect, it } from "vitest";
 import {
   checkHostFiles,
+  checkHostPrograms,
   ConfigError,
   FILE_KEYS,
   filesReadAtStart,
   gatewayConfigSchema,
   parseGatewayConfig,
+  programsRunAtStart,
   requireHostFiles,
 } from "../../../gateway-runtime/config/index.js";
 import { fieldsOf } from "../../../gateway-runtime/config/walk.js";
@@ -138,5 +140,45 @@ describe("checkHostFiles: each file the gateway reads at start must be shipped",
       .map(({ path }) => path)
       .sort();
     expect(named).toEqual([...FILE_KEYS.read, ...FILE_KEYS.written].sort());
+  });
+});
+
+describe("checkHostPrograms: the programs an engine runs must be on the host", () => {
+  const haproxy = parse(set(minimalConfig(), { "core.proxy.engine": "haproxy" }));
+
+  it("the node engine runs no program; haproxy runs /usr/sbin/haproxy", () => {
+    expect(programsRunAtStart(parse(minimalConfig()))).toEqual([]);
+    expect(programsRunAtStart(haproxy).map((p) => [p.key, p.path])).toEqual([
+      ["core.proxy.engine", "/usr/sbin/haproxy"],
+    ]);
+    expect(checkHostPrograms(parse(minimalConfig()), () => false)).toEqual([]);
+  });
+
+  it("a missing binary is one problem naming the key and the path", () => {
+    expect(checkHostPrograms(haproxy, () => true)).toEqual([]);
+    expect(checkHostPrograms(haproxy, () => false)).toEqual([
+      {
+        path: "core.proxy.engine",
+        message:
+          '/usr/sbin/haproxy is run by the gateway (core.proxy.engine is "haproxy" (Debian package haproxy)) but is not an executable file here',
+      },
+    ]);
+  });
+
+  it("requireHostFiles lists the missing programs with the missing files", () => {
+    let error: unknown;
+    try {
+      requireHostFiles(
+        haproxy,
+        [],
+        "host gw1",
+        checkHostPrograms(haproxy, () => false),
+      );
+    } catch (e) {
+      error = e;
+    }
+    expect((error as ConfigError).code).toBe("E_CONFIG_FILE_MISSING");
+    expect((error as ConfigError).message).toContain("4 problem(s)");
+    expect((error as ConfigError).message).toContain("  - core.proxy.engine: /usr/sbin/haproxy");
   });
 });

@@ -14,6 +14,6 @@ describe("README configuration reference", () => {
     expect(table).toContain('| `core.proxy.timeouts.total` | duration | `"5h"` |');
     expect(table).toContain("| `core.wg.private_key` | secret | required |");
     expect(table).toContain("| `core.certbot.cf_api_token` | secret | none |");
-    expect(table.split("\n").filter((l) => l.startsWith("| `")).length).toBe(107);
+    expect(table.split("\n").filter((l) => l.startsWith("| `")).length).toBe(108);
   });
 });

@@ -96,6 +96,7 @@ describe("the seed gateway.toml", () => {
           cert_chain: "/data/rproxy/certs/live/cert.pem",
           cert_key: "/data/rproxy/certs/live/key.pem",
           base_domain: "app.example.com",
+          engine: "node",
           listen_addr: "0.0.0.0",
           listen_port: 443,
           workers: 1,

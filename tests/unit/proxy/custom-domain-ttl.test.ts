@@ -51,6 +51,29 @@ describe("cache lifetimes from TTLs", () => {
     expect(f.dns.queries(`${PREFIX}.${name}`)).toBe(2);
   });
 
+  it("resolveTimed says how much longer the answer holds (HAProxy's map keeps it that long)", async () => {
+    const name = f.domain();
+    f.dns.setTtl(20);
+    f.dns.setTxt(`${PREFIX}.${name}`, [`${APP}:443`]);
+    const resolver = f.make();
+    const timed = await resolver.resolveTimed(`${name.toUpperCase()}.`);
+    expect(timed).toEqual({ name, appId: APP, port: 443, ttlMs: 20_000 });
+    f.clock += 15_000;
+    expect(await resolver.resolveTimed(name)).toMatchObject({ port: 443, ttlMs: 5_000 });
+    expect(f.dns.queries(`${PREFIX}.${name}`)).toBe(1);
+    // Capped like the cache: a long TTL holds for ttlCapMs (60 s here).
+    const long = f.domain();
+    f.dns.setTtl(3_600);
+    f.dns.setTxt(`${PREFIX}.${long}`, [`${APP}:443`]);
+    expect((await resolver.resolveTimed(long)).ttlMs).toBe(60_000);
+    // TTL 0: nothing is kept, so nothing may be installed.
+    const zero = f.domain();
+    f.dns.setTtl(0);
+    f.dns.setTxt(`${PREFIX}.${zero}`, [`${APP}:443`]);
+    expect((await resolver.resolveTimed(zero)).ttlMs).toBe(0);
+    expect(await codeOf(resolver.resolveTimed(f.domain()))).toBe("E_CUSTOM_NO_TXT");
+  });
+
   it("asks again on every connection for a record with TTL 0", async () => {
     const name = f.domain();
     f.dns.setTtl(0);
