@@ -91,6 +91,19 @@ function applySysctl({ key, value, why }: (typeof HOST_SYSCTLS)[number]): string
  * missing or older), the service user, 0700 directories, the kernel settings, the firewall. A
  * second run changes nothing. Below `NODE_MAJOR` is refused: the bundle targets it.
  */
+/**
+ * The haproxy engine: Debian's package, whose own service is masked. The gateway runs HAProxy
+ * itself, from the configuration it renders; the packaged service would start one more HAProxy
+ * from /etc/haproxy at every boot.
+ */
+function haproxySetup(layout: HostLayout): string {
+  if (!layout.haproxy) return "";
+  return `apt_install haproxy
+systemctl disable --now haproxy.service >/dev/null 2>&1 || true
+systemctl mask haproxy.service >/dev/null
+`;
+}
+
 export function setupScript(layout: HostLayout, nodeMajor = NODE_MAJOR): string {
   if (!Number.isInteger(nodeMajor) || nodeMajor < NODE_MAJOR) {
     throw new Error(`nodeMajor must be an integer >= ${NODE_MAJOR}, got ${nodeMajor}`);
@@ -114,7 +127,7 @@ apt_install() {
   apt-get install -y -q --no-install-recommends $missing
 }
 apt_install ca-certificates curl gnupg iproute2 nftables wireguard-tools
-${etcdSetup(layout)}if modprobe wireguard 2>/dev/null || [ -d /sys/module/wireguard ]; then
+${etcdSetup(layout)}${haproxySetup(layout)}if modprobe wireguard 2>/dev/null || [ -d /sys/module/wireguard ]; then
   echo wireguard > /etc/modules-load.d/gateway-wireguard.conf
 else
   echo "no WireGuard kernel module: using wireguard-go"

@@ -93,6 +93,8 @@ export interface HostLayout {
    * ones its etcd ports (ETCD_PORTS) are open to. Absent: no etcd on this host.
    */
   readonly etcdPeers?: readonly string[];
+  /** `core.proxy.engine = "haproxy"`: the host needs Debian's haproxy, which the gateway runs. */
+  readonly haproxy?: boolean;
 }
 
 /** A path that is safe to put in a shell script and a unit file unquoted. */
@@ -143,6 +145,7 @@ export function hostLayout(config: OperatorConfig, sshPort = 22): HostLayout {
     ...(core.admin.enabled ? { adminPort: core.admin.port } : {}),
     sshPort,
     writablePaths: outermostPaths(writable),
+    ...(core.proxy.engine === "haproxy" ? { haproxy: true } : {}),
   };
 }
 

@@ -9,7 +9,7 @@ import { HOST_MOUNT_POINTS, hostsDown, hostsUp, runningHosts } from "./host.js";
 import { networkDown, networkUp } from "./network.js";
 import { ensurePackages } from "./packages.js";
 import { report } from "./report.js";
-import { LAB_DIR, labPath, readJson, regionGateways, regionSize } from "./state.js";
+import { LAB_DIR, labEngine, labPath, readJson, regionGateways, regionSize } from "./state.js";
 
 /** `--<name> <value>` options of this run (repeatable). */
 const options = (name: string) =>
@@ -27,13 +27,16 @@ async function up(): Promise<void> {
   step("build: bundling the gateway runtime");
   await sh("npm", ["run", "--silent", "build"], { timeoutMs: 300_000 });
   const gateways = regionGateways(regionSize(options("hosts").at(-1)));
+  const engine = labEngine(options("engine").at(-1));
+  // Before this run's own --set, which may still override it.
+  const engineSet = engine === "node" ? [] : [`gateway:config.core.proxy.engine=${engine}`];
   await networkUp(gateways);
   const dns = await dnsUp();
   const acme = await acmeUp();
   const hosts = await hostsUp(gateways);
   const clientCa = await labClientCa();
   if (hosts.some((h) => h.fresh)) forgetHostSteps();
-  await labUp({ dns, acme, hosts, clientCaPem: clientCa.certPem, sets });
+  await labUp({ dns, acme, hosts, clientCaPem: clientCa.certPem, sets: [...engineSet, ...sets] });
   const cvms = await cvmsUp(clientCa, acme);
   await report(acme, cvms, gateways);
   step(`up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -73,7 +76,7 @@ const steps: Record<string, () => Promise<void>> = { up, down, destroy };
 const run = steps[command];
 if (!run) {
   process.stderr.write(
-    `usage: npm run lab [-- up [--hosts 1|3] [--set <ns>:<key>[.path]=<value>]... | destroy | down]\n`,
+    `usage: npm run lab [-- up [--hosts 1|3] [--engine node|haproxy] [--set <ns>:<key>[.path]=<value>]... | destroy | down]\n`,
   );
   process.exit(64);
 }

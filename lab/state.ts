@@ -42,25 +42,47 @@ export const FIRST_GATEWAY: LabGatewaySpec = LAB.gateways[0];
 export const REGION_SIZES = [1, 3] as const;
 export type RegionSize = (typeof REGION_SIZES)[number];
 
-const regionFile = () => labPath("region.json");
+/** The data plane engines the lab can run (`core.proxy.engine`); the default is the config's. */
+export const LAB_ENGINES = ["node", "haproxy"] as const;
+export type LabEngine = (typeof LAB_ENGINES)[number];
 
 /**
- * The lab's region size: `--hosts N` of this run, else what the running lab has (so a later
- * `npm run lab` keeps it), else one host.
+ * A lab setting chosen by `--<option> <value>` of this run, else the one the running lab has
+ * (so a later `npm run lab` keeps it), else `fallback`. Kept in `.lab/<fileName>`.
  */
-export function regionSize(requested: string | undefined): RegionSize {
+function remembered<T extends string | number>(
+  fileName: string,
+  option: string,
+  requested: string | undefined,
+  allowed: readonly T[],
+  fallback: T,
+  what: string,
+): T {
+  const file = labPath(fileName);
   if (requested !== undefined) {
-    const n = Number(requested);
-    const size = REGION_SIZES.find((s) => s === n);
-    if (size === undefined)
-      throw new LabError(
-        `--hosts ${requested}: the lab runs a region of ${REGION_SIZES.join(" or ")} hosts`,
-      );
-    writeJson(regionFile(), { hosts: size });
-    return size;
+    const value = allowed.find((a) => String(a) === requested);
+    if (value === undefined)
+      throw new LabError(`--${option} ${requested}: ${what} is ${allowed.join(" or ")}`);
+    writeJson(file, { [option]: value });
+    return value;
   }
-  return readJson<{ hosts: RegionSize }>(regionFile())?.hosts ?? 1;
+  return readJson<Record<string, T>>(file)?.[option] ?? fallback;
 }
+
+/** The lab's region size: `--hosts N`, remembered. */
+export const regionSize = (requested: string | undefined): RegionSize =>
+  remembered("region.json", "hosts", requested, REGION_SIZES, 1, "the lab's region size (hosts)");
+
+/** The lab's data plane engine: `--engine node|haproxy`, remembered. */
+export const labEngine = (requested: string | undefined): LabEngine =>
+  remembered(
+    "engine.json",
+    "engine",
+    requested,
+    LAB_ENGINES,
+    "node",
+    "the lab's data plane engine",
+  );
 
 /** The gateway hosts of a region of `size`. */
 export const regionGateways = (size: RegionSize): LabGatewaySpec[] => LAB.gateways.slice(0, size);

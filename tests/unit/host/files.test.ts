@@ -190,6 +190,13 @@ describe("host scripts", () => {
     expect(() => setupScript(us, 24)).toThrow("nodeMajor must be an integer >= 26, got 24");
   });
 
+  it("setup installs haproxy and masks its packaged service only for the haproxy engine", () => {
+    expect(setupScript(us)).not.toContain("haproxy");
+    const setup = setupScript({ ...us, haproxy: true });
+    expect(setup).toContain("apt_install haproxy\n");
+    expect(setup).toContain("systemctl mask haproxy.service");
+  });
+
   it("setup writes the kernel settings to sysctl.d for boot and applies them at once", () => {
     const setup = setupScript(us);
     expect(sysctlFile()).toContain("\nnet.ipv4.tcp_tw_reuse = 1\n");
