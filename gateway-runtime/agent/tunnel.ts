@@ -83,7 +83,7 @@ export class AgentTunnel {
     } else {
       await this.#dropSessions(plan);
     }
-    await this.#writeConfig(plan);
+    await this.#writeConfig(plan, exists);
     await this.#run("wg", ["syncconf", iface, this.#o.configPath]);
     if (this.#address !== plan.address) {
       await this.#run("ip", ["-4", "address", "flush", "dev", iface]);
@@ -108,7 +108,7 @@ export class AgentTunnel {
       await this.apply(plan);
       return;
     }
-    await this.#writeConfig(plan);
+    await this.#writeConfig(plan, true);
     await this.#run("wg", ["syncconf", this.#o.interface, this.#o.configPath]);
     for (const route of plan.routes) {
       await this.#run("ip", ["route", "replace", route, "dev", this.#o.interface]);
@@ -124,6 +124,7 @@ export class AgentTunnel {
     const plan = this.#plan;
     if (!plan) return;
     await this.#dropSessions(plan);
+    await this.#writeConfig(plan, true);
     await this.#run("wg", ["syncconf", this.#o.interface, this.#o.configPath]);
   }
 
@@ -172,8 +173,21 @@ export class AgentTunnel {
     }
   }
 
-  async #writeConfig(plan: TunnelPlan): Promise<void> {
-    const text = renderTunnelConfig(plan, this.#o.privateKey.reveal(), this.#o.listenPort);
+  /**
+   * `wg syncconf` of a config without ListenPort binds the interface to a new random port (so
+   * does wireguard-go): the gateways would keep sending to the old one until this CVM's next
+   * keepalive, seconds later. So a config for an existing interface names the port it has.
+   */
+  async #listenPort(existing: boolean): Promise<number | undefined> {
+    if (this.#o.listenPort !== undefined || !existing) return this.#o.listenPort;
+    const { stdout } = await this.#run("wg", ["show", this.#o.interface, "listen-port"]);
+    const port = Number.parseInt(stdout.trim(), 10);
+    return Number.isInteger(port) && port > 0 && port <= 65535 ? port : undefined;
+  }
+
+  async #writeConfig(plan: TunnelPlan, existing: boolean): Promise<void> {
+    const port = await this.#listenPort(existing);
+    const text = renderTunnelConfig(plan, this.#o.privateKey.reveal(), port);
     try {
       await ensureDir(dirname(this.#o.configPath));
       await writeFileAtomic(this.#o.configPath, text, 0o600);
