@@ -55,7 +55,7 @@ function map(dir: string, name: keyof typeof MAPS): string {
 function proxyProtocolAcl(input: RouteRulesInput): { decl: string[]; cond: string } {
   const apps = input.proxyProtocolExceptions;
   if (apps.length === 0) {
-    return { decl: [], cond: input.proxyProtocol ? "always_true" : "always_false" };
+    return { decl: [], cond: input.proxyProtocol ? "TRUE" : "FALSE" };
   }
   return {
     decl: [`  acl pp_listed var(txn.app) -m str ${apps.join(" ")}`],

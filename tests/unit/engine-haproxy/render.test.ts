@@ -45,6 +45,10 @@ describe("renderConfig", () => {
   it("is a configuration HAProxy 2.6 accepts, every option on", () => {
     writeFileSync(join(dir, FILES.certificate), `${leaf.certPem}${leaf.keyPem}`);
     for (const map of Object.values(MAPS)) writeFileSync(join(dir, map), "");
+    const plain = renderConfig({ ...input(), dir });
+    writeFileSync(join(dir, "plain.cfg"), plain);
+    const r = spawnSync("haproxy", ["-c", "-f", join(dir, "plain.cfg")], { encoding: "utf8" });
+    expect(r.status, `defaults: ${r.stderr}`).toBe(0);
     for (const balance of ["least_conn", "round_robin", "random", "ip_hash"]) {
       const text = renderConfig({
         ...input({
@@ -146,7 +150,7 @@ describe("renderConfig", () => {
     expect(on).toContain("acl pp_listed var(txn.app) -m str abcd");
     expect(on).toContain("use_backend be_direct_pp if route_ok pass direct !pp_listed");
     expect(renderConfig(input())).toContain(
-      "use_backend be_direct_pp if route_ok pass direct always_false",
+      "use_backend be_direct_pp if route_ok pass direct FALSE",
     );
   });
 
