@@ -97,7 +97,10 @@ export class HaproxyProcess {
   #child: ChildProcess | undefined;
   #pid = 0;
   #adopted = false;
+  /** No longer supervised (stopped or released). */
   #stopping = false;
+  /** `stop` was called: a start still under way must end its HAProxy too. */
+  #killed = false;
   #failures = 0;
   #startedAt = 0;
   #watch: NodeJS.Timeout | undefined;
@@ -181,6 +184,7 @@ export class HaproxyProcess {
   /** Stops HAProxy now (its connections end), and stops supervising it. */
   async stop(): Promise<void> {
     this.#stopping = true;
+    this.#killed = true;
     clearInterval(this.#watch);
     clearTimeout(this.#restartTimer);
     const pid = this.#pid;
@@ -265,6 +269,8 @@ export class HaproxyProcess {
       const procs = await this.procs().catch(() => undefined);
       if (procs && procs.workers.length > 0) {
         this.#pid = procs.master;
+        // Stopped while this (re)start was under way: it must not outlive the engine.
+        if (this.#killed) await this.stop();
         return;
       }
       if (exited || performance.now() > deadline) {

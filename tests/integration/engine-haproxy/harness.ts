@@ -62,6 +62,11 @@ export interface Lab {
   settle(): Promise<void>;
   /** The master's pid and its workers. */
   pids(): Promise<string>;
+  /**
+   * The runtime's next generation: this engine hands over (HAProxy keeps running) and a new
+   * one starts on the same directory, with `overrides` on top of the first config.
+   */
+  nextGeneration(overrides?: Record<string, unknown>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -74,7 +79,7 @@ export async function startLab(
   const leaf = issueLeaf(ca);
   const port = await freePort();
   const httpPort = await freePort();
-  let raw = minimalConfig();
+  let base = minimalConfig();
   const settings: Record<string, unknown> = {
     "core.state_path": join(stateDir, "state.json"),
     "core.proxy.listen_addr": "127.0.0.1",
@@ -87,14 +92,26 @@ export async function startLab(
     "core.proxy.timeouts.connect": "2s",
     ...overrides,
   };
-  for (const [path, value] of Object.entries(settings)) raw = withKey(raw, path, value);
-  const config = parseGatewayConfig(raw, "haproxy engine lab");
+  for (const [path, value] of Object.entries(settings)) base = withKey(base, path, value);
+  const parse = (more: Record<string, unknown>) => {
+    let raw = base;
+    for (const [path, value] of Object.entries(more)) raw = withKey(raw, path, value);
+    return parseGatewayConfig(raw, "haproxy engine lab");
+  };
+  const config = parse({});
   const directory = new MemoryDirectory();
   const log = process.env.GATEWAY_TEST_LOG
     ? createLogger(process.env.GATEWAY_TEST_LOG as "debug")
     : silentLogger();
   const dir = join(stateDir, "haproxy");
-  const engine = await startHaproxyEngine(config, { directory, log }, { tickMs: 200, ...options });
+  let engine: HaproxyEngine;
+  try {
+    engine = await startHaproxyEngine(config, { directory, log }, { tickMs: 200, ...options });
+  } catch (error) {
+    ca.cleanup();
+    rmSync(stateDir, { recursive: true, force: true });
+    throw error;
+  }
   const lab: Lab = {
     dir,
     stateDir,
@@ -114,6 +131,14 @@ export async function startLab(
       await lab.engine.reconciler.settle();
     },
     settle: () => lab.engine.reconciler.settle(),
+    async nextGeneration(more = {}) {
+      await lab.engine.drain();
+      lab.engine = await startHaproxyEngine(
+        parse(more),
+        { directory, log },
+        { tickMs: 200, ...options },
+      );
+    },
     async pids() {
       const p = await lab.engine.process.procs();
       return `${p.master}:${p.workers.join(",")}`;
@@ -276,12 +301,14 @@ export function request(
 export async function stream(
   lab: Lab,
   name: string,
+  localAddress?: string,
 ): Promise<{ ping(text: string): Promise<string>; readonly closed: boolean; close(): void }> {
   const socket = tlsConnect({
     host: "127.0.0.1",
     port: lab.port,
     servername: name,
     ca: lab.ca.certPem,
+    ...(localAddress ? { localAddress } : {}),
   });
   let closed = false;
   socket.on("close", () => (closed = true));
