@@ -49,12 +49,27 @@ export interface HaproxyEngine {
   readonly reconciler: Reconciler;
   /** Counters from HAProxy's `show stat`, in the Node data plane's shape. */
   snapshot(): Promise<ProxySnapshot>;
+  /**
+   * A custom domain the slow path resolved (its TXT answer and how long it holds): later
+   * connections to it take HAProxy's fast path until it expires.
+   */
+  installCustomDomain(address: CustomDomainAnswer): void;
   /** Reads `cert_chain` and `cert_key` again and swaps them in (`set ssl cert`), no reload. */
   reloadCertificate(): Promise<void>;
   /** Stops HAProxy: its connections end. */
   stop(): Promise<void>;
   /** A hand-over: HAProxy keeps serving for the next generation, which adopts it. */
   drain(timeoutMs?: number): Promise<number>;
+}
+
+/** What `installCustomDomain` takes (the slow path's resolver answers in this shape). */
+export interface CustomDomainAnswer {
+  /** Lowercase, no trailing dot. */
+  readonly name: string;
+  readonly appId: string;
+  readonly port: number;
+  /** How long the answer holds from now. */
+  readonly ttlMs: number;
 }
 
 /** The engine's directory for a config. */
@@ -155,6 +170,9 @@ export async function startHaproxyEngine(
         certFile,
         new Map([...reconciler.desired().slots].map(([app, slot]) => [slot, app] as const)),
       ),
+    installCustomDomain({ name, appId, port, ttlMs }) {
+      reconciler.setCustomDomain(name, `${appId}:${port}`, ttlMs);
+    },
     async reloadCertificate() {
       const pem = await certificatePem(config);
       await writeFileAtomic(certFile, pem, 0o600);

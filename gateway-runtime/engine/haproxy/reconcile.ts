@@ -52,7 +52,8 @@ const EMPTY_MAPS = {
 
 export class Reconciler {
   readonly #deps: ReconcilerDeps;
-  readonly #custom = new Map<string, string>();
+  /** Custom domain → its TXT answer and until when it holds (ms since the epoch). */
+  readonly #custom = new Map<string, { readonly value: string; readonly until: number }>();
   readonly #written = new Map<string, string>();
   #poolSize: number;
   #applied: Applied = { servers: new Map(), maps: EMPTY_MAPS };
@@ -92,11 +93,20 @@ export class Reconciler {
     clearInterval(this.#timer);
   }
 
-  /** A custom domain's TXT answer (`<app-id>:<port>`), or undefined to drop it. */
-  setCustomDomain(name: string, value: string | undefined): void {
-    if (value === undefined) this.#custom.delete(name);
-    else this.#custom.set(name, value);
+  /**
+   * A custom domain's TXT answer (`<app-id>:<port>`) for `ttlMs` (the slow path resolved it
+   * and says how long its cache holds it), or undefined to drop it. An entry leaves the map at
+   * the first pass after it expires: the next connection goes to the slow path, which looks
+   * the name up again and installs the fresh answer.
+   */
+  setCustomDomain(name: string, value: string | undefined, ttlMs = Number.POSITIVE_INFINITY): void {
+    if (value === undefined || ttlMs <= 0) this.#custom.delete(name);
+    else this.#custom.set(name, { value, until: this.#now() + ttlMs });
     this.schedule();
+  }
+
+  #now(): number {
+    return (this.#deps.now ?? Date.now)();
   }
 
   /** One pass soon; calls during a tick coalesce into it. */
@@ -166,14 +176,20 @@ export class Reconciler {
       if (instance) previousSlots.set(instance.appId, server.slot);
       else busySlots.add(server.slot);
     }
+    const nowMs = this.#now();
+    const custom = new Map<string, string>();
+    for (const [name, entry] of this.#custom) {
+      if (entry.until > nowMs) custom.set(name, entry.value);
+      else this.#custom.delete(name);
+    }
     return desiredState({
       instances,
-      nowMs: (this.#deps.now ?? Date.now)(),
+      nowMs,
       healthyAgeMs: this.#deps.healthyAgeMs,
       poolSize: this.#poolSize,
       previousSlots,
       busySlots,
-      custom: this.#custom,
+      custom,
       proxyV2: this.#deps.proxyV2,
     });
   }

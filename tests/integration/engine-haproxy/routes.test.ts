@@ -7,6 +7,7 @@
 import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { until } from "../../../testkit/poll.js";
 import {
   type Backend,
   backend,
@@ -103,6 +104,20 @@ describe("HAProxy engine: route forms", () => {
     lab.engine.reconciler.setCustomDomain("shop.example.org", `${APP}:8443`);
     await lab.settle();
     expect((await request(lab, "shop.example.org")).text).toBe("one-tls 8443 pp=- ping");
+  });
+
+  it("keeps a custom domain's answer for its TTL, then sends the name to the slow path again", async () => {
+    const client = loopbackIp();
+    lab.engine.installCustomDomain({ name: "blog.example.org", appId: APP, port: 443, ttlMs: 600 });
+    await lab.settle();
+    expect((await request(lab, "blog.example.org")).text).toBe("one-tls 443 pp=- ping");
+    await until(
+      "the answer to expire",
+      async () =>
+        (await request(lab, "blog.example.org", { localAddress: client })).text ===
+        `slow ${client}`,
+      5_000,
+    );
   });
 
   it("sends unknown names, the gateway's own and bad labels to the slow path with the client's address", async () => {
