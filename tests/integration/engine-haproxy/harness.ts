@@ -115,8 +115,9 @@ export async function startLab(
   const lab: Lab = {
     dir,
     stateDir,
-    port,
-    httpPort,
+    // As configured: a test may give its own (a handed-over listener's).
+    port: config.core.proxy.listen_port,
+    httpPort: config.core.proxy.http_port,
     ca,
     leaf,
     config,
