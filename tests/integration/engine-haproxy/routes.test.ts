@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
+import { connect, createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "../../../testkit/poll.js";
 import {
@@ -131,6 +132,41 @@ describe("HAProxy engine: route forms", () => {
     ]) {
       const answer = await request(lab, name, { localAddress: client });
       expect(answer.text, name).toBe(`slow ${client}`);
+    }
+  });
+
+  // HAProxy 2.6 reads the SNI of a ClientHello whose records arrive together, so such a
+  // connection takes the fast path (the Node engine serves it too; what HAProxy cannot read
+  // goes to Node as the unknown names above do).
+  it("serves a ClientHello split across two TLS records like any other", async () => {
+    const client = loopbackIp();
+    // Between the TLS client and HAProxy: the first record (the ClientHello) re-framed as two.
+    const splitter = createServer((inner) => {
+      const outer = connect({ host: "127.0.0.1", port: lab.port, localAddress: client });
+      inner.once("data", (first: Buffer) => {
+        const body = first.subarray(5, 5 + first.readUInt16BE(3));
+        const half = Math.floor(body.length / 2);
+        const record = (part: Buffer) => {
+          const head = Buffer.from(first.subarray(0, 5));
+          head.writeUInt16BE(part.length, 3);
+          return Buffer.concat([head, part]);
+        };
+        const rest = first.subarray(5 + body.length);
+        outer.write(
+          Buffer.concat([record(body.subarray(0, half)), record(body.subarray(half)), rest]),
+        );
+        inner.pipe(outer).pipe(inner);
+      });
+      inner.on("error", () => outer.destroy());
+      outer.on("error", () => inner.destroy());
+    });
+    await new Promise<void>((resolve) => splitter.listen(0, "127.0.0.1", resolve));
+    const { port } = splitter.address() as { port: number };
+    try {
+      const answer = await request({ ...lab, port }, at(APP));
+      expect(answer.text).toBe("one 80 pp=- ping");
+    } finally {
+      splitter.close();
     }
   });
 
