@@ -131,8 +131,7 @@ export async function startHaproxyEngine(
     ...(options.tickMs !== undefined ? { tickMs: options.tickMs } : {}),
   });
   // The files HAProxy starts from: the directory's state now (a fresh start serves it at once).
-  const rendered = () => reconciler.desired();
-  await reconciler.writeFiles(rendered());
+  await reconciler.writeFiles(reconciler.desired());
   proc = await HaproxyProcess.startOrAdopt({
     dir,
     log,
