@@ -16,6 +16,7 @@ import {
   noEffectMessage,
   toRedactedObject,
 } from "../config/index.js";
+import { startHaproxyEngine } from "../engine/haproxy/engine.js";
 import { writeFileAtomic } from "../files/atomic.js";
 import { GATEWAY_VERSION } from "../version.js";
 import { handedOver, inheritedListeners, type ListenFds } from "../listen/index.js";
@@ -115,10 +116,39 @@ const certificates: Part = {
   },
 };
 
+/**
+ * The HAProxy engine: HAProxy owns the public ports (the handed-over descriptors go to it),
+ * the runtime keeps it in step with the directory and swaps its certificate. At a hand-over
+ * (sockets from systemd) this generation leaves HAProxy running for the next one to adopt;
+ * otherwise stopping the gateway stops HAProxy.
+ */
+async function startHaproxyPlane(ctx: RunContext): Promise<{ stop(): Promise<void> }> {
+  const engine = await startHaproxyEngine(
+    ctx.config,
+    { directory: ctx.directory, log: ctx.log },
+    { fds: { tls: ctx.listenFds.tls, http: ctx.listenFds.http } },
+  );
+  ctx.certificateListeners.push(() => engine.reloadCertificate());
+  ctx.admin.proxy = async () => ({ snapshot: await engine.snapshot(), workers: 1, answered: 1 });
+  // What HAProxy cannot decide it sends to `join(engine.dir, FILES.slowPath)`: the Node data
+  // plane listens there (started with the slow-path socket), and hands each custom domain it
+  // resolved to `engine.installCustomDomain`.
+  return {
+    stop: async () => {
+      if (handedOver(ctx.listenFds)) await engine.drain();
+      else await engine.stop();
+    },
+  };
+}
+
 const dataPlane: Part = {
   name: "TLS proxy (data plane)",
   enabled: () => true,
   async start(ctx) {
+    // `core.proxy.engine` ("node" | "haproxy", default "node") is defined by the schema.
+    if ((ctx.config.core.proxy as { engine?: string }).engine === "haproxy") {
+      return startHaproxyPlane(ctx);
+    }
     const { workers: count, drain_timeout: drainTimeoutMs } = ctx.config.core.proxy;
     // Handed-over sockets: connections must live in processes that outlive this one (a
     // hand-over stops this one at once), so the proxy runs in workers even when there is one.

@@ -33,6 +33,11 @@ export function serverName(instanceId: string): string {
   return `i_${instanceId}`;
 }
 
+/** The instance id a server is named by (`serverName` reversed). */
+export function instanceIdOf(server: string): string {
+  return server.startsWith("i_") ? server.slice(2) : server;
+}
+
 /** Map files under the engine's directory, kept current for HAProxy's next start. */
 export const MAPS = {
   /** app id → slot name */
@@ -41,6 +46,11 @@ export const MAPS = {
   instances: "instances.map",
   /** custom domain (lowercase, no trailing dot) → `<app-id>:<port>` from its TXT record */
   custom: "custom.map",
+  /**
+   * instance id → its app id: the per-app PROXY v2 choice and connection limit apply to a
+   * connection that names an instance too, as in the Node engine (added by the engine).
+   */
+  owners: "owners.map",
 } as const;
 
 /** Files and sockets under the engine's directory (`<dirname(state_path)>/haproxy`). */
@@ -62,3 +72,23 @@ export const FILES = {
  * sockets: those are one per network namespace, and tests run several gateways in one).
  */
 export const TERMINATE = { http1: "term.sock", h2: "term-h2.sock" } as const;
+
+/** The fixed backends and frontends of the rendered configuration (render.ts). */
+export const PROXIES = {
+  sni: "fe_sni",
+  term: "fe_term",
+  termH2: "fe_term_h2",
+  http: "fe_http",
+  /** Relays to the terminating frontends (`TERMINATE`). */
+  toTerm: "be_term",
+  toTermH2: "be_term_h2",
+  /** One portless server dialling the connection's rewritten destination; `_pp` sends PROXY v2. */
+  direct: "be_direct",
+  directPp: "be_direct_pp",
+  node: "be_node",
+  /** No server: what a terminating frontend cannot route any more is closed. */
+  reject: "be_reject",
+  /** Stick tables: open connections per client address and per app. */
+  perIp: "st_ip",
+  perApp: "st_app",
+} as const;
