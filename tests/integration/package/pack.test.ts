@@ -1,5 +1,7 @@
 /**
- * The package as another team gets it: `npm pack`, the tarball unpacked into a scratch
+ * The package as another team gets it: `npm pack` of a copy of the repository (its `prepack`
+ * builds bin/ and the bundle there, so the bin/ other tests read meanwhile is left alone), the
+ * tarball unpacked into a scratch
  * project's node_modules (what npm does with a tarball dependency; its dependencies are this
  * repository's, linked, so nothing is downloaded), and that project's own program, which
  * composes GatewayRegion with the args of examples/yaml, run under the recording engine as
@@ -8,6 +10,7 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
+  cpSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -60,16 +63,36 @@ export const baseDomain = region.baseDomain;
 export const hosts = region.hosts;
 `;
 
+/**
+ * A copy of the repository as a developer's checkout holds it (tracked and new files, not
+ * ignored ones: no bin/, no dist/), its node_modules linked: the dev dependencies prepack needs.
+ */
+function checkoutCopy(): string {
+  const copy = join(work, "checkout");
+  const listed = execFileSync("git", ["ls-files", "-z", "-co", "--exclude-standard"], {
+    cwd: ROOT,
+    encoding: "utf8",
+  });
+  for (const file of listed.split("\0")) {
+    // node_modules is a symlink in some checkouts, which the ignore pattern (a folder) misses.
+    if (file === "" || file === "node_modules") continue;
+    mkdirSync(join(copy, file, ".."), { recursive: true });
+    cpSync(join(ROOT, file), join(copy, file));
+  }
+  symlinkSync(join(ROOT, "node_modules"), join(copy, "node_modules"));
+  return copy;
+}
+
 let tarball = "";
+/** What `npm pack --json` printed: prepack's build output must not be in it. */
+let packOutput = "";
 beforeAll(() => {
-  // The bundle and bin/ are built by the test setup; prepack (a clean build) is not run here,
-  // so other tests reading bin/ meanwhile are not disturbed.
-  const packed = JSON.parse(
-    execFileSync("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", work], {
-      cwd: ROOT,
-      encoding: "utf8",
-    }),
-  ) as { filename: string }[];
+  packOutput = execFileSync("npm", ["pack", "--json", "--pack-destination", work], {
+    cwd: checkoutCopy(),
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const packed = JSON.parse(packOutput) as { filename: string }[];
   tarball = join(work, packed[0]?.filename ?? "");
   mkdirSync(installed, { recursive: true });
   execFileSync("tar", ["-xzf", tarball, "-C", installed, "--strip-components=1"]);
@@ -94,12 +117,19 @@ beforeAll(() => {
 }, 120_000);
 
 describe("the packed package", () => {
+  it("npm pack --json prints JSON only: prepack's build writes to stderr", () => {
+    expect(() => JSON.parse(packOutput)).not.toThrow();
+    expect(packOutput.trimStart().startsWith("[")).toBe(true);
+  });
+
   it("holds the library, its declarations and the bundle, not the stack program or sources", () => {
     const files = execFileSync("tar", ["-tzf", tarball], { encoding: "utf8" }).split("\n");
     expect(files).toContain("package/bin/lib.js");
     expect(files).toContain("package/bin/lib.d.ts");
     expect(files).toContain("package/bin/components/gateway-region.d.ts");
     expect(files).toContain("package/dist/gateway.mjs");
+    // `pulumi package add node_modules/cvm-tls-gateway` needs it (docs/component-package.md).
+    expect(files).toContain("package/PulumiPlugin.yaml");
     expect(files.filter((f) => /\.ts$/.test(f) && !f.endsWith(".d.ts"))).toEqual([]);
     expect(files.filter((f) => /\.map$|bin\/index\.|bin\/program\.|stacks\//.test(f))).toEqual([]);
   });
