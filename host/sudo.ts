@@ -18,7 +18,8 @@ export function shellQuote(text: string): string {
  * `script` as the SSH user `user` runs it. For root it is the script itself, byte for byte (so
  * a root stack's steps never change). Otherwise it runs through `sudo -n sh -c`, with the
  * step's stdin passed on to it; `-n` makes sudo fail instead of waiting for a password no one
- * can type, and the error says which user needs passwordless sudo.
+ * can type, and the error says which user needs passwordless sudo. The SSH server hands the
+ * text to the user's login shell, so the wrapper itself is plain POSIX sh.
  */
 export function asRoot(script: string, user: string): string {
   if (user === ROOT_USER) return script;
