@@ -135,7 +135,7 @@ beforeAll(() => {
   );
   writeFileSync(join(project, "index.js"), PROGRAM);
   writeFileSync(join(project, "args.json"), JSON.stringify(exampleArgs()));
-}, 120_000);
+}, 240_000);
 
 describe("the packed package", () => {
   it("npm pack --json prints JSON only: prepack's build writes to stderr", () => {
