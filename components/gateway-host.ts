@@ -5,6 +5,7 @@ import { DEFAULT_BUNDLE } from "./bundle.js";
 import { configDigest, hostFiles, UNIT_DELETE } from "../host/files.js";
 import { HOST_PATHS, type HostLayout, sha256 } from "../host/layout.js";
 import { drainScript, gateScript, type RolloutSpec } from "../host/rollout.js";
+import { asRoot, bundleOwnedBy, ROOT_USER } from "../host/sudo.js";
 import {
   ETCD_RESTART,
   ETCD_UNIT_DELETE,
@@ -22,7 +23,7 @@ export interface GatewayHostArgs {
   address: pulumi.Input<string>;
   /** SSH port; also kept open by the host firewall. @default 22 */
   sshPort?: pulumi.Input<number> | undefined;
-  /** SSH user; the scripts need root. @default "root" */
+  /** SSH user: root, or a user with passwordless sudo, through which every script runs as root. @default "root" */
   sshUser?: pulumi.Input<string> | undefined;
   /** SSH private key (PEM or OpenSSH), kept secret. @default none: the SSH agent is used */
   sshPrivateKey?: pulumi.Input<string> | undefined;
@@ -81,10 +82,11 @@ export class GatewayHost extends pulumi.ComponentResource {
 
   constructor(name: string, args: GatewayHostArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("gateway:index:GatewayHost", name, {}, opts);
+    const sshUser = pulumi.output(args.sshUser ?? ROOT_USER);
     const connection: types.input.remote.ConnectionArgs = {
       host: args.address,
       port: args.sshPort ?? 22,
-      user: args.sshUser ?? "root",
+      user: sshUser,
       dialErrorLimit: 20,
       // The provider's own types take no explicit undefined for these two.
       ...(args.sshPrivateKey === undefined
@@ -116,6 +118,9 @@ export class GatewayHost extends pulumi.ComponentResource {
       pulumi.all([toml, files.configScript]).apply(([text, script]) => configDigest(text, script)),
     );
     const child = { parent: this };
+    // Every script, create and delete alike, runs as root whoever SSH logs in as.
+    const rooted = (script: pulumi.Input<string>) =>
+      pulumi.all([sshUser, script]).apply(([user, text]) => asRoot(text, user));
     const step = (
       suffix: string,
       props: Omit<command.remote.CommandArgs, "connection" | "addPreviousOutputInEnv">,
@@ -123,11 +128,22 @@ export class GatewayHost extends pulumi.ComponentResource {
     ) =>
       new command.remote.Command(
         `${name}-${suffix}`,
-        { connection, addPreviousOutputInEnv: false, ...props },
+        {
+          connection,
+          addPreviousOutputInEnv: false,
+          ...props,
+          ...(props.create === undefined ? {} : { create: rooted(props.create) }),
+          ...(props.delete === undefined ? {} : { delete: rooted(props.delete) }),
+        },
         { ...child, ...extra },
       );
 
-    this.setup = step("setup", { create: files.setup });
+    // The bundle is copied as the SSH user: a user other than root gets its file.
+    this.setup = step("setup", {
+      create: pulumi
+        .all([files.setup, sshUser])
+        .apply(([text, user]) => text + bundleOwnedBy(user)),
+    });
     const etcd = args.etcd && etcdSteps(args.etcd, step, this.setup);
     // What restarts the gateway; the drain and the gate run again exactly when it does.
     const restartTriggers = [

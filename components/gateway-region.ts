@@ -60,7 +60,7 @@ export interface GatewayRegionArgs {
   configSource?: string | undefined;
   /** The region's hosts. Not an Input: one `GatewayHost` each. */
   hosts: RegionHost[];
-  /** SSH user of every host. @default "root" */
+  /** SSH user of every host: root, or a user with passwordless sudo (every script then runs through `sudo -n`). @default "root" */
   sshUser?: pulumi.Input<string> | undefined;
   /** SSH private key, a secret. @default none: the SSH agent is used */
   sshPrivateKey?: pulumi.Input<string> | undefined;

@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { isDnsName } from "../gateway-runtime/config/index.js";
 import { NODE_MAJOR } from "../host/layout.js";
+import { ROOT_USER, USER_NAME } from "../host/sudo.js";
 
 /**
  * Program-level stack keys (beside `gateway:config`): where the region's hosts are, how to reach
@@ -54,7 +55,10 @@ const settingsSchema = z.strictObject({
     .refine((hosts) => new Set(hosts.map((h) => h.address)).size === hosts.length, {
       error: "host addresses must be unique",
     }),
-  sshUser: z.string().min(1).default("root"),
+  sshUser: z
+    .string()
+    .regex(USER_NAME, { error: "expected a user name: root, or one with passwordless sudo" })
+    .default(ROOT_USER),
   dns: z.enum(["cloudflare", "none"]).default("cloudflare"),
   dnsZone: dnsName.optional(),
   customDomains: z.array(customDomainSchema).default([]),

@@ -1,16 +1,19 @@
 /**
- * The package as another team gets it: `npm pack`, the tarball unpacked into a scratch
- * project's node_modules (what npm does with a tarball dependency; its dependencies are this
- * repository's, linked, so nothing is downloaded), and that project's own program, which
- * composes GatewayRegion with the args of examples/yaml, run under the recording engine as
- * `pulumi preview` runs it. The bundle must be the package's own, found and hashed inside.
+ * The package as another team gets it: `npm pack` of a copy of the repository (its `prepack`
+ * builds bin/ and the bundle there, so the bin/ other tests read meanwhile is left alone),
+ * `npm install <tarball>` into a scratch project that has only what a consumer adds itself
+ * (@pulumi/pulumi, @types/node), so a runtime dependency missing from package.json fails here;
+ * the docs' TypeScript example compiled against the installed declarations (tsc --strict); and
+ * the project's own program, which composes GatewayRegion with the args of examples/yaml, run
+ * under the recording engine as `pulumi preview` runs it. The bundle must be the package's own,
+ * found and hashed inside.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
+  cpSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -60,48 +63,100 @@ export const baseDomain = region.baseDomain;
 export const hosts = region.hosts;
 `;
 
-let tarball = "";
-beforeAll(() => {
-  // The bundle and bin/ are built by the test setup; prepack (a clean build) is not run here,
-  // so other tests reading bin/ meanwhile are not disturbed.
-  const packed = JSON.parse(
-    execFileSync("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", work], {
-      cwd: ROOT,
-      encoding: "utf8",
-    }),
-  ) as { filename: string }[];
-  tarball = join(work, packed[0]?.filename ?? "");
-  mkdirSync(installed, { recursive: true });
-  execFileSync("tar", ["-xzf", tarball, "-C", installed, "--strip-components=1"]);
-  for (const entry of readdirSync(join(ROOT, "node_modules"))) {
-    if (entry === ".bin" || entry === "cvm-tls-gateway") continue;
-    symlinkSync(join(ROOT, "node_modules", entry), join(project, "node_modules", entry));
+/** Args a consumer gets wrong, which the installed declarations must refuse. */
+const REFUSED = `import * as pulumi from "@pulumi/pulumi";
+import { GatewayRegion, type GatewayRegionArgs } from "cvm-tls-gateway";
+
+declare const args: GatewayRegionArgs;
+// @ts-expect-error a secret is an Input<string>, not a number
+new GatewayRegion("a", { ...args, sshPrivateKey: 42 });
+// @ts-expect-error dns is "cloudflare" or "none"
+new GatewayRegion("b", { ...args, dns: "route53" });
+// @ts-expect-error hosts is required
+new GatewayRegion("c", { config: args.config });
+const region = new GatewayRegion("d", args);
+// @ts-expect-error the base domain is a string
+const domain: number = region.baseDomain;
+export const names: pulumi.Output<string[]> = region.hosts.apply((hs) => hs.map((h) => h.name));
+export { domain };
+`;
+
+/**
+ * A copy of the repository as a developer's checkout holds it (tracked and new files, not
+ * ignored ones: no bin/, no dist/), its node_modules linked: the dev dependencies prepack needs.
+ */
+function checkoutCopy(): string {
+  const copy = join(work, "checkout");
+  const listed = execFileSync("git", ["ls-files", "-z", "-co", "--exclude-standard"], {
+    cwd: ROOT,
+    encoding: "utf8",
+  });
+  for (const file of listed.split("\0")) {
+    // node_modules is a symlink in some checkouts, which the ignore pattern (a folder) misses.
+    if (file === "" || file === "node_modules") continue;
+    mkdirSync(join(copy, file, ".."), { recursive: true });
+    cpSync(join(ROOT, file), join(copy, file));
   }
+  symlinkSync(join(ROOT, "node_modules"), join(copy, "node_modules"));
+  return copy;
+}
+
+let tarball = "";
+/** What `npm pack --json` printed: prepack's build output must not be in it. */
+let packOutput = "";
+beforeAll(() => {
+  packOutput = execFileSync("npm", ["pack", "--json", "--pack-destination", work], {
+    cwd: checkoutCopy(),
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const packed = JSON.parse(packOutput) as { filename: string }[];
+  tarball = join(work, packed[0]?.filename ?? "");
+  // What a consumer's project has before it adds this package: the SDK its own program
+  // imports, and Node's types for TypeScript (the versions this repository is tested with).
+  const ours = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
+  mkdirSync(project, { recursive: true });
   writeFileSync(
     join(project, "package.json"),
     JSON.stringify({
       name: "consumer",
       type: "module",
-      dependencies: { "cvm-tls-gateway": `file:${tarball}` },
+      dependencies: { "@pulumi/pulumi": ours.dependencies["@pulumi/pulumi"] },
+      devDependencies: { "@types/node": ours.devDependencies["@types/node"] },
     }),
   );
+  execFileSync("npm", ["install", tarball, "--prefer-offline", "--no-audit", "--no-fund"], {
+    cwd: project,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   writeFileSync(
     join(project, "Pulumi.yaml"),
     "name: consumer\nruntime:\n  name: nodejs\n  options:\n    typescript: false\nmain: index.js\n",
   );
   writeFileSync(join(project, "index.js"), PROGRAM);
   writeFileSync(join(project, "args.json"), JSON.stringify(exampleArgs()));
-}, 120_000);
+}, 240_000);
 
 describe("the packed package", () => {
+  it("npm pack --json prints JSON only: prepack's build writes to stderr", () => {
+    expect(() => JSON.parse(packOutput)).not.toThrow();
+    expect(packOutput.trimStart().startsWith("[")).toBe(true);
+  });
+
   it("holds the library, its declarations and the bundle, not the stack program or sources", () => {
     const files = execFileSync("tar", ["-tzf", tarball], { encoding: "utf8" }).split("\n");
     expect(files).toContain("package/bin/lib.js");
     expect(files).toContain("package/bin/lib.d.ts");
     expect(files).toContain("package/bin/components/gateway-region.d.ts");
     expect(files).toContain("package/dist/gateway.mjs");
+    // `pulumi package add node_modules/cvm-tls-gateway` needs it (docs/component-package.md).
+    expect(files).toContain("package/PulumiPlugin.yaml");
     expect(files.filter((f) => /\.ts$/.test(f) && !f.endsWith(".d.ts"))).toEqual([]);
-    expect(files.filter((f) => /\.map$|bin\/index\.|bin\/program\.|stacks\//.test(f))).toEqual([]);
+    // Loaded by path when the etcd PKI is made, so no import names it.
+    expect(files).toContain("package/bin/components/x509.js");
+    // The stack program's own modules: its entry, settings and the global stack's front door.
+    const programOnly = /\.map$|bin\/(index|program)\.|front-door|stack-settings|stacks\//;
+    expect(files.filter((f) => programOnly.test(f))).toEqual([]);
   });
 
   it("imports without a Pulumi engine: nothing runs, no stack config is read", () => {
@@ -114,10 +169,40 @@ describe("the packed package", () => {
       ],
       { cwd: project, encoding: "utf8", env: { PATH: process.env.PATH ?? "" } },
     );
-    expect(out.trim()).toBe(
-      "DEFAULT_BUNDLE,GATEWAY_REGION_TYPE,GatewayRegion,RegionDns,readBundle",
-    );
+    expect(out.trim()).toBe("GatewayRegion,RegionDns");
   });
+
+  it("a TypeScript consumer compiles against the installed declarations (tsc --strict)", () => {
+    // The docs' example as written, and args the declarations must refuse: were they `any`,
+    // each @ts-expect-error would itself be an error.
+    const docs = readFileSync(join(ROOT, "docs", "component-package.md"), "utf8");
+    const example = /```ts\n([\s\S]*?)```/.exec(docs)?.[1];
+    expect(example, "docs/component-package.md has a ts example").toBeDefined();
+    writeFileSync(join(project, "docs-example.ts"), example ?? "");
+    writeFileSync(join(project, "refused.ts"), REFUSED);
+    writeFileSync(
+      join(project, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: {
+          target: "ES2022",
+          module: "nodenext",
+          moduleResolution: "nodenext",
+          strict: true,
+          noEmit: true,
+          types: ["node"],
+        },
+        files: ["docs-example.ts", "refused.ts"],
+      }),
+    );
+    // The repository's compiler; every module and type comes from the project's node_modules.
+    const tsc = join(ROOT, "node_modules", "typescript", "bin", "tsc");
+    const r = spawnSync(process.execPath, [tsc, "-p", "tsconfig.json"], {
+      cwd: project,
+      encoding: "utf8",
+    });
+    expect(r.stdout + r.stderr).toBe("");
+    expect(r.status).toBe(0);
+  }, 60_000);
 
   it("a consumer's program previews the region under the engine, with the package's own bundle", async () => {
     const lines: string[] = [];
