@@ -16,7 +16,7 @@ import {
   noEffectMessage,
   toRedactedObject,
 } from "../config/index.js";
-import { startHaproxyEngine } from "../engine/haproxy/engine.js";
+import { startHaproxyPlane } from "../engine/haproxy/plane.js";
 import { writeFileAtomic } from "../files/atomic.js";
 import { GATEWAY_VERSION } from "../version.js";
 import { handedOver, inheritedListeners, type ListenFds } from "../listen/index.js";
@@ -117,38 +117,26 @@ const certificates: Part = {
 };
 
 /**
- * The HAProxy engine: HAProxy owns the public ports (the handed-over descriptors go to it),
- * the runtime keeps it in step with the directory and swaps its certificate. At a hand-over
- * (sockets from systemd) this generation leaves HAProxy running for the next one to adopt;
- * otherwise stopping the gateway stops HAProxy.
+ * The HAProxy engine (engine/haproxy/plane.ts): HAProxy on the public ports, the Node data
+ * plane as its slow path. At a hand-over (sockets from systemd) this generation leaves HAProxy
+ * running for the next one to adopt; otherwise stopping the gateway stops HAProxy.
  */
-async function startHaproxyPlane(ctx: RunContext): Promise<{ stop(): Promise<void> }> {
-  const engine = await startHaproxyEngine(
+async function startHaproxyData(ctx: RunContext): Promise<{ stop(): Promise<void> }> {
+  const plane = await startHaproxyPlane(
     ctx.config,
-    { directory: ctx.directory, log: ctx.log },
-    { fds: { tls: ctx.listenFds.tls, http: ctx.listenFds.http } },
+    { directory: ctx.directory, log: ctx.log, draining: ctx.draining },
+    { tls: ctx.listenFds.tls, http: ctx.listenFds.http },
   );
-  ctx.certificateListeners.push(() => engine.reloadCertificate());
-  ctx.admin.proxy = async () => ({ snapshot: await engine.snapshot(), workers: 1, answered: 1 });
-  // What HAProxy cannot decide it sends to `join(engine.dir, FILES.slowPath)`: the Node data
-  // plane listens there (started with the slow-path socket), and hands each custom domain it
-  // resolved to `engine.installCustomDomain`.
-  return {
-    stop: async () => {
-      if (handedOver(ctx.listenFds)) await engine.drain();
-      else await engine.stop();
-    },
-  };
+  ctx.certificateListeners.push(() => plane.reloadCertificate());
+  ctx.admin.proxy = async () => ({ ...(await plane.snapshot()), workers: 1 });
+  return { stop: () => (handedOver(ctx.listenFds) ? plane.handOver() : plane.stop()) };
 }
 
 const dataPlane: Part = {
   name: "TLS proxy (data plane)",
   enabled: () => true,
   async start(ctx) {
-    // `core.proxy.engine` ("node" | "haproxy", default "node") is defined by the schema.
-    if ((ctx.config.core.proxy as { engine?: string }).engine === "haproxy") {
-      return startHaproxyPlane(ctx);
-    }
+    if (ctx.config.core.proxy.engine === "haproxy") return startHaproxyData(ctx);
     const { workers: count, drain_timeout: drainTimeoutMs } = ctx.config.core.proxy;
     // Handed-over sockets: connections must live in processes that outlive this one (a
     // hand-over stops this one at once), so the proxy runs in workers even when there is one.

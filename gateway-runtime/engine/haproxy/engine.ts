@@ -5,7 +5,6 @@
  * its certificate without a reload. The Node data plane keeps serving what HAProxy hands it
  * on the slow-path socket (`FILES.slowPath`); the caller starts it.
  */
-import { X509Certificate } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -15,10 +14,11 @@ import type { Logger } from "../../log/index.js";
 import type { ProxySnapshot } from "../../proxy/index.js";
 import type { Instance, InstanceDirectory } from "../../registry/index.js";
 import { HaproxyApi } from "./api.js";
-import { FILES, instanceIdOf, SLOT_PREFIX } from "./layout.js";
+import { FILES } from "./layout.js";
 import { Reconciler } from "./reconcile.js";
 import { appProxyV2, DEFAULT_SLOTS, digestOf, renderConfig, slotsOf } from "./render.js";
 import { HaproxyProcess } from "./process.js";
+import { haproxySnapshot } from "./stats.js";
 
 export interface HaproxyEngineDeps {
   /** The registration's directory: read, and followed through `onChange`. */
@@ -163,10 +163,10 @@ export async function startHaproxyEngine(
     process: started,
     api,
     reconciler,
+    // No certificate: the slow path's snapshot carries the one served (the same file).
     snapshot: () =>
-      snapshot(
-        api,
-        certFile,
+      haproxySnapshot(
+        join(dir, FILES.api),
         new Map([...reconciler.desired().slots].map(([app, slot]) => [slot, app] as const)),
       ),
     installCustomDomain({ name, appId, port, ttlMs }) {
@@ -187,44 +187,5 @@ export async function startHaproxyEngine(
       started.release();
       return 0;
     },
-  };
-}
-
-/** `show stat` as the Node data plane's snapshot: per-app counters and per-instance sessions. */
-async function snapshot(
-  api: HaproxyApi,
-  certFile: string,
-  appOfSlot: ReadonlyMap<string, string>,
-): Promise<ProxySnapshot> {
-  const apps: Record<string, ProxySnapshot["apps"][string]> = {};
-  const instances: Record<string, number> = {};
-  const connectFailures: Record<string, number> = {};
-  for (const row of await api.stat()) {
-    const backend = row.pxname ?? "";
-    const app = appOfSlot.get(backend);
-    if (!backend.startsWith(SLOT_PREFIX) || app === undefined) continue;
-    const n = (key: string) => Number(row[key] ?? 0) || 0;
-    if (row.svname === "BACKEND") {
-      apps[app] = {
-        active: n("scur"),
-        total: n("stot"),
-        bytesToBackend: n("bin"),
-        bytesToClient: n("bout"),
-        rejected: {},
-      };
-      continue;
-    }
-    const id = instanceIdOf(row.svname ?? "");
-    if (n("scur") > 0) instances[id] = n("scur");
-    if (n("econ") > 0) connectFailures[id] = n("econ");
-  }
-  const cert = new X509Certificate(await readFile(certFile, "utf8"));
-  return {
-    apps,
-    rejected: {},
-    instances,
-    connectFailures,
-    certificates: [{ serial: cert.serialNumber, notAfterMs: new Date(cert.validTo).getTime() }],
-    timings: [],
   };
 }
