@@ -141,6 +141,7 @@ export class HaproxyProcess {
   check(file = this.#config): void {
     // With the listeners it would get: `bind fd@3` is checked against the descriptor.
     const r = spawnSync(this.#opts.binary ?? HAPROXY_BINARY, ["-c", "-f", file], {
+      cwd: this.#opts.dir,
       encoding: "utf8",
       timeout: 15_000,
       stdio: ["ignore", "pipe", "pipe", ...(this.#opts.passFds ?? [])],
@@ -237,8 +238,10 @@ export class HaproxyProcess {
     const child = spawn(
       this.#opts.binary ?? HAPROXY_BINARY,
       ["-W", "-S", `${this.#master},mode,600`, "-f", this.#config],
-      // Its own process group: a terminal's Ctrl-C to the runtime is not HAProxy's.
-      { detached: true, stdio: ["ignore", "pipe", "pipe", ...passFds] },
+      // Its own process group: a terminal's Ctrl-C to the runtime is not HAProxy's. In the
+      // engine's directory: HAProxy changes back to where it started after parsing, which the
+      // gateway's user may not enter (the service manager's own directory).
+      { cwd: this.#opts.dir, detached: true, stdio: ["ignore", "pipe", "pipe", ...passFds] },
     );
     this.#child = child;
     this.#adopted = false;
