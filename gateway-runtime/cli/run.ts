@@ -16,7 +16,9 @@ import {
   noEffectMessage,
   toRedactedObject,
 } from "../config/index.js";
+import { engineDir } from "../engine/haproxy/engine.js";
 import { startHaproxyPlane } from "../engine/haproxy/plane.js";
+import { retireHaproxy } from "../engine/haproxy/process.js";
 import { writeFileAtomic } from "../files/atomic.js";
 import { GATEWAY_VERSION } from "../version.js";
 import { handedOver, inheritedListeners, type ListenFds } from "../listen/index.js";
@@ -154,9 +156,12 @@ const dataPlane: Part = {
       });
       ctx.certificateListeners.push(async () => workers.reloadCertificate());
       ctx.admin.proxy = () => workers.snapshot();
+      // Serving now: a HAProxy left by an earlier haproxy-engine generation may go.
+      await retireHaproxy(engineDir(ctx.config), ctx.log);
       return { stop: () => workers.stop() };
     }
     const plane = await startDataPlane(ctx.config, ctx);
+    await retireHaproxy(engineDir(ctx.config), ctx.log);
     ctx.admin.proxy = async () => ({ snapshot: await plane.snapshot(), workers: 1, answered: 1 });
     ctx.certificateListeners.push(async () => {
       await plane.terminator.reload();

@@ -187,7 +187,7 @@ export async function labUp(...args: string[]): Promise<void> {
 export function useLab(): void {
   beforeAll(async () => {
     ctx.wasUp = existsSync(LAB_JSON);
-    await labUp("--hosts", "1");
+    await labUp("--hosts", "1", "--engine", "node");
   }, 520_000);
   afterAll(async () => {
     if (!ctx.wasUp) {

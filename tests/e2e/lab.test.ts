@@ -2,27 +2,23 @@
 // with real clients from this machine. Brings the lab up if it is not, and down again after.
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { WebSocket } from "ws";
-import { sshOptions } from "../../lab/host.js";
 import { request, run } from "../helpers/lab-client.js";
 import {
   ctx,
   curl,
-  deployKey,
   eventually,
-  host,
   type LabInfo,
   lab$,
   openTls,
   register,
   restartGateway,
   ROOT,
-  sClient,
   ssh,
   stopAgent,
   useLab,
 } from "./lab-setup.js";
 import { dashboardSuite } from "./dashboard-suite.js";
+import { admin, routeSuite, sample } from "./route-suite.js";
 import { regionFaultSuite, regionSuite } from "./region-suite.js";
 import { regionRolloutSuite, rolloutSuite } from "./rollout-suite.js";
 
@@ -34,6 +30,8 @@ beforeAll(() => {
   ({ lab, app, gw } = ctx);
 });
 
+routeSuite("node");
+
 describe("the lab region, deployed by the Pulumi program", () => {
   it("wrote lab.json with the gateway's addresses and both instances", () => {
     expect(lab.gateway).toEqual({
@@ -44,98 +42,9 @@ describe("the lab region, deployed by the Pulumi program", () => {
     });
     expect(lab.apps[0]?.instanceIds).toHaveLength(2);
   });
-
-  it("<app-id> and <app-id>-<port>: termination with the pebble-issued wildcard certificate", async () => {
-    expect((await curl(app, "/a")).out).toMatch(/^c[12]\S+ 80 GET \/a 0/);
-    expect((await curl(`${app}-8080`, "/b")).out).toMatch(/^c[12]\S+ 8080 GET \/b 0/);
-  });
-
-  it("<instance-id>-<port>: that instance", async () => {
-    const [i1, i2] = lab.apps[0]?.instanceIds ?? [];
-    expect((await curl(`${i1}-8080`)).out).toMatch(new RegExp(`^${i1} 8080`));
-    expect((await curl(`${i2}-8080`)).out).toMatch(new RegExp(`^${i2} 8080`));
-  });
-
-  it("<app-id>s and <app-id>-<port>s: passthrough to the CVM's own certificate", async () => {
-    const r = await sClient(host(`${app}-8443s`), "ping\n", { verify: true });
-    expect(r.out).toContain("Verification: OK");
-    expect(r.out).toMatch(/c[12]\S+ tls 8443 \S+: ping/);
-    const d = await sClient(host(`${app}s`), "x\n");
-    expect(d.out).toMatch(/tls 443 /);
-  });
-
-  it("<app-id>-<port>g: HTTP/2 (curl)", async () => {
-    const r = await curl(`${app}-50051g`, "/pkg.Svc/Call", ["--http2", "-w", " %{http_version}"]);
-    expect(r.out).toMatch(/h2 \/pkg\.Svc\/Call\n 2$/);
-  });
-
-  it("a WebSocket echoes through termination", async () => {
-    const name = host(`${app}-8080`);
-    const options = { ca: readFileSync(lab.caFile), servername: name, headers: { host: name } };
-    const ws = new WebSocket(
-      `wss://${gw}/ws`,
-      options as ConstructorParameters<typeof WebSocket>[2],
-    );
-    const echoed = await new Promise<string>((resolve, reject) => {
-      ws.once("open", () => ws.send("through the lab"));
-      ws.once("message", (d) => resolve(d.toString()));
-      ws.once("error", reject);
-    });
-    ws.close();
-    expect(echoed).toBe("through the lab");
-  });
-
-  it("<app-id>-22: ssh to a CVM with openssl s_client as ProxyCommand", async () => {
-    const proxy = `openssl s_client -quiet -verify_return_error -connect ${gw}:443 -servername ${host(`${app}-22`)} -CAfile ${lab.caFile}`;
-    const r = await run("ssh", [
-      "-o",
-      `ProxyCommand=${proxy}`,
-      ...sshOptions(deployKey),
-      "root@cvm",
-      "echo ssh-ok",
-    ]);
-    expect(r.out.trim()).toBe("ssh-ok");
-  });
-
-  it("port 80 redirects to https", async () => {
-    const r = await run("curl", [
-      "-si",
-      "--max-time",
-      "5",
-      "-H",
-      `host: ${host(app)}`,
-      `http://${gw}/p?q=1`,
-    ]);
-    expect(r.out).toMatch(/^HTTP\/1\.1 308/);
-    expect(r.out).toContain(`location: https://${host(app)}/p?q=1`);
-  });
-
-  it("a custom domain routes by the TXT record GatewayDns wrote to the lab DNS", async () => {
-    const r = await sClient(lab.customDomain, "order\n", { verify: true });
-    expect(r.out).toContain("Verification: OK");
-    expect(r.out).toMatch(new RegExp(`tls 8443 ${lab.customDomain.replaceAll(".", "\\.")}: order`));
-  });
-
-  it("a wildcard custom domain: one TXT record routes every name one label below it", async () => {
-    for (const name of ["north.stores.customer.lab.test", "south.stores.customer.lab.test"]) {
-      const r = await sClient(name, "order\n");
-      expect(r.out).toContain(`tls 8443 ${name}: order`);
-    }
-  });
 });
 
 describe("the admin API on the gateway host", () => {
-  // `gateway admin` reads the region's token (made by the program) from the host's config.
-  const admin = async (call: string) => {
-    const r = await ssh(`node /opt/gateway/gateway.mjs admin ${call}`);
-    expect(r.code, r.err).toBe(0);
-    return r.out;
-  };
-  const sample = (text: string, series: string): number | undefined => {
-    const line = text.split("\n").find((l) => l.startsWith(`${series} `));
-    return line === undefined ? undefined : Number(line.slice(series.length + 1));
-  };
-
   it("counts the traffic over both proxy workers and shows the instances and certificate", async () => {
     const total = `gateway_connections_total{app="${app}"}`;
     const before = sample(await admin("metrics"), total) ?? 0;
@@ -192,17 +101,6 @@ describe("the admin API on the gateway host", () => {
   it("is not reachable from outside the gateway host", async () => {
     const r = await run("curl", ["-sS", "--max-time", "3", `http://${gw}:8001/metrics`]);
     expect(r.code).not.toBe(0);
-  });
-});
-
-describe("the gateway's own names through the lab", () => {
-  it("health.<base>/health answers 200, and gateway.<base> names the region's ACME account", async () => {
-    const health = await curl("health", "/health", ["-o", "/dev/null", "-w", "%{http_code}"]);
-    expect(health.out).toBe("200");
-    const acme = JSON.parse((await curl("gateway", "/.dstack/acme-info")).out) as {
-      account_uri: string;
-    };
-    expect(acme.account_uri).toMatch(/^https:\/\/10\.99\.0\.1:14000\/my-account\/\w+$/);
   });
 });
 
@@ -314,6 +212,7 @@ describe("operations on the lab", () => {
 
 dashboardSuite();
 rolloutSuite();
+routeSuite("haproxy");
 
 describe("the lab deploys through the recording engine (pulumi preview, then up)", () => {
   const gatewayPid = async () => (await ssh("cat /run/lab-units/gateway.service.pid")).out.trim();

@@ -139,19 +139,7 @@ export class HaproxyProcess {
 
   /** `haproxy -c`: the file as written parses and loads. */
   check(file = this.#config): void {
-    // With the listeners it would get: `bind fd@3` is checked against the descriptor.
-    const r = spawnSync(this.#opts.binary ?? HAPROXY_BINARY, ["-c", "-f", file], {
-      cwd: this.#opts.dir,
-      encoding: "utf8",
-      timeout: 15_000,
-      stdio: ["ignore", "pipe", "pipe", ...(this.#opts.passFds ?? [])],
-    });
-    if (r.status !== 0) {
-      throw new HaproxyProcessError(
-        "E_HAPROXY_CONFIG",
-        `haproxy -c ${file} (${r.status ?? r.signal}): ${r.stderr}${r.stdout}${r.error ?? ""}`,
-      );
-    }
+    checkHaproxyConfig(this.#opts, file);
   }
 
   /**
@@ -306,4 +294,55 @@ export class HaproxyProcess {
     }, delay);
     this.#restartTimer.unref();
   }
+}
+
+/**
+ * `haproxy -c -f file`, run as the engine runs HAProxy: from its directory, with the listeners
+ * it would get (`bind fd@3` is checked against the descriptor). Throws `E_HAPROXY_CONFIG` with
+ * HAProxy's own messages.
+ */
+export function checkHaproxyConfig(
+  opts: Pick<HaproxyProcessOptions, "binary" | "dir" | "passFds">,
+  file: string,
+): void {
+  const r = spawnSync(opts.binary ?? HAPROXY_BINARY, ["-c", "-f", file], {
+    cwd: opts.dir,
+    encoding: "utf8",
+    timeout: 15_000,
+    stdio: ["ignore", "pipe", "pipe", ...(opts.passFds ?? [])],
+  });
+  if (r.status !== 0) {
+    throw new HaproxyProcessError(
+      "E_HAPROXY_CONFIG",
+      `haproxy -c ${file} (${r.status ?? r.signal}): ${r.stderr}${r.stdout}${r.error ?? ""}`,
+    );
+  }
+}
+
+/**
+ * Soft-stops the HAProxy a previous generation left running in `dir` for adoption, when this
+ * generation runs the Node engine: nobody would adopt it, and on handed-over sockets it would
+ * go on accepting beside the Node data plane with routes no one updates. SIGUSR1 makes HAProxy
+ * close its listeners and exit once its open connections end. Resolves with the master's pid,
+ * or undefined when none runs there (its pid file gone, stale, or naming another program).
+ */
+export async function retireHaproxy(dir: string, log: Logger): Promise<number | undefined> {
+  let pid: number;
+  let cmdline: string;
+  try {
+    pid = Number(readFileSync(join(dir, FILES.pid), "utf8").trim());
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  } catch {
+    return undefined;
+  }
+  // A pid file outlives its process, and the pid may be another program's by now.
+  const args = cmdline.split("\0");
+  if (!args[0]?.endsWith("haproxy") || !args.includes(join(dir, FILES.config))) return undefined;
+  process.kill(pid, "SIGUSR1");
+  log.info(
+    { pid },
+    "haproxy: the HAProxy of an earlier generation closes its listeners and exits once its connections end (core.proxy.engine is node)",
+  );
+  return pid;
 }

@@ -1,0 +1,71 @@
+/**
+ * Switching an engine back to Node: the generation that starts on the Node engine finds the
+ * HAProxy a previous (haproxy-engine) generation left running for adoption. Nobody would adopt
+ * it, and on handed-over sockets it would go on accepting beside the Node workers, with routes
+ * no one updates. It is soft-stopped instead: no new connection, the open ones run to their end.
+ */
+import { connect } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { retireHaproxy } from "../../../gateway-runtime/engine/haproxy/process.js";
+import { silentLogger } from "../../../gateway-runtime/log/index.js";
+import { until } from "../../../testkit/poll.js";
+import {
+  type Backend,
+  backend,
+  type Lab,
+  loopbackIp,
+  startLab,
+  stream,
+  TEST_DOMAIN,
+} from "./harness.js";
+
+const APP = "a1a1a1";
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const refused = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = connect({ host: "127.0.0.1", port });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once("error", () => resolve(true));
+  });
+
+describe("HAProxy engine: retiring a left-over HAProxy", () => {
+  let lab: Lab;
+  let one: Backend;
+
+  beforeAll(async () => {
+    lab = await startLab();
+    one = await backend("one", loopbackIp(), 80);
+    await lab.add("01", APP, one.ip);
+  });
+
+  afterAll(async () => {
+    await lab?.close();
+    await one?.close();
+  });
+
+  it("soft-stops it: new connections refused, an open stream runs to its end, then it exits", async () => {
+    const held = await stream(lab, `${APP}.${TEST_DOMAIN}`);
+    expect(await held.ping("1")).toBe("one 80 pp=- 1");
+    const { master } = await lab.engine.process.procs();
+    await lab.engine.drain(); // a hand-over: HAProxy left for the next generation
+    expect(await retireHaproxy(lab.dir, silentLogger())).toBe(master);
+    await until("the listener to close", () => refused(lab.port), 10_000);
+    expect(await held.ping("2")).toBe("one 80 pp=- 2");
+    expect(alive(master)).toBe(true);
+    held.close();
+    await until("the master to exit once its last connection ended", () => !alive(master), 15_000);
+    expect(await retireHaproxy(lab.dir, silentLogger())).toBeUndefined();
+  });
+});
