@@ -6,6 +6,8 @@ import { parseProbeArgs, probeCommand, probeHelp } from "./cli/probe.js";
 import { proxyWorkerCommand } from "./workers/index.js";
 import { runCommand, runHelp } from "./cli/run.js";
 import { ConfigError, type ConfigFormat } from "./config/index.js";
+import { watchHandOver } from "./engine/haproxy/watch.js";
+import { createLogger } from "./log/index.js";
 
 const HELP = `Usage: gateway <command> [options]
 
@@ -95,6 +97,24 @@ async function main(argv: string[]): Promise<number> {
     });
     if (!values.config) return help(HELP, EX_USAGE);
     return proxyWorkerCommand(values.config, values["ready-file"]);
+  }
+  if (command === "haproxy-watch") {
+    // Internal: started by a generation that hands HAProxy over (engine/haproxy/watch.ts).
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        dir: { type: "string" },
+        "ready-file": { type: "string" },
+        "previous-pid": { type: "string" },
+      },
+    });
+    const previousPid = Number(values["previous-pid"]);
+    if (!values.dir || !values["ready-file"] || !Number.isInteger(previousPid))
+      return help(HELP, EX_USAGE);
+    const log = createLogger("info").child({ part: "haproxy-watch" });
+    const opts = { dir: values.dir, readyFile: values["ready-file"], previousPid };
+    await watchHandOver(opts, log);
+    return 0;
   }
   if (command === "agent") {
     const parsed = parseAgentArgs(rest);

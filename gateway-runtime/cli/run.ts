@@ -126,7 +126,7 @@ const certificates: Part = {
 async function startHaproxyData(ctx: RunContext): Promise<{ stop(): Promise<void> }> {
   const plane = await startHaproxyPlane(
     ctx.config,
-    { directory: ctx.directory, log: ctx.log, draining: ctx.draining },
+    { directory: ctx.directory, log: ctx.log, draining: ctx.draining, readyFile: ctx.readyFile },
     { tls: ctx.listenFds.tls, http: ctx.listenFds.http },
   );
   ctx.certificateListeners.push(() => plane.reloadCertificate());

@@ -6,7 +6,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { sshOptions } from "../../lab/host.js";
 import { run } from "../helpers/lab-client.js";
-import { ctx, curl, deployKey, eventually, host, labUp, sClient, ssh } from "./lab-setup.js";
+import {
+  ctx,
+  curl,
+  deployKey,
+  eventually,
+  host,
+  labUp,
+  restartGateway,
+  sClient,
+  ssh,
+} from "./lab-setup.js";
 
 export type LabEngine = "node" | "haproxy";
 
@@ -23,6 +33,13 @@ export function sample(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
+/** Whether the engine's HAProxy runs on the lab's host, by its pid file (others may run here). */
+async function haproxyRuns(): Promise<boolean> {
+  const script =
+    "p=$(cat /var/lib/gateway/haproxy/haproxy.pid 2>/dev/null) && grep -qa haproxy /proc/$p/cmdline && echo yes || echo no";
+  return (await ssh(script)).out.trim() === "yes";
+}
+
 export function routeSuite(engine: LabEngine): void {
   describe(`every URL form through the ${engine} engine`, () => {
     let app = "";
@@ -30,15 +47,11 @@ export function routeSuite(engine: LabEngine): void {
     beforeAll(async () => {
       if (engine !== "node") await labUp("--engine", engine);
       ({ app, gw } = ctx);
-      // The engine's HAProxy, by its pid file (other HAProxies may run on this machine). On the
-      // Node engine one left by a haproxy-engine generation is retired: it exits once its
-      // connections end.
-      const script =
-        "p=$(cat /var/lib/gateway/haproxy/haproxy.pid 2>/dev/null) && grep -qa haproxy /proc/$p/cmdline && echo yes || echo no";
-      const runs = async () => (await ssh(script)).out.trim() === "yes";
+      // On the Node engine a HAProxy left by a haproxy-engine generation is retired: it exits
+      // once its connections end.
       await eventually(
         `HAProxy to ${engine === "haproxy" ? "serve" : "be gone"} on the gateway host`,
-        async () => (await runs()) === (engine === "haproxy"),
+        async () => (await haproxyRuns()) === (engine === "haproxy"),
       );
     }, 300_000);
     afterAll(async () => {
@@ -137,6 +150,21 @@ export function routeSuite(engine: LabEngine): void {
       };
       expect(acme.account_uri).toMatch(/^https:\/\/10\.99\.0\.1:14000\/my-account\/\w+$/);
     });
+
+    if (engine === "haproxy")
+      it("a stopped gateway stops its HAProxy: no next generation adopts it", async () => {
+        const units = "gateway-tls.socket gateway-http.socket gateway-rpc.socket gateway.service";
+        const stopped = await ssh(`systemctl stop ${units}`);
+        expect(stopped.code, stopped.err).toBe(0);
+        // The watcher waits 30 s for a next generation (NEXT_GENERATION_WAIT_MS), then stops it.
+        await eventually("HAProxy to stop", async () => !(await haproxyRuns()), 60_000);
+        const started = await ssh(`systemctl start ${units}`);
+        expect(started.code, started.err).toBe(0);
+        const ready = await restartGateway(ctx.gw);
+        expect(ready.code, ready.err).toBe(0);
+        await eventually("HAProxy to serve again", haproxyRuns);
+        expect((await curl(`${app}-8080`, "/again")).out).toMatch(/8080 GET \/again/);
+      }, 120_000);
 
     it("the admin API counts the connections this engine carried, per app", async () => {
       const total = `gateway_connections_total{app="${app}"}`;

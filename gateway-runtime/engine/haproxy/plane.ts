@@ -7,7 +7,8 @@
  *
  * The slow path starts first: HAProxy sends it connections from its first second.
  *
- * At a hand-over HAProxy keeps serving for the next generation, which adopts it; the slow
+ * At a hand-over HAProxy keeps serving for the next generation, which adopts it (or retires
+ * it, on the Node engine; a watcher stops it when none comes: watch.ts); the slow
  * path, which lives in this process, is closed with it, as this process must exit for the next
  * one to start. Its open connections (rare, and re-routed to the fast path once their custom
  * domain is in the map) are cut then.
@@ -25,6 +26,7 @@ import {
 } from "./engine.js";
 import { FILES } from "./layout.js";
 import { mergeEngineSnapshots } from "./stats.js";
+import { spawnHandOverWatch } from "./watch.js";
 
 export interface HaproxyPlane {
   readonly engine: HaproxyEngine;
@@ -39,7 +41,12 @@ export interface HaproxyPlane {
 
 export async function startHaproxyPlane(
   config: GatewayConfig,
-  deps: HaproxyEngineDeps & { readonly draining?: DrainingFlag; readonly log: Logger },
+  deps: HaproxyEngineDeps & {
+    readonly draining?: DrainingFlag;
+    readonly log: Logger;
+    /** The unit's ready file: the cue that a next generation serves (watch.ts). */
+    readonly readyFile?: string | undefined;
+  },
   fds: { readonly tls?: number | undefined; readonly http?: number | undefined } = {},
 ): Promise<HaproxyPlane> {
   const dir = engineDir(config);
@@ -83,6 +90,10 @@ export async function startHaproxyPlane(
     },
     async handOver() {
       await started.drain();
+      // A stop looks like a hand-over from here: the watcher stops HAProxy if no generation
+      // follows.
+      if (deps.readyFile)
+        spawnHandOverWatch({ dir, readyFile: deps.readyFile, previousPid: process.pid });
       await slow.stop();
     },
   };

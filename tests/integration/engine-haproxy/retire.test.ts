@@ -6,7 +6,10 @@
  */
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { retireHaproxy } from "../../../gateway-runtime/engine/haproxy/process.js";
+import { watchHandOver } from "../../../gateway-runtime/engine/haproxy/watch.js";
 import { silentLogger } from "../../../gateway-runtime/log/index.js";
 import { until } from "../../../testkit/poll.js";
 import {
@@ -67,5 +70,24 @@ describe("HAProxy engine: retiring a left-over HAProxy", () => {
     held.close();
     await until("the master to exit once its last connection ended", () => !alive(master), 15_000);
     expect(await retireHaproxy(lab.dir, silentLogger())).toBeUndefined();
+  });
+
+  it("after a hand-over with no next generation (a stop), the watcher stops HAProxy; with one, it does not", async () => {
+    const next = await startLab();
+    try {
+      const { master } = await next.engine.process.procs();
+      await next.engine.drain();
+      const readyFile = join(next.stateDir, "ready");
+      writeFileSync(readyFile, `${process.pid}\n`);
+      const opts = { dir: next.dir, readyFile, previousPid: process.pid, timeoutMs: 300 };
+      writeFileSync(readyFile, "4194304\n"); // a next generation
+      expect(await watchHandOver(opts, silentLogger())).toBe("ready");
+      expect(alive(master)).toBe(true);
+      writeFileSync(readyFile, `${process.pid}\n`); // none comes
+      expect(await watchHandOver(opts, silentLogger())).toBe("retired");
+      await until("HAProxy to exit", () => !alive(master), 15_000);
+    } finally {
+      await next.close();
+    }
   });
 });
