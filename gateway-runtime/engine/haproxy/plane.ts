@@ -17,7 +17,12 @@ import { join } from "node:path";
 import type { GatewayConfig } from "../../config/index.js";
 import { ensureDir } from "../../files/atomic.js";
 import type { Logger } from "../../log/index.js";
-import { type DrainingFlag, type ProxySnapshot, startDataPlane } from "../../proxy/index.js";
+import {
+  type DataPlane,
+  type DrainingFlag,
+  type ProxySnapshot,
+  startDataPlane,
+} from "../../proxy/index.js";
 import {
   type HaproxyEngine,
   type HaproxyEngineDeps,
@@ -30,6 +35,8 @@ import { spawnHandOverWatch } from "./watch.js";
 
 export interface HaproxyPlane {
   readonly engine: HaproxyEngine;
+  /** The Node data plane behind HAProxy (FILES.slowPath). */
+  readonly slowPath: DataPlane;
   /** HAProxy's counters and the slow path's, summed; the slow path's alone when HAProxy is silent. */
   snapshot(): Promise<{ snapshot: ProxySnapshot; answered: number }>;
   reloadCertificate(): Promise<void>;
@@ -72,6 +79,7 @@ export async function startHaproxyPlane(
   const log = deps.log.child({ part: "haproxy" });
   return {
     engine: started,
+    slowPath: slow,
     async snapshot() {
       const own = await slow.snapshot();
       try {

@@ -6,6 +6,11 @@ import {
 } from "node:http";
 import { createServer as createTcpServer, type Server, type Socket } from "node:net";
 import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startHaproxyPlane } from "../../../gateway-runtime/engine/haproxy/plane.js";
+import { freePort } from "../../../testkit/process.js";
 import { parseGatewayConfig, type GatewayConfig } from "../../../gateway-runtime/config/index.js";
 import { createLogger, type Logger, silentLogger } from "../../../gateway-runtime/log/index.js";
 import {
@@ -25,34 +30,53 @@ export { TEST_DOMAIN };
 export const APP_A = "a1a1a1";
 export const APP_B = "b2b2b2";
 
+/** The data plane engines a lab runs (`core.proxy.engine`). */
+export const ENGINES = ["node", "haproxy"] as const;
+export type Engine = (typeof ENGINES)[number];
+
 export interface ProxyLab {
+  readonly engine: Engine;
   readonly port: number;
   readonly httpPort: number;
   readonly ca: TestCa;
   readonly dns: TestDnsServer;
   readonly directory: MemoryDirectory;
+  /** The Node data plane: the whole of it, or the HAProxy engine's slow path. */
   readonly plane: DataPlane;
   readonly config: GatewayConfig;
   /** This node draining (Admin.SetNodeStatus "down"): `health.<base>` answers 503. */
   readonly draining: DrainingFlag;
-  /** Registers an instance at a loopback address standing in for its WireGuard IP. */
-  addInstance(id: string, appId: string, ip: string, healthy?: boolean): void;
+  /**
+   * Registers an instance at a loopback address standing in for its WireGuard IP; resolves
+   * once the engine holds it (HAProxy's servers and maps are updated in a reconcile pass).
+   */
+  addInstance(id: string, appId: string, ip: string, healthy?: boolean): Promise<void>;
   close(): Promise<void>;
 }
 
 /**
  * The real data plane (same factory as `gateway run`), on 127.0.0.1 with ephemeral ports, or
- * on the HAProxy engine's slow-path socket `slowPathSocket` (then `port` is 0).
+ * on the HAProxy engine's slow-path socket `slowPathSocket` (then `port` is 0). With
+ * `engine: "haproxy"` the whole HAProxy engine instead (engine/haproxy/plane.ts), HAProxy on
+ * free ports of 127.0.0.1 and its files in a temporary state directory.
  */
 export async function startProxyLab(
   overrides: Record<string, unknown> = {},
-  engine: { slowPathSocket?: string; onCustomDomain?: CustomDomainHook; log?: Logger } = {},
+  engine: {
+    engine?: Engine;
+    slowPathSocket?: string;
+    onCustomDomain?: CustomDomainHook;
+    log?: Logger;
+  } = {},
 ): Promise<ProxyLab> {
+  const kind = engine.engine ?? "node";
   const ca = createCa();
   const leaf = issueLeaf(ca);
   const dns = await startDnsServer();
+  const stateDir = mkdtempSync(join(tmpdir(), "proxy-lab-"));
   let raw = minimalConfig();
   const settings: Record<string, unknown> = {
+    "core.state_path": join(stateDir, "state.json"),
     "core.proxy.listen_addr": "127.0.0.1",
     "core.proxy.cert_chain": leaf.certFile,
     "core.proxy.cert_key": leaf.keyFile,
@@ -61,6 +85,14 @@ export async function startProxyLab(
     "core.proxy.timeouts.handshake": "2s",
     "core.proxy.timeouts.connect": "2s",
     "core.admin.enabled": false,
+    // HAProxy binds the ports itself, so they are chosen here.
+    ...(kind === "haproxy"
+      ? {
+          "core.proxy.engine": "haproxy",
+          "core.proxy.listen_port": await freePort(),
+          "core.proxy.http_port": await freePort(),
+        }
+      : {}),
     ...overrides,
   };
   for (const [path, value] of Object.entries(settings)) raw = withKey(raw, path, value);
@@ -74,6 +106,29 @@ export async function startProxyLab(
       : silentLogger());
   const draining = new DrainingFlag();
   const hook = engine.onCustomDomain ? { onCustomDomain: engine.onCustomDomain } : {};
+  const base = { engine: kind, ca, dns, directory, config, draining };
+  const cleanup = async () => {
+    await dns.close();
+    ca.cleanup();
+    rmSync(stateDir, { recursive: true, force: true });
+  };
+  if (kind === "haproxy") {
+    const hx = await startHaproxyPlane(config, { directory, log, draining });
+    return {
+      ...base,
+      port: config.core.proxy.listen_port,
+      httpPort: config.core.proxy.http_port,
+      plane: hx.slowPath,
+      async addInstance(id, appId, ip, healthy = true) {
+        directory.upsert({ id, appId, ip, lastHandshakeMs: healthy ? Date.now() : 0 });
+        await hx.engine.reconciler.settle();
+      },
+      async close() {
+        await hx.stop();
+        await cleanup();
+      },
+    };
+  }
   const plane = await startDataPlane(
     config,
     { directory, log, draining, ...hook },
@@ -81,21 +136,16 @@ export async function startProxyLab(
   );
   const httpAddress = plane.redirect?.address();
   return {
+    ...base,
     port: engine.slowPathSocket ? 0 : plane.proxy.address().port,
     httpPort: typeof httpAddress === "object" && httpAddress ? httpAddress.port : 0,
-    ca,
-    dns,
-    directory,
     plane,
-    config,
-    draining,
-    addInstance(id, appId, ip, healthy = true) {
+    async addInstance(id, appId, ip, healthy = true) {
       directory.upsert({ id, appId, ip, lastHandshakeMs: healthy ? Date.now() : 0 });
     },
     async close() {
       await plane.stop();
-      await dns.close();
-      ca.cleanup();
+      await cleanup();
     },
   };
 }
