@@ -29,22 +29,17 @@ import { join } from "node:path";
 import type { GatewayConfig } from "../../config/index.js";
 import { FILES, PROXIES, SLOT_PREFIX, slotName, TERMINATE } from "./layout.js";
 import { type RouteRulesInput, sniRules, termRules } from "./render-routes.js";
+import { CIPHERS } from "../../proxy/tls-options.js";
 
 export type ProxyConfig = GatewayConfig["core"]["proxy"];
 
 /** Slots declared when nothing asks for more: an app per slot. */
 export const DEFAULT_SLOTS = 64;
 
-/** TLS 1.2 suites of `proxy/tls-options.ts` (AEAD, ECDHE only), in the server's order. */
-const CIPHERS_TLS12 = [
-  "ECDHE-ECDSA-AES128-GCM-SHA256",
-  "ECDHE-RSA-AES128-GCM-SHA256",
-  "ECDHE-ECDSA-AES256-GCM-SHA384",
-  "ECDHE-RSA-AES256-GCM-SHA384",
-  "ECDHE-ECDSA-CHACHA20-POLY1305",
-  "ECDHE-RSA-CHACHA20-POLY1305",
-].join(":");
-const CIPHERS_TLS13 = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+/** The Node engine's suites (`proxy/tls-options.ts`), split as HAProxy takes them. */
+const SUITES = CIPHERS.split(":");
+const CIPHERS_TLS12 = SUITES.filter((c) => !c.startsWith("TLS_")).join(":");
+const CIPHERS_TLS13 = SUITES.filter((c) => c.startsWith("TLS_")).join(":");
 /** HAProxy 2.6 links OpenSSL 3.0 on Debian: no ML-KEM hybrid, so the classic pair. */
 const CURVES = "X25519:P-256";
 
