@@ -1,24 +1,8 @@
 import { describe, expect, it } from "vitest";
-import {
-  ConfigError,
-  parseConfigText,
-  parseGatewayConfig,
-} from "../../../gateway-runtime/config/index.js";
-import { minimalConfig, withKey } from "../../../testkit/config.js";
+import { parseGatewayConfig } from "../../../gateway-runtime/config/index.js";
+import { withKey } from "../../../testkit/config.js";
+import { base, problemsOf, set } from "./problems.js";
 
-function problemsOf(raw: unknown): { path: string; message: string }[] {
-  try {
-    parseGatewayConfig(raw, "test");
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return [...(error as ConfigError).problems];
-  }
-  throw new Error("config was accepted");
-}
-
-// The admin API on, as in the seed: its checks only apply then.
-const base = withKey(minimalConfig(), "core.admin.enabled", true);
-const set = (path: string, value: unknown) => withKey(base, path, value);
 const certbotCloudflare = withKey(
   withKey(set("core.certbot.enabled", true), "core.certbot.domain", "*.app.test.example"),
   "core.certbot.cf_zone_id",
@@ -367,61 +351,5 @@ describe("bad configs name the key path", () => {
     ]) {
       expect(() => parseGatewayConfig(raw, "test")).not.toThrow();
     }
-  });
-});
-
-describe("error reporting", () => {
-  it("reports every problem at once, field and cross-key checks together", () => {
-    const raw = withKey(
-      withKey(
-        withKey(set("port", 0), "core.proxy.lisen_port", 1),
-        "core.wg.client_ip_range",
-        "10.9.0.0/20",
-      ),
-      "core.admin.port",
-      443,
-    );
-    expect(
-      problemsOf(raw)
-        .map((p) => p.path)
-        .sort(),
-    ).toEqual(
-      ["core.admin.port", "core.proxy.lisen_port", "core.wg.client_ip_range", "port"].sort(),
-    );
-  });
-
-  it("never shows a secret's value", () => {
-    const secretValue = { nested: "s3cr3t-value" };
-    const raw = withKey(
-      set("core.wg.private_key", secretValue),
-      "core.certbot.cf_api_token",
-      12345678,
-    );
-    let message = "";
-    try {
-      parseGatewayConfig(raw, "test");
-    } catch (error) {
-      message = (error as Error).message;
-    }
-    expect(message).toContain(
-      "core.wg.private_key: expected a non-empty secret string (value not shown: secret)",
-    );
-    expect(message).toContain("core.certbot.cf_api_token:");
-    expect(message).not.toContain("s3cr3t-value");
-    expect(message).not.toContain("12345678");
-  });
-
-  it("formats one message listing each problem with its source", () => {
-    expect(() => parseGatewayConfig(set("port", 0), "stacks/Pulumi.us.yaml")).toThrow(
-      "invalid gateway config (stacks/Pulumi.us.yaml), 1 problem(s):\n  - port: expected a port number 1-65535, got 0",
-    );
-  });
-
-  it.each([
-    ["toml", "port = = 1"],
-    ["json", "{ port: 1 }"],
-    ["yaml", "port: [1"],
-  ] as const)("names a %s syntax error", (format, text) => {
-    expect(() => parseConfigText(text, format, "f")).toThrow(/\(syntax\): not valid/);
   });
 });
