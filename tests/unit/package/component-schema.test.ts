@@ -23,6 +23,12 @@ const region = () => {
 };
 
 describe("the component analyzer on this package", () => {
+  it("gives the schema committed in docs/component-schema.json, in full", () => {
+    // Regenerate with: npx tsx tools/package/schema.ts > docs/component-schema.json
+    const committed = JSON.parse(readFileSync(join(ROOT, "docs/component-schema.json"), "utf8"));
+    expect(schema).toEqual(committed);
+  });
+
   it("names the package after package.json and the type token after it", () => {
     expect(schema.name).toBe("cvm-tls-gateway");
     expect(Object.keys(schema.resources)).toEqual([GATEWAY_REGION_TYPE]);
