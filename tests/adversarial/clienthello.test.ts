@@ -304,6 +304,38 @@ describe.each(ENGINES)("malformed and random ClientHellos, %s engine", (engine) 
     console.log(`splits: ${term.length} terminated, ${pass.length} passed through`);
   });
 
+  // Found by the flood of stalled hellos (floods.test.ts) on HAProxy: its `req.ssl_sni` reads
+  // the name from a hello that still lacks up to 4 bytes. Such a hello is incomplete: it must
+  // be closed as any stalled hello is, within the hello timeout (on HAProxy: the inspect-delay,
+  // then the slow path's own, both 2 s here, well within the bound), and dial nothing.
+  it("a hello short of its last bytes, then silent, is closed in time and dials nothing", {
+    timeout: 60_000,
+  }, async () => {
+    const cases: Case[] = [];
+    for (const [path, name] of [
+      ["terminate", gw.terminateName],
+      ["passthrough", gw.passthroughName],
+    ] as const) {
+      for (const hello of corpus(name)) {
+        const stream = records(hello.message, hello.fragment);
+        for (let missing = 1; missing <= 4; missing++) {
+          const cut = stream.subarray(0, stream.length - missing);
+          const c = sendWhole(`${path} ${hello.fixture} without ${missing} bytes`, hello, cut);
+          cases.push({ ...c, end: false });
+        }
+      }
+    }
+    expect(cases.filter((c) => expectedDial(c.bytes, gw.appId) !== undefined)).toEqual([]);
+    tried += cases.length;
+    const before = gw.backends.accepted();
+    const outcomes = await pool(cases, cases.length, (c) =>
+      runRaw(gw.proxyPort, c, CLOSE_BOUND_MS),
+    );
+    const open = cases.filter((_, i) => !outcomes[i]?.done).map((c) => c.name);
+    expect(open, `still open after ${CLOSE_BOUND_MS} ms`).toEqual([]);
+    expect(gw.backends.accepted(), "a backend was dialled").toEqual(before);
+  });
+
   it("leaves the gateway serving, with its descriptors and memory back", {
     timeout: 60_000,
   }, async () => {
