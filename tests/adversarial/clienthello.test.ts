@@ -165,6 +165,9 @@ async function expectDials(
   return { want, outcomes };
 }
 
+/** The whole handshake message is in the first record (what HAProxy's path requires). */
+const oneRecord = (b: Buffer) => b.length >= 9 && b.readUInt16BE(3) >= 4 + b.readUIntBE(6, 3);
+
 const isServerHello = (head: Buffer | undefined) => head?.[0] === 0x16 && head[5] === 0x02;
 
 /**
@@ -173,8 +176,10 @@ const isServerHello = (head: Buffer | undefined) => head?.[0] === 0x16 && head[5
  * are passed through to an instance that did not name it or other than they were sent), with
  * two checks HAProxy 2.6 cannot meet as written:
  * - Terminate: HAProxy dials the app's port 80 only once the TLS handshake is complete (the
- *   Node engine dials as soon as it has read the hello), and no case here completes one, so no
- *   case may dial it at all, which is stricter than "only valid hellos dial". Whether a hello
+ *   Node engine dials as soon as it has read the hello), and no case here completes one. Only
+ *   hellos in one record take HAProxy's path (render-routes.ts); the Node slow path gets the
+ *   rest and dials as the Node engine does. So port 80 is dialled exactly once per valid hello
+ *   over several records, and never for any other case. Whether a hello
  *   is answered is OpenSSL's call, not the reader's: with random bytes changed, OpenSSL
  *   refuses some hellos the reader accepts (a broken key share) and answers some it refuses,
  *   so this only prints the counts; that a valid hello is read whole and routed is checked
@@ -207,8 +212,9 @@ async function expectHaproxyDials(
     5_000,
   ).catch(() => undefined);
   await new Promise((r) => setTimeout(r, 200));
-  expect(at.delta().terminate, "port 80 dialled without a completed handshake").toBe(0);
   const valid = (c: Case) => expectedDial(c.bytes, gw.appId) === 80;
+  const slow = cases.filter((c) => valid(c) && !oneRecord(c.bytes)).length;
+  expect(at.delta().terminate, "port 80 dials: valid hellos over several records").toBe(slow);
   const answered = (want: boolean) =>
     cases.filter((c, i) => valid(c) === want && isServerHello(outcomes[i]?.head)).length;
   if (at.want.terminate + answered(false) > 0) {
