@@ -14,6 +14,8 @@ export interface Backends {
   accepted(): { terminate: number; passthrough: number };
   /** What passthrough connections sent before closing, by case number. */
   readonly received: Map<number, Buffer>;
+  /** Every stream passthrough connections sent before closing, in order (stamped or not). */
+  readonly streams: Buffer[];
   close(): Promise<void>;
 }
 
@@ -27,6 +29,7 @@ function listen(server: Server, ip: string, port: number): Promise<void> {
 export async function startBackends(ip: string): Promise<Backends> {
   const counts = { terminate: 0, passthrough: 0 };
   const received = new Map<number, Buffer>();
+  const streams: Buffer[] = [];
   const sockets = new Set<Socket>();
   const track = (socket: Socket) => {
     sockets.add(socket);
@@ -48,6 +51,7 @@ export async function startBackends(ip: string): Promise<Backends> {
     socket.on("data", (chunk: Buffer) => chunks.push(chunk));
     socket.on("end", () => {
       const bytes = Buffer.concat(chunks);
+      streams.push(bytes);
       const n = stampOf(bytes);
       if (n !== undefined) received.set(n, bytes);
       socket.end();
@@ -58,6 +62,7 @@ export async function startBackends(ip: string): Promise<Backends> {
   return {
     accepted: () => ({ ...counts }),
     received,
+    streams,
     async close() {
       for (const s of sockets) s.destroy();
       await Promise.all(

@@ -6,6 +6,9 @@
  * The tunnel network is a 127.x.y.0/24 no one else uses, so the instance address the gateway
  * dials is on this host's loopback, where the test's backends listen. A second wireguard-go in
  * the namespace plays the CVM's side of the tunnel: its handshakes make the instance healthy.
+ *
+ * `engine: "haproxy"` runs the gateway with `core.proxy.engine = "haproxy"`: HAProxy on the
+ * proxy port, the Node data plane as its slow path (ARCHITECTURE.md "The HAProxy engine").
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes, randomInt } from "node:crypto";
@@ -23,6 +26,7 @@ import { freePort, stopChild } from "../../testkit/process.js";
 import { startBackends, type Backends } from "./backends.js";
 import { ADMIN_TOKEN, adminRequest, rpcRequest } from "../../testkit/requests.js";
 import { type GatewayStore, openStore, type StoreKind } from "./store.js";
+import { type DataPlaneProcess, type Engine, haproxyMaster, Processes } from "./processes.js";
 
 const BUNDLE = new URL("../../dist/gateway.mjs", import.meta.url).pathname;
 
@@ -34,6 +38,8 @@ export interface GatewayOptions {
   readonly helloTimeout?: string;
   /** Where registrations are kept: the state file (default) or one etcd member (store.ts). */
   readonly store?: StoreKind;
+  /** `core.proxy.engine`: the Node data plane (default) or HAProxy with Node as its slow path. */
+  readonly engine?: Engine;
 }
 
 export interface TestGateway {
@@ -52,6 +58,12 @@ export interface TestGateway {
   readonly statePath: string;
   readonly configFile: string;
   readonly store: StoreKind;
+  readonly engine: Engine;
+  /**
+   * The processes to measure (health.ts), as they are now: the gateway; with HAProxy also its
+   * master and workers.
+   */
+  processes(): DataPlaneProcess[];
   /** What a refused request must leave alone in the store (store.ts). */
   stored(): Promise<string>;
   readonly proxyCa: TestCa;
@@ -64,8 +76,13 @@ export interface TestGateway {
   clientCert(appId: string, instanceId: string): TestCert;
   /** The gateway's WireGuard peers (`wg show <if> peers`, sorted). */
   wgPeers(): Promise<string>;
-  /** Whether the process is still running. */
+  /**
+   * Whether the data plane still runs as it started: the gateway and, with HAProxy, its master
+   * and workers under their first pids (a HAProxy the runtime restarted was a crash).
+   */
   alive(): boolean;
+  /** What `alive` found changed, for the failure message. */
+  changes(): string[];
   /** Its log lines at level error or worse (pino: 50 and up). */
   errors(): string[];
   log(): string;
@@ -82,8 +99,14 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
   let backends: Backends | undefined;
   let store: GatewayStore | undefined;
   let output = "";
+  const engine = options.engine ?? "node";
+  // `<dirname(core.state_path)>/haproxy` (engine/haproxy/engine.ts `engineDir`).
+  const engineDir = join(dir, "state", "haproxy");
   const close = async () => {
     await stopChild(child);
+    // The runtime stops HAProxy as it exits; one it left behind (a crash) is stopped here.
+    const master = engine === "haproxy" ? haproxyMaster(engineDir) : undefined;
+    if (master !== undefined) process.kill(master, "SIGKILL");
     await store?.close();
     await backends?.close();
     await net.teardown();
@@ -131,6 +154,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
           handshake_poll_interval: "250ms",
         },
         proxy: {
+          engine,
           cert_chain: leaf.certFile,
           cert_key: leaf.keyFile,
           base_domain: TEST_DOMAIN,
@@ -214,8 +238,11 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
       15_000,
     );
 
+    const pid = gateway.pid ?? -1;
+    const procs = new Processes(pid, engine === "haproxy" ? engineDir : undefined);
+    const gatewayRuns = () => gateway.exitCode === null && gateway.signalCode === null;
     return {
-      pid: gateway.pid ?? -1,
+      pid,
       proxyPort,
       rpcPort,
       adminPort,
@@ -239,7 +266,10 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
         const { stdout } = await net.exec(ns, "wg", ["show", iface, "peers"]);
         return stdout.split("\n").filter(Boolean).sort().join("\n");
       },
-      alive: () => gateway.exitCode === null && gateway.signalCode === null,
+      engine,
+      processes: () => procs.now(),
+      alive: () => gatewayRuns() && procs.changes().length === 0,
+      changes: () => [...(gatewayRuns() ? [] : ["the gateway exited"]), ...procs.changes()],
       errors: () =>
         output
           .split("\n")

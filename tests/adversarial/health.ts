@@ -1,7 +1,8 @@
 /**
- * What "the gateway is still fine" means after each part of the suite: the process runs and
- * logged no error, a good request through the proxy is served within a bound, and its file
- * descriptors and resident memory are back near what they were before the part.
+ * What "the gateway is still fine" means after each part of the suite: its data plane runs
+ * (with HAProxy: the gateway, HAProxy's master and its workers, none restarted) and logged no
+ * error, a good request through the proxy is served within a bound, and the file descriptors
+ * and resident memory of each of those processes are back near what they were before the part.
  */
 import { expect } from "vitest";
 import { openFdCount, waitForFds } from "../helpers/fds.js";
@@ -29,10 +30,14 @@ const WARM_UP = 1_000;
 /** How long descriptors and memory get to come back (sockets close, V8's memory reducer runs). */
 const SETTLE_MS = 30_000;
 
-export interface Baseline {
+/** One process's figures. */
+export interface Measure {
   readonly fds: number;
   readonly rssKiB: number;
 }
+
+/** Per data-plane process (gateway.ts `processes`), by its name. */
+export type Baseline = ReadonlyMap<string, Measure & { readonly pid: number }>;
 
 /** The good request: `GET /` through the terminating path, answered by the instance. */
 export async function goodRequest(gw: TestGateway, timeoutMs = GOOD_REQUEST_MS): Promise<void> {
@@ -41,9 +46,9 @@ export async function goodRequest(gw: TestGateway, timeoutMs = GOOD_REQUEST_MS):
 }
 
 /**
- * Waits until the instance is reachable, warms the gateway up (its heap grows to the load; see
- * RSS_MARGIN_KIB) and measures it. The warm-up must give back its own descriptors, or a leak
- * would hide in the baseline.
+ * Waits until the instance is reachable, warms the data plane up (heaps and pools grow to the
+ * load; see RSS_MARGIN_KIB) and measures each of its processes. The warm-up must give back its
+ * own descriptors, or a leak would hide in the baseline.
  */
 export async function baseline(gw: TestGateway): Promise<Baseline> {
   await until("the instance to be healthy", () => goodRequest(gw, 2_000).then(() => true), 20_000, {
@@ -51,20 +56,39 @@ export async function baseline(gw: TestGateway): Promise<Baseline> {
   });
   for (let i = 0; i < 20; i++) await goodRequest(gw);
   await new Promise((r) => setTimeout(r, 500));
-  const cold = openFdCount(gw.pid);
+  const processes = gw.processes();
+  const cold = new Map(processes.map((p) => [p.name, openFdCount(p.pid)]));
   const hellos = corpus(gw.terminateName).map((h) => records(h.message, h.fragment));
   const handshakes = Array.from({ length: WARM_UP }, (_, i) => hellos[i % hellos.length] as Buffer);
   await pool(handshakes, 32, (hello) =>
     runRaw(gw.proxyPort, { segments: [hello], end: false, until: "server-hello" }, 10_000),
   );
-  const fds = await waitForFds(cold, FD_SLACK, SETTLE_MS, gw.pid);
-  expect(fds, "gateway descriptors after the warm-up").toBeLessThanOrEqual(cold + FD_SLACK);
-  return { fds, rssKiB: rssKiB(gw.pid) };
+  const base = new Map<string, Measure & { pid: number }>();
+  for (const { name, pid } of processes) {
+    const before = cold.get(name) ?? 0;
+    const fds = await waitForFds(before, FD_SLACK, SETTLE_MS, pid);
+    expect(fds, `${name} descriptors after the warm-up`).toBeLessThanOrEqual(before + FD_SLACK);
+    base.set(name, { pid, fds, rssKiB: rssKiB(pid) });
+  }
+  return base;
 }
+
+/** Waits for `pid`'s descriptors and memory to come back near `base`; the last figures. */
+async function settle(pid: number, base: Measure): Promise<Measure> {
+  const fds = await waitForFds(base.fds, FD_SLACK, SETTLE_MS, pid);
+  const settled = performance.now() + SETTLE_MS;
+  while (rssKiB(pid) > base.rssKiB + RSS_MARGIN_KIB && performance.now() < settled) {
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return { fds, rssKiB: rssKiB(pid) };
+}
+
+const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
 
 /**
  * Asserts the gateway recovered from `part`, which tried `cases` hostile cases; prints the
- * figures for the report and adds the part to the suite's summary (tally.ts).
+ * figures of each data-plane process for the report and adds the part to the suite's summary
+ * (tally.ts).
  */
 export async function expectRecovered(
   gw: TestGateway,
@@ -72,25 +96,33 @@ export async function expectRecovered(
   part: string,
   cases: number,
 ): Promise<void> {
+  const crashed = () => `${part}: ${gw.changes().join("; ")}\n${gw.log().slice(-4000)}`;
   if (!gw.alive()) recordPart({ part, cases, crashed: true, leaked: false });
-  expect(gw.alive(), `${part}: the gateway exited\n${gw.log().slice(-4000)}`).toBe(true);
+  expect(gw.alive(), crashed()).toBe(true);
   const start = performance.now();
   await goodRequest(gw);
   const goodMs = performance.now() - start;
-  const fds = await waitForFds(base.fds, FD_SLACK, SETTLE_MS, gw.pid);
-  const settled = performance.now() + SETTLE_MS;
-  while (rssKiB(gw.pid) > base.rssKiB + RSS_MARGIN_KIB && performance.now() < settled) {
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  const rss = rssKiB(gw.pid);
-  const leaked = fds > base.fds + FD_SLACK || rss > base.rssKiB + RSS_MARGIN_KIB;
+  const now = new Map<string, Measure>();
+  for (const [name, b] of base) now.set(name, await settle(b.pid, b));
+  const over = (name: string, m: Measure) => {
+    const b = base.get(name) as Measure;
+    return m.fds > b.fds + FD_SLACK || m.rssKiB > b.rssKiB + RSS_MARGIN_KIB;
+  };
+  const leaked = [...now].some(([name, m]) => over(name, m));
   recordPart({ part, cases, crashed: !gw.alive(), leaked });
+  const figures = [...now].map(([name, m]) => {
+    const b = base.get(name) as Measure;
+    return `${name} fds ${m.fds} (baseline ${b.fds}), RSS ${mib(m.rssKiB)} (baseline ${mib(b.rssKiB)})`;
+  });
   console.log(
-    `${part}: good request ${goodMs.toFixed(0)} ms; fds ${fds} (baseline ${base.fds}); ` +
-      `RSS ${(rss / 1024).toFixed(0)} MiB (baseline ${(base.rssKiB / 1024).toFixed(0)} MiB); ` +
+    `${part}: good request ${goodMs.toFixed(0)} ms; ${figures.join("; ")}; ` +
       `test process fds ${openFdCount()}`,
   );
-  expect(fds, `${part}: gateway descriptors`).toBeLessThanOrEqual(base.fds + FD_SLACK);
-  expect(rss, `${part}: gateway RSS (KiB)`).toBeLessThanOrEqual(base.rssKiB + RSS_MARGIN_KIB);
+  expect(gw.alive(), crashed()).toBe(true);
+  for (const [name, m] of now) {
+    const b = base.get(name) as Measure;
+    expect(m.fds, `${part}: ${name} descriptors`).toBeLessThanOrEqual(b.fds + FD_SLACK);
+    expect(m.rssKiB, `${part}: ${name} RSS (KiB)`).toBeLessThanOrEqual(b.rssKiB + RSS_MARGIN_KIB);
+  }
   expect(gw.errors(), `${part}: error lines in the gateway's log`).toEqual([]);
 }

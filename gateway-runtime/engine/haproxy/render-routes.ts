@@ -98,7 +98,15 @@ export function sniRules(input: RouteRulesInput): string[] {
   const lines = [
     "  # wait for a whole ClientHello record (or the delay); anything else goes to Node as it is",
     "  tcp-request content set-var(txn.hello) int(1) if { req.ssl_hello_type 1 }",
-    "  tcp-request content set-var(txn.sni) req.ssl_sni,lower,regsub(\\.$,)",
+    // Routed here only from a whole hello in one record: `req.ssl_sni` finds the name in a hello
+    // still short of up to 4 bytes, and `req.ssl_hello_type` counts the headers of later
+    // records as the hello's bytes, so either would route an unfinished hello, which then waits
+    // in OpenSSL or at the instance for `idle` instead of being closed at `timeouts.handshake`.
+    // Node gets those, and a hello over several records, as it gets what HAProxy cannot read.
+    "  tcp-request content set-var(txn.record) req.payload(3,2),be2dec(:,2) if { var(txn.hello) -m found }",
+    "  tcp-request content set-var(txn.message) req.payload(6,3),be2dec(:,3),add(4) if { var(txn.hello) -m found }",
+    "  acl whole_hello var(txn.record),sub(txn.message) ge 0",
+    "  tcp-request content set-var(txn.sni) req.ssl_sni,lower,regsub(\\.$,) if whole_hello",
     `  acl under_base var(txn.sni) -m end .${base}`,
     `  tcp-request content set-var(txn.label) var(txn.sni),regsub(${baseSuffixRegex(base)},) if under_base`,
     `  acl route_ok var(txn.label) -m reg ${LABEL_REGEX}`,

@@ -23,6 +23,11 @@
  *   port to dial it), where the Node engine sends the gateway's own address and port.
  * - session tickets: HAProxy's own keys, per terminating listener and worker: a ticket does
  *   not resume across a reload, or between a `g` name and the others.
+ * - a malformed ClientHello: `req.ssl_sni` checks only the framing it needs to find the name,
+ *   so a whole hello whose other lengths are broken (the extensions' length, the record's, a
+ *   flipped byte elsewhere) still passes through to the instance it names, where the Node
+ *   reader (`proxy/clienthello.ts`) refuses it; a terminated one meets OpenSSL's own checks.
+ *   The adversarial suite counts them (tests/adversarial/clienthello.test.ts).
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";

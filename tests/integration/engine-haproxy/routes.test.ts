@@ -135,9 +135,9 @@ describe("HAProxy engine: route forms", () => {
     }
   });
 
-  // HAProxy 2.6 reads the SNI of a ClientHello whose records arrive together, so such a
-  // connection takes the fast path (the Node engine serves it too; what HAProxy cannot read
-  // goes to Node as the unknown names above do).
+  // HAProxy 2.6 cannot tell whether a ClientHello over several records is whole (it counts
+  // the later records' headers as the hello's bytes), so fe_sni sends such a connection to
+  // the Node slow path (render-routes.ts), which serves it as the Node engine does.
   it("serves a ClientHello split across two TLS records like any other", async () => {
     const client = loopbackIp();
     // Between the TLS client and HAProxy: the first record (the ClientHello) re-framed as two.
