@@ -24,7 +24,8 @@ const region = () => {
 
 describe("the component analyzer on this package", () => {
   it("gives the schema committed in docs/component-schema.json, in full", () => {
-    // Regenerate with: npx tsx tools/package/schema.ts > docs/component-schema.json
+    // Regenerate with: npx tsx tools/package/schema.ts > docs/component-schema.json, then
+    // npx biome check --write docs/component-schema.json (the test compares values, not text)
     const committed = JSON.parse(readFileSync(join(ROOT, "docs/component-schema.json"), "utf8"));
     expect(schema).toEqual(committed);
   });
