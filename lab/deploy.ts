@@ -163,14 +163,20 @@ export async function labDeploy(inputs: LabDeployInputs, mode: Mode): Promise<St
  * forgets those of every host: the steps are idempotent, and the lab does not have to know
  * which resource belongs to which host.
  */
-export function forgetHostSteps(): void {
+export function forgetHostSteps(hosts: readonly string[]): void {
   const file = checkpointFile();
-  if (!existsSync(file)) return;
+  if (!existsSync(file) || hosts.length === 0) return;
   const state = readCheckpoint(file, LAB_STACK);
-  const kept = state.resources.filter((r) => !r.type.startsWith("command:remote:"));
+  // Only the rebuilt hosts' steps (`lab-<host>-setup`, ...): the others' hosts still have what
+  // their steps put there, and running those again would restart their etcd members too.
+  const rebuilt = (urn: string) =>
+    hosts.some((host) => (urn.split("::").at(-1) ?? "").startsWith(`${LAB_STACK}-${host}-`));
+  const kept = state.resources.filter(
+    (r) => !(r.type.startsWith("command:remote:") && rebuilt(r.urn)),
+  );
   if (kept.length === state.resources.length) return;
   step(
-    `deploy: the gateway host was rebuilt: its ${state.resources.length - kept.length} host steps will run again`,
+    `deploy: gateway host ${hosts.join(", ")} rebuilt: its ${state.resources.length - kept.length} host steps will run again`,
   );
   writeCheckpoint(file, { ...state, resources: kept });
 }

@@ -35,7 +35,7 @@ async function up(): Promise<void> {
   const acme = await acmeUp();
   const hosts = await hostsUp(gateways);
   const clientCa = await labClientCa();
-  if (hosts.some((h) => h.fresh)) forgetHostSteps();
+  forgetHostSteps(hosts.filter((h) => h.fresh).map((h) => h.name));
   await labUp({ dns, acme, hosts, clientCaPem: clientCa.certPem, sets: [...engineSet, ...sets] });
   const cvms = await cvmsUp(clientCa, acme);
   await report(acme, cvms, gateways);
