@@ -47,14 +47,15 @@ export const ALERT_RULES: readonly AlertRule[] = [
   {
     alert: "GatewayAppNoHealthyInstance",
     // Had one within the hour and has none now; the series also disappears when every
-    // instance of the app was recycled, which `unless` counts as none.
-    expr: "max_over_time(gateway_healthy_instances[1h]) > 0 unless gateway_healthy_instances > 0",
+    // instance of the app was recycled, which `unless` counts as none. Routable, not healthy:
+    // instances an operator took out of rotation take no connections either.
+    expr: "max_over_time(gateway_routable_instances[1h]) > 0 unless gateway_routable_instances > 0",
     for: "5m",
     labels: { severity: "critical" },
     annotations: {
       summary: "An app lost its last healthy instance",
       description:
-        "App {{ $labels.app }} had a healthy instance on {{ $labels.instance }} within the hour and has none now: its connections are refused (E_NO_HEALTHY_INSTANCE).",
+        "App {{ $labels.app }} had a healthy instance in rotation on {{ $labels.instance }} within the hour and has none now: its connections are refused (E_NO_HEALTHY_INSTANCE).",
     },
   },
   {

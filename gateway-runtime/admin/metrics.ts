@@ -110,14 +110,17 @@ function proxyFamilies(r: Registry, view: AdminView): void {
 }
 
 function instanceFamilies(r: Registry, view: AdminView): void {
-  const byApp = new Map<string, { all: number; healthy: number }>();
+  const byApp = new Map<string, { all: number; healthy: number; routable: number }>();
   const instances = [...view.instances].sort(
     (a, b) => compare(a.appId, b.appId) || compare(a.id, b.id),
   );
   for (const i of instances) {
-    const counts = byApp.get(i.appId) ?? { all: 0, healthy: 0 };
+    const counts = byApp.get(i.appId) ?? { all: 0, healthy: 0, routable: 0 };
     counts.all++;
-    if (isHealthy(i, view.nowMs, view.healthyHandshakeAgeMs)) counts.healthy++;
+    if (isHealthy(i, view.nowMs, view.healthyHandshakeAgeMs)) {
+      counts.healthy++;
+      if (!i.outOfRotation) counts.routable++;
+    }
     byApp.set(i.appId, counts);
   }
   const perInstance = ["app", "instance"];
@@ -136,6 +139,14 @@ function instanceFamilies(r: Registry, view: AdminView): void {
     "Instances per app with a WireGuard handshake younger than healthy_handshake_age.",
     ["app"],
     [...byApp].map(([app, c]) => [{ app }, c.healthy]),
+  );
+  family(
+    r,
+    "gauge",
+    "gateway_routable_instances",
+    "Instances per app that take its connections: healthy and in rotation.",
+    ["app"],
+    [...byApp].map(([app, c]) => [{ app }, c.routable]),
   );
   family(
     r,

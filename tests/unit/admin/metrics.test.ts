@@ -48,6 +48,10 @@ describe("renderMetrics", () => {
       "# TYPE gateway_healthy_instances gauge",
       'gateway_healthy_instances{app="aa01"} 1',
       'gateway_healthy_instances{app="bb02"} 0',
+      "# HELP gateway_routable_instances Instances per app that take its connections: healthy and in rotation.",
+      "# TYPE gateway_routable_instances gauge",
+      'gateway_routable_instances{app="aa01"} 1',
+      'gateway_routable_instances{app="bb02"} 0',
       "# HELP gateway_instance_connections_open Connections open to an instance.",
       "# TYPE gateway_instance_connections_open gauge",
       'gateway_instance_connections_open{app="aa01",instance="aa0101"} 2',
@@ -84,6 +88,16 @@ describe("renderMetrics", () => {
       "gateway_admin_auth_failures_total 0",
     ]);
     expect(text.endsWith("\n")).toBe(true);
+  });
+
+  it("counts an instance taken out of rotation as healthy, not as routable", async () => {
+    const base = adminView();
+    const text = await renderMetrics({
+      ...base,
+      instances: base.instances.map((i) => (i.id === "aa0101" ? { ...i, outOfRotation: true } : i)),
+    });
+    expect(text).toContain('\ngateway_healthy_instances{app="aa01"} 1\n');
+    expect(text).toContain('\ngateway_routable_instances{app="aa01"} 0\n');
   });
 
   it("names every family from the first scrape, and leaves out certbot's when it is off", async () => {

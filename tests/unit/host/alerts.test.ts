@@ -97,9 +97,9 @@ const TESTS = {
       interval: "1m",
       input_series: [
         // aa01 had one, loses it at 20m; bb02 never had one; cc03 vanishes (recycled) at 20m.
-        { series: `gateway_healthy_instances${labels({ app: "aa01" })}`, values: "1x19 0x40" },
-        { series: `gateway_healthy_instances${labels({ app: "bb02" })}`, values: "0x60" },
-        { series: `gateway_healthy_instances${labels({ app: "cc03" })}`, values: "2x19 _x40" },
+        { series: `gateway_routable_instances${labels({ app: "aa01" })}`, values: "1x19 0x40" },
+        { series: `gateway_routable_instances${labels({ app: "bb02" })}`, values: "0x60" },
+        { series: `gateway_routable_instances${labels({ app: "cc03" })}`, values: "2x19 _x40" },
       ],
       alert_rule_test: [
         { eval_time: "19m", alertname: "GatewayAppNoHealthyInstance", exp_alerts: [] },
