@@ -2,9 +2,12 @@
  * What the bench measures against: the backend (nginx from Debian, plain HTTP for terminated
  * traffic and TLS for passthrough and for "direct"), and the proxies under test, all on
  * 127.0.0.1 with ephemeral ports and the same ECDSA P-256 certificate:
- * - haproxy: `mode http` with `ssl crt` (termination), `mode tcp` routing on `req.ssl_sni`
- *   (passthrough);
+ * - haproxy: `mode http` with `ssl crt` (termination; `http-reuse always`, so backend
+ *   connections are pooled as nginx's `keepalive` pools them), `mode tcp` routing on
+ *   `req.ssl_sni` (passthrough);
  * - nginx: `http` with `listen ... ssl` (termination), `stream` with `ssl_preread` (passthrough);
+ * - both with the same curves, protocols, session cache size, lifetime and ticket handling
+ *   (tls-tuning.ts);
  * - ours: the bundled data plane (`bench/gateway-bench.ts`), routing by SNI label;
  * - node: the Node floor (`bench/node-floor.ts`), the least a Node proxy can do;
  * - base: ours as of another commit (`--base <rev>`), to measure a change against the code
@@ -16,6 +19,7 @@ import { chmodSync, createWriteStream, mkdirSync, readFileSync, writeFileSync } 
 import { join } from "node:path";
 import { freePort, HOST, readLineUntil, waitForPort } from "./net.js";
 import type { Proc, ProcessSet } from "./procs.js";
+import { haproxyTlsGlobal, nginxTls } from "./tls-tuning.js";
 
 export type TargetName = "direct" | "haproxy" | "nginx" | "ours" | "node" | "base";
 export const PROXIES = [
@@ -100,7 +104,8 @@ events { worker_connections 12000; }
 `;
 }
 
-function nginxHttpCommon(env: Env, name: string): string {
+/** `tls`: a target's TLS tuning (tls-tuning.ts) instead of the backend's plain session cache. */
+function nginxHttpCommon(env: Env, name: string, tls?: string): string {
   const tmp = join(env.dir, `${name}-tmp`);
   return `
   access_log off;
@@ -115,7 +120,7 @@ function nginxHttpCommon(env: Env, name: string): string {
   ssl_protocols TLSv1.2 TLSv1.3;
   ssl_certificate ${env.certFile};
   ssl_certificate_key ${env.keyFile};
-  ssl_session_cache shared:${name}:10m;
+${tls ?? `  ssl_session_cache shared:${name}:10m;`}
 `;
 }
 
@@ -177,6 +182,7 @@ global
   nbthread 1
   maxconn 6000
   pidfile ${join(env.dir, "haproxy.pid")}
+${haproxyTlsGlobal()}
 
 defaults
   maxconn 6000
@@ -194,6 +200,7 @@ frontend term
 
 backend plain
   mode http
+  http-reuse always
   server b ${HOST}:${backend.httpPort}
 
 frontend pass
@@ -227,9 +234,10 @@ export async function startNginx(env: Env, backend: Backend): Promise<Target> {
   const [termPort, passPort] = [await freePort(), await freePort()];
   const names = routeNames(backend);
   const domain = BASE_DOMAIN.replaceAll(".", "\\.");
+  const tls = nginxTls("nginx");
   const conf = `load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 ${nginxCommon(env, "nginx", 1)}
-http {${nginxHttpCommon(env, "nginx")}
+http {${nginxHttpCommon(env, "nginx", tls)}
   upstream plain { server ${HOST}:${backend.httpPort}; keepalive 64; }
   server {
     listen ${HOST}:${termPort} ssl backlog=4096;
