@@ -37,6 +37,7 @@ import { measureIdle, type IdleSample } from "./lib/idle.js";
 import { type BenchOptions, parseBenchOptions } from "./lib/options.js";
 import { cpuList, machineInfo, nodeVersion, pinSelf, preflight } from "./lib/machine.js";
 import { probe } from "./lib/net.js";
+import { startOursHaproxy } from "./lib/ours-haproxy.js";
 import { ProcessSet } from "./lib/procs.js";
 import { profileScenarios } from "./lib/profile-run.js";
 import { idleRows, loadRows, pairedRatio, type Row, goals as judge } from "./lib/report.js";
@@ -180,6 +181,8 @@ async function main(): Promise<number> {
             ...(options.attemptDelay !== undefined ? { attemptDelay: options.attemptDelay } : {}),
             workers,
           });
+        case "ours-haproxy":
+          return startOursHaproxy(env, backend, { ...node, entry: built.gateway });
         case "node":
           return startNodeFloor(env, backend, { ...node, entry: built.nodeFloor });
         case "base":
@@ -200,7 +203,7 @@ async function main(): Promise<number> {
       if (targetNames.has("direct")) targets.push(direct(backend));
       if (targetNames.has("haproxy")) targets.push(await startHaproxy(env, backend));
       if (targetNames.has("nginx")) targets.push(await startNginx(env, backend));
-      for (const name of ["ours", "node", "base"] as const) {
+      for (const name of ["ours", "ours-haproxy", "node", "base"] as const) {
         if (targetNames.has(name)) targets.push(await startProxy(name));
       }
       log("route check:");
@@ -309,7 +312,7 @@ async function main(): Promise<number> {
         )
       : [];
 
-    const order = ["direct", "haproxy", "nginx", "ours", "node", "base"];
+    const order = ["direct", "haproxy", "nginx", "ours", "ours-haproxy", "node", "base"];
     rows.sort((a, b) =>
       a.scenario === b.scenario
         ? order.indexOf(a.target) - order.indexOf(b.target)

@@ -9,6 +9,7 @@
  * - both with the same curves, protocols, session cache size, lifetime and ticket handling
  *   (tls-tuning.ts);
  * - ours: the bundled data plane (`bench/gateway-bench.ts`), routing by SNI label;
+ * - ours-haproxy: the same bundle on the HAProxy engine (`ours-haproxy.ts`);
  * - node: the Node floor (`bench/node-floor.ts`), the least a Node proxy can do;
  * - base: ours as of another commit (`--base <rev>`), to measure a change against the code
  *   before it in the same rounds;
@@ -21,11 +22,12 @@ import { freePort, HOST, readLineUntil, waitForPort } from "./net.js";
 import type { Proc, ProcessSet } from "./procs.js";
 import { haproxyTlsGlobal, nginxTls } from "./tls-tuning.js";
 
-export type TargetName = "direct" | "haproxy" | "nginx" | "ours" | "node" | "base";
+export type TargetName = "direct" | "haproxy" | "nginx" | "ours" | "ours-haproxy" | "node" | "base";
 export const PROXIES = [
   "haproxy",
   "nginx",
   "ours",
+  "ours-haproxy",
   "node",
   "base",
 ] as const satisfies readonly TargetName[];
@@ -299,7 +301,7 @@ export interface OursOptions {
 }
 
 /** Starts one of the bench's own Node proxies and reads the JSON line it prints when listening. */
-async function startNodeEntry<T>(
+export async function startNodeEntry<T>(
   env: Env,
   opts: OursOptions & { readonly name: string },
   args: readonly string[],
@@ -332,7 +334,7 @@ async function startNodeEntry<T>(
   return { proc, memoryFile, value };
 }
 
-const isPort = (v: unknown): v is number => typeof v === "number" && v > 0;
+export const isPort = (v: unknown): v is number => typeof v === "number" && v > 0;
 
 export async function startOurs(
   env: Env,
