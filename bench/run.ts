@@ -42,6 +42,7 @@ import { ProcessSet } from "./lib/procs.js";
 import { profileScenarios } from "./lib/profile-run.js";
 import { idleRows, loadRows, pairedRatio, type Row, goals as judge } from "./lib/report.js";
 import { LOAD_SCENARIOS, runScenario } from "./lib/scenarios.js";
+import { sideBySide } from "./lib/side-by-side.js";
 import { goalLines, markdownTable, scenarioLegend, textTable } from "./lib/table.js";
 import {
   direct,
@@ -361,6 +362,7 @@ async function main(): Promise<number> {
       "",
       ...goalLines(goalList).map((l) => `- ${l}`),
       ...pairedLines.map((l) => `- ${l}`),
+      ...["", ...sideBySide(rows)],
       ...standalone.flatMap(({ title, lines }) => [
         "",
         `${title[0]?.toUpperCase()}${title.slice(1)}:`,
