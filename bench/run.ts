@@ -35,14 +35,21 @@ import {
 import { ratioChart } from "./lib/chart.js";
 import { measureIdle, type IdleSample } from "./lib/idle.js";
 import { type BenchOptions, parseBenchOptions } from "./lib/options.js";
-import { cpuList, machineInfo, nodeVersion, pinSelf, preflight } from "./lib/machine.js";
+import {
+  cpuList,
+  fdLimitFor,
+  machineInfo,
+  nodeVersion,
+  pinSelf,
+  preflight,
+} from "./lib/machine.js";
 import { probe } from "./lib/net.js";
-import { startOursHaproxy } from "./lib/ours-haproxy.js";
 import { ProcessSet } from "./lib/procs.js";
 import { profileScenarios } from "./lib/profile-run.js";
 import { idleRows, loadRows, pairedRatio, type Row, goals as judge } from "./lib/report.js";
 import { LOAD_SCENARIOS, runScenario } from "./lib/scenarios.js";
 import { sideBySide } from "./lib/side-by-side.js";
+import { proxyStarter } from "./lib/start-proxy.js";
 import { goalLines, markdownTable, scenarioLegend, textTable } from "./lib/table.js";
 import {
   direct,
@@ -54,8 +61,6 @@ import {
   startBackend,
   startHaproxy,
   startNginx,
-  startNodeFloor,
-  startOurs,
   type Target,
 } from "./lib/targets.js";
 
@@ -106,7 +111,7 @@ async function checkRoutes(targets: readonly Target[]): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const cores = preflight();
+  const cores = preflight(fdLimitFor(options));
   pinSelf(cores.client);
   const ps = new ProcessSet();
   process.once("exit", () => {
@@ -167,36 +172,7 @@ async function main(): Promise<number> {
     const backend = await startBackend(env);
     const rows: Row[] = [];
     const pairedLines: string[] = [];
-    /** A fresh process of one proxy; ours and the Node floor run with the same node flags. */
-    const startProxy = (name: (typeof PROXIES)[number]): Promise<Target> => {
-      const node = { nodeFlags: options.oursFlags, instances };
-      switch (name) {
-        case "haproxy":
-          return startHaproxy(env, backend);
-        case "nginx":
-          return startNginx(env, backend);
-        case "ours":
-          return startOurs(env, backend, {
-            ...node,
-            entry: built.gateway,
-            ...(options.attemptDelay !== undefined ? { attemptDelay: options.attemptDelay } : {}),
-            workers,
-          });
-        case "ours-haproxy":
-          return startOursHaproxy(env, backend, { ...node, entry: built.gateway });
-        case "node":
-          return startNodeFloor(env, backend, { ...node, entry: built.nodeFloor });
-        case "base":
-          if (!base && options.baseNode === undefined)
-            throw new Error("the base target needs --base or --base-node");
-          return startOurs(env, backend, {
-            ...node,
-            entry: base?.gateway ?? built.gateway,
-            target: "base",
-            ...(options.baseNode !== undefined ? { nodeBin: options.baseNode } : {}),
-          });
-      }
-    };
+    const startProxy = proxyStarter(env, backend, built, base, options);
 
     const loadScenarios = LOAD_SCENARIOS.filter((s) => only.has(s.id));
     if (loadScenarios.length > 0) {
