@@ -21,6 +21,11 @@
  * so SIGTERM is the old half of a hand-over (the workers drain, this process exits at once);
  * `--ready-file F` is then written with this process's pid once it serves, as `gateway run`
  * does (scenario (u), `bench/handover/`).
+ * `--engine haproxy --state-dir D` serves through the HAProxy engine as `gateway run` does with
+ * `core.proxy.engine = "haproxy"` (`startHaproxyPlane`: HAProxy on the port, configured under
+ * `D/haproxy`, the Node data plane as its slow path); the ready line then also names HAProxy's
+ * master, `{"port": N, "haproxy": PID}`, whose process group (it and its workers) the bench
+ * counts with this process.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -31,6 +36,7 @@ import { type GatewayConfig, parseGatewayConfig } from "../gateway-runtime/confi
 import { writeFileAtomic } from "../gateway-runtime/files/atomic.js";
 import { handedOver, inheritedListeners, type ListenFds } from "../gateway-runtime/listen/index.js";
 import { createLogger, type Logger } from "../gateway-runtime/log/index.js";
+import { startHaproxyPlane } from "../gateway-runtime/engine/haproxy/plane.js";
 import { startDataPlane } from "../gateway-runtime/proxy/index.js";
 import { MemoryDirectory } from "../gateway-runtime/registry/index.js";
 import { minimalConfig, withKey } from "../testkit/config.js";
@@ -55,6 +61,8 @@ async function main(): Promise<void> {
       workers: { type: "string", default: "1" },
       "memory-file": { type: "string" },
       "ready-file": { type: "string" },
+      engine: { type: "string", default: "node" },
+      "state-dir": { type: "string" },
     },
   });
   const { cert, key, app } = values;
@@ -69,6 +77,15 @@ async function main(): Promise<void> {
     ["core.proxy.http_redirect", false],
   ] as const) {
     raw = withKey(raw, path, value);
+  }
+  const engine = values.engine;
+  const stateDir = values["state-dir"];
+  if (engine !== "node" && engine !== "haproxy") throw new Error("--engine is node or haproxy");
+  if (engine === "haproxy") {
+    if (stateDir === undefined) throw new Error("--engine haproxy needs --state-dir");
+    raw = withKey(raw, "core.proxy.engine", "haproxy");
+    raw = withKey(raw, "core.state_path", join(stateDir, "state.json"));
+    raw = withKey(raw, "core.proxy.listen_port", await freePort());
   }
   const attemptDelay = values["connect-attempt-delay"];
   if (attemptDelay !== undefined)
@@ -94,12 +111,28 @@ async function main(): Promise<void> {
     throw new Error("--workers must be an integer in 1..64");
   }
   const here = workers === 1 && !handedOver(listenFds);
-  const serving = here
-    ? await serveHere(config, directory, log)
-    : await serveInWorkers(raw, config, workers, directory, log, listenFds, values["ready-file"]);
+  if (engine === "haproxy" && !here) throw new Error("--engine haproxy takes no workers");
+  const serving =
+    engine === "haproxy"
+      ? await serveHaproxy(config, directory, log)
+      : here
+        ? await serveHere(config, directory, log)
+        : await serveInWorkers(
+            raw,
+            config,
+            workers,
+            directory,
+            log,
+            listenFds,
+            values["ready-file"],
+          );
   // With workers the V8 heaps are theirs, not this process's: no heap split for (g).
   if (here) reportMemoryOnSignal(values["memory-file"]);
-  process.stdout.write(`${JSON.stringify({ port: serving.port ?? null })}\n`);
+  const ready = {
+    port: serving.port ?? null,
+    ...(serving.haproxy ? { haproxy: serving.haproxy } : {}),
+  };
+  process.stdout.write(`${JSON.stringify(ready)}\n`);
   const readyFile = values["ready-file"];
   if (readyFile !== undefined) await writeFileAtomic(readyFile, `${process.pid}\n`, 0o644);
 
@@ -112,7 +145,23 @@ async function main(): Promise<void> {
 interface Serving {
   /** Unknown on handed-over sockets: whoever bound them knows it. */
   readonly port: number | undefined;
+  /** The HAProxy engine's master pid. */
+  readonly haproxy?: number;
   stop(): Promise<void>;
+}
+
+/** The HAProxy engine, one thread (`core.proxy.workers` = 1), on `listen_port`. */
+async function serveHaproxy(
+  config: GatewayConfig,
+  directory: MemoryDirectory,
+  log: Logger,
+): Promise<Serving> {
+  const plane = await startHaproxyPlane(config, { directory, log });
+  return {
+    port: config.core.proxy.listen_port,
+    haproxy: plane.engine.process.pid,
+    stop: () => plane.stop(),
+  };
 }
 
 async function serveHere(

@@ -35,12 +35,21 @@ import {
 import { ratioChart } from "./lib/chart.js";
 import { measureIdle, type IdleSample } from "./lib/idle.js";
 import { type BenchOptions, parseBenchOptions } from "./lib/options.js";
-import { cpuList, machineInfo, nodeVersion, pinSelf, preflight } from "./lib/machine.js";
+import {
+  cpuList,
+  fdLimitFor,
+  machineInfo,
+  nodeVersion,
+  pinSelf,
+  preflight,
+} from "./lib/machine.js";
 import { probe } from "./lib/net.js";
 import { ProcessSet } from "./lib/procs.js";
 import { profileScenarios } from "./lib/profile-run.js";
 import { idleRows, loadRows, pairedRatio, type Row, goals as judge } from "./lib/report.js";
 import { LOAD_SCENARIOS, runScenario } from "./lib/scenarios.js";
+import { sideBySide } from "./lib/side-by-side.js";
+import { proxyStarter } from "./lib/start-proxy.js";
 import { goalLines, markdownTable, scenarioLegend, textTable } from "./lib/table.js";
 import {
   direct,
@@ -52,8 +61,6 @@ import {
   startBackend,
   startHaproxy,
   startNginx,
-  startNodeFloor,
-  startOurs,
   type Target,
 } from "./lib/targets.js";
 
@@ -104,7 +111,7 @@ async function checkRoutes(targets: readonly Target[]): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const cores = preflight();
+  const cores = preflight(fdLimitFor(options));
   pinSelf(cores.client);
   const ps = new ProcessSet();
   process.once("exit", () => {
@@ -165,34 +172,7 @@ async function main(): Promise<number> {
     const backend = await startBackend(env);
     const rows: Row[] = [];
     const pairedLines: string[] = [];
-    /** A fresh process of one proxy; ours and the Node floor run with the same node flags. */
-    const startProxy = (name: (typeof PROXIES)[number]): Promise<Target> => {
-      const node = { nodeFlags: options.oursFlags, instances };
-      switch (name) {
-        case "haproxy":
-          return startHaproxy(env, backend);
-        case "nginx":
-          return startNginx(env, backend);
-        case "ours":
-          return startOurs(env, backend, {
-            ...node,
-            entry: built.gateway,
-            ...(options.attemptDelay !== undefined ? { attemptDelay: options.attemptDelay } : {}),
-            workers,
-          });
-        case "node":
-          return startNodeFloor(env, backend, { ...node, entry: built.nodeFloor });
-        case "base":
-          if (!base && options.baseNode === undefined)
-            throw new Error("the base target needs --base or --base-node");
-          return startOurs(env, backend, {
-            ...node,
-            entry: base?.gateway ?? built.gateway,
-            target: "base",
-            ...(options.baseNode !== undefined ? { nodeBin: options.baseNode } : {}),
-          });
-      }
-    };
+    const startProxy = proxyStarter(env, backend, built, base, options);
 
     const loadScenarios = LOAD_SCENARIOS.filter((s) => only.has(s.id));
     if (loadScenarios.length > 0) {
@@ -200,7 +180,7 @@ async function main(): Promise<number> {
       if (targetNames.has("direct")) targets.push(direct(backend));
       if (targetNames.has("haproxy")) targets.push(await startHaproxy(env, backend));
       if (targetNames.has("nginx")) targets.push(await startNginx(env, backend));
-      for (const name of ["ours", "node", "base"] as const) {
+      for (const name of ["ours", "ours-haproxy", "node", "base"] as const) {
         if (targetNames.has(name)) targets.push(await startProxy(name));
       }
       log("route check:");
@@ -309,7 +289,7 @@ async function main(): Promise<number> {
         )
       : [];
 
-    const order = ["direct", "haproxy", "nginx", "ours", "node", "base"];
+    const order = ["direct", "haproxy", "nginx", "ours", "ours-haproxy", "node", "base"];
     rows.sort((a, b) =>
       a.scenario === b.scenario
         ? order.indexOf(a.target) - order.indexOf(b.target)
@@ -358,6 +338,7 @@ async function main(): Promise<number> {
       "",
       ...goalLines(goalList).map((l) => `- ${l}`),
       ...pairedLines.map((l) => `- ${l}`),
+      ...["", ...sideBySide(rows)],
       ...standalone.flatMap(({ title, lines }) => [
         "",
         `${title[0]?.toUpperCase()}${title.slice(1)}:`,

@@ -1,12 +1,12 @@
 /**
  * Scenario (g): memory per idle terminated connection. Per proxy and run: a fresh proxy
- * process, a warm-up (100 connections opened and closed), the RSS of its whole process group,
+ * process, a warm-up (100 connections opened and closed), the RSS of its process groups,
  * then `count` connections that each did one request and now sit idle, RSS again after a
  * settle time. bytes per connection = RSS delta / connections still open.
  */
 import { readFileSync, rmSync } from "node:fs";
 import { readLineUntil } from "./net.js";
-import { groupRssBytes, type ProcessSet, sleep } from "./procs.js";
+import { type ProcessSet, procRssBytes, sleep } from "./procs.js";
 import type { Target } from "./targets.js";
 
 export interface IdleSample {
@@ -129,16 +129,16 @@ export async function measureIdle(
   count: number,
   settleMs: number,
 ): Promise<IdleSample> {
-  const pgid = target.proc?.pid;
-  if (pgid === undefined) throw new Error("scenario (g) needs a proxy process");
+  const proc = target.proc;
+  if (proc === undefined) throw new Error("scenario (g) needs a proxy process");
   await holdConnections(ctx, target, 100, async () => 0);
   await sleep(500);
-  const rssBefore = groupRssBytes(pgid);
+  const rssBefore = procRssBytes(proc);
   const memBefore = await memoryUsage(target);
   let memAfter: MemoryUsage | undefined;
   const { status, value: rssAfter } = await holdConnections(ctx, target, count, async () => {
     await sleep(settleMs);
-    const rss = groupRssBytes(pgid);
+    const rss = procRssBytes(proc);
     memAfter = await memoryUsage(target);
     return rss;
   });

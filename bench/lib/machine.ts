@@ -7,6 +7,23 @@ const TOOLS = ["taskset", "haproxy", "nginx", "h2load", "wrk", "gcc", "openssl"]
 const STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so";
 /** Scenario (g) holds 5,000 connections: 10,000 descriptors in our gateway (client + backend). */
 export const MIN_FD_LIMIT = 12_000;
+/**
+ * The HAProxy engine holds 4 descriptors per terminated connection (client, the Unix socket's
+ * two ends to its terminating frontend, backend), all in HAProxy's one worker.
+ */
+const HAPROXY_ENGINE_FDS_PER_IDLE = 4;
+
+/** The open-file limit a run needs: (g) with ours-haproxy needs 4 per idle connection and some. */
+export function fdLimitFor(options: {
+  readonly only: ReadonlySet<string>;
+  readonly targetNames: ReadonlySet<string>;
+  readonly idleConnections: number;
+}): number {
+  const engine = options.only.has("g") && options.targetNames.has("ours-haproxy");
+  return engine
+    ? Math.max(MIN_FD_LIMIT, options.idleConnections * HAPROXY_ENGINE_FDS_PER_IDLE + 1_000)
+    : MIN_FD_LIMIT;
+}
 
 function sh(command: string): string {
   const r = spawnSync("sh", ["-c", command], { encoding: "utf8", timeout: 10_000 });
@@ -19,7 +36,7 @@ export interface Cores {
 }
 
 /** Throws with every missing piece at once, or returns the core split. */
-export function preflight(): Cores {
+export function preflight(minFds = MIN_FD_LIMIT): Cores {
   const problems: string[] = [];
   for (const tool of TOOLS) {
     if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0)
@@ -31,7 +48,11 @@ export function preflight(): Cores {
     problems.push(`${STREAM_MODULE} missing (Debian package libnginx-mod-stream)`);
   }
   const fds = Number(sh("ulimit -n"));
-  if (!(fds >= MIN_FD_LIMIT)) problems.push(`open-file limit ${fds} < ${MIN_FD_LIMIT}`);
+  if (!(fds >= minFds)) {
+    problems.push(
+      `open-file limit ${fds} < ${minFds}${minFds > MIN_FD_LIMIT ? " ((g) with ours-haproxy: lower --idle-connections, or leave that target out)" : ""}`,
+    );
+  }
   const n = availableParallelism();
   if (n < 2) problems.push("needs at least 2 CPUs: one for the proxy, one for client and backend");
   if (problems.length > 0) {

@@ -32,7 +32,14 @@ export const ALL_SCENARIOS: readonly (ScenarioId | StandaloneId)[] = [
 ];
 
 /** What a complete run measures ("base" only comes with `--base`). */
-export const DEFAULT_TARGETS: readonly string[] = ["direct", "haproxy", "nginx", "ours", "node"];
+export const DEFAULT_TARGETS: readonly string[] = [
+  "direct",
+  "haproxy",
+  "nginx",
+  "ours",
+  "ours-haproxy",
+  "node",
+];
 
 export interface BenchOptions {
   readonly quick: boolean;

@@ -2,7 +2,10 @@
  * Every process the bench starts, and what it reads about them from /proc. Each child leads its
  * own process group (spawned `detached`, i.e. setsid), so stopping it kills its workers too;
  * `ProcessSet` remembers every group until it is gone, and `stopAll` (from a `finally`) plus
- * `killAllNow` (from `exit`/signal handlers) make sure none outlives the bench.
+ * `killAllNow` (from `exit`/signal handlers) make sure none outlives the bench. A child that
+ * starts a group of its own (our gateway's HAProxy engine: HAProxy's master runs `setsid`, its
+ * workers in its group) gets it attached (`attach`): that group is then stopped with the child
+ * and counted in its CPU and memory (`procCpuUs`, `procRssBytes`).
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
@@ -15,6 +18,8 @@ export interface Proc {
   /** Resolves when the leader exits; never rejects. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   readonly logFile: string;
+  /** The process groups counted as this process's: its own first, then the attached ones. */
+  readonly groups: ReadonlySet<number>;
 }
 
 export interface SpawnOptions {
@@ -28,6 +33,8 @@ export interface SpawnOptions {
 
 export class ProcessSet {
   readonly #procs = new Set<Proc>();
+  /** Each process's groups (the set its `Proc.groups` shows), by its pid. */
+  readonly #groups = new Map<number, Set<number>>();
 
   spawn(name: string, command: string, args: readonly string[], opts: SpawnOptions): Proc {
     const logFile = join(opts.logDir, `${name}.log`);
@@ -52,27 +59,40 @@ export class ProcessSet {
         child.once("error", () => resolve({ code: -1, signal: null }));
       },
     );
-    const proc: Proc = { name, pid: child.pid, child, exited, logFile };
+    const groups = new Set([child.pid]);
+    this.#groups.set(child.pid, groups);
+    const proc: Proc = { name, pid: child.pid, child, exited, logFile, groups };
     this.#procs.add(proc);
     void exited.then(() => {
-      // the leader is gone; its group may still hold workers, which stop() also kills
-      if (!groupAlive(proc.pid)) this.#procs.delete(proc);
+      // the leader is gone; its groups may still hold workers, which stop() also kills
+      if (![...proc.groups].some(groupAlive)) this.#procs.delete(proc);
     });
     return proc;
   }
 
-  /** SIGTERM to the whole group, SIGKILL after `graceMs`; resolves when the group is gone. */
+  /** `pgid`, a group `proc` started outside its own, is stopped with it and counted as its. */
+  attach(proc: Proc, pgid: number): void {
+    this.#groups.get(proc.pid)?.add(pgid);
+  }
+
+  /**
+   * SIGTERM to the process's own group, then to the attached ones still there (the process
+   * may stop them itself), SIGKILL after `graceMs`; resolves when all are gone.
+   */
   async stop(proc: Proc, graceMs = 5000): Promise<void> {
-    signalGroup(proc.pid, "SIGTERM");
-    const deadline = Date.now() + graceMs;
-    while (groupAlive(proc.pid) && Date.now() < deadline) await sleep(50);
-    if (groupAlive(proc.pid)) {
-      signalGroup(proc.pid, "SIGKILL");
-      const hard = Date.now() + 2000;
-      while (groupAlive(proc.pid) && Date.now() < hard) await sleep(20);
+    for (const pgid of proc.groups) {
+      signalGroup(pgid, "SIGTERM");
+      const deadline = Date.now() + graceMs;
+      while (groupAlive(pgid) && Date.now() < deadline) await sleep(50);
+      if (groupAlive(pgid)) {
+        signalGroup(pgid, "SIGKILL");
+        const hard = Date.now() + 2000;
+        while (groupAlive(pgid) && Date.now() < hard) await sleep(20);
+      }
     }
     await Promise.race([proc.exited, sleep(1000)]);
     this.#procs.delete(proc);
+    this.#groups.delete(proc.pid);
   }
 
   async stopAll(): Promise<void> {
@@ -81,8 +101,9 @@ export class ProcessSet {
 
   /** Synchronous last resort for `exit` handlers. */
   killAllNow(): void {
-    for (const p of this.#procs) signalGroup(p.pid, "SIGKILL");
+    for (const p of this.#procs) for (const pgid of p.groups) signalGroup(pgid, "SIGKILL");
     this.#procs.clear();
+    this.#groups.clear();
   }
 }
 
@@ -150,6 +171,13 @@ export function groupCpuUs(pgid: number): number {
   return (ticks * 1e6) / CLK_TCK;
 }
 
+/** CPU time of every live process in the process's groups (`Proc.groups`), in microseconds. */
+export function procCpuUs(proc: Proc): number {
+  let us = 0;
+  for (const pgid of proc.groups) us += groupCpuUs(pgid);
+  return us;
+}
+
 /** Resident set size of one process in bytes; 0 once it has exited. */
 export function rssBytes(pid: number): number {
   try {
@@ -163,6 +191,13 @@ export function rssBytes(pid: number): number {
 /** Resident set size of every live process in the group, in bytes. */
 export function groupRssBytes(pgid: number): number {
   return groupMembers(pgid).reduce((sum, s) => sum + rssBytes(s.pid), 0);
+}
+
+/** Resident set size of every live process in the process's groups, in bytes. */
+export function procRssBytes(proc: Proc): number {
+  let bytes = 0;
+  for (const pgid of proc.groups) bytes += groupRssBytes(pgid);
+  return bytes;
 }
 
 export interface CoreTimes {

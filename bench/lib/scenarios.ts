@@ -1,11 +1,11 @@
 /**
  * Scenarios (a)-(f): one load against one target at a time, with the target's CPU time read
- * from /proc before and after. Rounds interleave the targets (rotating their order), so a slow
+ * from /proc before and after (every process of its groups, `procCpuUs`). Rounds interleave the targets (rotating their order), so a slow
  * drift of the machine spreads over all of them instead of landing on one.
  */
 import { performance } from "node:perf_hooks";
 import { type LoadContext, type LoadResult, type LoadSpec, runLoad } from "./load.js";
-import { busyShare, coreTimes, groupCpuUs, sleep } from "./procs.js";
+import { busyShare, coreTimes, procCpuUs, sleep } from "./procs.js";
 import { LARGE_PATH, type Target } from "./targets.js";
 
 export type ScenarioId = "a" | "b" | "c" | "d" | "e" | "f" | "g" | "h";
@@ -107,17 +107,17 @@ export async function measureOnce(
     ? Math.min(5_000_000, Math.max(scenario.load.connections * 10, Math.round(rate * seconds)))
     : Math.round(scenario.load.connections * 20 * Math.max(1, seconds));
   const endpoint = scenario.route === "term" ? target.term : target.pass;
-  const pgid = target.proc?.pid;
+  const proc = target.proc;
   const cores0 = coreTimes();
   const wall0 = performance.now();
-  const cpu0 = pgid === undefined ? Number.NaN : groupCpuUs(pgid);
+  const cpu0 = proc === undefined ? Number.NaN : procCpuUs(proc);
   const result = await runLoad(ctx, scenario.load, endpoint, {
     seconds,
     requests,
     timeoutMs: Math.max(30_000, seconds * 4000 + 20_000),
   });
   await sleep(150); // let the proxy finish closing what the client left; that is its work too
-  const cpu1 = pgid === undefined ? Number.NaN : groupCpuUs(pgid);
+  const cpu1 = proc === undefined ? Number.NaN : procCpuUs(proc);
   const cores1 = coreTimes();
   const wallUs = (performance.now() - wall0) * 1000;
   if (result.ops <= 0) throw new Error(`${key}: no successful operation`);

@@ -2,10 +2,14 @@
  * What the bench measures against: the backend (nginx from Debian, plain HTTP for terminated
  * traffic and TLS for passthrough and for "direct"), and the proxies under test, all on
  * 127.0.0.1 with ephemeral ports and the same ECDSA P-256 certificate:
- * - haproxy: `mode http` with `ssl crt` (termination), `mode tcp` routing on `req.ssl_sni`
- *   (passthrough);
+ * - haproxy: `mode http` with `ssl crt` (termination; `http-reuse always`, so backend
+ *   connections are pooled as nginx's `keepalive` pools them), `mode tcp` routing on
+ *   `req.ssl_sni` (passthrough);
  * - nginx: `http` with `listen ... ssl` (termination), `stream` with `ssl_preread` (passthrough);
+ * - both with the same curves, protocols, session cache size, lifetime and ticket handling
+ *   (tls-tuning.ts);
  * - ours: the bundled data plane (`bench/gateway-bench.ts`), routing by SNI label;
+ * - ours-haproxy: the same bundle on the HAProxy engine (`ours-haproxy.ts`);
  * - node: the Node floor (`bench/node-floor.ts`), the least a Node proxy can do;
  * - base: ours as of another commit (`--base <rev>`), to measure a change against the code
  *   before it in the same rounds;
@@ -16,12 +20,14 @@ import { chmodSync, createWriteStream, mkdirSync, readFileSync, writeFileSync } 
 import { join } from "node:path";
 import { freePort, HOST, readLineUntil, waitForPort } from "./net.js";
 import type { Proc, ProcessSet } from "./procs.js";
+import { haproxyTlsGlobal, nginxTls } from "./tls-tuning.js";
 
-export type TargetName = "direct" | "haproxy" | "nginx" | "ours" | "node" | "base";
+export type TargetName = "direct" | "haproxy" | "nginx" | "ours" | "ours-haproxy" | "node" | "base";
 export const PROXIES = [
   "haproxy",
   "nginx",
   "ours",
+  "ours-haproxy",
   "node",
   "base",
 ] as const satisfies readonly TargetName[];
@@ -100,7 +106,8 @@ events { worker_connections 12000; }
 `;
 }
 
-function nginxHttpCommon(env: Env, name: string): string {
+/** `tls`: a target's TLS tuning (tls-tuning.ts) instead of the backend's plain session cache. */
+function nginxHttpCommon(env: Env, name: string, tls?: string): string {
   const tmp = join(env.dir, `${name}-tmp`);
   return `
   access_log off;
@@ -115,7 +122,7 @@ function nginxHttpCommon(env: Env, name: string): string {
   ssl_protocols TLSv1.2 TLSv1.3;
   ssl_certificate ${env.certFile};
   ssl_certificate_key ${env.keyFile};
-  ssl_session_cache shared:${name}:10m;
+${tls ?? `  ssl_session_cache shared:${name}:10m;`}
 `;
 }
 
@@ -177,6 +184,7 @@ global
   nbthread 1
   maxconn 6000
   pidfile ${join(env.dir, "haproxy.pid")}
+${haproxyTlsGlobal()}
 
 defaults
   maxconn 6000
@@ -194,6 +202,7 @@ frontend term
 
 backend plain
   mode http
+  http-reuse always
   server b ${HOST}:${backend.httpPort}
 
 frontend pass
@@ -227,9 +236,10 @@ export async function startNginx(env: Env, backend: Backend): Promise<Target> {
   const [termPort, passPort] = [await freePort(), await freePort()];
   const names = routeNames(backend);
   const domain = BASE_DOMAIN.replaceAll(".", "\\.");
+  const tls = nginxTls("nginx");
   const conf = `load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 ${nginxCommon(env, "nginx", 1)}
-http {${nginxHttpCommon(env, "nginx")}
+http {${nginxHttpCommon(env, "nginx", tls)}
   upstream plain { server ${HOST}:${backend.httpPort}; keepalive 64; }
   server {
     listen ${HOST}:${termPort} ssl backlog=4096;
@@ -291,7 +301,7 @@ export interface OursOptions {
 }
 
 /** Starts one of the bench's own Node proxies and reads the JSON line it prints when listening. */
-async function startNodeEntry<T>(
+export async function startNodeEntry<T>(
   env: Env,
   opts: OursOptions & { readonly name: string },
   args: readonly string[],
@@ -324,7 +334,7 @@ async function startNodeEntry<T>(
   return { proc, memoryFile, value };
 }
 
-const isPort = (v: unknown): v is number => typeof v === "number" && v > 0;
+export const isPort = (v: unknown): v is number => typeof v === "number" && v > 0;
 
 export async function startOurs(
   env: Env,

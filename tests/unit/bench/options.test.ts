@@ -18,7 +18,14 @@ describe("npm run bench's options", () => {
     });
     expect(o.oursFlags).toEqual(NODE_FLAGS);
     expect([...o.only]).toEqual(ALL_SCENARIOS);
-    expect([...o.targetNames]).toEqual(["direct", "haproxy", "nginx", "ours", "node"]);
+    expect([...o.targetNames]).toEqual([
+      "direct",
+      "haproxy",
+      "nginx",
+      "ours",
+      "ours-haproxy",
+      "node",
+    ]);
     expect(o.timing).toEqual({ runs: 3, seconds: 10, warmupSeconds: 3 });
     expect(o.soakMinutes).toBe(30);
   });
