@@ -16,7 +16,7 @@ import { raceConnect, settleBoth } from "./connect.js";
 import type { CustomDomainResolver } from "./custom-domain.js";
 import { readClientHello } from "./peek.js";
 import { type DecodedProxyV2, encodeProxyV2, type ProxyAddresses } from "./proxy-protocol.js";
-import { type AppRoute, compileRouter, type RouteMode, type Router } from "./route.js";
+import { compileRouter, type Router } from "./route.js";
 import type { SelfService } from "./self.js";
 import { InstanceSelector } from "./select.js";
 import {
@@ -27,6 +27,7 @@ import {
   SlowPathError,
 } from "./slow-path.js";
 import { ProxyStats } from "./stats.js";
+import { appTarget, RejectError, type Target, withApp } from "./target.js";
 import type { AlpnMode, TlsTerminator } from "./terminate.js";
 
 export interface ProxyDeps {
@@ -45,25 +46,6 @@ type ProxyConfig = GatewayConfig["core"]["proxy"];
 
 /** How often a drain looks whether the last connection has ended. */
 const DRAIN_POLL_MS = 100;
-
-/** Why the proxy refused a connection before it reached a backend; counted and logged. */
-export class RejectError extends GatewayError<
-  | "E_ROUTE_UNKNOWN_APP"
-  | "E_CUSTOM_UNKNOWN_APP"
-  | "E_NO_HEALTHY_INSTANCE"
-  | "E_PORT_NOT_ALLOWED"
-  | "E_LIMIT_APP"
-  | "E_LIMIT_IP"
-> {}
-
-interface Target {
-  readonly appId: string;
-  readonly port: number;
-  readonly mode: RouteMode;
-  readonly id: string;
-  /** Chosen by a custom domain's TXT record rather than by the SNI itself. */
-  readonly custom: boolean;
-}
 
 /**
  * The :443 listener. Per connection: read the ClientHello, route its SNI, pick instances,
@@ -407,12 +389,3 @@ export class TlsProxy {
 }
 
 const secondsSince = (start: number): number => (performance.now() - start) / 1000;
-
-function appTarget(route: AppRoute): Target {
-  return { appId: route.id, id: route.id, port: route.port, mode: route.mode, custom: false };
-}
-
-function withApp(error: unknown, appId: string): unknown {
-  if (error instanceof Error && !("appId" in error)) Object.assign(error, { appId });
-  return error;
-}
