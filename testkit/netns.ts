@@ -9,6 +9,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
+import { isAlive } from "./process.js";
 
 export const NETNS_PREFIX = "gwt";
 const COMMAND_TIMEOUT_MS = 5_000;
@@ -100,15 +101,6 @@ async function removeNamespace(ns: string): Promise<void> {
   await run("ip", ["netns", "del", ns]);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /**
  * Removes namespaces `<prefix><pid>-...` whose pid is no longer running (crashed runs), with
  * every process still inside them. Namespaces of live runs are left alone. Returns the names.
@@ -117,7 +109,7 @@ export async function cleanupStale(prefix = NETNS_PREFIX): Promise<string[]> {
   const pattern = new RegExp(`^${prefix}(\\d+)-`);
   const stale = (await listNamespaces(prefix)).filter((ns) => {
     const pid = pattern.exec(ns)?.[1];
-    return pid !== undefined && !alive(Number(pid));
+    return pid !== undefined && !isAlive(Number(pid));
   });
   for (const ns of stale) await removeNamespace(ns);
   return stale;

@@ -12,6 +12,7 @@ import { retireHaproxy } from "../../../gateway-runtime/engine/haproxy/process.j
 import { watchHandOver } from "../../../gateway-runtime/engine/haproxy/watch.js";
 import { silentLogger } from "../../../gateway-runtime/log/index.js";
 import { until } from "../../../testkit/poll.js";
+import { isAlive } from "../../../testkit/process.js";
 import {
   type Backend,
   backend,
@@ -23,15 +24,6 @@ import {
 } from "./harness.js";
 
 const APP = "a1a1a1";
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const refused = (port: number) =>
   new Promise<boolean>((resolve) => {
@@ -66,9 +58,13 @@ describe("HAProxy engine: retiring a left-over HAProxy", () => {
     expect(await retireHaproxy(lab.dir, silentLogger())).toBe(master);
     await until("the listener to close", () => refused(lab.port), 10_000);
     expect(await held.ping("2")).toBe("one 80 pp=- 2");
-    expect(alive(master)).toBe(true);
+    expect(isAlive(master)).toBe(true);
     held.close();
-    await until("the master to exit once its last connection ended", () => !alive(master), 15_000);
+    await until(
+      "the master to exit once its last connection ended",
+      () => !isAlive(master),
+      15_000,
+    );
     expect(await retireHaproxy(lab.dir, silentLogger())).toBeUndefined();
   });
 
@@ -82,10 +78,10 @@ describe("HAProxy engine: retiring a left-over HAProxy", () => {
       const opts = { dir: next.dir, readyFile, previousPid: process.pid, timeoutMs: 300 };
       writeFileSync(readyFile, "4194304\n"); // a next generation
       expect(await watchHandOver(opts, silentLogger())).toBe("ready");
-      expect(alive(master)).toBe(true);
+      expect(isAlive(master)).toBe(true);
       writeFileSync(readyFile, `${process.pid}\n`); // none comes
       expect(await watchHandOver(opts, silentLogger())).toBe("retired");
-      await until("HAProxy to exit", () => !alive(master), 15_000);
+      await until("HAProxy to exit", () => !isAlive(master), 15_000);
     } finally {
       await next.close();
     }

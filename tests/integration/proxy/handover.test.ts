@@ -18,7 +18,7 @@ import { createTestCa } from "../../../testkit/ra-tls.js";
 import { writeShims } from "../../../testkit/wireguard.js";
 import { BUNDLE } from "../../helpers/e2e-lab.js";
 import { until } from "../../../testkit/poll.js";
-import { freePort } from "../../../testkit/process.js";
+import { freePort, isAlive } from "../../../testkit/process.js";
 
 const HOLDER = new URL("../../../lab/shims/socket-holder.mjs", import.meta.url).pathname;
 const LISTEN = "127.0.0.1";
@@ -34,14 +34,6 @@ let iface = "";
 
 const log = () => readFileSync(join(dir, "gateway.log"), "utf8");
 const mainPid = () => Number(readFileSync(join(dir, "holder", "main.pid"), "utf8"));
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** Starts a generation from the holder's sockets; resolves with its pid once it serves. */
 async function startGeneration(): Promise<number> {
@@ -248,7 +240,7 @@ describe("hand-over on one host", () => {
     // (a) The hand-over, in systemd's order: the old main goes, then the new one starts.
     const handoverAt = Date.now();
     process.kill(first, "SIGTERM");
-    await until("the old main to exit", () => !alive(first), 10_000);
+    await until("the old main to exit", () => !isAlive(first), 10_000);
     const answersAtHandover = long.map((l) => l.state.answers);
     const second = await startGeneration();
     await new Promise((r) => setTimeout(r, 1_000));
@@ -300,7 +292,7 @@ describe("the main process killed, no new generation yet", () => {
     // The generation the test above left running goes first, as in a restart.
     const previous = mainPid();
     process.kill(previous, "SIGTERM");
-    await until("the previous main to exit", () => !alive(previous), 10_000);
+    await until("the previous main to exit", () => !isAlive(previous), 10_000);
     const main = await startGeneration();
     const workers = processesMatching(`${BUNDLE} proxy-worker`).filter(
       (pid) =>
@@ -308,7 +300,7 @@ describe("the main process killed, no new generation yet", () => {
     );
     expect(workers).toHaveLength(2);
     process.kill(main, "SIGKILL");
-    await until("the main to be gone", () => !alive(main), 5_000);
+    await until("the main to be gone", () => !isAlive(main), 5_000);
     // No one restarts it for now: the orphaned workers answer new connections at once.
     for (let i = 0; i < 10; i++) {
       const started = Date.now();
@@ -318,10 +310,10 @@ describe("the main process killed, no new generation yet", () => {
       expect(Date.now() - started).toBeLessThan(1000);
       await new Promise((r) => setTimeout(r, 100));
     }
-    expect(workers.every(alive)).toBe(true);
+    expect(workers.every(isAlive)).toBe(true);
     // The next generation's ready file is their cue to stop accepting and drain.
     await startGeneration();
-    await until("the orphaned workers to drain and exit", () => !workers.some(alive), 15_000);
+    await until("the orphaned workers to drain and exit", () => !workers.some(isAlive), 15_000);
     expect(log()).toContain("serving on until the next generation is ready");
     expect(log()).toContain("the next generation is ready: draining");
   }, 60_000);
