@@ -100,8 +100,12 @@ export class Reconciler {
    * the name up again and installs the fresh answer.
    */
   setCustomDomain(name: string, value: string | undefined, ttlMs = Number.POSITIVE_INFINITY): void {
+    const held = this.#custom.get(name);
     if (value === undefined || ttlMs <= 0) this.#custom.delete(name);
     else this.#custom.set(name, { value, until: this.#now() + ttlMs });
+    // The slow path reports every connection its cached answer routes: only a change of the
+    // map's content needs a pass (expiry is the periodic pass's business).
+    if (held?.value === (value !== undefined && ttlMs > 0 ? value : undefined)) return;
     this.schedule();
   }
 
