@@ -3,8 +3,8 @@
  * single-host (or shared-filesystem) implementation: a lock file created with O_EXCL holding
  * the owner's pid, host, a random token and the time. A lock is stale when its pid is gone (same
  * host) or it is older than `staleMs` (set above renew_timeout, so a live holder's run has
- * ended by then). Breaking a stale lock renames it away first and checks it is still the one
- * judged stale, so two breakers never both win; release removes the file only if our token is
+ * ended by then). Breaking a stale lock takes a breakers' guard file, then renames the lock
+ * away and checks it is still the one judged stale, so two breakers never both win; release removes the file only if our token is
  * still in it. `cluster/etcd-lock.ts` implements the same interface for a region.
  */
 import { randomBytes } from "node:crypto";
@@ -113,8 +113,34 @@ export class FileLock implements RenewalLock {
     return c.host === hostname() && !alive(c.pid);
   }
 
-  /** True when a stale lock was removed (the caller tries again). */
+  /**
+   * True when a stale lock was removed (the caller tries again). Breakers take `<lock>.break`
+   * (O_EXCL) first and judge the lock again under it: without it, a breaker that read a stale
+   * lock could move aside the live one another breaker had just made, and while it put it back
+   * the path was empty for a third to take (two holders). A guard left by a crashed breaker is
+   * removed after TORN_GRACE_MS.
+   */
   async #breakIfStale(): Promise<boolean> {
+    const guard = `${this.path}.break`;
+    let handle: Awaited<ReturnType<typeof open>>;
+    try {
+      handle = await open(guard, "wx", 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      const st = await stat(guard).catch(() => undefined);
+      if (st !== undefined && this.#now() - st.mtimeMs > TORN_GRACE_MS)
+        await unlink(guard).catch(() => undefined);
+      return false; // another breaker is at it
+    }
+    await handle.close();
+    try {
+      return await this.#breakGuarded();
+    } finally {
+      await unlink(guard).catch(() => undefined);
+    }
+  }
+
+  async #breakGuarded(): Promise<boolean> {
     let text: string;
     try {
       text = await readFile(this.path, "utf8");
@@ -130,11 +156,12 @@ export class FileLock implements RenewalLock {
     try {
       await rename(this.path, aside);
     } catch {
-      return false; // someone else broke or released it first
+      return false; // released first
     }
     const moved = await readFile(aside, "utf8").catch(() => "");
     if (moved !== text) {
-      // We moved a lock taken after our read: put it back unless a newer one exists already.
+      // Its holder released it and a new one was taken after our read: put that one back
+      // unless a newer one exists already.
       await link(aside, this.path).catch(() => undefined);
       await unlink(aside).catch(() => undefined);
       return false;
