@@ -21,6 +21,7 @@ import {
   sshTo,
   stopAgent,
 } from "./lab-setup.js";
+import type { LabEngine } from "./route-suite.js";
 
 const hosts = () => ctx.lab.gateways.map(addressOf);
 /** Namespaces of the second and third gateway hosts, which the fault tests break. */
@@ -72,13 +73,13 @@ async function everyHostRoutes(): Promise<void> {
       );
 }
 
-export function regionSuite(): void {
-  describe("a region of three gateway hosts (npm run lab -- up --hosts 3)", () => {
+export function regionSuite(engine: LabEngine): void {
+  describe(`a region of three gateway hosts (npm run lab -- up --hosts 3 --engine ${engine})`, () => {
     beforeAll(async () => {
       // A fresh region: the one-host lab's registrations are in its state file, not in etcd.
       const down = await lab$("down");
       expect(down.code, down.err).toBe(0);
-      await labUp("--hosts", "3");
+      await labUp("--hosts", "3", "--engine", engine);
     }, 600_000);
 
     it("lab.json lists the three hosts, the first being `gateway`", () => {
@@ -222,8 +223,8 @@ async function partition(ns: string, peers: readonly string[], on: boolean): Pro
   expect(r.code, r.err).toBe(0);
 }
 
-export function regionFaultSuite(): void {
-  describe("a region of three gateway hosts: faults", () => {
+export function regionFaultSuite(engine: LabEngine): void {
+  describe(`a region of three gateway hosts, the ${engine} engine: faults`, () => {
     it("one etcd member lost: quorum holds, clients see nothing, registrations go on", async () => {
       const [first, , third] = hosts();
       await etcdMember(third ?? "", "stop");

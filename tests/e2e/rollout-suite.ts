@@ -18,6 +18,7 @@ import {
   ssh,
   sshTo,
 } from "./lab-setup.js";
+import type { LabEngine } from "./route-suite.js";
 import { startTraffic, type Traffic, type TrafficReport } from "./traffic.js";
 
 /** 150 + 40 + 10 long-lived streams, and 10 new connections a second. */
@@ -66,8 +67,8 @@ function expectNothingLost(report: TrafficReport): void {
   expect(report.fresh.filter((c) => c.error !== undefined)).toEqual([]);
 }
 
-export function rolloutSuite(): void {
-  describe("rollouts that drop nothing (one host)", () => {
+export function rolloutSuite(engine: LabEngine): void {
+  describe(`rollouts that drop nothing (one host, the ${engine} engine)`, () => {
     it("a changed bundle, then a changed config, roll out under 200 open streams and 10 new connections a second: nothing refused, cut or corrupted", async () => {
       const bundle = changedBundle("changed");
       const traffic = await load();
@@ -136,8 +137,8 @@ export function rolloutSuite(): void {
  * host-by-host rollout at the first host, the others keep the version they had and serve, and
  * an up of what was there before brings the first back.
  */
-export function regionRolloutSuite(): void {
-  describe("a region's rollout stopped by a broken build", () => {
+export function regionRolloutSuite(engine: LabEngine): void {
+  describe(`a region's rollout stopped by a broken build (the ${engine} engine)`, () => {
     const hosts = () => ctx.lab.gateways.map(addressOf);
     const shippedOn = async (address: string) =>
       (await sshTo(address, "sha256sum /opt/gateway/gateway.mjs")).out.split(" ")[0] ?? "";

@@ -1,6 +1,7 @@
 // Every URL form through the lab, on either data plane engine (core.proxy.engine): lab.test.ts
-// runs it on the Node engine first, then again after `npm run lab -- up --engine haproxy`, and
-// goes back to the Node engine after it, as the suites after it expect. Not a test file.
+// runs it on the Node engine first, then again inside onEngine("haproxy"), which brings the lab
+// up with `--engine haproxy` and goes back to the Node engine after, as the suites after it
+// expect. Not a test file.
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
@@ -40,15 +41,15 @@ async function haproxyRuns(): Promise<boolean> {
   return (await ssh(script)).out.trim() === "yes";
 }
 
-export function routeSuite(engine: LabEngine): void {
-  describe(`every URL form through the ${engine} engine`, () => {
-    let app = "";
-    let gw = "";
+/**
+ * Runs the suites `body` declares with the lab's host on `engine`, and puts the Node engine
+ * back after them. On the Node engine a HAProxy left by a haproxy-engine generation is retired:
+ * it exits once its connections end.
+ */
+export function onEngine(engine: LabEngine, body: () => void): void {
+  describe(`on the ${engine} engine`, () => {
     beforeAll(async () => {
       if (engine !== "node") await labUp("--engine", engine);
-      ({ app, gw } = ctx);
-      // On the Node engine a HAProxy left by a haproxy-engine generation is retired: it exits
-      // once its connections end.
       await eventually(
         `HAProxy to ${engine === "haproxy" ? "serve" : "be gone"} on the gateway host`,
         async () => (await haproxyRuns()) === (engine === "haproxy"),
@@ -57,6 +58,17 @@ export function routeSuite(engine: LabEngine): void {
     afterAll(async () => {
       if (engine !== "node") await labUp("--engine", "node");
     }, 300_000);
+    body();
+  });
+}
+
+export function routeSuite(engine: LabEngine): void {
+  describe(`every URL form through the ${engine} engine`, () => {
+    let app = "";
+    let gw = "";
+    beforeAll(() => {
+      ({ app, gw } = ctx);
+    });
 
     it("<app-id> and <app-id>-<port>: termination with the pebble-issued wildcard certificate", async () => {
       expect((await curl(app, "/a")).out).toMatch(/^c[12]\S+ 80 GET \/a 0/);
