@@ -21,7 +21,7 @@
  * entries), and logs its stderr lines; an adopted HAProxy's stderr went to the generation
  * that started it and is not read (its runtime API still is).
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -138,8 +138,8 @@ export class HaproxyProcess {
   }
 
   /** `haproxy -c`: the file as written parses and loads. */
-  check(file = this.#config): void {
-    checkHaproxyConfig(this.#opts, file);
+  check(file = this.#config): Promise<void> {
+    return checkHaproxyConfig(this.#opts, file);
   }
 
   /**
@@ -148,7 +148,7 @@ export class HaproxyProcess {
    * for up to `hard-stop-after`). Resolves when the new worker is the current one.
    */
   async reload(): Promise<void> {
-    this.check();
+    await this.check();
     const before = await this.procs();
     await rawCommand(this.#master, "reload").catch(() => "");
     const deadline = performance.now() + READY_TIMEOUT_MS;
@@ -221,7 +221,7 @@ export class HaproxyProcess {
   }
 
   async #start(): Promise<void> {
-    this.check();
+    await this.check();
     const passFds = this.#opts.passFds ?? [];
     const child = spawn(
       this.#opts.binary ?? HAPROXY_BINARY,
@@ -304,19 +304,26 @@ export class HaproxyProcess {
 export function checkHaproxyConfig(
   opts: Pick<HaproxyProcessOptions, "binary" | "dir" | "passFds">,
   file: string,
-): void {
-  const r = spawnSync(opts.binary ?? HAPROXY_BINARY, ["-c", "-f", file], {
-    cwd: opts.dir,
-    encoding: "utf8",
-    timeout: 15_000,
-    stdio: ["ignore", "pipe", "pipe", ...(opts.passFds ?? [])],
+): Promise<void> {
+  // Not spawnSync: a check of a large configuration takes a while, and the runtime's event loop
+  // (registrations, the slow path's connections, health) must not stop for it.
+  return new Promise((resolve, reject) => {
+    const child = spawn(opts.binary ?? HAPROXY_BINARY, ["-c", "-f", file], {
+      cwd: opts.dir,
+      stdio: ["ignore", "pipe", "pipe", ...(opts.passFds ?? [])],
+      timeout: 15_000,
+    });
+    let output = "";
+    const collect = (d: Buffer) => {
+      output += d.toString();
+    };
+    child.stdout?.on("data", collect);
+    child.stderr?.on("data", collect);
+    const fail = (why: string) =>
+      reject(new HaproxyProcessError("E_HAPROXY_CONFIG", `haproxy -c ${file} (${why}): ${output}`));
+    child.once("error", (error) => fail(error.message));
+    child.once("close", (code, signal) => (code === 0 ? resolve() : fail(String(code ?? signal))));
   });
-  if (r.status !== 0) {
-    throw new HaproxyProcessError(
-      "E_HAPROXY_CONFIG",
-      `haproxy -c ${file} (${r.status ?? r.signal}): ${r.stderr}${r.stdout}${r.error ?? ""}`,
-    );
-  }
 }
 
 /**

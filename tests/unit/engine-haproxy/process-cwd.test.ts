@@ -4,7 +4,7 @@
  * started from a directory it may not enter (root's home, in the lab's service manager), it
  * failed with "Impossible to get back to initial directory".
  */
-import { chmodSync, mkdtempSync, realpathSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -12,7 +12,7 @@ import { checkHaproxyConfig } from "../../../gateway-runtime/engine/haproxy/proc
 import { FILES } from "../../../gateway-runtime/engine/haproxy/layout.js";
 
 describe("checkHaproxyConfig", () => {
-  it("runs haproxy -c from the engine's directory", () => {
+  it("runs haproxy -c from the engine's directory", async () => {
     const dir = realpathSync(mkdtempSync(join(tmpdir(), "hx-cwd-")));
     // A stand-in for the binary that succeeds only when started there.
     const binary = join(dir, "fake-haproxy");
@@ -22,6 +22,23 @@ describe("checkHaproxyConfig", () => {
     );
     chmodSync(binary, 0o755);
     writeFileSync(join(dir, FILES.config), "global\n");
-    expect(() => checkHaproxyConfig({ dir, binary }, join(dir, FILES.config))).not.toThrow();
+    await checkHaproxyConfig({ dir, binary }, join(dir, FILES.config));
+  });
+
+  it("rejects with E_HAPROXY_CONFIG and HAProxy's own words when the check fails", async () => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), "hx-cwd-")));
+    const binary = join(dir, "fake-haproxy");
+    writeFileSync(
+      binary,
+      "#!/bin/sh\necho \"[ALERT] parsing [x.cfg:3]: unknown keyword 'bind2'\" >&2\nexit 1\n",
+    );
+    chmodSync(binary, 0o755);
+    await expect(
+      checkHaproxyConfig({ dir, binary }, join(dir, FILES.config)),
+    ).rejects.toMatchObject({
+      code: "E_HAPROXY_CONFIG",
+      message: expect.stringContaining("unknown keyword 'bind2'"),
+    });
+    rmSync(dir, { recursive: true, force: true });
   });
 });
