@@ -42,6 +42,12 @@ export interface Desired {
   readonly maps: MapContents;
   /** Slots the pool must have to hold every app (more than it has: a reload with more). */
   readonly slotsNeeded: number;
+  /**
+   * When the first ready server turns stale if no handshake comes (Infinity if none is ready):
+   * health changes with time alone, and the Node engine judges it at each connection, so a
+   * pass must run then, not at the next periodic tick.
+   */
+  readonly staleAtMs: number;
 }
 
 export interface DesiredInput {
@@ -108,6 +114,7 @@ export function desiredState(input: DesiredInput): Desired {
   const appsMap = new Map<string, string>();
   const instancesMap = new Map<string, string>();
   const owners = new Map<string, string>();
+  let staleAtMs = Number.POSITIVE_INFINITY;
   for (const app of apps) {
     const slot = slots.get(app) as string;
     let anyReady = false;
@@ -115,6 +122,7 @@ export function desiredState(input: DesiredInput): Desired {
     for (const instance of byApp.get(app) ?? []) {
       const ready = !instance.outOfRotation && isHealthy(instance, input.nowMs, input.healthyAgeMs);
       anyReady ||= ready;
+      if (ready) staleAtMs = Math.min(staleAtMs, instance.lastHandshakeMs + input.healthyAgeMs);
       const name = serverName(instance.id);
       servers.set(serverKey(slot, name), {
         slot,
@@ -141,5 +149,6 @@ export function desiredState(input: DesiredInput): Desired {
     servers,
     maps: { apps: appsMap, instances: instancesMap, owners, custom: new Map(input.custom) },
     slotsNeeded: needed,
+    staleAtMs,
   };
 }

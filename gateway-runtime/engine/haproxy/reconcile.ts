@@ -5,9 +5,11 @@
  *
  * Passes are coalesced: a burst of directory changes (a region's registrations loaded at
  * start, a WireGuard poll updating every handshake) schedules one pass on the next tick, and a
- * change during a pass schedules one more after it. A timer runs a pass every `tickMs` too:
- * health is the age of a handshake, which changes with time alone, and servers of removed
- * instances are deleted once their last connection ends.
+ * change during a pass schedules one more after it. Health is the age of a handshake, which
+ * changes with time alone: each pass arms a timer for the moment the first ready server turns
+ * stale, so HAProxy stops sending it connections when the Node engine would. A timer runs a
+ * pass every `tickMs` too: servers of removed instances are deleted once their last connection
+ * ends, and custom domains leave the map when their TTL is over.
  *
  * The pool of backend slots is the only structure a registration can outgrow: then the
  * configuration is rendered with a bigger pool (twice, or what is needed) and HAProxy reloads
@@ -58,6 +60,8 @@ export class Reconciler {
   #poolSize: number;
   #applied: Applied = { servers: new Map(), maps: EMPTY_MAPS };
   #timer: NodeJS.Timeout | undefined;
+  /** The pass at the moment a ready server turns stale. */
+  #staleTimer: NodeJS.Timeout | undefined;
   #scheduled = false;
   #running: Promise<void> | undefined;
   #again = false;
@@ -91,6 +95,7 @@ export class Reconciler {
   stop(): void {
     this.#stopped = true;
     clearInterval(this.#timer);
+    clearTimeout(this.#staleTimer);
   }
 
   /**
@@ -259,6 +264,16 @@ export class Reconciler {
     if (failed) await this.resync();
     else this.#applied = appliedFrom(desired, retiring, this.#poolSize);
     await this.writeFiles(desired, retiring);
+    this.#armStaleTimer(desired.staleAtMs);
+  }
+
+  #armStaleTimer(staleAtMs: number): void {
+    clearTimeout(this.#staleTimer);
+    if (!Number.isFinite(staleAtMs) || this.#stopped) return;
+    // +1: isHealthy counts a handshake exactly healthyAgeMs old as stale already.
+    const wait = Math.max(0, staleAtMs - this.#now()) + 1;
+    this.#staleTimer = setTimeout(() => this.schedule(), wait);
+    this.#staleTimer.unref();
   }
 
   /** Servers HAProxy holds for instances that are gone. */

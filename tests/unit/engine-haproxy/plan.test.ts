@@ -91,6 +91,25 @@ describe("desiredState", () => {
   });
 });
 
+describe("desiredState: when health next changes", () => {
+  it("is when the oldest handshake among ready servers turns stale", () => {
+    const d = desired([
+      inst("a1", "aa", "10.0.0.1", { lastHandshakeMs: NOW - 5_000 }),
+      inst("a2", "aa", "10.0.0.2", { lastHandshakeMs: NOW - 9_000 }),
+      // Already stale, or out of rotation: no change to wait for.
+      inst("b1", "bb", "10.0.0.3", { lastHandshakeMs: NOW - AGE - 1 }),
+      inst("b2", "bb", "10.0.0.4", { lastHandshakeMs: NOW - 60_000, outOfRotation: true }),
+    ]);
+    expect(d.staleAtMs).toBe(NOW - 9_000 + AGE);
+  });
+
+  it("is never when no server is ready", () => {
+    expect(desired([inst("b1", "bb", "10.0.0.3", { lastHandshakeMs: 0 })]).staleAtMs).toBe(
+      Number.POSITIVE_INFINITY,
+    );
+  });
+});
+
 describe("planCommands", () => {
   it("adds servers before the map entries that point at them", () => {
     const d = desired([inst("01", "cc", "10.0.0.1")]);
