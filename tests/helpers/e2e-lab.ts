@@ -84,6 +84,9 @@ export class RegistrationLab {
   gateway: Logged | undefined;
   readonly gwIface = this.net.linkName("g");
 
+  /** `engine`: the gateway's `core.proxy.engine`. */
+  constructor(readonly engine: "node" | "haproxy" = "node") {}
+
   /** Builds namespaces, links, certificates and the gateway config; starts nothing. */
   async setup(specs: readonly CvmSpec[]): Promise<void> {
     await cleanupStale();
@@ -139,6 +142,7 @@ export class RegistrationLab {
           handshake_poll_interval: "250ms",
         },
         proxy: {
+          engine: this.engine,
           cert_chain: this.leaf.certFile,
           cert_key: this.leaf.keyFile,
           base_domain: TEST_DOMAIN,
