@@ -11,8 +11,10 @@
  *   the slot is counted, never the hop to the terminating frontends nor `be_node`, so a
  *   connection counts once, and what reached the slow path is in Node's own snapshot.
  * - An instance is its server `i_<id>` in the slot: open connections (scur), and failed connects
- *   (econ, the attempts given up, plus wretr, the attempts retried), as Node counts each failed
- *   dial. Server stot is not used: HAProxy counts every retry there.
+ *   (econ, the attempts given up, plus wretr and wredis, the attempts retried on it or moved
+ *   off it: HAProxy counts a failed attempt that is not the last as one or the other, and with
+ *   `option redispatch 1` always as wredis), as Node counts each failed dial. Server stot is
+ *   not used: HAProxy counts every retry there.
  * - Refusals, by the runtime's codes:
  *   - E_CONNECT_FAILED per app: the slot's servers' econ (the connection's last attempt failed);
  *   - E_NO_HEALTHY_INSTANCE per app: the slot's econ beyond its servers' (HAProxy counts a
@@ -128,7 +130,8 @@ export function snapshotFromStats(
     if (!row.svname.startsWith(SERVER_PREFIX)) continue;
     const id = row.svname.slice(SERVER_PREFIX.length);
     add(instances, id, counter(row, "scur"));
-    add(connectFailures, id, counter(row, "econ") + counter(row, "wretr"));
+    const failed = counter(row, "econ") + counter(row, "wretr") + counter(row, "wredis");
+    add(connectFailures, id, failed);
     const sum = servers.get(row.pxname) ?? { econ: 0, scur: 0 };
     sum.econ += counter(row, "econ");
     sum.scur += counter(row, "scur");
