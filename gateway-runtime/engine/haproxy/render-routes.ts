@@ -63,24 +63,39 @@ function proxyProtocolAcl(input: RouteRulesInput): { decl: string[]; cond: strin
   };
 }
 
-/** Rejects over the per-app limit; `sc1` tracks the connection's app in `st_app`. */
+/**
+ * Marks a connection over its app's limit (`txn.over`); `sc1` tracks the connection's app in
+ * `st_app`. The refusal itself is the slot's (`OVER_LIMIT_RULE`), so that `show stat` counts it
+ * on the app's slot (stats.ts reads it as E_LIMIT_APP): a refusal in `fe_sni` would be counted
+ * on the frontend only, which names no app, and read as a client's limit (E_LIMIT_IP).
+ */
 function appLimitRules(input: RouteRulesInput): string[] {
+  const over = "tcp-request content set-var(txn.over) bool(1) if";
   const lines: string[] = [];
   for (const [app, max] of input.maxPerAppOverrides) {
-    if (max > 0)
-      lines.push(
-        `  tcp-request content reject if { var(txn.app) -m str ${app} } { sc1_conn_cur gt ${max} }`,
-      );
+    if (max > 0) lines.push(`  ${over} { var(txn.app) -m str ${app} } { sc1_conn_cur gt ${max} }`);
   }
   if (input.maxPerApp > 0) {
     const others = [...input.maxPerAppOverrides.keys()];
     const except = others.length > 0 ? ` !{ var(txn.app) -m str ${others.join(" ")} }` : "";
-    lines.push(`  tcp-request content reject if${except} { sc1_conn_cur gt ${input.maxPerApp} }`);
+    lines.push(`  ${over}${except} { sc1_conn_cur gt ${input.maxPerApp} }`);
   }
-  return lines;
+  return [
+    ...lines,
+    "  acl over var(txn.over) -m bool",
+    // The app's slot refuses it, whatever the route (a terminated or per-instance name too):
+    // before TLS, as the Node engine refuses it after the ClientHello.
+    `  tcp-request content set-var(txn.over_slot) var(txn.app),map(${map(input.dir, "apps")}) if over`,
+    "  acl over_slot var(txn.over_slot) -m found",
+    // An app with no ready server has no slot in the map (a per-instance name): refused here.
+    "  tcp-request content reject if over !over_slot",
+  ];
 }
 
-function limitsTracked(input: RouteRulesInput): boolean {
+/** The slot's refusal of a connection `fe_sni` marked over its app's limit (`appLimitRules`). */
+export const OVER_LIMIT_RULE = "  tcp-request content reject if { var(txn.over) -m bool }";
+
+export function limitsTracked(input: RouteRulesInput): boolean {
   return input.maxPerApp > 0 || [...input.maxPerAppOverrides.values()].some((n) => n > 0);
 }
 
@@ -128,7 +143,8 @@ export function sniRules(input: RouteRulesInput): string[] {
     "  acl slot var(txn.slot) -m found",
     ...pp.decl,
   ];
-  if (limitsTracked(input)) {
+  const tracked = limitsTracked(input);
+  if (tracked) {
     lines.push(
       `  tcp-request content track-sc1 var(txn.app) table ${PROXIES.perApp} if route_ok direct`,
       `  tcp-request content track-sc1 var(txn.app) table ${PROXIES.perApp} if route_ok slot`,
@@ -141,6 +157,7 @@ export function sniRules(input: RouteRulesInput): string[] {
     "  tcp-request content set-dst-port var(txn.port) if route_ok pass direct",
     "  tcp-request content set-dst-port var(txn.port) if route_ok pass slot",
     "  tcp-request content set-dst-port var(txn.port) if custom slot",
+    ...(tracked ? ["  use_backend %[var(txn.over_slot)] if over over_slot"] : []),
     `  use_backend ${PROXIES.toTermH2} if route_ok h2 direct`,
     `  use_backend ${PROXIES.toTermH2} if route_ok h2 slot`,
     `  use_backend ${PROXIES.toTerm} if route_ok !pass !h2 direct`,

@@ -33,7 +33,13 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { GatewayConfig } from "../../config/index.js";
 import { FILES, PROXIES, SLOT_PREFIX, slotName, TERMINATE } from "./layout.js";
-import { type RouteRulesInput, sniRules, termRules } from "./render-routes.js";
+import {
+  limitsTracked,
+  OVER_LIMIT_RULE,
+  type RouteRulesInput,
+  sniRules,
+  termRules,
+} from "./render-routes.js";
 import { CIPHERS } from "../../proxy/tls-options.js";
 
 export type ProxyConfig = GatewayConfig["core"]["proxy"];
@@ -244,8 +250,9 @@ function serverLine(server: ServerLine): string {
   return `  server ${server.name} ${server.ip}${pp}${server.ready ? "" : " disabled"}`;
 }
 
-function slotBackends(input: RenderInput): string[] {
+function slotBackends(input: RenderInput, routes: RouteRulesInput): string[] {
   const { proxy } = input;
+  const limit = limitsTracked(routes) ? [OVER_LIMIT_RULE] : [];
   const lines: string[] = [];
   for (let i = 0; i < input.slots; i++) {
     const name = slotName(i);
@@ -254,6 +261,7 @@ function slotBackends(input: RenderInput): string[] {
       ...balanceLines(proxy.balance),
       `  retries ${proxy.connect_top_n - 1}`,
       "  option redispatch 1",
+      ...limit,
       ...(input.servers?.get(name) ?? []).map(serverLine),
     );
   }
@@ -272,7 +280,7 @@ function body(input: RenderInput): string {
     termFrontend(PROXIES.termH2, TERMINATE.h2, "h2,http/1.1", input.dir, routes),
     ...(input.proxy.http_redirect ? [httpFrontend(input, httpsPort)] : []),
     fixedBackends(input),
-    slotBackends(input),
+    slotBackends(input, routes),
   ];
   return `${sections.map((lines) => lines.join("\n")).join("\n\n")}\n`;
 }

@@ -136,8 +136,14 @@ describe("renderConfig", () => {
       }),
     );
     expect(text).toContain("tcp-request connection reject if { sc0_conn_cur gt 7 }");
-    expect(text).toContain("reject if { var(txn.app) -m str abcd } { sc1_conn_cur gt 5 }");
-    expect(text).toContain("reject if !{ var(txn.app) -m str abcd } { sc1_conn_cur gt 50 }");
+    const over = "set-var(txn.over) bool(1) if";
+    expect(text).toContain(`${over} { var(txn.app) -m str abcd } { sc1_conn_cur gt 5 }`);
+    expect(text).toContain(`${over} !{ var(txn.app) -m str abcd } { sc1_conn_cur gt 50 }`);
+    // Refused in the app's slot, where `show stat` counts it for the app (stats.ts).
+    expect(text).toContain("use_backend %[var(txn.over_slot)] if over over_slot");
+    expect(text).toContain(
+      "backend app_0\n  balance leastconn\n  retries 2\n  option redispatch 1\n  tcp-request content reject if { var(txn.over) -m bool }\n",
+    );
   });
 
   it("sends PROXY v2 on direct connections per app", () => {
