@@ -34,6 +34,7 @@ import { join } from "node:path";
 import type { GatewayConfig } from "../../config/index.js";
 import { FILES, PROXIES, SLOT_PREFIX, slotName, TERMINATE } from "./layout.js";
 import {
+  ACCEPTED_AT,
   limitsTracked,
   OVER_LIMIT_RULE,
   type RouteRulesInput,
@@ -119,6 +120,7 @@ function routeInput(proxy: ProxyConfig, dir: string): RouteRulesInput {
       .map(([app]) => app)
       .sort(),
     maxPerApp: proxy.max_connections_per_app,
+    helloTimeoutMs: proxy.timeouts.handshake,
     maxPerAppOverrides: new Map(
       overrides
         .filter(([, o]) => o.max_connections !== undefined)
@@ -168,6 +170,7 @@ function sniFrontend(input: RenderInput, routes: RouteRulesInput): string[] {
   const lines = [
     `frontend ${PROXIES.sni}`,
     `  bind ${fd === undefined ? bindAddress(proxy.listen_addr, port) : `fd@${fd}`}`,
+    `  ${ACCEPTED_AT}`,
     `  tcp-request inspect-delay ${ms(proxy.timeouts.handshake)}`,
   ];
   if (proxy.max_connections_per_ip > 0) {
@@ -230,6 +233,8 @@ function fixedBackends(input: RenderInput): string[] {
     `backend ${PROXIES.directPp}`,
     "  server direct 0.0.0.0 send-proxy-v2",
     `backend ${PROXIES.reject}`,
+    `backend ${PROXIES.helloTimeout}`,
+    "  tcp-request content reject",
   ];
   const expire = ms(Math.max(proxy.timeouts.idle, 60_000));
   if (proxy.max_connections_per_ip > 0) {

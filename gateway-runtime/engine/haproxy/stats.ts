@@ -23,8 +23,10 @@
  *     for want of one, and are not waiting for one: those its own `tcp-request content` rules
  *     refused (stot − (lbtot − wredis) − the econ above − (scur − its servers' scur)). HAProxy
  *     2.6 counts a rule's refusal on the session's frontend (dreq) only, never on the backend;
- *   - E_LIMIT_IP: the frontends' refusals (dcon, dses, dreq) less those of the slots: so the
- *     engine's per-app limit is a rule in the slot, and a rule in a frontend a per-client one;
+ *   - E_HELLO_TIMEOUT: the sessions `be_hello_timeout` took (it refuses each, by a rule);
+ *   - E_LIMIT_IP: the frontends' refusals (dcon, dses, dreq) less those of the slots and of
+ *     `be_hello_timeout`: so the engine's per-app limit is a rule in the slot, and a rule in a
+ *     frontend a per-client one;
  *   - E_TLS_HANDSHAKE: the terminating frontends' ssl_failed_handshake (no app: HAProxy
  *     terminates before it knows which slot the connection goes to).
  * - Not mapped: `be_direct` (the per-instance-id route dials one portless server for every
@@ -39,7 +41,7 @@
 import { connect } from "node:net";
 import { GatewayError } from "../../errors.js";
 import { mergeSnapshots, type ProxySnapshot } from "../../proxy/stats.js";
-import { SLOT_PREFIX, serverName } from "./layout.js";
+import { PROXIES, SLOT_PREFIX, serverName } from "./layout.js";
 
 /** One row of `show stat`: the proxy, the row's name (FRONTEND, BACKEND or a server), fields. */
 export interface StatRow {
@@ -145,6 +147,12 @@ export function snapshotFromStats(
       if (TERMINATING.has(row.pxname)) {
         add(rejected, "E_TLS_HANDSHAKE", counter(row, "ssl_failed_handshake"));
       }
+      continue;
+    }
+    if (row.pxname === PROXIES.helloTimeout && row.svname === "BACKEND") {
+      const stalled = counter(row, "stot");
+      add(rejected, "E_HELLO_TIMEOUT", stalled);
+      slotDenials += stalled;
       continue;
     }
     const appId = slots.get(row.pxname);

@@ -127,6 +127,17 @@ describe("snapshotFromStats", () => {
     expect(snapshot.apps.a1a1?.rejected).toEqual({ E_CONNECT_FAILED: 1 });
   });
 
+  it("counts be_hello_timeout's sessions as hello timeouts, not as client limits", () => {
+    const head = "# pxname,svname,stot,dreq,dcon,dses";
+    const rows = parseShowStat(
+      [head, "fe_sni,FRONTEND,5,3,0,0", "be_hello_timeout,BACKEND,2,0,,"].join("\n"),
+    );
+    expect(snapshotFromStats(rows, new Map()).rejected).toEqual({
+      E_HELLO_TIMEOUT: 2,
+      E_LIMIT_IP: 1,
+    });
+  });
+
   it("sums two slots of one app (while the engine moves it)", () => {
     const both = snapshotFromStats(
       parseShowStat(csv),
