@@ -138,7 +138,12 @@ export async function startProxyLab(
         await hx.engine.reconciler.settle();
       },
       settle: () => hx.engine.reconciler.settle(),
-      snapshot: async () => (await hx.snapshot()).snapshot,
+      async snapshot() {
+        // The plane falls back to the slow path's counters alone: a test must not read those.
+        const { snapshot, answered } = await hx.snapshot();
+        if (answered === 0) throw new Error("haproxy's show stat did not answer");
+        return snapshot;
+      },
       reloadCertificate: () => hx.reloadCertificate(),
       dataPlanePids: async () => [process.pid, ...(await hx.engine.process.procs()).workers],
       stop: () => hx.stop(),
