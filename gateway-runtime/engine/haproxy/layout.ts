@@ -88,6 +88,8 @@ export const PROXIES = {
   node: "be_node",
   /** No server: what a terminating frontend cannot route any more is closed. */
   reject: "be_reject",
+  /** Refuses a hello that stalled past the inspect-delay; stats.ts counts it E_HELLO_TIMEOUT. */
+  helloTimeout: "be_hello_timeout",
   /** Stick tables: open connections per client address and per app. */
   perIp: "st_ip",
   perApp: "st_app",

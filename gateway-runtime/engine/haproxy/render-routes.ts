@@ -9,6 +9,7 @@
  * `s` or `g` is always the suffix and `regsub(s$,)` can never eat part of an id.
  */
 import { join } from "node:path";
+import { MAX_HANDSHAKE_BYTES, MAX_RECORD_PAYLOAD } from "../../proxy/clienthello.js";
 import { MAPS, PROXIES } from "./layout.js";
 
 /** 1-65535 in canonical decimal (no sign, no leading zero), as `parsePort` accepts. */
@@ -40,6 +41,44 @@ export interface RouteRulesInput {
   readonly maxPerApp: number;
   /** Per app id: `app_overrides.<id>.max_connections`. */
   readonly maxPerAppOverrides: ReadonlyMap<string, number>;
+  /** `timeouts.handshake`: fe_sni's inspect-delay, in ms. */
+  readonly helloTimeoutMs: number;
+}
+
+/** Set at accept (render.ts): how long a connection has waited for its ClientHello. */
+export const ACCEPTED_AT = "tcp-request connection set-var(sess.accepted) date(0,ms)";
+
+/**
+ * Hellos the Node reader (`proxy/clienthello.ts`) refuses from their first bytes, which
+ * `req.ssl_hello_type` would wait for up to the inspect-delay (it wants 9 bytes, then the whole
+ * declared message): another record type, a bad record version, a record length of 0 or over
+ * MAX_RECORD_PAYLOAD, another handshake type, a body over MAX_HANDSHAKE_BYTES. Node gets them
+ * at once and refuses them with its named reason, as the Node engine does.
+ */
+function refusedAtOnce(): string[] {
+  const node = "tcp-request content accept if";
+  return [
+    "  acl tls_record req.payload(0,1) -m bin 16",
+    `  ${node} { req.payload(0,1) -m bin 14 15 17 FF }`,
+    `  ${node} tls_record !{ req.payload(1,1) -m bin 03 }`,
+    `  ${node} tls_record { req.payload(2,1),be2dec(:,1),add(0) gt 4 }`,
+    `  ${node} tls_record { req.payload(3,2),be2dec(:,2),add(0) -m int 0 ${MAX_RECORD_PAYLOAD + 1}: }`,
+    `  ${node} tls_record !{ req.payload(5,1) -m bin 01 }`,
+    `  ${node} tls_record { req.payload(6,3),be2dec(:,3),add(0) gt ${MAX_HANDSHAKE_BYTES} }`,
+  ];
+}
+
+/**
+ * A connection without a whole hello when the inspect-delay ended (the rules run then with
+ * what came, or nothing) stalled: it is refused here (`PROXIES.helloTimeout`), at
+ * `timeouts.handshake` as with the Node engine; handed to Node it would wait Node's own hello
+ * timeout again. Told from a short hello the client ended (Node's E_HELLO_TRUNCATED) by the
+ * time waited: HAProxy 2.6 has no fetch for "the delay expired".
+ */
+function stalledRule(input: RouteRulesInput): string {
+  const ms = input.helloTimeoutMs;
+  const waited = Math.max(1, ms - Math.min(10, Math.floor(ms / 10)));
+  return `  use_backend ${PROXIES.helloTimeout} if !whole_hello { date(0,ms),sub(sess.accepted) ge ${waited} }`;
 }
 
 function map(dir: string, name: keyof typeof MAPS): string {
@@ -63,24 +102,39 @@ function proxyProtocolAcl(input: RouteRulesInput): { decl: string[]; cond: strin
   };
 }
 
-/** Rejects over the per-app limit; `sc1` tracks the connection's app in `st_app`. */
+/**
+ * Marks a connection over its app's limit (`txn.over`); `sc1` tracks the connection's app in
+ * `st_app`. The refusal itself is the slot's (`OVER_LIMIT_RULE`), so that `show stat` counts it
+ * on the app's slot (stats.ts reads it as E_LIMIT_APP): a refusal in `fe_sni` would be counted
+ * on the frontend only, which names no app, and read as a client's limit (E_LIMIT_IP).
+ */
 function appLimitRules(input: RouteRulesInput): string[] {
+  const over = "tcp-request content set-var(txn.over) bool(1) if";
   const lines: string[] = [];
   for (const [app, max] of input.maxPerAppOverrides) {
-    if (max > 0)
-      lines.push(
-        `  tcp-request content reject if { var(txn.app) -m str ${app} } { sc1_conn_cur gt ${max} }`,
-      );
+    if (max > 0) lines.push(`  ${over} { var(txn.app) -m str ${app} } { sc1_conn_cur gt ${max} }`);
   }
   if (input.maxPerApp > 0) {
     const others = [...input.maxPerAppOverrides.keys()];
     const except = others.length > 0 ? ` !{ var(txn.app) -m str ${others.join(" ")} }` : "";
-    lines.push(`  tcp-request content reject if${except} { sc1_conn_cur gt ${input.maxPerApp} }`);
+    lines.push(`  ${over}${except} { sc1_conn_cur gt ${input.maxPerApp} }`);
   }
-  return lines;
+  return [
+    ...lines,
+    "  acl over var(txn.over) -m bool",
+    // The app's slot refuses it, whatever the route (a terminated or per-instance name too):
+    // before TLS, as the Node engine refuses it after the ClientHello.
+    `  tcp-request content set-var(txn.over_slot) var(txn.app),map(${map(input.dir, "apps")}) if over`,
+    "  acl over_slot var(txn.over_slot) -m found",
+    // An app with no ready server has no slot in the map (a per-instance name): refused here.
+    "  tcp-request content reject if over !over_slot",
+  ];
 }
 
-function limitsTracked(input: RouteRulesInput): boolean {
+/** The slot's refusal of a connection `fe_sni` marked over its app's limit (`appLimitRules`). */
+export const OVER_LIMIT_RULE = "  tcp-request content reject if { var(txn.over) -m bool }";
+
+export function limitsTracked(input: RouteRulesInput): boolean {
   return input.maxPerApp > 0 || [...input.maxPerAppOverrides.values()].some((n) => n > 0);
 }
 
@@ -96,13 +150,16 @@ export function sniRules(input: RouteRulesInput): string[] {
   const base = input.baseDomain;
   const pp = proxyProtocolAcl(input);
   const lines = [
-    "  # wait for a whole ClientHello record (or the delay); anything else goes to Node as it is",
+    ...refusedAtOnce(),
+    "  # wait for a whole ClientHello record (or the delay); anything else goes to Node as it is,",
+    "  # or is refused as stalled when the delay ended without one",
     "  tcp-request content set-var(txn.hello) int(1) if { req.ssl_hello_type 1 }",
     // Routed here only from a whole hello in one record: `req.ssl_sni` finds the name in a hello
     // still short of up to 4 bytes, and `req.ssl_hello_type` counts the headers of later
     // records as the hello's bytes, so either would route an unfinished hello, which then waits
     // in OpenSSL or at the instance for `idle` instead of being closed at `timeouts.handshake`.
-    // Node gets those, and a hello over several records, as it gets what HAProxy cannot read.
+    // Node gets a whole hello over several records, as it gets what HAProxy cannot read; one
+    // still unfinished when the delay ends is refused (`stalledRule`).
     "  tcp-request content set-var(txn.record) req.payload(3,2),be2dec(:,2) if { var(txn.hello) -m found }",
     "  tcp-request content set-var(txn.message) req.payload(6,3),be2dec(:,3),add(4) if { var(txn.hello) -m found }",
     "  acl whole_hello var(txn.record),sub(txn.message) ge 0",
@@ -128,7 +185,8 @@ export function sniRules(input: RouteRulesInput): string[] {
     "  acl slot var(txn.slot) -m found",
     ...pp.decl,
   ];
-  if (limitsTracked(input)) {
+  const tracked = limitsTracked(input);
+  if (tracked) {
     lines.push(
       `  tcp-request content track-sc1 var(txn.app) table ${PROXIES.perApp} if route_ok direct`,
       `  tcp-request content track-sc1 var(txn.app) table ${PROXIES.perApp} if route_ok slot`,
@@ -141,6 +199,8 @@ export function sniRules(input: RouteRulesInput): string[] {
     "  tcp-request content set-dst-port var(txn.port) if route_ok pass direct",
     "  tcp-request content set-dst-port var(txn.port) if route_ok pass slot",
     "  tcp-request content set-dst-port var(txn.port) if custom slot",
+    stalledRule(input),
+    ...(tracked ? ["  use_backend %[var(txn.over_slot)] if over over_slot"] : []),
     `  use_backend ${PROXIES.toTermH2} if route_ok h2 direct`,
     `  use_backend ${PROXIES.toTermH2} if route_ok h2 slot`,
     `  use_backend ${PROXIES.toTerm} if route_ok !pass !h2 direct`,

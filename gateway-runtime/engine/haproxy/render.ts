@@ -33,7 +33,14 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { GatewayConfig } from "../../config/index.js";
 import { FILES, PROXIES, SLOT_PREFIX, slotName, TERMINATE } from "./layout.js";
-import { type RouteRulesInput, sniRules, termRules } from "./render-routes.js";
+import {
+  ACCEPTED_AT,
+  limitsTracked,
+  OVER_LIMIT_RULE,
+  type RouteRulesInput,
+  sniRules,
+  termRules,
+} from "./render-routes.js";
 import { CIPHERS } from "../../proxy/tls-options.js";
 
 export type ProxyConfig = GatewayConfig["core"]["proxy"];
@@ -113,6 +120,7 @@ function routeInput(proxy: ProxyConfig, dir: string): RouteRulesInput {
       .map(([app]) => app)
       .sort(),
     maxPerApp: proxy.max_connections_per_app,
+    helloTimeoutMs: proxy.timeouts.handshake,
     maxPerAppOverrides: new Map(
       overrides
         .filter(([, o]) => o.max_connections !== undefined)
@@ -162,6 +170,7 @@ function sniFrontend(input: RenderInput, routes: RouteRulesInput): string[] {
   const lines = [
     `frontend ${PROXIES.sni}`,
     `  bind ${fd === undefined ? bindAddress(proxy.listen_addr, port) : `fd@${fd}`}`,
+    `  ${ACCEPTED_AT}`,
     `  tcp-request inspect-delay ${ms(proxy.timeouts.handshake)}`,
   ];
   if (proxy.max_connections_per_ip > 0) {
@@ -224,6 +233,8 @@ function fixedBackends(input: RenderInput): string[] {
     `backend ${PROXIES.directPp}`,
     "  server direct 0.0.0.0 send-proxy-v2",
     `backend ${PROXIES.reject}`,
+    `backend ${PROXIES.helloTimeout}`,
+    "  tcp-request content reject",
   ];
   const expire = ms(Math.max(proxy.timeouts.idle, 60_000));
   if (proxy.max_connections_per_ip > 0) {
@@ -244,8 +255,9 @@ function serverLine(server: ServerLine): string {
   return `  server ${server.name} ${server.ip}${pp}${server.ready ? "" : " disabled"}`;
 }
 
-function slotBackends(input: RenderInput): string[] {
+function slotBackends(input: RenderInput, routes: RouteRulesInput): string[] {
   const { proxy } = input;
+  const limit = limitsTracked(routes) ? [OVER_LIMIT_RULE] : [];
   const lines: string[] = [];
   for (let i = 0; i < input.slots; i++) {
     const name = slotName(i);
@@ -254,6 +266,7 @@ function slotBackends(input: RenderInput): string[] {
       ...balanceLines(proxy.balance),
       `  retries ${proxy.connect_top_n - 1}`,
       "  option redispatch 1",
+      ...limit,
       ...(input.servers?.get(name) ?? []).map(serverLine),
     );
   }
@@ -272,7 +285,7 @@ function body(input: RenderInput): string {
     termFrontend(PROXIES.termH2, TERMINATE.h2, "h2,http/1.1", input.dir, routes),
     ...(input.proxy.http_redirect ? [httpFrontend(input, httpsPort)] : []),
     fixedBackends(input),
-    slotBackends(input),
+    slotBackends(input, routes),
   ];
   return `${sections.map((lines) => lines.join("\n")).join("\n\n")}\n`;
 }

@@ -11,8 +11,10 @@
  *   the slot is counted, never the hop to the terminating frontends nor `be_node`, so a
  *   connection counts once, and what reached the slow path is in Node's own snapshot.
  * - An instance is its server `i_<id>` in the slot: open connections (scur), and failed connects
- *   (econ, the attempts given up, plus wretr, the attempts retried), as Node counts each failed
- *   dial. Server stot is not used: HAProxy counts every retry there.
+ *   (econ, the attempts given up, plus wretr and wredis, the attempts retried on it or moved
+ *   off it: HAProxy counts a failed attempt that is not the last as one or the other, and with
+ *   `option redispatch 1` always as wredis), as Node counts each failed dial. Server stot is
+ *   not used: HAProxy counts every retry there.
  * - Refusals, by the runtime's codes:
  *   - E_CONNECT_FAILED per app: the slot's servers' econ (the connection's last attempt failed);
  *   - E_NO_HEALTHY_INSTANCE per app: the slot's econ beyond its servers' (HAProxy counts a
@@ -21,8 +23,10 @@
  *     for want of one, and are not waiting for one: those its own `tcp-request content` rules
  *     refused (stot − (lbtot − wredis) − the econ above − (scur − its servers' scur)). HAProxy
  *     2.6 counts a rule's refusal on the session's frontend (dreq) only, never on the backend;
- *   - E_LIMIT_IP: the frontends' refusals (dcon, dses, dreq) less those of the slots: so the
- *     engine's per-app limit is a rule in the slot, and a rule in a frontend a per-client one;
+ *   - E_HELLO_TIMEOUT: the sessions `be_hello_timeout` took (it refuses each, by a rule);
+ *   - E_LIMIT_IP: the frontends' refusals (dcon, dses, dreq) less those of the slots and of
+ *     `be_hello_timeout`: so the engine's per-app limit is a rule in the slot, and a rule in a
+ *     frontend a per-client one;
  *   - E_TLS_HANDSHAKE: the terminating frontends' ssl_failed_handshake (no app: HAProxy
  *     terminates before it knows which slot the connection goes to).
  * - Not mapped: `be_direct` (the per-instance-id route dials one portless server for every
@@ -37,7 +41,7 @@
 import { connect } from "node:net";
 import { GatewayError } from "../../errors.js";
 import { mergeSnapshots, type ProxySnapshot } from "../../proxy/stats.js";
-import { SLOT_PREFIX, serverName } from "./layout.js";
+import { PROXIES, SLOT_PREFIX, serverName } from "./layout.js";
 
 /** One row of `show stat`: the proxy, the row's name (FRONTEND, BACKEND or a server), fields. */
 export interface StatRow {
@@ -128,7 +132,8 @@ export function snapshotFromStats(
     if (!row.svname.startsWith(SERVER_PREFIX)) continue;
     const id = row.svname.slice(SERVER_PREFIX.length);
     add(instances, id, counter(row, "scur"));
-    add(connectFailures, id, counter(row, "econ") + counter(row, "wretr"));
+    const failed = counter(row, "econ") + counter(row, "wretr") + counter(row, "wredis");
+    add(connectFailures, id, failed);
     const sum = servers.get(row.pxname) ?? { econ: 0, scur: 0 };
     sum.econ += counter(row, "econ");
     sum.scur += counter(row, "scur");
@@ -142,6 +147,12 @@ export function snapshotFromStats(
       if (TERMINATING.has(row.pxname)) {
         add(rejected, "E_TLS_HANDSHAKE", counter(row, "ssl_failed_handshake"));
       }
+      continue;
+    }
+    if (row.pxname === PROXIES.helloTimeout && row.svname === "BACKEND") {
+      const stalled = counter(row, "stot");
+      add(rejected, "E_HELLO_TIMEOUT", stalled);
+      slotDenials += stalled;
       continue;
     }
     const appId = slots.get(row.pxname);

@@ -17,6 +17,7 @@ import {
   type CustomDomainHook,
   type DataPlane,
   DrainingFlag,
+  type ProxySnapshot,
   startDataPlane,
 } from "../../../gateway-runtime/proxy/index.js";
 import { MemoryDirectory } from "../../../gateway-runtime/registry/index.js";
@@ -51,6 +52,19 @@ export interface ProxyLab {
    * once the engine holds it (HAProxy's servers and maps are updated in a reconcile pass).
    */
   addInstance(id: string, appId: string, ip: string, healthy?: boolean): Promise<void>;
+  /**
+   * Resolves once the engine serves the directory as it is now (HAProxy follows a change, a
+   * handshake time included, in its next reconcile pass; the Node engine reads it at once).
+   */
+  settle(): Promise<void>;
+  /** The engine's counters: with HAProxy, its `show stat` merged with the slow path's. */
+  snapshot(): Promise<ProxySnapshot>;
+  /** Reads `cert_chain` and `cert_key` again and serves them; throws when that fails. */
+  reloadCertificate(): Promise<void>;
+  /** The processes holding the data plane's connections: this one, and HAProxy's workers. */
+  dataPlanePids(): Promise<number[]>;
+  /** Stops the data plane (HAProxy and its slow path); `close` still cleans up. */
+  stop(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -123,6 +137,16 @@ export async function startProxyLab(
         directory.upsert({ id, appId, ip, lastHandshakeMs: healthy ? Date.now() : 0 });
         await hx.engine.reconciler.settle();
       },
+      settle: () => hx.engine.reconciler.settle(),
+      async snapshot() {
+        // The plane falls back to the slow path's counters alone: a test must not read those.
+        const { snapshot, answered } = await hx.snapshot();
+        if (answered === 0) throw new Error("haproxy's show stat did not answer");
+        return snapshot;
+      },
+      reloadCertificate: () => hx.reloadCertificate(),
+      dataPlanePids: async () => [process.pid, ...(await hx.engine.process.procs()).workers],
+      stop: () => hx.stop(),
       async close() {
         await hx.stop();
         await cleanup();
@@ -143,6 +167,14 @@ export async function startProxyLab(
     async addInstance(id, appId, ip, healthy = true) {
       directory.upsert({ id, appId, ip, lastHandshakeMs: healthy ? Date.now() : 0 });
     },
+    settle: async () => {},
+    snapshot: () => plane.snapshot(),
+    async reloadCertificate() {
+      const result = await plane.terminator.reload();
+      if (!result.ok) throw new Error(`certificate reload failed: ${JSON.stringify(result)}`);
+    },
+    dataPlanePids: async () => [process.pid],
+    stop: () => plane.stop(),
     async close() {
       await plane.stop();
       await cleanup();

@@ -87,6 +87,15 @@ describe("renderConfig", () => {
     );
     expect(text).toContain("timeout connect 2000ms");
     expect(text).toContain("tcp-request inspect-delay 3000ms");
+    // A hello still not whole when the delay ends is refused then, counted as a hello timeout.
+    expect(text).toContain(
+      "use_backend be_hello_timeout if !whole_hello { date(0,ms),sub(sess.accepted) ge 2990 }",
+    );
+    expect(text).toContain("backend be_hello_timeout\n  tcp-request content reject\n");
+    // What Node refuses from its first bytes is not held for the delay.
+    expect(text).toContain(
+      "accept if tls_record { req.payload(3,2),be2dec(:,2),add(0) -m int 0 16385: }",
+    );
     expect(text).toContain("timeout client 120000ms");
     expect(slotsOf(text)).toBe(4);
   });
@@ -136,8 +145,14 @@ describe("renderConfig", () => {
       }),
     );
     expect(text).toContain("tcp-request connection reject if { sc0_conn_cur gt 7 }");
-    expect(text).toContain("reject if { var(txn.app) -m str abcd } { sc1_conn_cur gt 5 }");
-    expect(text).toContain("reject if !{ var(txn.app) -m str abcd } { sc1_conn_cur gt 50 }");
+    const over = "set-var(txn.over) bool(1) if";
+    expect(text).toContain(`${over} { var(txn.app) -m str abcd } { sc1_conn_cur gt 5 }`);
+    expect(text).toContain(`${over} !{ var(txn.app) -m str abcd } { sc1_conn_cur gt 50 }`);
+    // Refused in the app's slot, where `show stat` counts it for the app (stats.ts).
+    expect(text).toContain("use_backend %[var(txn.over_slot)] if over over_slot");
+    expect(text).toContain(
+      "backend app_0\n  balance leastconn\n  retries 2\n  option redispatch 1\n  tcp-request content reject if { var(txn.over) -m bool }\n",
+    );
   });
 
   it("sends PROXY v2 on direct connections per app", () => {

@@ -109,6 +109,35 @@ describe("snapshotFromStats", () => {
     expect(only.instances).toEqual({ a0a001: 1 });
   });
 
+  it("counts an attempt redispatched off a server as that server's failed connect", () => {
+    // Two servers refusing, `retries 2` + `option redispatch 1` (as render.ts): the first two
+    // attempts are moved off their server (wredis), the last one given up (econ), as a live
+    // HAProxy 2.6 counted it (tests/integration/proxy/behaviour.test.ts).
+    const head = "# pxname,svname,scur,stot,econ,wretr,wredis,lbtot";
+    const rows = parseShowStat(
+      [
+        head,
+        "app_0,i_aa01,0,2,1,0,1,2",
+        "app_0,i_aa02,0,1,0,0,1,1",
+        "app_0,BACKEND,0,1,1,0,2,3",
+      ].join("\n"),
+    );
+    const snapshot = snapshotFromStats(rows, new Map([["app_0", "a1a1"]]));
+    expect(snapshot.connectFailures).toEqual({ aa01: 2, aa02: 1 });
+    expect(snapshot.apps.a1a1?.rejected).toEqual({ E_CONNECT_FAILED: 1 });
+  });
+
+  it("counts be_hello_timeout's sessions as hello timeouts, not as client limits", () => {
+    const head = "# pxname,svname,stot,dreq,dcon,dses";
+    const rows = parseShowStat(
+      [head, "fe_sni,FRONTEND,5,3,0,0", "be_hello_timeout,BACKEND,2,0,,"].join("\n"),
+    );
+    expect(snapshotFromStats(rows, new Map()).rejected).toEqual({
+      E_HELLO_TIMEOUT: 2,
+      E_LIMIT_IP: 1,
+    });
+  });
+
   it("sums two slots of one app (while the engine moves it)", () => {
     const both = snapshotFromStats(
       parseShowStat(csv),
