@@ -188,7 +188,7 @@ describe.each(ENGINES)("hand-over on one host, %s engine", (engine) => {
   }, 60_000);
 
   // HAProxy only: the Node engine has no configuration structure to reload. Was the second
-  // half of engine-haproxy/handover.test.ts, there with a stand-in for the runtime.
+  // half of the former engine-haproxy/handover.test.ts, which had a stand-in for the runtime.
   it.runIf(engine === "haproxy")(
     "a next generation with another configuration reloads the adopted HAProxy, which keeps the handed-over socket",
     async () => {
