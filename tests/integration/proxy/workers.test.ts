@@ -35,6 +35,8 @@ interface Plane {
   serving(): Promise<number>;
   /** The serving processes a crash would take: the workers, or HAProxy's worker. */
   pids(): Promise<number[]>;
+  /** HAProxy's master (0 on Node): a new one is the runtime's supervisor restarting HAProxy. */
+  master(): Promise<number>;
   snapshot(timeoutMs?: number): Promise<{ snapshot: ProxySnapshot; answered: number }>;
   reloadCertificate(): Promise<void>;
   stop(): Promise<void>;
@@ -61,6 +63,7 @@ async function startPlane(
     return {
       serving: async () => workers.pids().length,
       pids: async () => workers.pids(),
+      master: async () => 0,
       snapshot: (timeoutMs) => workers.snapshot(timeoutMs),
       reloadCertificate: async () => workers.reloadCertificate(),
       stop: () => workers.stop(),
@@ -74,6 +77,7 @@ async function startPlane(
     serving: async () =>
       Number(/^Nbthread: (\d+)$/m.exec(await hx.engine.api.run("show info"))?.[1] ?? 0),
     pids: async () => [...(await hx.engine.process.procs()).workers],
+    master: async () => (await hx.engine.process.procs()).master,
     snapshot: () => hx.snapshot(),
     reloadCertificate: () => hx.reloadCertificate(),
     stop: () => hx.stop(),
@@ -214,6 +218,7 @@ describe.each(ENGINES)("proxy workers, %s engine", (engine) => {
     const first = await get(APP);
     expect(first.session).toBeDefined();
     const old = await plane.pids();
+    const master = await plane.master();
     expect(old.length).toBeGreaterThan(0);
     // HAProxy: its worker gone, the master exits and the runtime starts HAProxy again.
     for (const pid of old) process.kill(pid, "SIGKILL");
@@ -232,6 +237,8 @@ describe.each(ENGINES)("proxy workers, %s engine", (engine) => {
       expect(resumed.reused).toBe(true); // the replacements got the primary's ticket keys
       return;
     }
+    // Its master went with its worker, and the runtime started HAProxy again.
+    expect(await plane.master()).not.toBe(master);
     // HAProxy draws its own keys when it starts (README "Data plane engines": pinned keys in
     // 2.6 would stop the fresh ticket after each TLS 1.3 resumption). The old ticket costs one
     // full handshake, not the connection, and what it gets back resumes and is renewed.
