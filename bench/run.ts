@@ -6,7 +6,8 @@
  *
  * Builds the bench gateway bundle, starts the backend and the proxies (HAProxy, nginx, ours,
  * each pinned to core 0; load generators and backend on the other cores), checks every route,
- * runs scenarios (a)-(h), the control plane (r, `bench/registration/scale.ts`), a region (k),
+ * runs scenarios (a)-(h), the control plane per engine (i, `bench/registration/engines.ts`),
+ * the control plane (r, `bench/registration/scale.ts`), a region (k),
  * a hand-over (u, `bench/handover/handover.ts`) and the soak (s, `bench/soak/soak.ts`, 30
  * minutes unless `--soak-minutes`), and prints the table; with `--base REV`
  * also ours as of commit REV ("base") and the per-round ratio of
@@ -26,6 +27,7 @@ import { createCa, issueLeaf } from "../testkit/certs.js";
 import { buildBaseGateway, buildBench } from "./lib/build.js";
 import {
   runControlPlane,
+  runEngines,
   runHandover,
   runRegion,
   runRouteBench,
@@ -244,8 +246,11 @@ async function main(): Promise<number> {
       rows.push(runRouteBench(env.proxyCpus, built.routeBench, quick, timing.runs));
     }
 
+    const engines = only.has("i") ? runEngines(ROOT, RESULTS, quick, progress) : undefined;
+    rows.push(...(engines?.rows ?? []));
     // The scenarios that run as processes of their own: a titled list of summary lines each.
     const standalone = [
+      { title: "the control plane per engine (i)", lines: engines?.lines ?? [] },
       {
         title: "control plane (r)",
         lines: only.has("r") ? runControlPlane(ROOT, RESULTS, quick, progress) : [],
@@ -304,7 +309,7 @@ async function main(): Promise<number> {
     }
     for (const line of scenarioLegend(rows)) log(line);
     log(
-      "main figure: (a)-(e) proxy CPU per operation, (f) added p50 over direct, (g) RSS per idle connection",
+      "main figure: (a)-(e) proxy CPU per operation, (f) added p50 over direct, (g) RSS per idle connection, (i) runtime CPU per registration (p50/p99: until routable)",
     );
     log("");
     log("goals:");

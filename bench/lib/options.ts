@@ -10,11 +10,11 @@ import type { ScenarioId } from "./scenarios.js";
 import { PROXIES } from "./targets.js";
 
 /** The scenarios that run as processes of their own (`standalone.ts`). */
-export type StandaloneId = "r" | "k" | "u" | "s";
+export type StandaloneId = "i" | "r" | "k" | "u" | "s";
 
 /**
- * Every scenario: the load ones, (g), (h), the control plane (r), a region's control plane
- * (k), a hand-over (u) and the soak (s). A complete run has all.
+ * Every scenario: the load ones, (g), (h), the control plane per engine (i), the control plane
+ * (r), a region's control plane (k), a hand-over (u) and the soak (s). A complete run has all.
  */
 export const ALL_SCENARIOS: readonly (ScenarioId | StandaloneId)[] = [
   "a",
@@ -25,6 +25,7 @@ export const ALL_SCENARIOS: readonly (ScenarioId | StandaloneId)[] = [
   "f",
   "g",
   "h",
+  "i",
   "r",
   "k",
   "u",

@@ -10,7 +10,8 @@ import type { IdleSample } from "./idle.js";
 import type { LoadScenario, Sample, ScenarioId } from "./scenarios.js";
 
 export interface Row {
-  readonly scenario: ScenarioId;
+  /** (i), the control plane per engine, runs as a process of its own but gives rows too. */
+  readonly scenario: ScenarioId | "i";
   readonly target: string;
   /** Operations per second (connections, requests, MiB or lookups: see `unit`). */
   readonly throughput: number | null;
@@ -40,6 +41,10 @@ export interface Row {
   readonly heapBytesPerConn?: number | null;
   readonly heapTotalBytesPerConn?: number | null;
   readonly outsideHeapBytesPerConn?: number | null;
+  /** (i), ours-haproxy: HAProxy's CPU per registration, apart from the runtime's (`cpuUsPerOp`). */
+  readonly haproxyCpuUsPerRegistration?: number | null;
+  /** (i): until `<instance-id>-<port>` reaches the instance (no health needed), p50. */
+  readonly instanceRoutableP50Us?: number | null;
 }
 
 export function median(xs: readonly number[]): number {
