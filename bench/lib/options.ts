@@ -49,8 +49,10 @@ export interface BenchOptions {
     readonly seconds: number;
     readonly warmupSeconds: number;
   };
-  /** Scenario (g)'s idle connections. */
+  /** Scenario (g)'s idle connections, as asked (`planIdle` may lower the default's). */
   readonly idleConnections: number;
+  /** `--idle-connections` was given: a count that does not fit fails rather than lowered. */
+  readonly idleExplicit: boolean;
   /** Scenario (g): the groups the idle client offers (`--idle-groups`, e.g. a post-quantum one). */
   readonly idleGroups: string | undefined;
   readonly targetNames: ReadonlySet<string>;
@@ -157,6 +159,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     quick,
     timing,
     idleConnections,
+    idleExplicit: args["idle-connections"] !== undefined,
     idleGroups: args["idle-groups"],
     targetNames,
     only,
