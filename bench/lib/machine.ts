@@ -61,9 +61,7 @@ export function planIdle(
   const fits = Math.floor((fdLimit - FD_MARGIN) / perConn / 100) * 100;
   const why = `open-file limit ${fdLimit}: (g) needs ${perConn} descriptors per idle connection${perConn > FDS_PER_IDLE ? " with target ours-haproxy" : ""} and ${FD_MARGIN} more`;
   if (options.idleExplicit) {
-    throw new Error(
-      `--idle-connections ${asked} does not fit the ${why}: at most ${fits} fit`,
-    );
+    throw new Error(`--idle-connections ${asked} does not fit the ${why}: at most ${fits} fit`);
   }
   return { ...plan(fits), fdsNeeded: need(fits) };
 }

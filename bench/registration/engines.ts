@@ -19,7 +19,7 @@
  *   before and scaled to as long.
  *   The gateway's wireguard-go is not counted (not our code; both engines share it).
  *
- *   npx tsx bench/registration/engines.ts [--count 20] [--probed 10] [--out FILE]
+ *   npx tsx bench/registration/engines.ts [--count 20] [--probed 20] [--out FILE]
  *
  * Writes bench/results/engines.json (or FILE). Needs root, wireguard-go, wg, ip, setpriv and
  * haproxy. `npm run bench` runs it as scenario (i).
@@ -46,7 +46,7 @@ const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const { values } = parseArgs({
   options: {
     count: { type: "string", default: "20" },
-    probed: { type: "string", default: "10" },
+    probed: { type: "string", default: "20" },
     out: { type: "string" },
   },
 });
@@ -125,16 +125,16 @@ interface Registered {
   readonly ip: string;
   /** When the answer came (performance.now()). */
   readonly at: number;
+  /** The CVM's WireGuard key, for its end of the tunnel (`connectPeer`). */
+  readonly privateKey: string;
 }
 
-/** Registers `cvm` with a fresh WireGuard key, then gives its CVM end that key. */
-async function registerAndHandshake(gw: SoakGateway, base: BenchCvm): Promise<Registered> {
+/** Registers `base` with a fresh WireGuard key. */
+async function register(gw: SoakGateway, base: BenchCvm): Promise<Registered> {
   const keys = generateWgKeyPair();
   const cvm = { ...base, publicKey: keys.publicKey };
   const ip = await gw.register(cvm);
-  const at = performance.now();
-  await gw.connectPeer(keys.privateKey);
-  return { cvm, ip, at };
+  return { cvm, ip, at: performance.now(), privateKey: keys.privateKey };
 }
 
 async function measureEngine(
@@ -172,13 +172,16 @@ async function measureEngine(
     const port = await freePort();
     const cvms = fleet(1 + PROBED + COUNT, 1 + PROBED + COUNT); // an app per instance
     const probeOne = async (base: BenchCvm) => {
-      const r = await registerAndHandshake(gw, base);
+      const r = await register(gw, base);
       servers.push(await listenOn(r.ip, port));
       const name = (id: string) => `${id}-${port}.${TEST_DOMAIN}`;
-      const [app, instance] = await Promise.all([
+      // The probes start at once; the CVM's end of the tunnel comes up meanwhile.
+      const probes = Promise.all([
         reachedAfter(gw, o.ca, name(r.cvm.appId), r.ip, r.at),
         reachedAfter(gw, o.ca, name(r.cvm.instanceId), r.ip, r.at),
       ]);
+      await gw.connectPeer(r.privateKey);
+      const [app, instance] = await probes;
       return { app, instance };
     };
 
@@ -208,7 +211,9 @@ async function measureEngine(
     const idleStart = cpu();
     await sleep(3000);
     const idleEnd = cpu();
-    for (const base of cvms.slice(1 + PROBED)) await registerAndHandshake(gw, base);
+    for (const base of cvms.slice(1 + PROBED)) {
+      await gw.connectPeer((await register(gw, base)).privateKey);
+    }
     await sleep(2 * POLL_MS + 1000);
     const end = cpu();
     if (!gw.alive()) throw new Error(`${engine} engine: the gateway died; see ${gw.logFile}`);
