@@ -6,7 +6,8 @@
  *
  * Builds the bench gateway bundle, starts the backend and the proxies (HAProxy, nginx, ours,
  * each pinned to core 0; load generators and backend on the other cores), checks every route,
- * runs scenarios (a)-(h), the control plane (r, `bench/registration/scale.ts`), a region (k),
+ * runs scenarios (a)-(h), the control plane per engine (i, `bench/registration/engines.ts`),
+ * the control plane (r, `bench/registration/scale.ts`), a region (k),
  * a hand-over (u, `bench/handover/handover.ts`) and the soak (s, `bench/soak/soak.ts`, 30
  * minutes unless `--soak-minutes`), and prints the table; with `--base REV`
  * also ours as of commit REV ("base") and the per-round ratio of
@@ -26,6 +27,7 @@ import { createCa, issueLeaf } from "../testkit/certs.js";
 import { buildBaseGateway, buildBench } from "./lib/build.js";
 import {
   runControlPlane,
+  runEngines,
   runHandover,
   runRegion,
   runRouteBench,
@@ -33,14 +35,16 @@ import {
   stopSoak,
 } from "./lib/standalone.js";
 import { ratioChart } from "./lib/chart.js";
-import { measureIdle, type IdleSample } from "./lib/idle.js";
+import { idleScenario } from "./lib/idle.js";
 import { type BenchOptions, parseBenchOptions } from "./lib/options.js";
 import {
   cpuList,
-  fdLimitFor,
+  type IdlePlan,
   machineInfo,
   nodeVersion,
+  openFileLimit,
   pinSelf,
+  planIdle,
   preflight,
 } from "./lib/machine.js";
 import { probe } from "./lib/net.js";
@@ -68,8 +72,11 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RESULTS = join(ROOT, "bench", "results");
 
 let options: BenchOptions;
+/** (g)'s count, decided up front: a count that cannot fit fails before anything starts. */
+let idlePlan: IdlePlan;
 try {
   options = parseBenchOptions(process.argv.slice(2));
+  idlePlan = planIdle(openFileLimit(), options);
 } catch (error) {
   process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(64);
@@ -87,7 +94,6 @@ const log = (line: string): void => {
 };
 const progress = (line: string): void =>
   log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}`);
-const kib = (bytes: number | undefined): string => ((bytes ?? Number.NaN) / 1024).toFixed(1);
 const round = (x: unknown): unknown =>
   typeof x === "number" ? (Number.isFinite(x) ? Number(x.toPrecision(5)) : null) : x;
 
@@ -111,7 +117,7 @@ async function checkRoutes(targets: readonly Target[]): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const cores = preflight(fdLimitFor(options));
+  const cores = preflight(idlePlan.fdsNeeded);
   pinSelf(cores.client);
   const ps = new ProcessSet();
   process.once("exit", () => {
@@ -145,6 +151,10 @@ async function main(): Promise<number> {
     log(`machine: ${machine.nproc} CPUs, ${machine.cpuModel}, Linux ${machine.kernel}`);
     log(`proxy core ${cpuList(cores.proxy)}, client and backend cores ${cpuList(cores.client)}`);
     for (const [k, v] of Object.entries(machine.versions)) log(`  ${k}: ${v}`);
+    if (idlePlan.lowered && only.has("g"))
+      log(
+        `open-file limit ${idlePlan.fdLimit}: (g) holds ${idlePlan.count} idle connections per target, not ${idlePlan.asked}`,
+      );
     const leaf = issueLeaf(ca, { key: "ec" });
     const built = await buildBench(ROOT);
     const base =
@@ -200,11 +210,6 @@ async function main(): Promise<number> {
     }
 
     if (only.has("g")) {
-      progress(
-        `(g) ${options.idleConnections} idle terminated connections per proxy${options.idleGroups ? `, the client offering ${options.idleGroups}` : ""}`,
-      );
-      const proxies = PROXIES.filter((p) => targetNames.has(p));
-      const idle = new Map<string, IdleSample[]>(proxies.map((p) => [p, []]));
       const idleCtx = {
         ps,
         dir,
@@ -212,31 +217,11 @@ async function main(): Promise<number> {
         idleClient: built.idleClient,
         groups: options.idleGroups,
       };
-      for (let run = 0; run < timing.runs; run++) {
-        for (const name of proxies) {
-          const target = await startProxy(name);
-          try {
-            const s = await measureIdle(
-              idleCtx,
-              target,
-              options.idleConnections,
-              quick ? 1000 : 3000,
-            );
-            idle.get(name)?.push(s);
-            progress(
-              `  (g) run ${run + 1}/${timing.runs} ${name.padEnd(7)} ${s.connections} conns, ` +
-                `RSS ${(s.rssBefore / 2 ** 20).toFixed(1)} → ${(s.rssAfter / 2 ** 20).toFixed(1)} MiB, ` +
-                `${(s.bytesPerConn / 1024).toFixed(1)} KiB/conn` +
-                (s.heapPerConn === undefined
-                  ? ""
-                  : ` (JS objects ${kib(s.heapPerConn)}, V8 heap committed ${kib(s.heapTotalPerConn)}, outside the V8 heap ${kib(s.outsideHeapPerConn)} KiB)`),
-            );
-          } finally {
-            if (target.proc) await ps.stop(target.proc);
-          }
-        }
-      }
-      rows.push(...idleRows(idle));
+      const proxies = PROXIES.filter((p) => targetNames.has(p));
+      const run = { proxies, plan: idlePlan, runs: timing.runs, settleMs: quick ? 1000 : 3000 };
+      rows.push(
+        ...idleRows(await idleScenario(idleCtx, run, startProxy, progress), idlePlan.count),
+      );
     }
 
     if (only.has("h")) {
@@ -244,8 +229,11 @@ async function main(): Promise<number> {
       rows.push(runRouteBench(env.proxyCpus, built.routeBench, quick, timing.runs));
     }
 
+    const engines = only.has("i") ? runEngines(ROOT, RESULTS, quick, progress) : undefined;
+    rows.push(...(engines?.rows ?? []));
     // The scenarios that run as processes of their own: a titled list of summary lines each.
     const standalone = [
+      { title: "the control plane per engine (i)", lines: engines?.lines ?? [] },
       {
         title: "control plane (r)",
         lines: only.has("r") ? runControlPlane(ROOT, RESULTS, quick, progress) : [],
@@ -296,7 +284,7 @@ async function main(): Promise<number> {
         : a.scenario.localeCompare(b.scenario),
     );
     const goalList = judge(rows);
-    const subtitle = `${timing.runs} run(s) × ${timing.seconds} s, median; ${machine.nproc} CPUs ${machine.cpuModel}; ${new Date().toISOString().slice(0, 10)}; ours with node ${options.oursFlags.join(" ") || "(no flags)"}${options.unitFlags ? " (the unit's)" : ""}${base ? `; base = ours as of ${base.commit.slice(0, 12)}` : ""}${baseNodeVersion ? `; base on ${baseNodeVersion}, ours on node ${process.version}` : ""}${instances > 1 ? `; ${instances} instances` : ""}${options.attemptDelay !== undefined ? `; ours with connect_attempt_delay ${options.attemptDelay}` : ""}${workers > 1 ? `; ours with ${workers} workers on the proxy core` : ""}`;
+    const subtitle = `${timing.runs} run(s) × ${timing.seconds} s, median; ${machine.nproc} CPUs ${machine.cpuModel}; ${new Date().toISOString().slice(0, 10)}; ours with node ${options.oursFlags.join(" ") || "(no flags)"}${options.unitFlags ? " (the unit's)" : ""}${base ? `; base = ours as of ${base.commit.slice(0, 12)}` : ""}${baseNodeVersion ? `; base on ${baseNodeVersion}, ours on node ${process.version}` : ""}${instances > 1 ? `; ${instances} instances` : ""}${options.attemptDelay !== undefined ? `; ours with connect_attempt_delay ${options.attemptDelay}` : ""}${workers > 1 ? `; ours with ${workers} workers on the proxy core` : ""}${idlePlan.lowered && only.has("g") ? `; (g) at ${idlePlan.count} idle connections per target, not ${idlePlan.asked}: the open-file limit is ${idlePlan.fdLimit}` : ""}`;
     log("");
     if (rows.length > 0) {
       log(textTable(rows));
@@ -304,7 +292,7 @@ async function main(): Promise<number> {
     }
     for (const line of scenarioLegend(rows)) log(line);
     log(
-      "main figure: (a)-(e) proxy CPU per operation, (f) added p50 over direct, (g) RSS per idle connection",
+      "main figure: (a)-(e) proxy CPU per operation, (f) added p50 over direct, (g) RSS per idle connection, (i) runtime CPU per registration (p50/p99: until routable)",
     );
     log("");
     log("goals:");

@@ -5,9 +5,10 @@
  * settle time. bytes per connection = RSS delta / connections still open.
  */
 import { readFileSync, rmSync } from "node:fs";
+import type { IdlePlan } from "./machine.js";
 import { readLineUntil } from "./net.js";
 import { type ProcessSet, procRssBytes, sleep } from "./procs.js";
-import type { Target } from "./targets.js";
+import type { PROXIES, Target } from "./targets.js";
 
 export interface IdleSample {
   readonly connections: number;
@@ -158,4 +159,49 @@ export async function measureIdle(
       ? {}
       : { heapPerConn, heapTotalPerConn, outsideHeapPerConn }),
   };
+}
+
+const kib = (bytes: number | undefined): string => ((bytes ?? Number.NaN) / 1024).toFixed(1);
+
+/**
+ * (g) for every proxy target: `runs` rounds, a fresh process per target and round, each
+ * holding `plan.count` connections (the same for all, so their figures compare). Returns
+ * each target's samples.
+ */
+export async function idleScenario(
+  ctx: IdleContext,
+  run: {
+    readonly proxies: readonly (typeof PROXIES)[number][];
+    readonly plan: IdlePlan;
+    readonly runs: number;
+    readonly settleMs: number;
+  },
+  start: (name: (typeof PROXIES)[number]) => Promise<Target>,
+  progress: (line: string) => void,
+): Promise<Map<string, IdleSample[]>> {
+  const { plan } = run;
+  progress(
+    `(g) ${plan.count} idle terminated connections per proxy${plan.lowered ? ` (not ${plan.asked}: the open-file limit ${plan.fdLimit} holds no more)` : ""}${ctx.groups ? `, the client offering ${ctx.groups}` : ""}`,
+  );
+  const idle = new Map<string, IdleSample[]>(run.proxies.map((p) => [p, []]));
+  for (let round = 0; round < run.runs; round++) {
+    for (const name of run.proxies) {
+      const target = await start(name);
+      try {
+        const s = await measureIdle(ctx, target, plan.count, run.settleMs);
+        idle.get(name)?.push(s);
+        progress(
+          `  (g) run ${round + 1}/${run.runs} ${name.padEnd(7)} ${s.connections} conns, ` +
+            `RSS ${(s.rssBefore / 2 ** 20).toFixed(1)} → ${(s.rssAfter / 2 ** 20).toFixed(1)} MiB, ` +
+            `${(s.bytesPerConn / 1024).toFixed(1)} KiB/conn` +
+            (s.heapPerConn === undefined
+              ? ""
+              : ` (JS objects ${kib(s.heapPerConn)}, V8 heap committed ${kib(s.heapTotalPerConn)}, outside the V8 heap ${kib(s.outsideHeapPerConn)} KiB)`),
+        );
+      } finally {
+        if (target.proc) await ctx.ps.stop(target.proc);
+      }
+    }
+  }
+  return idle;
 }

@@ -5,24 +5,70 @@ import { availableParallelism, cpus, release } from "node:os";
 
 const TOOLS = ["taskset", "haproxy", "nginx", "h2load", "wrk", "gcc", "openssl"] as const;
 const STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so";
-/** Scenario (g) holds 5,000 connections: 10,000 descriptors in our gateway (client + backend). */
-export const MIN_FD_LIMIT = 12_000;
+/**
+ * Descriptors a run needs besides (g)'s connections: listeners, logs, pipes, the load
+ * scenarios' few hundred connections.
+ */
+const FD_MARGIN = 2_000;
+/** A proxy holds 2 descriptors per idle terminated connection (client, backend). */
+const FDS_PER_IDLE = 2;
 /**
  * The HAProxy engine holds 4 descriptors per terminated connection (client, the Unix socket's
  * two ends to its terminating frontend, backend), all in HAProxy's one worker.
  */
 const HAPROXY_ENGINE_FDS_PER_IDLE = 4;
+/** The open-file limit a run without (g) needs, and (g)'s default 5,000 without ours-haproxy. */
+export const MIN_FD_LIMIT = 5_000 * FDS_PER_IDLE + FD_MARGIN;
 
-/** The open-file limit a run needs: (g) with ours-haproxy needs 4 per idle connection and some. */
-export function fdLimitFor(options: {
-  readonly only: ReadonlySet<string>;
-  readonly targetNames: ReadonlySet<string>;
-  readonly idleConnections: number;
-}): number {
-  const engine = options.only.has("g") && options.targetNames.has("ours-haproxy");
-  return engine
-    ? Math.max(MIN_FD_LIMIT, options.idleConnections * HAPROXY_ENGINE_FDS_PER_IDLE + 1_000)
-    : MIN_FD_LIMIT;
+/** (g)'s connection count for this run, and the open-file limit the run needs. */
+export interface IdlePlan {
+  /** Idle connections per target (the same for every target, so the figures compare). */
+  readonly count: number;
+  /** What the options asked for (`--idle-connections`, else the default). */
+  readonly asked: number;
+  /** `count` is below `asked`: the open-file limit holds no more. */
+  readonly lowered: boolean;
+  readonly fdLimit: number;
+  readonly fdsNeeded: number;
+}
+
+/**
+ * Chooses (g)'s count for `fdLimit` (the open-file limit, which the bench cannot raise): the
+ * one asked when it fits; else, for the default, the most that fits (in hundreds) for every
+ * target, the one needing most descriptors per connection deciding; an explicit
+ * `--idle-connections` that does not fit throws, naming the limit and the count that fits.
+ */
+export function planIdle(
+  fdLimit: number,
+  options: {
+    readonly only: ReadonlySet<string>;
+    readonly targetNames: ReadonlySet<string>;
+    readonly idleConnections: number;
+    readonly idleExplicit: boolean;
+  },
+): IdlePlan {
+  const asked = options.idleConnections;
+  const plan = (count: number) => ({ count, asked, lowered: count < asked, fdLimit });
+  if (!options.only.has("g")) return { ...plan(asked), fdsNeeded: MIN_FD_LIMIT };
+  const perConn = options.targetNames.has("ours-haproxy")
+    ? HAPROXY_ENGINE_FDS_PER_IDLE
+    : FDS_PER_IDLE;
+  const need = (count: number) => Math.max(MIN_FD_LIMIT, count * perConn + FD_MARGIN);
+  // Below MIN_FD_LIMIT preflight fails anyway; from it up, at least 2,500 fit.
+  if (need(asked) <= fdLimit || fdLimit < MIN_FD_LIMIT) {
+    return { ...plan(asked), fdsNeeded: need(asked) };
+  }
+  const fits = Math.floor((fdLimit - FD_MARGIN) / perConn / 100) * 100;
+  const why = `open-file limit ${fdLimit}: (g) needs ${perConn} descriptors per idle connection${perConn > FDS_PER_IDLE ? " with target ours-haproxy" : ""} and ${FD_MARGIN} more`;
+  if (options.idleExplicit) {
+    throw new Error(`--idle-connections ${asked} does not fit the ${why}: at most ${fits} fit`);
+  }
+  return { ...plan(fits), fdsNeeded: need(fits) };
+}
+
+/** The open-file limit this process (and so every process it starts) has. */
+export function openFileLimit(): number {
+  return Number(sh("ulimit -n"));
 }
 
 function sh(command: string): string {
@@ -47,12 +93,8 @@ export function preflight(minFds = MIN_FD_LIMIT): Cores {
   } catch {
     problems.push(`${STREAM_MODULE} missing (Debian package libnginx-mod-stream)`);
   }
-  const fds = Number(sh("ulimit -n"));
-  if (!(fds >= minFds)) {
-    problems.push(
-      `open-file limit ${fds} < ${minFds}${minFds > MIN_FD_LIMIT ? " ((g) with ours-haproxy: lower --idle-connections, or leave that target out)" : ""}`,
-    );
-  }
+  const fds = openFileLimit();
+  if (!(fds >= minFds)) problems.push(`open-file limit ${fds} < ${minFds}`);
   const n = availableParallelism();
   if (n < 2) problems.push("needs at least 2 CPUs: one for the proxy, one for client and backend");
   if (problems.length > 0) {

@@ -10,11 +10,11 @@ import type { ScenarioId } from "./scenarios.js";
 import { PROXIES } from "./targets.js";
 
 /** The scenarios that run as processes of their own (`standalone.ts`). */
-export type StandaloneId = "r" | "k" | "u" | "s";
+export type StandaloneId = "i" | "r" | "k" | "u" | "s";
 
 /**
- * Every scenario: the load ones, (g), (h), the control plane (r), a region's control plane
- * (k), a hand-over (u) and the soak (s). A complete run has all.
+ * Every scenario: the load ones, (g), (h), the control plane per engine (i), the control plane
+ * (r), a region's control plane (k), a hand-over (u) and the soak (s). A complete run has all.
  */
 export const ALL_SCENARIOS: readonly (ScenarioId | StandaloneId)[] = [
   "a",
@@ -25,6 +25,7 @@ export const ALL_SCENARIOS: readonly (ScenarioId | StandaloneId)[] = [
   "f",
   "g",
   "h",
+  "i",
   "r",
   "k",
   "u",
@@ -48,8 +49,10 @@ export interface BenchOptions {
     readonly seconds: number;
     readonly warmupSeconds: number;
   };
-  /** Scenario (g)'s idle connections. */
+  /** Scenario (g)'s idle connections, as asked (`planIdle` may lower the default's). */
   readonly idleConnections: number;
+  /** `--idle-connections` was given: a count that does not fit fails rather than lowered. */
+  readonly idleExplicit: boolean;
   /** Scenario (g): the groups the idle client offers (`--idle-groups`, e.g. a post-quantum one). */
   readonly idleGroups: string | undefined;
   readonly targetNames: ReadonlySet<string>;
@@ -156,6 +159,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     quick,
     timing,
     idleConnections,
+    idleExplicit: args["idle-connections"] !== undefined,
     idleGroups: args["idle-groups"],
     targetNames,
     only,

@@ -10,7 +10,8 @@ import type { IdleSample } from "./idle.js";
 import type { LoadScenario, Sample, ScenarioId } from "./scenarios.js";
 
 export interface Row {
-  readonly scenario: ScenarioId;
+  /** (i), the control plane per engine, runs as a process of its own but gives rows too. */
+  readonly scenario: ScenarioId | "i";
   readonly target: string;
   /** Operations per second (connections, requests, MiB or lookups: see `unit`). */
   readonly throughput: number | null;
@@ -40,6 +41,12 @@ export interface Row {
   readonly heapBytesPerConn?: number | null;
   readonly heapTotalBytesPerConn?: number | null;
   readonly outsideHeapBytesPerConn?: number | null;
+  /** (g): idle connections asked of every target (`planIdle`: fewer when the fd limit is low). */
+  readonly idleConnections?: number;
+  /** (i), ours-haproxy: HAProxy's CPU per registration, apart from the runtime's (`cpuUsPerOp`). */
+  readonly haproxyCpuUsPerRegistration?: number | null;
+  /** (i): until `<instance-id>-<port>` reaches the instance (no health needed), p50. */
+  readonly instanceRoutableP50Us?: number | null;
 }
 
 export function median(xs: readonly number[]): number {
@@ -247,7 +254,11 @@ export function handoverLines(r: HandoverResult): string[] {
   ];
 }
 
-export function idleRows(samples: ReadonlyMap<string, readonly IdleSample[]>): Row[] {
+/** `count`: the idle connections asked of every target (what the open-file limit allowed). */
+export function idleRows(
+  samples: ReadonlyMap<string, readonly IdleSample[]>,
+  count?: number,
+): Row[] {
   const base = [...samples.entries()].map(([target, list]): Row => {
     const bytes = list.map((s) => s.bytesPerConn);
     return {
@@ -260,7 +271,8 @@ export function idleRows(samples: ReadonlyMap<string, readonly IdleSample[]>): R
       bytesPerConn: num(median(bytes)),
       ratioToHaproxy: null,
       ratioToDirect: null,
-      title: `${list[0]?.connections ?? 0} idle terminated connections: RSS delta per connection`,
+      title: `${count ?? list[0]?.connections ?? 0} idle terminated connections: RSS delta per connection`,
+      ...(count === undefined ? {} : { idleConnections: count }),
       unit: "conn",
       runs: list.length,
       spread: spreadOf(bytes),

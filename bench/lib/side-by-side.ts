@@ -11,6 +11,8 @@
  * connection (g) at or below the best reference; passthrough CPU per MiB (d) and added p50
  * latency (f) at parity or better, parity being within `PARITY` of the best reference (the
  * paired A/A noise in BENCHMARKS.md "Runs and ratios" is about ±5 %).
+ * Then the control plane per engine (i), which has no reference and no goal: time from a
+ * registration until routable and CPU per registration, per engine.
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -74,8 +76,37 @@ export function judge(rows: readonly Row[]): Judged[] {
   });
 }
 
-/** The markdown table and the goal lines; empty when no engine ran. */
+const ms = (us: number | null | undefined, digits: number): string =>
+  us == null || !Number.isFinite(us) ? "-" : `${(us / 1000).toFixed(digits)} ms`;
+
+/** (i)'s figures per engine; empty when (i) did not run. */
+function controlPlane(rows: readonly Row[]): string[] {
+  const per = ENGINES.map(({ target }) =>
+    rows.find((r) => r.scenario === "i" && r.target === target),
+  );
+  if (per.every((r) => r === undefined)) return [];
+  const line = (what: string, cell: (r: Row) => string) =>
+    `| (i) | ${what} | ${per.map((r) => (r ? cell(r) : "-")).join(" | ")} |`;
+  return [
+    "| scen | control plane | ours, node | ours, haproxy |",
+    "| :--- | :--- | ---: | ---: |",
+    line("registration until routable by app, p50", (r) => ms(r.p50Us, 0)),
+    line("registration until routable by app, p99", (r) => ms(r.p99Us, 0)),
+    line("until routable by instance name, p50", (r) => ms(r.instanceRoutableP50Us, 0)),
+    line("runtime CPU per registration", (r) => ms(r.cpuUsPerOp, 1)),
+    line("HAProxy CPU per registration", (r) => ms(r.haproxyCpuUsPerRegistration, 1)),
+    line("not routable within the bound", (r) => String(r.errors ?? 0)),
+  ];
+}
+
+/** The markdown tables and the goal lines; empty when no engine ran. */
 export function sideBySide(rows: readonly Row[]): string[] {
+  const cp = controlPlane(rows);
+  const goals = goalTable(rows);
+  return goals.length > 0 && cp.length > 0 ? [...goals, "", ...cp] : [...goals, ...cp];
+}
+
+function goalTable(rows: readonly Row[]): string[] {
   const judged = judge(rows).filter((j) => j.ratios.size > 0);
   if (judged.length === 0) return [];
   const get = (s: string, t: string) =>

@@ -1,13 +1,14 @@
 /**
  * The scenarios that run as processes of their own rather than as load on a proxy: (h), the
- * route lookup alone, (r), the control plane, (k), a region's control plane, (u), a
- * hand-over, and (s), the soak.
+ * route lookup alone, (i), the control plane per engine, (r), the control plane, (k), a
+ * region's control plane, (u), a hand-over, and (s), the soak.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
+import { type EnginesResult, engineLines, engineRows } from "../registration/engines-stats.js";
 import { resultName } from "../soak/plan.js";
 import { type SoakResult, soakLines } from "../soak/stats.js";
 import {
@@ -56,6 +57,26 @@ export function runControlPlane(
 }
 
 /**
+ * (i), the control plane per engine: `bench/registration/engines.ts` in a process of its own
+ * (root, a network namespace, wireguard-go), on every CPU like a host's gateway (as (s)), not
+ * the bench's pinning. Returns its rows for the run's table and its summary lines.
+ */
+export function runEngines(
+  root: string,
+  results: string,
+  quick: boolean,
+  progress: (line: string) => void,
+): { rows: Row[]; lines: string[] } {
+  progress("(i) the control plane per engine: registration until routable, CPU per registration");
+  const out = join(results, quick ? "engines-quick.json" : "engines.json");
+  const script = join(root, "bench", "registration", "engines.ts");
+  const args = ["--out", out, ...(quick ? ["--count", "10", "--probed", "5"] : [])];
+  runTsx(root, script, args, "control plane per engine", allCpus());
+  const r = JSON.parse(readFileSync(out, "utf8")) as EnginesResult;
+  return { rows: engineRows(r), lines: engineLines(r) };
+}
+
+/**
  * (k), a region's control plane: `bench/registration/region.ts` (three hosts, each the real
  * service, etcd store and wireguard-go, on a real three-member etcd), in a process of its own.
  */
@@ -98,13 +119,28 @@ function runScript(root: string, script: string, out: string, quick: boolean, wh
   runTsx(root, join(root, "bench", "registration", script), args, what);
 }
 
-function runTsx(root: string, script: string, args: readonly string[], what: string): void {
-  const r = spawnSync(join(root, "node_modules", ".bin", "tsx"), [script, ...args], {
+/** `cpus`: run there (`taskset -c`) rather than where the bench pinned itself. */
+function runTsx(
+  root: string,
+  script: string,
+  args: readonly string[],
+  what: string,
+  cpus?: string,
+): void {
+  const tsx = [join(root, "node_modules", ".bin", "tsx"), script, ...args];
+  const [file, ...argv] = cpus === undefined ? tsx : ["taskset", "-c", cpus, ...tsx];
+  const r = spawnSync(file as string, argv, {
     stdio: "inherit",
     timeout: 10 * 60_000,
   });
   if (r.status !== 0) throw new Error(`${what} bench failed (exit ${r.status ?? r.signal})`);
 }
+
+/** Every CPU of the machine, for `taskset -c`. */
+const allCpus = (): string =>
+  cpus()
+    .map((_, k) => k)
+    .join(",");
 
 let soak: ChildProcess | undefined;
 
@@ -125,13 +161,10 @@ export async function runSoak(
     `(s) soak: ${o.minutes} min of mixed traffic through our gateway, registrations churning`,
   );
   const out = join(results, resultName(o.minutes, o.quick));
-  const all = cpus()
-    .map((_, k) => k)
-    .join(",");
   const child = spawn(
     "taskset",
     [
-      ...["-c", all, "setpriv", "--pdeathsig", "TERM", process.execPath, "--import", "tsx"],
+      ...["-c", allCpus(), "setpriv", "--pdeathsig", "TERM", process.execPath, "--import", "tsx"],
       ...[join(root, "bench", "soak", "soak.ts"), "--minutes", String(o.minutes), "--out", out],
     ],
     { stdio: "inherit", cwd: root },

@@ -37,6 +37,8 @@ const COLUMNS: readonly Column[] = [
       if (r.scenario === "f") return r.addedP50Us == null ? dash : `+${fmt(r.addedP50Us)} µs p50`;
       if (r.scenario === "g")
         return r.bytesPerConn == null ? dash : `${fmt(r.bytesPerConn / 1024, 1)} KiB/conn`;
+      if (r.scenario === "i")
+        return r.cpuUsPerOp == null ? dash : `${fmt(r.cpuUsPerOp / 1000, 1)} ms CPU/${r.unit}`;
       return r.cpuUsPerOp == null
         ? dash
         : `${fmt(r.cpuUsPerOp, r.cpuUsPerOp < 10 ? 2 : 1)} µs/${r.unit}`;

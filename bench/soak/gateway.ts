@@ -9,6 +9,8 @@
  * Every process dies with the soak: the holder and the gateway get SIGTERM when their parent
  * goes (`setpriv --pdeathsig`), and `stop()` ends the gateway's process group, then the holder,
  * then everything left in the namespace.
+ * The control plane per engine (scenario (i), `bench/registration/engines.ts`) starts it too,
+ * with its own settings (`GatewaySettings`).
  */
 import { randomInt } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -34,6 +36,8 @@ export interface SoakGateway {
   /** The gateway's WireGuard interface (wireguard-go's command line names it). */
   readonly iface: string;
   readonly logFile: string;
+  /** `dirname(core.state_path)`: the HAProxy engine keeps its files under `haproxy/` there. */
+  readonly stateDir: string;
   /** RegisterCvm over the RPC port with an RA-TLS client certificate; the instance's address. */
   register(cvm: BenchCvm, cert?: TestCert): Promise<string>;
   /** A client certificate for `cvm`, signed by the CA the gateway trusts. */
@@ -42,7 +46,11 @@ export interface SoakGateway {
   remove(instanceId: string): Promise<boolean>;
   /** Admin `Status`: the registered instances and their latest handshake (s), open connections. */
   status(): Promise<{ hosts: { instance_id: string; latest_handshake: number }[]; open: number }>;
-  /** Starts the CVM side of `cvm`'s tunnel (private key given): its handshakes keep it healthy. */
+  /**
+   * Starts the CVM side of `cvm`'s tunnel (private key given): its handshakes keep it healthy.
+   * Called again, the same interface takes the new key (a CVM rebooted as another instance)
+   * and handshakes at once, so one wireguard-go serves instance after instance.
+   */
   connectPeer(privateKey: string): Promise<void>;
   alive(): boolean;
   /** Stops the gateway and the holder, removes the namespace; safe to call twice. */
@@ -59,6 +67,13 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/** What differs from the soak's gateway (`GATEWAY` in plan.ts) when another scenario runs it. */
+export interface GatewaySettings {
+  readonly engine?: "node" | "haproxy";
+  readonly workers?: number;
+  readonly handshakePollInterval?: string;
+}
+
 export async function startSoakGateway(o: {
   ps: ProcessSet;
   dir: string;
@@ -67,6 +82,7 @@ export async function startSoakGateway(o: {
   nodeFlags: readonly string[];
   certFile: string;
   keyFile: string;
+  settings?: GatewaySettings;
 }): Promise<SoakGateway> {
   await cleanupStale();
   const net = new NetnsHarness();
@@ -119,7 +135,7 @@ export async function startSoakGateway(o: {
         config_path: join(dir, "wireguard", "gw.conf"),
         interface: iface,
         endpoint: "127.0.0.1:51820",
-        handshake_poll_interval: GATEWAY.handshakePollInterval,
+        handshake_poll_interval: o.settings?.handshakePollInterval ?? GATEWAY.handshakePollInterval,
       },
       proxy: {
         cert_chain: o.certFile,
@@ -128,7 +144,8 @@ export async function startSoakGateway(o: {
         listen_addr: "127.0.0.1",
         listen_port: proxyPort,
         http_redirect: false,
-        workers: GATEWAY.workers,
+        workers: o.settings?.workers ?? GATEWAY.workers,
+        engine: o.settings?.engine ?? "node",
         drain_timeout: GATEWAY.drainTimeout,
       },
     },
@@ -172,6 +189,8 @@ export async function startSoakGateway(o: {
     throw error;
   }
 
+  /** The CVM end's interface, once `connectPeer` has started it. */
+  let cvmPeer: string | undefined;
   const certificate = (cvm: BenchCvm) =>
     issueRaTlsCert(clientCa, { appInfo: appInfoSpec(cvm.appId, cvm.instanceId) });
   return {
@@ -179,6 +198,7 @@ export async function startSoakGateway(o: {
     proxyPort,
     iface,
     logFile,
+    stateDir: join(dir, "state"),
     certificate,
     async register(cvm, cert) {
       const answer = await rpcRequest(rpcPort, {
@@ -209,10 +229,21 @@ export async function startSoakGateway(o: {
       return { hosts: s.hosts, open: s.num_connections };
     },
     async connectPeer(privateKey) {
+      const keyFile = join(dir, "cvm.key");
+      if (cvmPeer) {
+        // A new private key drops the peer's session; turning its keepalive off and on again
+        // sends one at once, which needs (so starts) a handshake with the new key.
+        writeFileSync(keyFile, privateKey, { mode: 0o600 });
+        const peer = ["peer", wg.publicKey, "persistent-keepalive"];
+        await net.exec(ns, "wg", ["set", cvmPeer, "private-key", keyFile, ...peer, "0"]);
+        await net.exec(ns, "wg", ["set", cvmPeer, ...peer, "1"]);
+        return;
+      }
+      cvmPeer = net.linkName("cvm");
       await startCvmPeer(net, {
         ns,
-        iface: net.linkName("cvm"),
-        keyFile: join(dir, "cvm.key"),
+        iface: cvmPeer,
+        keyFile,
         privateKey,
         listenPort: 51821,
         gatewayKey: wg.publicKey,
