@@ -326,8 +326,8 @@ describe.each(ENGINES)("malformed and random ClientHellos, %s engine", (engine) 
 
   // Found by the flood of stalled hellos (floods.test.ts) on HAProxy: its `req.ssl_sni` reads
   // the name from a hello that still lacks up to 4 bytes. Such a hello is incomplete: it must
-  // be closed as any stalled hello is, within the hello timeout (on HAProxy: the inspect-delay,
-  // then the slow path's own, both 2 s here, well within the bound), and dial nothing.
+  // be closed as any stalled hello is, within the hello timeout (on HAProxy: when its
+  // inspect-delay ends, in `be_hello_timeout`), and dial nothing.
   it("a hello short of its last bytes, then silent, is closed in time and dials nothing", {
     timeout: 60_000,
   }, async () => {

@@ -20,11 +20,10 @@ import { pool, prng, type RawCase, type RawOutcome, runRaw } from "./raw.js";
 
 const HELLO_TIMEOUT_MS = 2_000;
 /**
- * The gateway must close a silent or stalled connection within its hello timeout plus this.
- * Same bound on both engines, though HAProxy takes longer: it holds such a connection for its
- * inspect-delay (the hello timeout) and then hands it to the Node slow path, which waits its
- * own hello timeout, so it closes at about twice the hello timeout (~4.1 s measured), still
- * within this slack.
+ * The gateway must close a silent or stalled connection within its hello timeout plus this,
+ * on both engines. HAProxy holds such a connection for its inspect-delay (the hello timeout)
+ * and then refuses it itself (`be_hello_timeout`); it no longer waits the slow path's own
+ * hello timeout on top. The slack is for a loaded machine: thousands of connections at once.
  */
 const REAP_SLACK_MS = 6_000;
 /** A guard on each case, from before its connect: a case this old is a hang. */
