@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -11,6 +11,7 @@ export interface TestSshd {
   readonly clientKey: string;
   /** The server's public host key (`ssh-ed25519 AAAA...`). */
   readonly hostKey: string;
+  /** Stops sshd and removes its directory (keys, config). */
   stop(): void;
 }
 
@@ -32,6 +33,21 @@ export async function startSshd(
   if (spawnSync(SSHD, ["-V"]).error)
     throw new Error(`${SSHD} is missing: apt-get install openssh-server`);
   const dir = mkdtempSync(join(tmpdir(), "gw-sshd-"));
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    return await serve(dir, address, acceptEnv, remove);
+  } catch (error) {
+    remove();
+    throw error;
+  }
+}
+
+async function serve(
+  dir: string,
+  address: string,
+  acceptEnv: readonly string[],
+  remove: () => void,
+): Promise<TestSshd> {
   keygen(join(dir, "host"));
   keygen(join(dir, "client"));
   writeFileSync(join(dir, "authorized_keys"), readFileSync(join(dir, "client.pub")));
@@ -72,5 +88,9 @@ export async function startSshd(
     .split(" ")
     .slice(0, 2)
     .join(" ");
-  return { dir, clientKey: join(dir, "client"), hostKey, stop: () => sshd.kill("SIGTERM") };
+  const stop = () => {
+    sshd.kill("SIGTERM");
+    remove();
+  };
+  return { dir, clientKey: join(dir, "client"), hostKey, stop };
 }

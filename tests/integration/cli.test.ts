@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
@@ -9,10 +9,11 @@ import { describe, expect, it } from "vitest";
 import { createCa, issueLeaf, TEST_DOMAIN } from "../../testkit/certs.js";
 import { freePort } from "../../testkit/process.js";
 import { minimalConfig, withKey } from "../../testkit/config.js";
+import { tempDir, tempFile as tempFileIn } from "../../testkit/tmp.js";
 import { SEED_TOML } from "../helpers/seed.js";
 
 // A copy outside the repository: the bundle must run with plain node and no node_modules near it.
-const bundle = join(mkdtempSync(join(tmpdir(), "bundle-")), "gateway.mjs");
+const bundle = join(tempDir("bundle-"), "gateway.mjs");
 copyFileSync(new URL("../../dist/gateway.mjs", import.meta.url).pathname, bundle);
 
 function gateway(...args: string[]) {
@@ -25,9 +26,7 @@ function gateway(...args: string[]) {
 }
 
 function tempFile(name: string, text: string): string {
-  const file = join(mkdtempSync(join(tmpdir(), "cli-")), name);
-  writeFileSync(file, text);
-  return file;
+  return tempFileIn("cli-", name, text);
 }
 
 describe("gateway check-config (the bundle, run with plain node)", () => {
@@ -101,7 +100,7 @@ describe("gateway check-config (the bundle, run with plain node)", () => {
 
   describe("the files the config reads at start", () => {
     // certbot off, attestation "tdx": the gateway reads exactly the two certificate files.
-    const dir = mkdtempSync(join(tmpdir(), "cli-files-"));
+    const dir = tempDir("cli-files-");
     const [chain, key] = [join(dir, "cert.pem"), join(dir, "key.pem")];
     const config = (keyFile: string) => {
       let raw = minimalConfig();
@@ -290,7 +289,7 @@ describe("the admin API fails closed (the bundle)", () => {
   });
 
   it("gateway admin reads the token from the config and calls the API on its socket", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "admin-cli-"));
+    const dir = tempDir("admin-cli-");
     const token = "cli-token-0123456789abcdef";
     const socket = join(dir, "admin.sock");
     const seen: {

@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { commandProvider } from "../../../tools/engine/providers/command.js";
 import { ASSET_SIG, type Props, SIG_KEY, secret } from "../../../tools/engine/values.js";
+import { tempDir } from "../../../testkit/tmp.js";
 import { startSshd, type TestSshd } from "../../helpers/sshd.js";
 
 /**
@@ -22,7 +22,7 @@ let connection: Props;
 
 beforeAll(async () => {
   sshd = await startSshd(HOST, ["FOO", "PULUMI_COMMAND_*"]);
-  work = mkdtempSync(join(tmpdir(), "engine-cmd-"));
+  work = tempDir("engine-cmd-");
   connection = {
     host: HOST,
     privateKey: secret(readFileSync(sshd.clientKey, "utf8")),

@@ -1,12 +1,12 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { pwdMain, readProject } from "../../../tools/engine/launch.js";
+import { tempDir } from "../../../testkit/tmp.js";
 
 /** A project folder with Pulumi.yaml and a compiled entry in bin/. */
 function project(main?: string) {
-  const root = mkdtempSync(join(tmpdir(), "engine-project-"));
+  const root = tempDir("engine-project-");
   mkdirSync(join(root, "bin"));
   writeFileSync(join(root, "bin", "index.js"), "");
   const lines = ["name: p", "runtime: nodejs", ...(main === undefined ? [] : [`main: ${main}`])];

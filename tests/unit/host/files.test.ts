@@ -1,9 +1,8 @@
 import { socketUnits } from "../../../host/sockets.js";
 import { HOST_CONFIG } from "../../../gateway-runtime/cli/admin.js";
 import { execFile } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
@@ -26,6 +25,7 @@ import {
   probeAddress,
 } from "../../../host/layout.js";
 import { loadStackFile } from "../../../components/stack-config.js";
+import { tempDir, tempFile } from "../../../testkit/tmp.js";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
 const us = hostLayout(loadStackFile(`${ROOT}stacks/Pulumi.us.yaml`));
@@ -112,8 +112,7 @@ describe("firewall", () => {
   // CI installs nftables and systemd (.ci/run): a missing tool fails these tests, never skips them.
   it("is valid nftables syntax (nft -c)", async () => {
     expect(existsSync("/usr/sbin/nft"), "nft missing: apt-get install nftables").toBe(true);
-    const file = join(mkdtempSync(join(tmpdir(), "nft-")), "gateway.nft");
-    writeFileSync(file, firewallRules(us));
+    const file = tempFile("nft-", "gateway.nft", firewallRules(us));
     await expect(run("nft", ["-c", "-f", file])).resolves.toBeDefined();
   });
 });
@@ -147,7 +146,7 @@ describe("systemd unit", () => {
       existsSync("/usr/bin/systemd-analyze"),
       "systemd-analyze missing: apt-get install systemd",
     ).toBe(true);
-    const dir = mkdtempSync(join(tmpdir(), "unit-"));
+    const dir = tempDir("unit-");
     const file = join(dir, "gateway.service");
     writeFileSync(file, unitFile(us));
     for (const u of socketUnits(us)) writeFileSync(join(dir, u.name), u.text);
@@ -165,8 +164,7 @@ describe("host scripts", () => {
   it.each(["setup", "unitScript", "configScript", "restart"] as const)(
     "%s is POSIX sh that dash parses",
     async (name) => {
-      const file = join(mkdtempSync(join(tmpdir(), "sh-")), `${name}.sh`);
-      writeFileSync(file, files[name]);
+      const file = tempFile("sh-", `${name}.sh`, files[name]);
       await expect(run("dash", ["-n", file])).resolves.toBeDefined();
       expect(files[name].startsWith("#!/bin/sh\nset -eu\n")).toBe(true);
     },
@@ -273,7 +271,7 @@ describe("restart with a bounded readiness wait (run for real, systemctl and jou
   afterEach(() => server?.close());
 
   async function runRestart(port: number, timeout: number) {
-    const bin = mkdtempSync(join(tmpdir(), "fakebin-"));
+    const bin = tempDir("fakebin-");
     // The fake unit's new main process is pid 42; "restart" makes it write its ready file.
     const ready = join(bin, "ready");
     writeFileSync(

@@ -31,8 +31,18 @@ export interface RunResult {
 /** ssh's own failures (cannot connect, authentication) exit 255. */
 const SSH_FAILED = 255;
 
-function withIdentity<T>(conn: Connection, use: (args: string[]) => Promise<T>): Promise<T> {
+async function withIdentity<T>(conn: Connection, use: (args: string[]) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), "engine-ssh-"));
+  // Everything after the mkdtemp is inside the try: a failed write (a full disk) or a `use` that
+  // throws before returning its promise must not leave a private key behind in the temp dir.
+  try {
+    return await use(identityArgs(conn, dir));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function identityArgs(conn: Connection, dir: string): string[] {
   const args = [
     "-o",
     "BatchMode=yes",
@@ -56,7 +66,7 @@ function withIdentity<T>(conn: Connection, use: (args: string[]) => Promise<T>):
   } else {
     args.push("-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no");
   }
-  return use(args).finally(() => rmSync(dir, { recursive: true, force: true }));
+  return args;
 }
 
 function exec(
