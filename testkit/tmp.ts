@@ -30,6 +30,12 @@ export function tempDir(prefix: string): string {
   return dir;
 }
 
+/** Removes a directory from tempDir now, for tests that make many (one per property run, say). */
+export function removeTempDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  made.delete(dir);
+}
+
 /** `text` written to `name` in a new temp directory (see tempDir); returns the file's path. */
 export function tempFile(prefix: string, name: string, text: string | Uint8Array = ""): string {
   const file = join(tempDir(prefix), name);

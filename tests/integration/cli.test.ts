@@ -25,9 +25,7 @@ function gateway(...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-function tempFile(name: string, text: string): string {
-  return tempFileIn("cli-", name, text);
-}
+const tempFile = (name: string, text: string) => tempFileIn("cli-", name, text);
 
 describe("gateway check-config (the bundle, run with plain node)", () => {
   it("prints the seed normalized, secrets redacted, and exits 0", () => {

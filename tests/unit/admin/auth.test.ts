@@ -1,7 +1,6 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, statSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import bcrypt from "bcryptjs";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -16,10 +15,11 @@ import { parseGatewayConfig } from "../../../gateway-runtime/config/index.js";
 import { silentLogger } from "../../../gateway-runtime/log/index.js";
 import { minimalConfig, withKey } from "../../../testkit/config.js";
 import { until } from "../../../testkit/poll.js";
+import { tempDir } from "../../../testkit/tmp.js";
 import { adminView } from "./view.js";
 
 const TOKEN = "a-token-of-24-characters";
-const dir = mkdtempSync(join(tmpdir(), "admin-auth-"));
+const dir = tempDir("admin-auth-");
 const servers: AdminServer[] = [];
 afterEach(async () => {
   for (const s of servers.splice(0)) await s.close();

@@ -11,7 +11,7 @@ import { escapeHtml, renderDashboard } from "../../../gateway-runtime/admin/dash
 import { parseGatewayConfig } from "../../../gateway-runtime/config/index.js";
 import { RecentErrors, silentLogger } from "../../../gateway-runtime/log/index.js";
 import { minimalConfig, withKey } from "../../../testkit/config.js";
-import { tempDir } from "../registry/net.js";
+import { tempDir } from "../registry/temp.js";
 import { writeFile } from "node:fs/promises";
 import { adminView, NOW } from "./view.js";
 

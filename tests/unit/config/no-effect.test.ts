@@ -1,6 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { runCommand } from "../../../gateway-runtime/cli/run.js";
 import {
@@ -14,6 +12,7 @@ import {
 } from "../../../gateway-runtime/config/index.js";
 import { END, START } from "../../../scripts/readme-config.js";
 import { minimalConfig, withKey } from "../../../testkit/config.js";
+import { tempFile as tempFileIn } from "../../../testkit/tmp.js";
 import { SEED_TOML } from "../../helpers/seed.js";
 
 // The keys checked by hand against gateway-runtime/ (nothing there reads them); a key marked or
@@ -33,11 +32,7 @@ const EXPECTED = [
   "core.recycle.node_timeout",
 ];
 
-function tempFile(name: string, text: string): string {
-  const file = join(mkdtempSync(join(tmpdir(), "no-effect-")), name);
-  writeFileSync(file, text);
-  return file;
-}
+const tempFile = (name: string, text: string) => tempFileIn("no-effect-", name, text);
 
 describe("keys that do nothing", () => {
   it("are exactly the dstack keys nothing reads, each with a reason", () => {

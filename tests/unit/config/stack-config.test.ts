@@ -1,9 +1,9 @@
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { describe, expect, it } from "vitest";
 import { loadStackFile } from "../../../components/stack-config.js";
+import { tempDir } from "../../../testkit/tmp.js";
 import {
   ConfigError,
   loadConfigFile,
@@ -51,7 +51,7 @@ describe("stack files", () => {
   });
 
   it("a bad stack config fails with the same problems the runtime prints for the same keys", () => {
-    const dir = mkdtempSync(join(tmpdir(), "stack-"));
+    const dir = tempDir("stack-");
     const bad = withKey(
       withKey(
         {
@@ -103,7 +103,7 @@ describe("stack files", () => {
   });
 
   it("a stack file without gateway:config says so", () => {
-    const dir = mkdtempSync(join(tmpdir(), "stack-"));
+    const dir = tempDir("stack-");
     const stackFile = join(dir, "Pulumi.empty.yaml");
     writeFileSync(stackFile, "config:\n  aws:region: us-east-1\n");
     expect(() => loadStackFile(stackFile)).toThrow(

@@ -1,6 +1,5 @@
 import { execFile } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
@@ -14,6 +13,7 @@ import {
   ROOT,
   stackConfig,
 } from "../../../tools/plan/plan.js";
+import { tempDir } from "../../../testkit/tmp.js";
 
 type Json = Record<string, unknown>;
 const committed = (stack: string) =>
@@ -210,7 +210,7 @@ describe("npm run plan -- --diff", () => {
     );
 
   it("prints exactly the changed setting and exits 1; 0 when the stack matches its plan", async () => {
-    const stacks = mkdtempSync(join(tmpdir(), "stacks-"));
+    const stacks = tempDir("stacks-");
     cpSync(`${ROOT}stacks`, stacks, { recursive: true });
     const file = join(stacks, "Pulumi.us.yaml");
     writeFileSync(
@@ -230,6 +230,5 @@ describe("npm run plan -- --diff", () => {
       code: 0,
       stdout: "stack eu: no changes\nstack lab: no changes\n",
     });
-    rmSync(stacks, { recursive: true, force: true });
   }, 30_000);
 });

@@ -2,15 +2,7 @@
 // other pin (engines, the bundle's target, the hosts' NodeSource major, @types/node, CI) is its
 // major. `npm test` runs through scripts/node.sh, so the suite itself runs on that version.
 import { execFile } from "node:child_process";
-import {
-  chmodSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
@@ -18,6 +10,7 @@ import { parse } from "yaml";
 import { NODE_MAJOR } from "../../../host/layout.js";
 import { BUNDLE_OPTIONS } from "../../../scripts/bundle-options.mjs";
 import { ROOT } from "../../../tools/plan/plan.js";
+import { tempDir } from "../../../testkit/tmp.js";
 
 const version = readFileSync(`${ROOT}.node-version`, "utf8").trim();
 const major = Number(version.split(".")[0]);
@@ -63,7 +56,7 @@ describe("the Node line", () => {
   });
 
   it("scripts/node.sh reuses a cached copy without asking the registry", async () => {
-    const cache = mkdtempSync(join(tmpdir(), "node-cache-"));
+    const cache = tempDir("node-cache-");
     const bin = join(cache, `${version}-${process.arch}`, "bin");
     mkdirSync(bin, { recursive: true });
     writeFileSync(join(bin, "node"), `#!/bin/sh\necho v${version}\n`);

@@ -23,7 +23,8 @@ import {
   issueRaTlsCert,
   type TestCert,
 } from "../../../testkit/ra-tls.js";
-import { DEFAULT_PLAN, tempDir } from "../registry/net.js";
+import { DEFAULT_PLAN } from "../registry/net.js";
+import { tempDir } from "../registry/temp.js";
 
 /** Records every `setPeers` and checks that calls never overlap. */
 export class FakePeers implements PeerApplier {

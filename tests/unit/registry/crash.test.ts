@@ -8,7 +8,8 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { FileRegistrationStore } from "../../../gateway-runtime/registry/store.js";
-import { DEFAULT_PLAN, tempDir } from "./net.js";
+import { DEFAULT_PLAN } from "./net.js";
+import { tempDir } from "./temp.js";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
 const WRITER = new URL("crash-writer.ts", import.meta.url).pathname;

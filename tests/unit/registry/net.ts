@@ -1,7 +1,4 @@
-/** Shared by the registry tests and the crash-writer child: addresses, plans, keys, temp dirs. */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+/** Shared by the registry tests and the crash-writer child: addresses, plans, keys. */
 import { type Cidr, parseCidr, parseIpv4 } from "../../../gateway-runtime/config/net.js";
 import type { IpPlan } from "../../../gateway-runtime/registry/allocate.js";
 
@@ -30,12 +27,6 @@ export function wgKey(n: number): string {
   raw.writeUInt32LE(n >>> 0);
   raw.writeUInt32BE(0x5eed, 28);
   return raw.toString("base64");
-}
-
-/** A fresh temp directory; `cleanup` removes it. */
-export async function tempDir(): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), "registry-test-"));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
 /**

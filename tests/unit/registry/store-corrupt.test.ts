@@ -2,7 +2,8 @@ import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FileRegistrationStore } from "../../../gateway-runtime/registry/store.js";
-import { DEFAULT_PLAN, plan, tempDir, wgKey } from "./net.js";
+import { DEFAULT_PLAN, plan, wgKey } from "./net.js";
+import { tempDir } from "./temp.js";
 
 let dir: string;
 let cleanup: () => Promise<void>;

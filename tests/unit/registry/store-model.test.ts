@@ -8,7 +8,8 @@ import { describe, expect, it } from "vitest";
 import { formatIpv4 } from "../../../gateway-runtime/config/net.js";
 import { isAllocatable } from "../../../gateway-runtime/registry/allocate.js";
 import { FileRegistrationStore } from "../../../gateway-runtime/registry/store.js";
-import { allocatableByDefinition, ip, plan, tempDir, wgKey } from "./net.js";
+import { allocatableByDefinition, ip, plan, wgKey } from "./net.js";
+import { tempDir } from "./temp.js";
 
 // 10.4.0.0/28 minus network, broadcast, gateway .1 and reserved .4-.7: 9 addresses for 12 ids.
 const PLAN = plan("10.4.0.0/28", "10.4.0.1", ["10.4.0.4/30"]);

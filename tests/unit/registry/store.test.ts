@@ -6,7 +6,8 @@ import {
   FileRegistrationStore,
   type FileStoreOptions,
 } from "../../../gateway-runtime/registry/store.js";
-import { DEFAULT_PLAN, plan, tempDir, wgKey } from "./net.js";
+import { DEFAULT_PLAN, plan, wgKey } from "./net.js";
+import { tempDir } from "./temp.js";
 
 let dir: string;
 let cleanup: () => Promise<void>;
