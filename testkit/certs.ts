@@ -95,34 +95,38 @@ function signLeaf(ca: TestCa, csr: string, ext: string, certFile: string, days: 
 /** A self-signed ECDSA P-256 CA. */
 export function createCa(opts: CaOptions = {}): TestCa {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "gw-certs-"));
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const certFile = join(dir, "ca.pem");
   const keyFile = join(dir, "ca.key");
-  if (!existsSync(certFile))
-    openssl(
-      [
-        "req",
-        "-x509",
-        ...newKeyArgs("ec"),
-        "-nodes",
-        "-keyout",
-        keyFile,
-        "-out",
-        certFile,
-        "-subj",
-        `/CN=${opts.name ?? "gateway test CA"}`,
-        "-days",
-        String(opts.days ?? 3),
-      ],
-      dir,
-    );
-  return {
+  try {
+    if (!existsSync(certFile)) makeCa(dir, certFile, keyFile, opts);
+  } catch (error) {
+    // A failed openssl must not leave the directory this call made; a caller's dir is theirs.
+    if (opts.dir === undefined) cleanup();
+    throw error;
+  }
+  return { dir, certFile, keyFile, certPem: readFileSync(certFile, "utf8"), cleanup };
+}
+
+function makeCa(dir: string, certFile: string, keyFile: string, opts: CaOptions): void {
+  openssl(
+    [
+      "req",
+      "-x509",
+      ...newKeyArgs("ec"),
+      "-nodes",
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+      "-subj",
+      `/CN=${opts.name ?? "gateway test CA"}`,
+      "-days",
+      String(opts.days ?? 3),
+    ],
     dir,
-    certFile,
-    keyFile,
-    certPem: readFileSync(certFile, "utf8"),
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
-  };
+  );
 }
 
 /** A leaf certificate signed by `ca`, with a random serial, written next to the CA. */

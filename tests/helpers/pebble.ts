@@ -111,7 +111,12 @@ function makeTlsCert(dir: string): void {
 
 export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   const dir = mkdtempSync(join(tmpdir(), "gw-pebble-"));
-  makeTlsCert(dir);
+  try {
+    makeTlsCert(dir);
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   const caFile = join(dir, "ca.pem");
   const caPem = readFileSync(caFile, "utf8");
   let child: ChildProcess | undefined;

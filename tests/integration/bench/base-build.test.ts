@@ -3,11 +3,18 @@ import { existsSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { buildBaseGateway } from "../../../bench/lib/build.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const head = spawnSync("git", ["rev-parse", "HEAD"], { cwd: ROOT, encoding: "utf8" }).stdout.trim();
+// buildBaseGateway keeps the commit's tree in the temp dir for later bench runs; one these tests
+// made is theirs to remove (a kept one a bench run made stays).
+const tree = join(tmpdir(), `gw-bench-base-${head}`);
+const kept = existsSync(tree);
+afterAll(() => {
+  if (!kept) rmSync(tree, { recursive: true, force: true });
+});
 
 describe("bench --base", () => {
   it("bundles the bench gateway as of a commit, named after it", async () => {
@@ -21,7 +28,7 @@ describe("bench --base", () => {
 
   it("builds again from a kept copy whose node_modules link points at a checkout that is gone", async () => {
     await buildBaseGateway(ROOT, "HEAD");
-    const link = join(tmpdir(), `gw-bench-base-${head}`, "node_modules");
+    const link = join(tree, "node_modules");
     rmSync(link, { force: true });
     symlinkSync(join(tmpdir(), "gw-bench-no-such-checkout", "node_modules"), link, "dir");
     const again = await buildBaseGateway(ROOT, "HEAD");

@@ -109,10 +109,14 @@ export async function startCertLab(
       return m;
     },
     async close() {
-      for (const m of managers) await m.stop();
-      await pebble.close();
-      await bind.close();
-      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+      try {
+        for (const m of managers) await m.stop();
+        await pebble.close();
+        await bind.close();
+      } finally {
+        // A manager or server that fails to stop still must not leave the workdirs behind.
+        for (const d of dirs) rmSync(d, { recursive: true, force: true });
+      }
     },
   };
 }

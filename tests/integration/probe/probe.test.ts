@@ -3,19 +3,19 @@
  * with a canary app's backends standing in for a CVM: every gate passes on a healthy gateway,
  * and each failure names its gate. Names resolve through a DNS server the test runs.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import {
   createServer as createH2cServer,
   type Http2Server,
   type ServerHttp2Stream,
 } from "node:http2";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseProbeArgs, probeCommand } from "../../../gateway-runtime/cli/probe.js";
 import { type ProbeOptions, runProbe } from "../../../gateway-runtime/probe/index.js";
 import { createCa, issueLeaf } from "../../../testkit/certs.js";
+import { tempDir, tempFile } from "../../../testkit/tmp.js";
 import {
   APP_A,
   APP_B,
@@ -39,7 +39,7 @@ beforeAll(async () => {
   lab.addInstance("aa09", APP_A, CVM);
   backends.push(await httpBackend("a-80", CVM, 80), await httpBackend("a-8080", CVM, 8080));
   // The app's own TLS for the passthrough form: a certificate the probe does not judge.
-  const appCa = createCa();
+  const appCa = createCa({ dir: tempDir("gw-certs-") });
   const appLeaf = issueLeaf(appCa, { sans: ["app.internal"] });
   tls = createHttpsServer({ cert: appLeaf.certPem, key: appLeaf.keyPem }, (_req, res) =>
     res.end("tls-ok"),
@@ -52,8 +52,7 @@ beforeAll(async () => {
     stream.end("h2-ok");
   });
   await new Promise<void>((r) => h2.listen(50051, CVM, r));
-  caFile = join(mkdtempSync(join(tmpdir(), "probe-")), "ca.pem");
-  writeFileSync(caFile, lab.ca.certPem);
+  caFile = tempFile("probe-", "ca.pem", lab.ca.certPem);
   for (const label of [
     "health",
     APP_A,
@@ -175,7 +174,7 @@ describe("gateway probe from outside (names resolved by DNS)", () => {
 
 describe("gateway probe on a host (the rollout's gate)", () => {
   it("checks the ready file, the certificate, the registrations and a canary at one address", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "probe-ready-"));
+    const dir = tempDir("probe-ready-");
     writeFileSync(join(dir, "ready"), "4242\n");
     const at = { host: "127.0.0.1", port: lab.port };
     const base = { connect: [at], dnsServers: [], health: false };

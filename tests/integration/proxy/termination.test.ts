@@ -1,13 +1,10 @@
 import { createHash, randomBytes } from "node:crypto";
-import { writeFileSync, mkdtempSync } from "node:fs";
 import {
   connect as h2connect,
   createServer as createH2cServer,
   type Http2Server,
   type ServerHttp2Stream,
 } from "node:http2";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ClientOptions, WebSocket, WebSocketServer } from "ws";
 import {
@@ -22,6 +19,7 @@ import {
   tcpBackend,
   ENGINES,
 } from "./harness.js";
+import { tempFile } from "../../../testkit/tmp.js";
 
 describe.each(ENGINES)("on the %s engine", (engine) => {
   let lab: ProxyLab;
@@ -95,9 +93,8 @@ describe.each(ENGINES)("on the %s engine", (engine) => {
     });
 
     it("carries a 100 MB request body byte for byte", async () => {
-      const file = join(mkdtempSync(join(tmpdir(), "body-")), "body.bin");
       const body = randomBytes(100 * 1024 * 1024);
-      writeFileSync(file, body);
+      const file = tempFile("body-", "body.bin", body);
       const sha = createHash("sha256").update(body).digest("hex");
       const r = await curl(lab, `${APP_A}-8080.${TEST_DOMAIN}`, "/upload", [
         "--data-binary",

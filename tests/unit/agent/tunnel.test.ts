@@ -2,14 +2,14 @@
  * The agent's tunnel over a stand-in for `ip` and `wg`: what it asks of them, and the config
  * files it writes. The stand-in answers like an existing interface listening on port 51999.
  */
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { planFromResponse } from "../../../gateway-runtime/agent/plan.js";
 import { AgentTunnel } from "../../../gateway-runtime/agent/tunnel.js";
 import { Secret } from "../../../gateway-runtime/config/secret.js";
 import { generateWgKeyPair } from "../../../gateway-runtime/keys/wireguard.js";
+import { tempDir } from "../../../testkit/tmp.js";
 import { silentLogger } from "../../../gateway-runtime/log/index.js";
 import type { CommandRunner } from "../../../gateway-runtime/wg/exec.js";
 
@@ -45,7 +45,7 @@ function standIn(listenPort: number) {
 function tunnel(exec: CommandRunner, listenPort?: number) {
   return new AgentTunnel({
     interface: "wgtest0",
-    configPath: join(mkdtempSync(join(tmpdir(), "tunnel-")), "wgtest0.conf"),
+    configPath: join(tempDir("tunnel-"), "wgtest0.conf"),
     privateKey: Secret.of(me.privateKey),
     listenPort,
     implementation: "kernel",

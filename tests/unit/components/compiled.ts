@@ -1,7 +1,7 @@
-import { mkdtempSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "esbuild";
+import { tempDir } from "../../../testkit/tmp.js";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
 
@@ -12,7 +12,8 @@ const ROOT = new URL("../../../", import.meta.url).pathname;
  * functions do not look like what Pulumi serializes in a real run.
  */
 export async function compileProgram(): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), "gateway-bin-"));
+  // Also removed after the file when the build fails before the caller has the directory.
+  const dir = tempDir("gateway-bin-");
   symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
   writeFileSync(join(dir, "package.json"), '{ "type": "module" }\n');
   const entryPoints = ["components", "gateway-runtime"].flatMap((folder) =>

@@ -4,16 +4,16 @@
  * started from a directory it may not enter (root's home, in the lab's service manager), it
  * failed with "Impossible to get back to initial directory".
  */
-import { chmodSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkHaproxyConfig } from "../../../gateway-runtime/engine/haproxy/process.js";
 import { FILES } from "../../../gateway-runtime/engine/haproxy/layout.js";
+import { tempDir } from "../../../testkit/tmp.js";
 
 describe("checkHaproxyConfig", () => {
   it("runs haproxy -c from the engine's directory", async () => {
-    const dir = realpathSync(mkdtempSync(join(tmpdir(), "hx-cwd-")));
+    const dir = realpathSync(tempDir("hx-cwd-"));
     // A stand-in for the binary that succeeds only when started there.
     const binary = join(dir, "fake-haproxy");
     writeFileSync(
@@ -26,7 +26,7 @@ describe("checkHaproxyConfig", () => {
   });
 
   it("rejects with E_HAPROXY_CONFIG and HAProxy's own words when the check fails", async () => {
-    const dir = realpathSync(mkdtempSync(join(tmpdir(), "hx-cwd-")));
+    const dir = realpathSync(tempDir("hx-cwd-"));
     const binary = join(dir, "fake-haproxy");
     writeFileSync(
       binary,
@@ -39,6 +39,5 @@ describe("checkHaproxyConfig", () => {
       code: "E_HAPROXY_CONFIG",
       message: expect.stringContaining("unknown keyword 'bind2'"),
     });
-    rmSync(dir, { recursive: true, force: true });
   });
 });

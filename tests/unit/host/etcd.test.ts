@@ -3,12 +3,11 @@
  * gateway's, and valid for systemd itself.
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { ETCD_PATHS, etcdUnitFile, type EtcdMemberSpec } from "../../../host/etcd.js";
+import { tempFile } from "../../../testkit/tmp.js";
 
 const run = promisify(execFile);
 
@@ -66,8 +65,7 @@ describe("etcd member unit", () => {
       "systemd-analyze missing: apt-get install systemd",
     ).toBe(true);
     expect(existsSync("/usr/bin/etcd"), "etcd missing: apt-get install etcd-server").toBe(true);
-    const file = join(mkdtempSync(join(tmpdir(), "etcd-unit-")), "gateway-etcd.service");
-    writeFileSync(file, text);
+    const file = tempFile("etcd-unit-", "gateway-etcd.service", text);
     const { stderr } = await run("systemd-analyze", ["verify", file]);
     expect(stderr).toBe("");
   });

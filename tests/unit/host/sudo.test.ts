@@ -4,11 +4,11 @@
  * tests/integration/provision/sudo.test.ts), with the same output and the same stdin.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { asRoot, bundleOwnedBy } from "../../../host/sudo.js";
+import { tempDir } from "../../../testkit/tmp.js";
 
 // Quotes of both kinds, a variable, a heredoc and stdin: what the host's scripts hold.
 const SCRIPT = `#!/bin/sh
@@ -21,7 +21,7 @@ END
 `;
 
 /** A `sudo` that insists on -n, then runs the command, or refuses as sudo does without NOPASSWD. */
-const bin = mkdtempSync(join(tmpdir(), "fake-sudo-"));
+const bin = tempDir("fake-sudo-");
 writeFileSync(
   join(bin, "sudo"),
   `#!/bin/sh
@@ -68,7 +68,7 @@ describe("asRoot", () => {
   it("no sudo on the host: says so", () => {
     const r = spawnSync("/bin/sh", ["-c", asRoot(SCRIPT, "deploy")], {
       encoding: "utf8",
-      env: { PATH: mkdtempSync(join(tmpdir(), "empty-")) },
+      env: { PATH: tempDir("empty-") },
     });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(
