@@ -94,7 +94,13 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
   const net = new NetnsHarness();
   const dir = mkdtempSync(join(tmpdir(), "gw-adv-"));
   const proxyCa = createCa();
-  const dns = await startDnsServer();
+  // Before the try below, whose close() needs it: a DNS server that fails to start must not
+  // leave the directory and the CA behind.
+  const dns = await startDnsServer().catch((error: unknown) => {
+    proxyCa.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  });
   let child: ChildProcess | undefined;
   let backends: Backends | undefined;
   let store: GatewayStore | undefined;
