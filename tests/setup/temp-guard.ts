@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -15,6 +15,9 @@ const CACHES = [/^node-compile-cache$/, /^tsx-\d+$/];
 
 export default function setup(): () => void {
   const root = mkdtempSync(join(tmpdir(), "gw-test-tmp-"));
+  // As open as /tmp itself (mkdtemp makes it 0700): tests that run steps as another user (SSH
+  // as a sudo user, say) need it to get through to their files.
+  chmodSync(root, 0o1777);
   const outer = process.env.TMPDIR;
   process.env.TMPDIR = root;
   return () => {
