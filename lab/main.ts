@@ -28,8 +28,9 @@ async function up(): Promise<void> {
   await sh("npm", ["run", "--silent", "build"], { timeoutMs: 300_000 });
   const gateways = regionGateways(regionSize(options("hosts").at(-1)));
   const engine = labEngine(options("engine").at(-1));
-  // Before this run's own --set, which may still override it.
-  const engineSet = engine === "node" ? [] : [`gateway:config.core.proxy.engine=${engine}`];
+  // Always set, as the lab stack names one too; before this run's own --set, which may still
+  // override it.
+  const engineSet = [`gateway:config.core.proxy.engine=${engine}`];
   await networkUp(gateways);
   const dns = await dnsUp();
   const acme = await acmeUp();

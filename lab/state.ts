@@ -42,7 +42,7 @@ export const FIRST_GATEWAY: LabGatewaySpec = LAB.gateways[0];
 export const REGION_SIZES = [1, 3] as const;
 export type RegionSize = (typeof REGION_SIZES)[number];
 
-/** The data plane engines the lab can run (`core.proxy.engine`); the default is the config's. */
+/** The data plane engines the lab can run (`core.proxy.engine`); the default is new stacks'. */
 export const LAB_ENGINES = ["node", "haproxy"] as const;
 export type LabEngine = (typeof LAB_ENGINES)[number];
 
@@ -80,7 +80,7 @@ export const labEngine = (requested: string | undefined): LabEngine =>
     "engine",
     requested,
     LAB_ENGINES,
-    "node",
+    "haproxy",
     "the lab's data plane engine",
   );
 
