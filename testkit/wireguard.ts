@@ -86,3 +86,30 @@ export async function startCvmPeer(net: NetnsHarness, o: CvmPeerOptions): Promis
   await net.exec(o.ns, "ip", ["link", "set", o.iface, "up"]);
   return wgGo;
 }
+
+/**
+ * The `core.wg` section of a gateway whose tunnel network lives on this host's loopback side
+ * of a namespace (the hand-over test, the adversarial suite, the soak): `<net>.1/<bits>` for the
+ * gateway, the rest of `<net>.0/<bits>` for CVMs but the first `/<reserved>`, its files in `dir`.
+ */
+export function loopbackWgSection(o: {
+  readonly keys: { readonly publicKey: string; readonly privateKey: string };
+  readonly net: string;
+  readonly bits: number;
+  readonly reserved: number;
+  readonly dir: string;
+  readonly iface: string;
+  readonly pollInterval: string;
+}): Record<string, unknown> {
+  return {
+    public_key: o.keys.publicKey,
+    private_key: o.keys.privateKey,
+    ip: `${o.net}.1/${o.bits}`,
+    client_ip_range: `${o.net}.0/${o.bits}`,
+    reserved_net: [`${o.net}.0/${o.reserved}`],
+    config_path: join(o.dir, "wireguard", "gw.conf"),
+    interface: o.iface,
+    endpoint: "127.0.0.1:51820",
+    handshake_poll_interval: o.pollInterval,
+  };
+}

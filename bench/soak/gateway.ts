@@ -21,7 +21,7 @@ import { cleanupStale, NetnsHarness } from "../../testkit/netns.js";
 import { until } from "../../testkit/poll.js";
 import { appInfoSpec, createTestCa, issueRaTlsCert, type TestCert } from "../../testkit/ra-tls.js";
 import { ADMIN_TOKEN, adminRequest, rpcRequest } from "../../testkit/requests.js";
-import { startCvmPeer, writeShims } from "../../testkit/wireguard.js";
+import { loopbackWgSection, startCvmPeer, writeShims } from "../../testkit/wireguard.js";
 import { freePort } from "../lib/net.js";
 import { groupAlive, type ProcessSet } from "../lib/procs.js";
 import type { BenchCvm } from "../registration/common.js";
@@ -126,17 +126,15 @@ export async function startSoakGateway(o: {
         interval: GATEWAY.recycleInterval,
         timeout: `${GATEWAY.recycleTimeoutMs / 1000}s`,
       },
-      wg: {
-        public_key: wg.publicKey,
-        private_key: wg.privateKey,
-        ip: `${prefix}.1/20`,
-        client_ip_range: `${prefix}.0/20`,
-        reserved_net: [`${prefix}.0/27`],
-        config_path: join(dir, "wireguard", "gw.conf"),
-        interface: iface,
-        endpoint: "127.0.0.1:51820",
-        handshake_poll_interval: o.settings?.handshakePollInterval ?? GATEWAY.handshakePollInterval,
-      },
+      wg: loopbackWgSection({
+        keys: wg,
+        net: prefix,
+        bits: 20,
+        reserved: 27,
+        dir,
+        iface,
+        pollInterval: o.settings?.handshakePollInterval ?? GATEWAY.handshakePollInterval,
+      }),
       proxy: {
         cert_chain: o.certFile,
         cert_key: o.keyFile,

@@ -18,7 +18,7 @@ import { delimiter, join } from "node:path";
 import { generateWgKeyPair } from "../../gateway-runtime/keys/wireguard.js";
 import { createCa, issueLeaf, TEST_DOMAIN, type TestCa } from "../../testkit/certs.js";
 import { cleanupStale, NetnsHarness } from "../../testkit/netns.js";
-import { startCvmPeer, UAPI_RACE, writeShims } from "../../testkit/wireguard.js";
+import { loopbackWgSection, startCvmPeer, UAPI_RACE, writeShims } from "../../testkit/wireguard.js";
 import { appInfoSpec, createTestCa, issueRaTlsCert, type TestCert } from "../../testkit/ra-tls.js";
 import { startDnsServer, type TestDnsServer } from "../helpers/dns-server.js";
 import { until } from "../../testkit/poll.js";
@@ -148,17 +148,15 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
         admin: { enabled: true, address: "127.0.0.1", port: adminPort, auth_token: ADMIN_TOKEN },
         attestation: { mode: "ca", ca_file: join(dir, "client-ca.pem") },
         recycle: { enabled: false },
-        wg: {
-          public_key: wg.publicKey,
-          private_key: wg.privateKey,
-          ip: `${net24}.1/24`,
-          client_ip_range: `${net24}.0/24`,
-          reserved_net: [`${net24}.0/30`],
-          config_path: join(dir, "wireguard", "gw.conf"),
-          interface: iface,
-          endpoint: "127.0.0.1:51820",
-          handshake_poll_interval: "250ms",
-        },
+        wg: loopbackWgSection({
+          keys: wg,
+          net: net24,
+          bits: 24,
+          reserved: 30,
+          dir,
+          iface,
+          pollInterval: "250ms",
+        }),
         proxy: {
           engine,
           cert_chain: leaf.certFile,

@@ -25,7 +25,7 @@ import { until } from "../../../testkit/poll.js";
 import { freePort } from "../../../testkit/process.js";
 import { appInfoSpec, createTestCa, issueRaTlsCert } from "../../../testkit/ra-tls.js";
 import { rpcRequest } from "../../../testkit/requests.js";
-import { startCvmPeer, writeShims } from "../../../testkit/wireguard.js";
+import { loopbackWgSection, startCvmPeer, writeShims } from "../../../testkit/wireguard.js";
 import { BUNDLE } from "../../helpers/e2e-lab.js";
 import { type Backend, type Engine, httpBackend } from "./harness.js";
 
@@ -103,17 +103,15 @@ export async function startHandoverLab(engine: Engine, drainS: number): Promise<
       admin: { enabled: false },
       attestation: { mode: "ca", ca_file: join(dir, "client-ca.pem") },
       recycle: { enabled: false },
-      wg: {
-        public_key: wg.publicKey,
-        private_key: wg.privateKey,
-        ip: `${net24}.1/24`,
-        client_ip_range: `${net24}.0/24`,
-        reserved_net: [`${net24}.0/30`],
-        config_path: join(dir, "wireguard", "gw.conf"),
-        interface: iface,
-        endpoint: "127.0.0.1:51820",
-        handshake_poll_interval: "250ms",
-      },
+      wg: loopbackWgSection({
+        keys: wg,
+        net: net24,
+        bits: 24,
+        reserved: 30,
+        dir,
+        iface,
+        pollInterval: "250ms",
+      }),
       proxy: {
         engine,
         cert_chain: leaf.certFile,
