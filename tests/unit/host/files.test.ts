@@ -43,6 +43,8 @@ describe("host layout from a stack's gateway config", () => {
       adminPort: 8001,
       sshPort: 22,
       writablePaths: ["/var/lib/gateway"],
+      // The committed stacks run the HAProxy engine, as new stacks do.
+      haproxy: true,
     });
   });
 
@@ -189,8 +191,8 @@ describe("host scripts", () => {
   });
 
   it("setup installs haproxy and masks its packaged service only for the haproxy engine", () => {
-    expect(setupScript(us)).not.toContain("haproxy");
-    const setup = setupScript({ ...us, haproxy: true });
+    expect(setupScript({ ...us, haproxy: false })).not.toContain("haproxy");
+    const setup = setupScript(us);
     expect(setup).toContain("apt_install haproxy\n");
     expect(setup).toContain("systemctl mask haproxy.service");
   });
