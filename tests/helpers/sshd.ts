@@ -11,8 +11,8 @@ export interface TestSshd {
   readonly clientKey: string;
   /** The server's public host key (`ssh-ed25519 AAAA...`). */
   readonly hostKey: string;
-  /** Stops sshd and removes its directory (keys, config). */
-  stop(): void;
+  /** Stops sshd, waits for it to exit, and removes its directory (keys, config). */
+  stop(): Promise<void>;
 }
 
 function keygen(file: string): void {
@@ -33,7 +33,7 @@ export async function startSshd(
   if (spawnSync(SSHD, ["-V"]).error)
     throw new Error(`${SSHD} is missing: apt-get install openssh-server`);
   const dir = mkdtempSync(join(tmpdir(), "gw-sshd-"));
-  const remove = () => rmSync(dir, { recursive: true, force: true });
+  const remove = () => rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
   try {
     return await serve(dir, address, acceptEnv, remove);
   } catch (error) {
@@ -88,8 +88,14 @@ async function serve(
     .split(" ")
     .slice(0, 2)
     .join(" ");
-  const stop = () => {
-    sshd.kill("SIGTERM");
+  // Removed once sshd is gone: while it exits it still unlinks its pid file there, and a
+  // removal racing that left the directory behind in a CI run.
+  const stop = async () => {
+    if (sshd.exitCode === null && sshd.signalCode === null) {
+      const exited = new Promise((resolve) => sshd.once("exit", resolve));
+      sshd.kill("SIGTERM");
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+    }
     remove();
   };
   return { dir, clientKey: join(dir, "client"), hostKey, stop };

@@ -67,8 +67,8 @@ beforeAll(async () => {
     dialErrorLimit: 2,
   };
 }, 30_000);
-afterAll(() => {
-  sshd?.stop();
+afterAll(async () => {
+  await sshd?.stop();
   removeUser();
 });
 

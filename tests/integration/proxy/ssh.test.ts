@@ -17,7 +17,7 @@ describe.each(ENGINES)("on the %s engine", (engine) => {
   });
 
   afterAll(async () => {
-    sshd?.stop();
+    await sshd?.stop();
     await lab?.close();
   });
 
