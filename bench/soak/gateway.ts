@@ -21,6 +21,7 @@ import { cleanupStale, NetnsHarness } from "../../testkit/netns.js";
 import { until } from "../../testkit/poll.js";
 import { appInfoSpec, createTestCa, issueRaTlsCert, type TestCert } from "../../testkit/ra-tls.js";
 import { ADMIN_TOKEN, adminRequest, rpcRequest } from "../../testkit/requests.js";
+import { stopHaproxy } from "../../testkit/haproxy.js";
 import { loopbackWgSection, startCvmPeer, writeShims } from "../../testkit/wireguard.js";
 import { freePort } from "../lib/net.js";
 import { groupAlive, type ProcessSet } from "../lib/procs.js";
@@ -98,6 +99,9 @@ export async function startSoakGateway(o: {
       });
     }
     await o.ps.stop(holder, 3000);
+    // HAProxy (the haproxy engine) runs in a process group of its own and outlives a runtime
+    // whose sockets were handed over, waiting for the next generation to adopt it.
+    await stopHaproxy(join(dir, "state", "haproxy"));
     await net.teardown();
   };
   const ns = await net.add("soak");

@@ -26,7 +26,8 @@ import { freePort, stopChild } from "../../testkit/process.js";
 import { startBackends, type Backends } from "./backends.js";
 import { ADMIN_TOKEN, adminRequest, rpcRequest } from "../../testkit/requests.js";
 import { type GatewayStore, openStore, type StoreKind } from "./store.js";
-import { type DataPlaneProcess, type Engine, haproxyMaster, Processes } from "./processes.js";
+import { haproxyMaster } from "../../testkit/haproxy.js";
+import { type DataPlaneProcess, type Engine, Processes } from "./processes.js";
 
 const BUNDLE = new URL("../../dist/gateway.mjs", import.meta.url).pathname;
 

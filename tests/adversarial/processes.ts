@@ -9,9 +9,8 @@
  * `Processes.alive` compares the pids with the ones first seen, and a changed master or worker
  * pid counts as a crash.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { FILES } from "../../gateway-runtime/engine/haproxy/layout.js";
+import { readdirSync, readFileSync } from "node:fs";
+import { haproxyMaster, running } from "../../testkit/haproxy.js";
 
 export type Engine = "node" | "haproxy";
 export const ENGINES: readonly Engine[] = ["node", "haproxy"];
@@ -22,16 +21,6 @@ export interface DataPlaneProcess {
   readonly pid: number;
 }
 
-function running(pid: number): boolean {
-  // A zombie (exited, not yet reaped) is not running.
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return !/^\d+ \(.*\) Z /s.test(stat);
-  } catch {
-    return false;
-  }
-}
-
 /** The children of `pid` (all its threads' children, from /proc). */
 export function childrenOf(pid: number): number[] {
   const out: number[] = [];
@@ -40,14 +29,6 @@ export function childrenOf(pid: number): number[] {
     if (text) out.push(...text.split(/\s+/).map(Number));
   }
   return out.sort((a, b) => a - b);
-}
-
-/** The HAProxy master's pid from the engine's pid file; undefined while there is none. */
-export function haproxyMaster(engineDir: string): number | undefined {
-  const file = join(engineDir, FILES.pid);
-  if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, "utf8").trim());
-  return Number.isInteger(pid) && pid > 0 && running(pid) ? pid : undefined;
 }
 
 /** The data-plane processes now: the gateway, then HAProxy's master and workers if any. */
