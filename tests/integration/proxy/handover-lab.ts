@@ -17,7 +17,6 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { connect, type TLSSocket } from "node:tls";
 import { expect } from "vitest";
-import { FILES } from "../../../gateway-runtime/engine/haproxy/layout.js";
 import { generateWgKeyPair } from "../../../gateway-runtime/keys/wireguard.js";
 import { createCa, issueLeaf, TEST_DOMAIN, type TestCa } from "../../../testkit/certs.js";
 import { cleanupStale, NetnsHarness, processesMatching } from "../../../testkit/netns.js";
@@ -25,6 +24,7 @@ import { until } from "../../../testkit/poll.js";
 import { freePort } from "../../../testkit/process.js";
 import { appInfoSpec, createTestCa, issueRaTlsCert } from "../../../testkit/ra-tls.js";
 import { rpcRequest } from "../../../testkit/requests.js";
+import { haproxyMaster } from "../../../testkit/haproxy.js";
 import { loopbackWgSection, startCvmPeer, writeShims } from "../../../testkit/wireguard.js";
 import { BUNDLE } from "../../helpers/e2e-lab.js";
 import { type Backend, type Engine, httpBackend } from "./harness.js";
@@ -227,13 +227,7 @@ export async function startHandoverLab(engine: Engine, drainS: number): Promise<
     log,
     mainPid,
     startGeneration,
-    haproxyMaster: () => {
-      try {
-        return Number(readFileSync(join(engineDir, FILES.pid), "utf8").trim()) || 0;
-      } catch {
-        return 0;
-      }
-    },
+    haproxyMaster: () => haproxyMaster(engineDir) ?? 0,
     haproxyPids: () => processesMatching(engineDir),
     reconfigure(patch) {
       const next = {
