@@ -21,6 +21,20 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * `n` distinct TCP ports on 127.0.0.1 that were free a moment ago: all held open until all are
+ * bound, since `freePort()` called in turn can return the same port twice.
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = Array.from({ length: n }, () => createServer());
+  await Promise.all(
+    servers.map((s) => new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve))),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  return ports;
+}
+
 /** Whether `pid` runs (a zombie counts: it has not been reaped yet); EPERM means it does. */
 export function isAlive(pid: number): boolean {
   try {

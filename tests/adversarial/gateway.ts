@@ -22,7 +22,7 @@ import { loopbackWgSection, startCvmPeer, UAPI_RACE, writeShims } from "../../te
 import { appInfoSpec, createTestCa, issueRaTlsCert, type TestCert } from "../../testkit/ra-tls.js";
 import { startDnsServer, type TestDnsServer } from "../helpers/dns-server.js";
 import { until } from "../../testkit/poll.js";
-import { freePort, stopChild } from "../../testkit/process.js";
+import { freePorts, stopChild } from "../../testkit/process.js";
 import { startBackends, type Backends } from "./backends.js";
 import { ADMIN_TOKEN, adminRequest, rpcRequest } from "../../testkit/requests.js";
 import { type GatewayStore, openStore, type StoreKind } from "./store.js";
@@ -129,7 +129,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     const leaf = issueLeaf(proxyCa, { sans: [`*.${TEST_DOMAIN}`, TEST_DOMAIN] });
     const clientCa = createTestCa("adversarial RA-TLS CA");
     writeFileSync(join(dir, "client-ca.pem"), clientCa.pem);
-    const [proxyPort, rpcPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+    const [proxyPort, rpcPort, adminPort] = (await freePorts(3)) as [number, number, number];
     const net24 = `127.${randomInt(100, 250)}.${randomInt(1, 250)}`;
     const wg = generateWgKeyPair();
     const iface = net.linkName("gw");
